@@ -1,0 +1,860 @@
+// Thin Node-API binding over libtorch's ATen ops and autograd.
+//
+// One exported function per ATen op; no model logic lives here (see DESIGN.md). Every entry
+// point is wrapped by `Guarded`, which turns c10::Error and std::exception into JavaScript
+// errors, so a bad shape or dtype never aborts the process. Tensors cross into JavaScript as
+// opaque `TensorHandle` objects; the TypeScript layer (src/torch) gives them a typed API.
+#include <napi.h>
+#include <torch/torch.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Per-environment state, so the addon also loads in worker threads.
+struct AddonData {
+  Napi::FunctionReference tensorCtor;
+  Napi::FunctionReference generatorCtor;
+};
+
+AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+// ---------------------------------------------------------------------------------------------
+// Handles
+
+class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TensorHandle", {});
+  }
+
+  explicit TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), "TensorHandle cannot be constructed from JavaScript");
+    }
+    auto* owned = info[0].As<Napi::External<at::Tensor>>().Data();
+    tensor_ = std::move(*owned);
+    delete owned;
+    accounted_ = tensor_.defined() ? static_cast<int64_t>(tensor_.nbytes()) : 0;
+    if (accounted_ > 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), accounted_);
+  }
+
+  ~TensorHandle() override { Release(Env()); }
+
+  static Napi::Object Wrap(Napi::Env env, at::Tensor tensor) {
+    auto* owned = new at::Tensor(std::move(tensor));
+    return Data(env).tensorCtor.New({Napi::External<at::Tensor>::New(env, owned)});
+  }
+
+  void Release(Napi::Env env) {
+    if (accounted_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
+    accounted_ = 0;
+    tensor_.reset();
+    disposed_ = true;
+  }
+
+  at::Tensor& tensor() { return tensor_; }
+  bool disposed() const { return disposed_; }
+
+ private:
+  at::Tensor tensor_;
+  int64_t accounted_ = 0;
+  bool disposed_ = false;
+};
+
+class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "GeneratorHandle", {});
+  }
+  explicit GeneratorHandle(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<GeneratorHandle>(info) {
+    uint64_t seed = 0;
+    if (info.Length() >= 1 && info[0].IsNumber()) {
+      seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+    }
+    generator_ = at::make_generator<at::CPUGeneratorImpl>(seed);
+  }
+  at::Generator& generator() { return generator_; }
+
+ private:
+  at::Generator generator_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Argument helpers: wrong JavaScript types become TypeErrors that name the argument.
+
+[[noreturn]] void TypeFail(const Napi::CallbackInfo& info, size_t i, const char* expected) {
+  throw Napi::TypeError::New(info.Env(),
+                             "argument " + std::to_string(i) + ": expected " + expected);
+}
+
+at::Tensor& TensorArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsObject() ||
+      !info[i].As<Napi::Object>().InstanceOf(Data(info.Env()).tensorCtor.Value())) {
+    TypeFail(info, i, "a Tensor");
+  }
+  auto* handle = TensorHandle::Unwrap(info[i].As<Napi::Object>());
+  if (handle->disposed()) {
+    throw Napi::Error::New(info.Env(), "argument " + std::to_string(i) +
+                                           ": tensor was already disposed");
+  }
+  return handle->tensor();
+}
+
+bool IsMissing(const Napi::CallbackInfo& info, size_t i) {
+  return i >= info.Length() || info[i].IsUndefined() || info[i].IsNull();
+}
+
+at::Tensor OptTensorArg(const Napi::CallbackInfo& info, size_t i) {
+  return IsMissing(info, i) ? at::Tensor() : TensorArg(info, i);
+}
+
+double NumberArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsNumber()) TypeFail(info, i, "a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+int64_t IntArg(const Napi::CallbackInfo& info, size_t i) {
+  double v = NumberArg(info, i);
+  if (v != static_cast<double>(static_cast<int64_t>(v))) TypeFail(info, i, "an integer");
+  return static_cast<int64_t>(v);
+}
+
+std::optional<double> OptNumberArg(const Napi::CallbackInfo& info, size_t i) {
+  if (IsMissing(info, i)) return std::nullopt;
+  return NumberArg(info, i);
+}
+
+bool BoolArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsBoolean()) TypeFail(info, i, "a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsString()) TypeFail(info, i, "a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsArray()) TypeFail(info, i, "an array of integers");
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    Napi::Value v = arr.Get(k);
+    if (!v.IsNumber()) TypeFail(info, i, "an array of integers");
+    out[k] = v.As<Napi::Number>().Int64Value();
+  }
+  return out;
+}
+
+std::vector<at::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsArray()) TypeFail(info, i, "an array of Tensors");
+  auto arr = info[i].As<Napi::Array>();
+  auto ctor = Data(info.Env()).tensorCtor.Value();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    Napi::Value v = arr.Get(k);
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor)) {
+      TypeFail(info, i, "an array of Tensors");
+    }
+    auto* handle = TensorHandle::Unwrap(v.As<Napi::Object>());
+    if (handle->disposed()) {
+      throw Napi::Error::New(info.Env(), "argument " + std::to_string(i) +
+                                             ": a tensor in the list was already disposed");
+    }
+    out.push_back(handle->tensor());
+  }
+  return out;
+}
+
+at::Generator& GeneratorArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsObject() ||
+      !info[i].As<Napi::Object>().InstanceOf(Data(info.Env()).generatorCtor.Value())) {
+    TypeFail(info, i, "a Generator");
+  }
+  return GeneratorHandle::Unwrap(info[i].As<Napi::Object>())->generator();
+}
+
+at::ScalarType DtypeFromName(Napi::Env env, const std::string& name) {
+  if (name == "float32") return at::kFloat;
+  if (name == "float64") return at::kDouble;
+  if (name == "int64") return at::kLong;
+  if (name == "int32") return at::kInt;
+  if (name == "uint8") return at::kByte;
+  if (name == "bool") return at::kBool;
+  throw Napi::TypeError::New(env, "unknown dtype '" + name +
+                                      "' (expected float32, float64, int64, int32, uint8, bool)");
+}
+
+const char* DtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return "unsupported";
+  }
+}
+
+at::ScalarType DtypeArg(const Napi::CallbackInfo& info, size_t i) {
+  return DtypeFromName(info.Env(), StringArg(info, i));
+}
+
+at::TensorOptions Options(at::ScalarType dtype) { return at::TensorOptions().dtype(dtype); }
+
+Napi::Value Out(const Napi::CallbackInfo& info, at::Tensor t) {
+  return TensorHandle::Wrap(info.Env(), std::move(t));
+}
+
+// A binary op whose second operand may be a Tensor or a JavaScript number.
+template <typename TT, typename TS>
+Napi::Value Binary(const Napi::CallbackInfo& info, TT withTensor, TS withScalar) {
+  const at::Tensor& a = TensorArg(info, 0);
+  if (info.Length() > 1 && info[1].IsNumber()) {
+    return Out(info, withScalar(a, at::Scalar(info[1].As<Napi::Number>().DoubleValue())));
+  }
+  return Out(info, withTensor(a, TensorArg(info, 1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error translation: every exported function runs inside this guard.
+
+using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
+
+template <Fn F>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation, data transfer, metadata
+
+Napi::Value FromData(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsTypedArray()) TypeFail(info, 0, "a TypedArray");
+  auto array = info[0].As<Napi::TypedArray>();
+  auto shape = IntListArg(info, 1);
+  at::ScalarType target = DtypeArg(info, 2);
+  at::ScalarType source;
+  switch (array.TypedArrayType()) {
+    case napi_float32_array: source = at::kFloat; break;
+    case napi_float64_array: source = at::kDouble; break;
+    case napi_int32_array: source = at::kInt; break;
+    case napi_bigint64_array: source = at::kLong; break;
+    case napi_uint8_array:
+    case napi_uint8_clamped_array: source = at::kByte; break;
+    default: TypeFail(info, 0, "a Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array");
+  }
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw Napi::RangeError::New(info.Env(), "shape has a negative dimension");
+    numel *= d;
+  }
+  if (numel != static_cast<int64_t>(array.ElementLength())) {
+    throw Napi::RangeError::New(info.Env(), "data has " + std::to_string(array.ElementLength()) +
+                                                " elements but shape needs " +
+                                                std::to_string(numel));
+  }
+  auto buffer = array.ArrayBuffer();
+  auto* ptr = static_cast<uint8_t*>(buffer.Data()) + array.ByteOffset();
+  at::Tensor view = at::from_blob(ptr, shape, Options(source));
+  return Out(info, source == target ? view.clone() : view.to(target));
+}
+
+Napi::Value ToData(const Napi::CallbackInfo& info) {
+  at::Tensor t = TensorArg(info, 0).detach().contiguous();
+  Napi::Env env = info.Env();
+  size_t n = static_cast<size_t>(t.numel());
+  auto copy = [&](size_t bytes) {
+    auto buffer = Napi::ArrayBuffer::New(env, bytes);
+    if (bytes > 0) std::memcpy(buffer.Data(), t.data_ptr(), bytes);
+    return buffer;
+  };
+  switch (t.scalar_type()) {
+    case at::kFloat: return Napi::Float32Array::New(env, n, copy(n * 4), 0);
+    case at::kDouble: return Napi::Float64Array::New(env, n, copy(n * 8), 0);
+    case at::kInt: return Napi::Int32Array::New(env, n, copy(n * 4), 0);
+    case at::kLong: return Napi::BigInt64Array::New(env, n, copy(n * 8), 0);
+    case at::kByte:
+    case at::kBool: return Napi::Uint8Array::New(env, n, copy(n), 0);
+    default: throw Napi::TypeError::New(env, "tensor has an unsupported dtype");
+  }
+}
+
+Napi::Value Item(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), TensorArg(info, 0).item().toDouble());
+}
+
+Napi::Value Shape(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = TensorArg(info, 0);
+  auto out = Napi::Array::New(info.Env(), t.dim());
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    out.Set(static_cast<uint32_t>(d), Napi::Number::New(info.Env(), static_cast<double>(t.size(d))));
+  }
+  return out;
+}
+
+Napi::Value Dtype(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), DtypeName(TensorArg(info, 0).scalar_type()));
+}
+
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject() ||
+      !info[0].As<Napi::Object>().InstanceOf(Data(info.Env()).tensorCtor.Value())) {
+    TypeFail(info, 0, "a Tensor");
+  }
+  TensorHandle::Unwrap(info[0].As<Napi::Object>())->Release(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Zeros(const Napi::CallbackInfo& info) {
+  return Out(info, at::zeros(IntListArg(info, 0), Options(DtypeArg(info, 1))));
+}
+Napi::Value Ones(const Napi::CallbackInfo& info) {
+  return Out(info, at::ones(IntListArg(info, 0), Options(DtypeArg(info, 1))));
+}
+Napi::Value Full(const Napi::CallbackInfo& info) {
+  return Out(info, at::full(IntListArg(info, 0), NumberArg(info, 1), Options(DtypeArg(info, 2))));
+}
+Napi::Value Arange(const Napi::CallbackInfo& info) {
+  return Out(info, at::arange(NumberArg(info, 0), NumberArg(info, 1), NumberArg(info, 2),
+                              Options(DtypeArg(info, 3))));
+}
+Napi::Value To(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).to(DtypeArg(info, 1)));
+}
+Napi::Value Clone(const Napi::CallbackInfo& info) { return Out(info, TensorArg(info, 0).clone()); }
+
+// ---------------------------------------------------------------------------------------------
+// Autograd
+
+Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), TensorArg(info, 0).requires_grad());
+}
+Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).set_requires_grad(BoolArg(info, 1));
+  return info.Env().Undefined();
+}
+Napi::Value Grad(const Napi::CallbackInfo& info) {
+  const at::Tensor& g = TensorArg(info, 0).grad();
+  if (!g.defined()) return info.Env().Undefined();
+  return Out(info, g);
+}
+Napi::Value ClearGrad(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).mutable_grad().reset();
+  return info.Env().Undefined();
+}
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).backward(OptTensorArg(info, 1));
+  return info.Env().Undefined();
+}
+Napi::Value Detach(const Napi::CallbackInfo& info) { return Out(info, TensorArg(info, 0).detach()); }
+Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool previous = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(BoolArg(info, 0));
+  return Napi::Boolean::New(info.Env(), previous);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise math
+
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  double alpha = OptNumberArg(info, 2).value_or(1.0);
+  return Binary(
+      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b, alpha); },
+      [&](const at::Tensor& a, const at::Scalar& b) { return at::add(a, b, alpha); });
+}
+Napi::Value Sub(const Napi::CallbackInfo& info) {
+  double alpha = OptNumberArg(info, 2).value_or(1.0);
+  return Binary(
+      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b, alpha); },
+      [&](const at::Tensor& a, const at::Scalar& b) { return at::sub(a, b, alpha); });
+}
+
+#define BINARY_OP(NAME, ATEN)                                                             \
+  Napi::Value NAME(const Napi::CallbackInfo& info) {                                      \
+    return Binary(                                                                        \
+        info, [](const at::Tensor& a, const at::Tensor& b) { return ATEN(a, b); },       \
+        [](const at::Tensor& a, const at::Scalar& b) { return ATEN(a, b); });            \
+  }
+BINARY_OP(Mul, at::mul)
+BINARY_OP(Div, at::div)
+BINARY_OP(Pow, at::pow)
+BINARY_OP(Remainder, at::remainder)
+BINARY_OP(Eq, at::eq)
+BINARY_OP(Ne, at::ne)
+BINARY_OP(Lt, at::lt)
+BINARY_OP(Le, at::le)
+BINARY_OP(Gt, at::gt)
+BINARY_OP(Ge, at::ge)
+#undef BINARY_OP
+
+#define TENSOR_BINARY_OP(NAME, ATEN)                                  \
+  Napi::Value NAME(const Napi::CallbackInfo& info) {                  \
+    return Out(info, ATEN(TensorArg(info, 0), TensorArg(info, 1)));   \
+  }
+TENSOR_BINARY_OP(Maximum, at::maximum)
+TENSOR_BINARY_OP(Minimum, at::minimum)
+TENSOR_BINARY_OP(Matmul, at::matmul)
+TENSOR_BINARY_OP(LogicalAnd, at::logical_and)
+TENSOR_BINARY_OP(LogicalOr, at::logical_or)
+#undef TENSOR_BINARY_OP
+
+#define UNARY_OP(NAME, ATEN) \
+  Napi::Value NAME(const Napi::CallbackInfo& info) { return Out(info, ATEN(TensorArg(info, 0))); }
+UNARY_OP(Neg, at::neg)
+UNARY_OP(Exp, at::exp)
+UNARY_OP(Log, at::log)
+UNARY_OP(Sqrt, at::sqrt)
+UNARY_OP(Rsqrt, at::rsqrt)
+UNARY_OP(Abs, at::abs)
+UNARY_OP(Sign, at::sign)
+UNARY_OP(Floor, at::floor)
+UNARY_OP(Round, at::round)
+UNARY_OP(Sin, at::sin)
+UNARY_OP(Cos, at::cos)
+UNARY_OP(Relu, at::relu)
+UNARY_OP(Silu, at::silu)
+UNARY_OP(Sigmoid, at::sigmoid)
+UNARY_OP(Tanh, at::tanh)
+UNARY_OP(LogicalNot, at::logical_not)
+UNARY_OP(IsNan, at::isnan)
+#undef UNARY_OP
+
+Napi::Value Clamp(const Napi::CallbackInfo& info) {
+  auto lo = OptNumberArg(info, 1);
+  auto hi = OptNumberArg(info, 2);
+  return Out(info, at::clamp(TensorArg(info, 0),
+                             lo ? c10::optional<at::Scalar>(*lo) : c10::nullopt,
+                             hi ? c10::optional<at::Scalar>(*hi) : c10::nullopt));
+}
+Napi::Value Where(const Napi::CallbackInfo& info) {
+  return Out(info, at::where(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
+}
+Napi::Value MaskedFill(const Napi::CallbackInfo& info) {
+  return Out(info, at::masked_fill(TensorArg(info, 0), TensorArg(info, 1), NumberArg(info, 2)));
+}
+Napi::Value LeakyRelu(const Napi::CallbackInfo& info) {
+  return Out(info, at::leaky_relu(TensorArg(info, 0), NumberArg(info, 1)));
+}
+Napi::Value Gelu(const Napi::CallbackInfo& info) {
+  std::string approximate = IsMissing(info, 1) ? "none" : StringArg(info, 1);
+  return Out(info, at::gelu(TensorArg(info, 0), approximate));
+}
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  return Out(info, at::softmax(TensorArg(info, 0), IntArg(info, 1)));
+}
+Napi::Value LogSoftmax(const Napi::CallbackInfo& info) {
+  return Out(info, at::log_softmax(TensorArg(info, 0), IntArg(info, 1)));
+}
+Napi::Value Dropout(const Napi::CallbackInfo& info) {
+  return Out(info, at::dropout(TensorArg(info, 0), NumberArg(info, 1), BoolArg(info, 2)));
+}
+Napi::Value OneHot(const Napi::CallbackInfo& info) {
+  return Out(info, at::one_hot(TensorArg(info, 0), IntArg(info, 1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions (dims === undefined reduces over everything)
+
+Napi::Value Sum(const Napi::CallbackInfo& info) {
+  const at::Tensor& x = TensorArg(info, 0);
+  if (IsMissing(info, 1)) return Out(info, at::sum(x));
+  return Out(info, at::sum(x, at::IntArrayRef(IntListArg(info, 1)), BoolArg(info, 2)));
+}
+Napi::Value Mean(const Napi::CallbackInfo& info) {
+  const at::Tensor& x = TensorArg(info, 0);
+  if (IsMissing(info, 1)) return Out(info, at::mean(x));
+  return Out(info, at::mean(x, at::IntArrayRef(IntListArg(info, 1)), BoolArg(info, 2)));
+}
+Napi::Value Amax(const Napi::CallbackInfo& info) {
+  const at::Tensor& x = TensorArg(info, 0);
+  if (IsMissing(info, 1)) return Out(info, at::max(x));
+  return Out(info, at::amax(x, IntListArg(info, 1), BoolArg(info, 2)));
+}
+Napi::Value Amin(const Napi::CallbackInfo& info) {
+  const at::Tensor& x = TensorArg(info, 0);
+  if (IsMissing(info, 1)) return Out(info, at::min(x));
+  return Out(info, at::amin(x, IntListArg(info, 1), BoolArg(info, 2)));
+}
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  const at::Tensor& x = TensorArg(info, 0);
+  if (IsMissing(info, 1)) return Out(info, at::argmax(x));
+  return Out(info, at::argmax(x, IntArg(info, 1), BoolArg(info, 2)));
+}
+Napi::Value Var(const Napi::CallbackInfo& info) {
+  const at::Tensor& x = TensorArg(info, 0);
+  bool unbiased = BoolArg(info, 2);
+  if (IsMissing(info, 1)) return Out(info, at::var(x, unbiased));
+  return Out(info, at::var(x, at::IntArrayRef(IntListArg(info, 1)), unbiased, BoolArg(info, 3)));
+}
+Napi::Value Logsumexp(const Napi::CallbackInfo& info) {
+  return Out(info, at::logsumexp(TensorArg(info, 0), IntListArg(info, 1), BoolArg(info, 2)));
+}
+Napi::Value Cumsum(const Napi::CallbackInfo& info) {
+  return Out(info, at::cumsum(TensorArg(info, 0), IntArg(info, 1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapes and indexing
+
+Napi::Value Reshape(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).reshape(IntListArg(info, 1)));
+}
+Napi::Value View(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).view(IntListArg(info, 1)));
+}
+Napi::Value Permute(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).permute(IntListArg(info, 1)));
+}
+Napi::Value Transpose(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).transpose(IntArg(info, 1), IntArg(info, 2)));
+}
+Napi::Value Contiguous(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).contiguous());
+}
+Napi::Value Unsqueeze(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).unsqueeze(IntArg(info, 1)));
+}
+Napi::Value Squeeze(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).squeeze(IntArg(info, 1)));
+}
+Napi::Value Expand(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).expand(IntListArg(info, 1)));
+}
+Napi::Value Flatten(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).flatten(IntArg(info, 1), IntArg(info, 2)));
+}
+Napi::Value Cat(const Napi::CallbackInfo& info) {
+  return Out(info, at::cat(TensorListArg(info, 0), IntArg(info, 1)));
+}
+Napi::Value Stack(const Napi::CallbackInfo& info) {
+  return Out(info, at::stack(TensorListArg(info, 0), IntArg(info, 1)));
+}
+Napi::Value Slice(const Napi::CallbackInfo& info) {
+  return Out(info, at::slice(TensorArg(info, 0), IntArg(info, 1), IntArg(info, 2), IntArg(info, 3),
+                             IntArg(info, 4)));
+}
+Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
+  return Out(info, at::index_select(TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2)));
+}
+Napi::Value Gather(const Napi::CallbackInfo& info) {
+  return Out(info, at::gather(TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2)));
+}
+Napi::Value Flip(const Napi::CallbackInfo& info) {
+  return Out(info, at::flip(TensorArg(info, 0), IntListArg(info, 1)));
+}
+Napi::Value Pad(const Napi::CallbackInfo& info) {
+  const at::Tensor& x = TensorArg(info, 0);
+  auto pad = IntListArg(info, 1);
+  std::string mode = StringArg(info, 2);
+  if (mode == "constant") return Out(info, at::constant_pad_nd(x, pad, NumberArg(info, 3)));
+  if (mode == "reflect") return Out(info, at::reflection_pad2d(x, pad));
+  if (mode == "replicate") return Out(info, at::replication_pad2d(x, pad));
+  throw Napi::TypeError::New(info.Env(), "pad mode must be constant, reflect or replicate, got '" +
+                                             mode + "'");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Neural-network kernels
+
+Napi::Value Linear(const Napi::CallbackInfo& info) {
+  return Out(info, at::linear(TensorArg(info, 0), TensorArg(info, 1), OptTensorArg(info, 2)));
+}
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  return Out(info, at::conv2d(TensorArg(info, 0), TensorArg(info, 1), OptTensorArg(info, 2),
+                              IntListArg(info, 3), IntListArg(info, 4), IntListArg(info, 5),
+                              IntArg(info, 6)));
+}
+Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
+  // (input, weight?, bias?, runningMean?, runningVar?, training, momentum, eps)
+  return Out(info, at::batch_norm(TensorArg(info, 0), OptTensorArg(info, 1), OptTensorArg(info, 2),
+                                  OptTensorArg(info, 3), OptTensorArg(info, 4), BoolArg(info, 5),
+                                  NumberArg(info, 6), NumberArg(info, 7), /*cudnn_enabled=*/false));
+}
+Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
+  return Out(info, at::max_pool2d(TensorArg(info, 0), IntListArg(info, 1), IntListArg(info, 2),
+                                  IntListArg(info, 3), IntListArg(info, 4), BoolArg(info, 5)));
+}
+Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
+  return Out(info, at::avg_pool2d(TensorArg(info, 0), IntListArg(info, 1), IntListArg(info, 2),
+                                  IntListArg(info, 3), BoolArg(info, 4), BoolArg(info, 5)));
+}
+Napi::Value AdaptiveAvgPool2d(const Napi::CallbackInfo& info) {
+  return Out(info, at::adaptive_avg_pool2d(TensorArg(info, 0), IntListArg(info, 1)));
+}
+Napi::Value Interpolate(const Napi::CallbackInfo& info) {
+  // (input, [outH, outW], mode, alignCorners, antialias)
+  const at::Tensor& x = TensorArg(info, 0);
+  auto size = IntListArg(info, 1);
+  std::string mode = StringArg(info, 2);
+  if (mode == "nearest") return Out(info, at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
+  if (mode != "bilinear") {
+    throw Napi::TypeError::New(info.Env(), "interpolate mode must be bilinear or nearest, got '" +
+                                               mode + "'");
+  }
+  bool alignCorners = BoolArg(info, 3);
+  if (BoolArg(info, 4)) {
+    return Out(info, at::_upsample_bilinear2d_aa(x, size, alignCorners, c10::nullopt, c10::nullopt));
+  }
+  return Out(info, at::upsample_bilinear2d(x, size, alignCorners, c10::nullopt, c10::nullopt));
+}
+Napi::Value AffineGrid(const Napi::CallbackInfo& info) {
+  return Out(info, at::affine_grid_generator(TensorArg(info, 0), IntListArg(info, 1),
+                                             BoolArg(info, 2)));
+}
+Napi::Value GridSample(const Napi::CallbackInfo& info) {
+  // (input, grid, mode, paddingMode, alignCorners) with torch's string names.
+  std::string mode = StringArg(info, 2);
+  std::string padding = StringArg(info, 3);
+  int64_t modeId = mode == "bilinear" ? 0 : mode == "nearest" ? 1 : -1;
+  int64_t paddingId = padding == "zeros" ? 0 : padding == "border" ? 1 : padding == "reflection" ? 2 : -1;
+  if (modeId < 0) throw Napi::TypeError::New(info.Env(), "grid_sample mode must be bilinear or nearest");
+  if (paddingId < 0) {
+    throw Napi::TypeError::New(info.Env(), "grid_sample padding must be zeros, border or reflection");
+  }
+  return Out(info, at::grid_sampler(TensorArg(info, 0), TensorArg(info, 1), modeId, paddingId,
+                                    BoolArg(info, 4)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-place updates for optimizers and running statistics (called under no-grad)
+
+Napi::Value AddInPlace(const Napi::CallbackInfo& info) {
+  at::Tensor& a = TensorArg(info, 0);
+  double alpha = OptNumberArg(info, 2).value_or(1.0);
+  if (info.Length() > 1 && info[1].IsNumber()) {
+    a.add_(at::Scalar(info[1].As<Napi::Number>().DoubleValue()), alpha);
+  } else {
+    a.add_(TensorArg(info, 1), alpha);
+  }
+  return info.Env().Undefined();
+}
+Napi::Value MulInPlace(const Napi::CallbackInfo& info) {
+  at::Tensor& a = TensorArg(info, 0);
+  if (info.Length() > 1 && info[1].IsNumber()) {
+    a.mul_(at::Scalar(info[1].As<Napi::Number>().DoubleValue()));
+  } else {
+    a.mul_(TensorArg(info, 1));
+  }
+  return info.Env().Undefined();
+}
+Napi::Value AddcmulInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).addcmul_(TensorArg(info, 1), TensorArg(info, 2), NumberArg(info, 3));
+  return info.Env().Undefined();
+}
+Napi::Value AddcdivInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).addcdiv_(TensorArg(info, 1), TensorArg(info, 2), NumberArg(info, 3));
+  return info.Env().Undefined();
+}
+Napi::Value LerpInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).lerp_(TensorArg(info, 1), NumberArg(info, 2));
+  return info.Env().Undefined();
+}
+Napi::Value CopyInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).copy_(TensorArg(info, 1));
+  return info.Env().Undefined();
+}
+Napi::Value FillInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).fill_(NumberArg(info, 1));
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random numbers from a seeded generator
+
+Napi::Value NewGenerator(const Napi::CallbackInfo& info) {
+  return Data(info.Env()).generatorCtor.New({Napi::Number::New(info.Env(), static_cast<double>(IntArg(info, 0)))});
+}
+Napi::Value Rand(const Napi::CallbackInfo& info) {
+  return Out(info, at::rand(IntListArg(info, 0), GeneratorArg(info, 1), Options(DtypeArg(info, 2))));
+}
+Napi::Value Randn(const Napi::CallbackInfo& info) {
+  return Out(info, at::randn(IntListArg(info, 0), GeneratorArg(info, 1), Options(DtypeArg(info, 2))));
+}
+Napi::Value Randint(const Napi::CallbackInfo& info) {
+  return Out(info, at::randint(IntArg(info, 0), IntArg(info, 1), IntListArg(info, 2),
+                               GeneratorArg(info, 3), Options(at::kLong)));
+}
+Napi::Value Randperm(const Napi::CallbackInfo& info) {
+  return Out(info, at::randperm(IntArg(info, 0), GeneratorArg(info, 1), Options(at::kLong)));
+}
+Napi::Value Multinomial(const Napi::CallbackInfo& info) {
+  return Out(info, at::multinomial(TensorArg(info, 0), IntArg(info, 1), BoolArg(info, 2),
+                                   GeneratorArg(info, 3)));
+}
+Napi::Value Bernoulli(const Napi::CallbackInfo& info) {
+  return Out(info, at::bernoulli(TensorArg(info, 0), GeneratorArg(info, 1)));
+}
+Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  torch::manual_seed(static_cast<uint64_t>(IntArg(info, 0)));
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  int64_t n = IntArg(info, 0);
+  if (n < 1) throw Napi::RangeError::New(info.Env(), "thread count must be at least 1");
+  at::set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::get_num_threads());
+}
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), TORCH_VERSION);
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->tensorCtor = Napi::Persistent(TensorHandle::Define(env));
+  data->generatorCtor = Napi::Persistent(GeneratorHandle::Define(env));
+  env.SetInstanceData<AddonData>(data);
+
+#define EXPORT(NAME, FN) exports.Set(NAME, Napi::Function::New<Guarded<FN>>(env, NAME))
+  EXPORT("fromData", FromData);
+  EXPORT("toData", ToData);
+  EXPORT("item", Item);
+  EXPORT("shape", Shape);
+  EXPORT("dtype", Dtype);
+  EXPORT("dispose", Dispose);
+  EXPORT("zeros", Zeros);
+  EXPORT("ones", Ones);
+  EXPORT("full", Full);
+  EXPORT("arange", Arange);
+  EXPORT("to", To);
+  EXPORT("clone", Clone);
+
+  EXPORT("requiresGrad", RequiresGrad);
+  EXPORT("setRequiresGrad", SetRequiresGrad);
+  EXPORT("grad", Grad);
+  EXPORT("clearGrad", ClearGrad);
+  EXPORT("backward", Backward);
+  EXPORT("detach", Detach);
+  EXPORT("setGradEnabled", SetGradEnabled);
+
+  EXPORT("add", Add);
+  EXPORT("sub", Sub);
+  EXPORT("mul", Mul);
+  EXPORT("div", Div);
+  EXPORT("pow", Pow);
+  EXPORT("remainder", Remainder);
+  EXPORT("eq", Eq);
+  EXPORT("ne", Ne);
+  EXPORT("lt", Lt);
+  EXPORT("le", Le);
+  EXPORT("gt", Gt);
+  EXPORT("ge", Ge);
+  EXPORT("maximum", Maximum);
+  EXPORT("minimum", Minimum);
+  EXPORT("matmul", Matmul);
+  EXPORT("logicalAnd", LogicalAnd);
+  EXPORT("logicalOr", LogicalOr);
+  EXPORT("neg", Neg);
+  EXPORT("exp", Exp);
+  EXPORT("log", Log);
+  EXPORT("sqrt", Sqrt);
+  EXPORT("rsqrt", Rsqrt);
+  EXPORT("abs", Abs);
+  EXPORT("sign", Sign);
+  EXPORT("floor", Floor);
+  EXPORT("round", Round);
+  EXPORT("sin", Sin);
+  EXPORT("cos", Cos);
+  EXPORT("relu", Relu);
+  EXPORT("silu", Silu);
+  EXPORT("sigmoid", Sigmoid);
+  EXPORT("tanh", Tanh);
+  EXPORT("logicalNot", LogicalNot);
+  EXPORT("isnan", IsNan);
+  EXPORT("clamp", Clamp);
+  EXPORT("where", Where);
+  EXPORT("maskedFill", MaskedFill);
+  EXPORT("leakyRelu", LeakyRelu);
+  EXPORT("gelu", Gelu);
+  EXPORT("softmax", Softmax);
+  EXPORT("logSoftmax", LogSoftmax);
+  EXPORT("dropout", Dropout);
+  EXPORT("oneHot", OneHot);
+
+  EXPORT("sum", Sum);
+  EXPORT("mean", Mean);
+  EXPORT("amax", Amax);
+  EXPORT("amin", Amin);
+  EXPORT("argmax", Argmax);
+  EXPORT("var", Var);
+  EXPORT("logsumexp", Logsumexp);
+  EXPORT("cumsum", Cumsum);
+
+  EXPORT("reshape", Reshape);
+  EXPORT("view", View);
+  EXPORT("permute", Permute);
+  EXPORT("transpose", Transpose);
+  EXPORT("contiguous", Contiguous);
+  EXPORT("unsqueeze", Unsqueeze);
+  EXPORT("squeeze", Squeeze);
+  EXPORT("expand", Expand);
+  EXPORT("flatten", Flatten);
+  EXPORT("cat", Cat);
+  EXPORT("stack", Stack);
+  EXPORT("slice", Slice);
+  EXPORT("indexSelect", IndexSelect);
+  EXPORT("gather", Gather);
+  EXPORT("flip", Flip);
+  EXPORT("pad", Pad);
+
+  EXPORT("linear", Linear);
+  EXPORT("conv2d", Conv2d);
+  EXPORT("batchNorm", BatchNorm);
+  EXPORT("maxPool2d", MaxPool2d);
+  EXPORT("avgPool2d", AvgPool2d);
+  EXPORT("adaptiveAvgPool2d", AdaptiveAvgPool2d);
+  EXPORT("interpolate", Interpolate);
+  EXPORT("affineGrid", AffineGrid);
+  EXPORT("gridSample", GridSample);
+
+  EXPORT("addInPlace", AddInPlace);
+  EXPORT("mulInPlace", MulInPlace);
+  EXPORT("addcmulInPlace", AddcmulInPlace);
+  EXPORT("addcdivInPlace", AddcdivInPlace);
+  EXPORT("lerpInPlace", LerpInPlace);
+  EXPORT("copyInPlace", CopyInPlace);
+  EXPORT("fillInPlace", FillInPlace);
+
+  EXPORT("generator", NewGenerator);
+  EXPORT("rand", Rand);
+  EXPORT("randn", Randn);
+  EXPORT("randint", Randint);
+  EXPORT("randperm", Randperm);
+  EXPORT("multinomial", Multinomial);
+  EXPORT("bernoulli", Bernoulli);
+  EXPORT("manualSeed", ManualSeed);
+
+  EXPORT("setNumThreads", SetNumThreads);
+  EXPORT("getNumThreads", GetNumThreads);
+  EXPORT("version", Version);
+#undef EXPORT
+  return exports;
+}
+
+NODE_API_MODULE(retinagrade_torch, Init)

@@ -1,0 +1,159 @@
+// Loads the libtorch binding built from native/ and describes its surface to TypeScript.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** An opaque libtorch tensor owned by the binding. */
+export interface TensorHandle {
+  readonly __brand: 'TensorHandle';
+}
+/** An opaque libtorch CPU generator. */
+export interface GeneratorHandle {
+  readonly __brand: 'GeneratorHandle';
+}
+
+type T = TensorHandle;
+type TOrNumber = TensorHandle | number;
+
+export interface NativeBinding {
+  fromData(data: ArrayBufferView, shape: number[], dtype: string): T;
+  toData(t: T): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+  item(t: T): number;
+  shape(t: T): number[];
+  dtype(t: T): string;
+  dispose(t: T): void;
+  zeros(shape: number[], dtype: string): T;
+  ones(shape: number[], dtype: string): T;
+  full(shape: number[], value: number, dtype: string): T;
+  arange(start: number, end: number, step: number, dtype: string): T;
+  to(t: T, dtype: string): T;
+  clone(t: T): T;
+
+  requiresGrad(t: T): boolean;
+  setRequiresGrad(t: T, value: boolean): void;
+  grad(t: T): T | undefined;
+  clearGrad(t: T): void;
+  backward(t: T, gradient?: T): void;
+  detach(t: T): T;
+  setGradEnabled(enabled: boolean): boolean;
+
+  add(a: T, b: TOrNumber, alpha?: number): T;
+  sub(a: T, b: TOrNumber, alpha?: number): T;
+  mul(a: T, b: TOrNumber): T;
+  div(a: T, b: TOrNumber): T;
+  pow(a: T, b: TOrNumber): T;
+  remainder(a: T, b: TOrNumber): T;
+  eq(a: T, b: TOrNumber): T;
+  ne(a: T, b: TOrNumber): T;
+  lt(a: T, b: TOrNumber): T;
+  le(a: T, b: TOrNumber): T;
+  gt(a: T, b: TOrNumber): T;
+  ge(a: T, b: TOrNumber): T;
+  maximum(a: T, b: T): T;
+  minimum(a: T, b: T): T;
+  matmul(a: T, b: T): T;
+  logicalAnd(a: T, b: T): T;
+  logicalOr(a: T, b: T): T;
+  neg(t: T): T;
+  exp(t: T): T;
+  log(t: T): T;
+  sqrt(t: T): T;
+  rsqrt(t: T): T;
+  abs(t: T): T;
+  sign(t: T): T;
+  floor(t: T): T;
+  round(t: T): T;
+  sin(t: T): T;
+  cos(t: T): T;
+  relu(t: T): T;
+  silu(t: T): T;
+  sigmoid(t: T): T;
+  tanh(t: T): T;
+  logicalNot(t: T): T;
+  isnan(t: T): T;
+  clamp(t: T, min?: number, max?: number): T;
+  where(cond: T, a: T, b: T): T;
+  maskedFill(t: T, mask: T, value: number): T;
+  leakyRelu(t: T, slope: number): T;
+  gelu(t: T, approximate?: string): T;
+  softmax(t: T, dim: number): T;
+  logSoftmax(t: T, dim: number): T;
+  dropout(t: T, p: number, train: boolean): T;
+  oneHot(t: T, classes: number): T;
+
+  sum(t: T, dims?: number[], keepdim?: boolean): T;
+  mean(t: T, dims?: number[], keepdim?: boolean): T;
+  amax(t: T, dims?: number[], keepdim?: boolean): T;
+  amin(t: T, dims?: number[], keepdim?: boolean): T;
+  argmax(t: T, dim?: number, keepdim?: boolean): T;
+  var(t: T, dims: number[] | undefined, unbiased: boolean, keepdim?: boolean): T;
+  logsumexp(t: T, dims: number[], keepdim: boolean): T;
+  cumsum(t: T, dim: number): T;
+
+  reshape(t: T, shape: number[]): T;
+  view(t: T, shape: number[]): T;
+  permute(t: T, dims: number[]): T;
+  transpose(t: T, a: number, b: number): T;
+  contiguous(t: T): T;
+  unsqueeze(t: T, dim: number): T;
+  squeeze(t: T, dim: number): T;
+  expand(t: T, shape: number[]): T;
+  flatten(t: T, start: number, end: number): T;
+  cat(ts: T[], dim: number): T;
+  stack(ts: T[], dim: number): T;
+  slice(t: T, dim: number, start: number, end: number, step: number): T;
+  indexSelect(t: T, dim: number, index: T): T;
+  gather(t: T, dim: number, index: T): T;
+  flip(t: T, dims: number[]): T;
+  pad(t: T, pad: number[], mode: string, value?: number): T;
+
+  linear(x: T, weight: T, bias?: T): T;
+  conv2d(x: T, weight: T, bias: T | undefined, stride: number[], padding: number[], dilation: number[], groups: number): T;
+  batchNorm(x: T, weight: T | undefined, bias: T | undefined, runningMean: T | undefined, runningVar: T | undefined, training: boolean, momentum: number, eps: number): T;
+  maxPool2d(x: T, kernel: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): T;
+  avgPool2d(x: T, kernel: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean): T;
+  adaptiveAvgPool2d(x: T, size: number[]): T;
+  interpolate(x: T, size: number[], mode: string, alignCorners: boolean, antialias: boolean): T;
+  affineGrid(theta: T, size: number[], alignCorners: boolean): T;
+  gridSample(x: T, grid: T, mode: string, paddingMode: string, alignCorners: boolean): T;
+
+  addInPlace(a: T, b: TOrNumber, alpha?: number): void;
+  mulInPlace(a: T, b: TOrNumber): void;
+  addcmulInPlace(a: T, t1: T, t2: T, value: number): void;
+  addcdivInPlace(a: T, t1: T, t2: T, value: number): void;
+  lerpInPlace(a: T, end: T, weight: number): void;
+  copyInPlace(dst: T, src: T): void;
+  fillInPlace(t: T, value: number): void;
+
+  generator(seed: number): GeneratorHandle;
+  rand(shape: number[], gen: GeneratorHandle, dtype: string): T;
+  randn(shape: number[], gen: GeneratorHandle, dtype: string): T;
+  randint(low: number, high: number, shape: number[], gen: GeneratorHandle): T;
+  randperm(n: number, gen: GeneratorHandle): T;
+  multinomial(probs: T, samples: number, replacement: boolean, gen: GeneratorHandle): T;
+  bernoulli(probs: T, gen: GeneratorHandle): T;
+  manualSeed(seed: number): void;
+
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  version(): string;
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function loadBinding(): NativeBinding {
+  const require = createRequire(import.meta.url);
+  const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+  try {
+    return nodeGypBuild(join(packageRoot, 'native')) as NativeBinding;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `retinagrade: the libtorch binding could not be loaded (${reason}).\n` +
+        `It is built for one Node ABI (this is Node ${process.version}, ABI ${process.versions.modules}). ` +
+        `Rebuild it with \`npm run build:native\` (needs Debian's libtorch-dev, or LIBTORCH=/path/to/libtorch).`,
+    );
+  }
+}
+
+export const native: NativeBinding = loadBinding();
