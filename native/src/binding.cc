@@ -215,12 +215,21 @@ Napi::Value Out(const Napi::CallbackInfo& info, at::Tensor t) {
   return TensorHandle::Wrap(info.Env(), std::move(t));
 }
 
+// A JavaScript number as a Scalar for `t`: integral when both are, so that in-place updates of
+// integer tensors (counters) keep their dtype, as Python ints do in PyTorch.
+at::Scalar ScalarFor(const at::Tensor& t, double v) {
+  if (at::isIntegralType(t.scalar_type(), /*includeBool=*/true) && v == static_cast<double>(static_cast<int64_t>(v))) {
+    return at::Scalar(static_cast<int64_t>(v));
+  }
+  return at::Scalar(v);
+}
+
 // A binary op whose second operand may be a Tensor or a JavaScript number.
 template <typename TT, typename TS>
 Napi::Value Binary(const Napi::CallbackInfo& info, TT withTensor, TS withScalar) {
   const at::Tensor& a = TensorArg(info, 0);
   if (info.Length() > 1 && info[1].IsNumber()) {
-    return Out(info, withScalar(a, at::Scalar(info[1].As<Napi::Number>().DoubleValue())));
+    return Out(info, withScalar(a, ScalarFor(a, info[1].As<Napi::Number>().DoubleValue())));
   }
   return Out(info, withTensor(a, TensorArg(info, 1)));
 }
@@ -640,16 +649,16 @@ Napi::Value AddInPlace(const Napi::CallbackInfo& info) {
   at::Tensor& a = TensorArg(info, 0);
   double alpha = OptNumberArg(info, 2).value_or(1.0);
   if (info.Length() > 1 && info[1].IsNumber()) {
-    a.add_(at::Scalar(info[1].As<Napi::Number>().DoubleValue()), alpha);
+    a.add_(ScalarFor(a, info[1].As<Napi::Number>().DoubleValue()), ScalarFor(a, alpha));
   } else {
-    a.add_(TensorArg(info, 1), alpha);
+    a.add_(TensorArg(info, 1), ScalarFor(a, alpha));
   }
   return info.Env().Undefined();
 }
 Napi::Value MulInPlace(const Napi::CallbackInfo& info) {
   at::Tensor& a = TensorArg(info, 0);
   if (info.Length() > 1 && info[1].IsNumber()) {
-    a.mul_(at::Scalar(info[1].As<Napi::Number>().DoubleValue()));
+    a.mul_(ScalarFor(a, info[1].As<Napi::Number>().DoubleValue()));
   } else {
     a.mul_(TensorArg(info, 1));
   }

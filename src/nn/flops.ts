@@ -1,0 +1,24 @@
+// Counts multiply-accumulates of one forward pass: Conv2d and Linear report theirs while a
+// count is running (nothing is recorded otherwise, so the hot path pays one null check).
+import * as torch from '../torch/index.js';
+import type { Module } from './module.js';
+
+let counter: { macs: number } | null = null;
+
+export function recordMacs(macs: number): void {
+  if (counter) counter.macs += macs;
+}
+
+/** Multiply-accumulates for one image of shape [C, H, W]; FLOPs are conventionally 2x this. */
+export function countMacs(model: Module, inputShape: [number, number, number]): number {
+  const wasTraining = model.training;
+  counter = { macs: 0 };
+  try {
+    model.eval();
+    torch.tidy(() => torch.noGrad(() => model.forward(torch.zeros([1, ...inputShape]))));
+    return counter.macs;
+  } finally {
+    counter = null;
+    model.train(wasTraining);
+  }
+}

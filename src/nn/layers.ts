@@ -1,0 +1,137 @@
+// Layers with PyTorch's parameter names, shapes, defaults and initializations.
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import { recordMacs } from './flops.js';
+import { defaultWeight } from './init.js';
+import { Module } from './module.js';
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | undefined;
+  readonly #options: Required<Omit<Conv2dOptions, 'bias'>>;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Pair,
+    options: Conv2dOptions = {},
+  ) {
+    super();
+    const { stride = 1, padding = 0, dilation = 1, groups = 1, bias = true } = options;
+    if (inChannels % groups || outChannels % groups) {
+      throw new Error(`Conv2d: channels ${inChannels}->${outChannels} are not divisible by groups ${groups}`);
+    }
+    const [kh, kw] = pair(kernelSize);
+    const fanIn = (inChannels / groups) * kh * kw;
+    this.weight = this.parameter('weight', defaultWeight([outChannels, inChannels / groups, kh, kw], fanIn));
+    this.bias = bias ? this.parameter('bias', defaultWeight([outChannels], fanIn)) : undefined;
+    this.#options = { stride, padding, dilation, groups };
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = torch.conv2d(x, this.weight, this.bias, this.#options);
+    recordMacs(y.numel * this.weight.numel / this.outChannels);
+    return y;
+  }
+}
+
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | undefined;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
+    super();
+    this.weight = this.parameter('weight', defaultWeight([outFeatures, inFeatures], inFeatures));
+    this.bias = bias ? this.parameter('bias', defaultWeight([outFeatures], inFeatures)) : undefined;
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = torch.linear(x, this.weight, this.bias);
+    recordMacs(y.numel * this.inFeatures);
+    return y;
+  }
+}
+
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  readonly #batchesTracked: Tensor;
+
+  constructor(readonly channels: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+    super();
+    this.weight = this.parameter('weight', torch.ones([channels]));
+    this.bias = this.parameter('bias', torch.zeros([channels]));
+    this.runningMean = this.buffer('running_mean', torch.zeros([channels]));
+    this.runningVar = this.buffer('running_var', torch.ones([channels]));
+    this.#batchesTracked = this.buffer('num_batches_tracked', torch.zeros([], 'int64'));
+  }
+
+  forward(x: Tensor): Tensor {
+    if (this.training) torch.noGrad(() => this.#batchesTracked.addInPlace(1));
+    return torch.batchNorm(x, {
+      weight: this.weight,
+      bias: this.bias,
+      runningMean: this.runningMean,
+      runningVar: this.runningVar,
+      training: this.training,
+      momentum: this.momentum,
+      eps: this.eps,
+    });
+  }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.p > 0 && this.training ? torch.dropout(x, this.p, true) : x;
+  }
+}
+
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers.map((layer, i) => this.child(String(i), layer));
+  }
+  forward(x: Tensor): Tensor {
+    return this.layers.reduce((h, layer) => layer.forward(h), x);
+  }
+}
+
+/** A parameter-free layer defined by a function of its input. */
+export class Lambda extends Module {
+  constructor(readonly name: string, readonly fn: (x: Tensor) => Tensor) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.fn(x);
+  }
+}
+
+export const ReLU = (): Lambda => new Lambda('ReLU', (x) => x.relu());
+export const LeakyReLU = (slope = 0.01): Lambda => new Lambda('LeakyReLU', (x) => x.leakyRelu(slope));
+export const GELU = (): Lambda => new Lambda('GELU', (x) => x.gelu());
+export const SiLU = (): Lambda => new Lambda('SiLU', (x) => x.silu());
+export const Sigmoid = (): Lambda => new Lambda('Sigmoid', (x) => x.sigmoid());
+export const Tanh = (): Lambda => new Lambda('Tanh', (x) => x.tanh());
+export const Identity = (): Lambda => new Lambda('Identity', (x) => x);
+export const Flatten = (): Lambda => new Lambda('Flatten', (x) => x.flatten(1));
+export const MaxPool2d = (kernel: number, stride = kernel, padding = 0): Lambda =>
+  new Lambda('MaxPool2d', (x) => torch.maxPool2d(x, kernel, { stride, padding }));
+export const GlobalAvgPool = (): Lambda =>
+  new Lambda('GlobalAvgPool', (x) => torch.adaptiveAvgPool2d(x, 1).flatten(1));
