@@ -1,0 +1,43 @@
+// The `retinagrade` command. Each subcommand is a thin shell over the library: parse flags,
+// call one function, print the result for people (or --json for machines).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { UserError } from '../errors.js';
+import { NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
+import { registerDataCommands } from './data-commands.js';
+import { registerModelCommands } from './model-commands.js';
+
+export const parseInteger = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${value}'`);
+  return n;
+};
+export const parseNumber = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
+  return n;
+};
+export const dataDirOption = (): Option =>
+  new Option('--data-dir <dir>', 'folder holding the MedMNIST .npz files (else $MEDMNIST_DIR, else ~/.medmnist)');
+
+export function buildProgram(): Command {
+  const program = new Command('retinagrade')
+    .description(`Diabetic retinopathy grading (0 No DR .. 4 Proliferative) on RetinaMNIST.\n${NOT_FOR_CLINICAL_USE}`)
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+  registerModelCommands(program);
+  registerDataCommands(program);
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof UserError) {
+      process.stderr.write(`retinagrade: error: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,36 @@
+// From decoded pixels to model input: uint8 NHWC -> float32 NCHW in [-1, 1], resized to the
+// model's input size.
+import * as torch from '../torch/index.js';
+
+/** Converts `n` square uint8 images laid out NHWC into a float32 NCHW tensor with x / 127.5 - 1. */
+export function toTensor(images: Uint8Array, n: number, size: number, channels: number): torch.Tensor {
+  const expected = n * size * size * channels;
+  if (images.length !== expected) {
+    throw new RangeError(
+      `toTensor: expected ${n}x${size}x${size}x${channels} = ${expected} bytes, got ${images.length}`,
+    );
+  }
+  return torch.tidy(() =>
+    torch
+      .tensor(images, [n, size, size, channels], 'uint8')
+      // Reorder while still one byte per value: the cheapest place to pay for the copy.
+      .permute([0, 3, 1, 2])
+      .contiguous()
+      .float()
+      .div(127.5)
+      .sub(1),
+  );
+}
+
+/**
+ * Bilinear resize of an NCHW batch to size x size (align_corners false), antialiased when
+ * shrinking as torchvision's Resize is. Used when the file's size differs from the model's,
+ * e.g. 28 -> 64. Always returns a new tensor.
+ */
+export function resizeBatch(x: torch.Tensor, size: number): torch.Tensor {
+  if (x.ndim !== 4) throw new RangeError(`resizeBatch: expected an NCHW batch, got shape [${x.shape.join(', ')}]`);
+  const [, , height, width] = x.shape as [number, number, number, number];
+  if (height === size && width === size) return x.clone();
+  const antialias = size < height || size < width;
+  return torch.interpolate(x, [size, size], { mode: 'bilinear', alignCorners: false, antialias });
+}

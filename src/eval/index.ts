@@ -1,0 +1,3 @@
+// Public entry of the evaluation module: metrics and bootstrap intervals over plain arrays.
+export * from './metrics.js';
+export * from './bootstrap.js';

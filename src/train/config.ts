@@ -1,0 +1,91 @@
+// The one schema of a training run. CLI flags and `--config run.json` both land here; unknown keys
+// are errors. Recipes are named partial configs layered under the user's choices.
+import { z } from 'zod';
+
+const range = (lo: number, hi: number) => z.tuple([z.number(), z.number()]).default([lo, hi]);
+
+/** The datasheet's five transforms (src/data/augment.ts), each switchable; defaults are the datasheet's. */
+const AugmentSchema = z
+  .object({
+    horizontalFlip: z.object({ enabled: z.boolean().default(true), p: z.number().min(0).max(1).default(0.5) }).strict().prefault({}),
+    rotation: z.object({ enabled: z.boolean().default(true), degrees: z.number().min(0).default(45) }).strict().prefault({}),
+    resizedCrop: z
+      .object({ enabled: z.boolean().default(true), scale: range(0.6, 1), ratio: range(3 / 4, 4 / 3) })
+      .strict()
+      .prefault({}),
+    colorJitter: z
+      .object({
+        enabled: z.boolean().default(true),
+        brightness: z.number().min(0).default(0.5),
+        contrast: z.number().min(0).default(0.5),
+        saturation: z.number().min(0).default(0.5),
+        hue: z.number().min(0).max(0.5).default(0.1),
+      })
+      .strict()
+      .prefault({}),
+    affine: z.object({ enabled: z.boolean().default(true), translate: range(0.1, 0.1), scale: range(0.8, 1.2) }).strict().prefault({}),
+    interpolation: z.enum(['bilinear', 'nearest']).default('bilinear'),
+  })
+  .strict();
+
+export const RunConfigSchema = z
+  .object({
+    /** The recipe (src/train/recipes.ts) this config was layered on; informational. */
+    recipe: z.string().default('default'),
+    dataset: z.literal('retinamnist').default('retinamnist'),
+    /** Model input size; images from a smaller file are upsampled (recorded in metrics.json). */
+    size: z.union([z.literal(28), z.literal(64), z.literal(128), z.literal(224)]).default(28),
+    model: z
+      .object({
+        name: z.enum(['cnn', 'resnet18', 'resnet50']).default('resnet18'),
+        width: z.number().int().positive().optional(),
+        dropout: z.number().min(0).max(0.95).default(0),
+      })
+      .strict()
+      .prefault({}),
+    loss: z
+      .object({
+        kind: z.enum(['ce', 'focal', 'ordinal']).default('ce'),
+        gamma: z.number().min(0).default(4),
+        alpha: z.array(z.number().positive()).length(5).optional(),
+        classWeights: z.enum(['none', 'inverse', 'sqrt-inverse', 'effective-number']).default('none'),
+        labelSmoothing: z.number().min(0).max(0.5).default(0),
+      })
+      .strict()
+      .prefault({}),
+    sampler: z.enum(['shuffle', 'weighted']).default('shuffle'),
+    /** false disables augmentation; otherwise the datasheet's five transforms, each switchable. */
+    augment: z.union([z.literal(false), AugmentSchema]).prefault({}),
+    optimizer: z
+      .object({
+        name: z.enum(['adamw', 'adam', 'sgd']).default('adamw'),
+        lr: z.number().positive().default(1e-3),
+        weightDecay: z.number().min(0).default(1e-4),
+        momentum: z.number().min(0).max(1).default(0.9),
+      })
+      .strict()
+      .prefault({}),
+    schedule: z
+      .object({
+        name: z.enum(['cosine', 'multistep', 'onecycle', 'constant']).default('cosine'),
+        warmupEpochs: z.number().min(0).default(1),
+        /** Multistep milestones as fractions of the run, so they survive a change of epochs. */
+        milestones: z.array(z.number().min(0).max(1)).default([0.5, 0.75]),
+        gamma: z.number().positive().default(0.1),
+      })
+      .strict()
+      .prefault({}),
+    epochs: z.number().int().positive().default(30),
+    batchSize: z.number().int().positive().default(64),
+    /** Exponential moving average of the weights, evaluated instead of the raw ones; 0 disables. */
+    ema: z.number().min(0).lt(1).default(0),
+    selectOn: z.enum(['auc', 'acc', 'qwk']).default('auc'),
+    /** Stop after this many epochs without improvement of `selectOn`; 0 never stops early. */
+    patience: z.number().int().min(0).default(0),
+    seed: z.number().int().min(0).default(0),
+    threads: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+export type RunConfigInput = z.input<typeof RunConfigSchema>;

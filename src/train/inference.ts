@@ -1,0 +1,64 @@
+// Batched inference: model outputs -> class probabilities, without autograd.
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import type { Module } from '../nn/index.js';
+import type { Objective } from './losses.js';
+import { computeMetrics, type EvalMetrics } from '../eval/index.js';
+import type { SplitTensors } from './dataset.js';
+
+export interface InferenceOptions {
+  batchSize?: number;
+  /** Test-time augmentation: average the probabilities of the image and its mirror. */
+  tta?: boolean;
+}
+
+/** Row-major N x K probabilities for the images `x` (N,C,H,W float32 in [-1,1]). */
+export function predictProbabilities(model: Module, objective: Objective, x: Tensor, options: InferenceOptions = {}): Float32Array {
+  const { batchSize = 256, tta = false } = options;
+  const wasTraining = model.training;
+  model.eval();
+  const n = x.shape[0];
+  const chunks: Float32Array[] = [];
+  try {
+    torch.noGrad(() => {
+      for (let start = 0; start < n; start += batchSize) {
+        const chunk = torch.tidy(() => {
+          const batch = x.slice(0, start, Math.min(n, start + batchSize));
+          const probs = objective.probabilities(model.forward(batch));
+          if (!tta) return probs.data() as Float32Array;
+          const mirrored = objective.probabilities(model.forward(batch.flip([3])));
+          return probs.add(mirrored).div(2).data() as Float32Array;
+        });
+        chunks.push(chunk);
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  const out = new Float32Array(chunks.reduce((s, c) => s + c.length, 0));
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+export interface SplitEvaluation {
+  probs: Float32Array;
+  metrics: EvalMetrics;
+  /** Mean negative log-likelihood of the true grade. */
+  loss: number;
+}
+
+/** Probabilities, metrics and NLL of a model on one split. */
+export function evaluateSplit(model: Module, objective: Objective, split: SplitTensors, options: InferenceOptions = {}): SplitEvaluation {
+  const probs = predictProbabilities(model, objective, split.x, options);
+  const numClasses = probs.length / split.count;
+  const metrics = computeMetrics(split.labels, probs, numClasses);
+  let nll = 0;
+  split.labels.forEach((label, i) => {
+    nll -= Math.log(Math.max(1e-12, probs[i * numClasses + label]));
+  });
+  return { probs, metrics, loss: nll / split.count };
+}

@@ -1,0 +1,60 @@
+// What a finished run leaves behind: metrics.json (val and test, with bootstrap intervals on test)
+// and predictions.csv (one row per test image). `train` and `evaluate` both write through here.
+import { bootstrapMetrics, type EvalMetrics } from '../eval/index.js';
+import type { Module } from '../nn/index.js';
+import type { RunConfig } from './config.js';
+import type { PreparedData } from './dataset.js';
+import { evaluateSplit, type InferenceOptions, type SplitEvaluation } from './inference.js';
+import type { Objective } from './losses.js';
+import { writeFileAtomic, type RunDir } from './run-dir.js';
+
+export const GRADE_NAMES = ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'] as const;
+export const NOT_FOR_CLINICAL_USE = 'Research software: not a medical device and not for clinical use.';
+
+export interface RunMetrics {
+  val: EvalMetrics;
+  test: EvalMetrics & { ci95: ReturnType<typeof bootstrapMetrics> };
+  best_epoch: number;
+  seconds: number;
+  data: PreparedData['source'];
+  model: RunConfig['model'] & { size: number };
+  tta: boolean;
+  disclaimer: string;
+}
+
+export function predictionsCsv(labels: Uint8Array, evaluation: SplitEvaluation): string {
+  const k = evaluation.probs.length / labels.length;
+  const header = ['index', 'label', 'predicted', ...Array.from({ length: k }, (_, c) => `p${c}`)].join(',');
+  const rows = Array.from(labels, (label, i) => {
+    const p = Array.from(evaluation.probs.subarray(i * k, (i + 1) * k));
+    const predicted = p.indexOf(Math.max(...p));
+    return [i, label, predicted, ...p.map((v) => v.toFixed(6))].join(',');
+  });
+  return `${header}\n${rows.join('\n')}\n`;
+}
+
+export function writeRunOutputs(
+  run: RunDir,
+  model: Module,
+  objective: Objective,
+  data: PreparedData,
+  info: { bestEpoch: number; seconds: number; config: RunConfig },
+  inference: InferenceOptions = {},
+): RunMetrics {
+  const val = evaluateSplit(model, objective, data.val, inference);
+  const test = evaluateSplit(model, objective, data.test, inference);
+  const numClasses = test.probs.length / data.test.count;
+  const metrics: RunMetrics = {
+    val: val.metrics,
+    test: { ...test.metrics, ci95: bootstrapMetrics(data.test.labels, test.probs, numClasses, { seed: info.config.seed }) },
+    best_epoch: info.bestEpoch,
+    seconds: info.seconds,
+    data: data.source,
+    model: { ...info.config.model, size: info.config.size },
+    tta: inference.tta ?? false,
+    disclaimer: NOT_FOR_CLINICAL_USE,
+  };
+  run.writeJson('metrics', metrics);
+  writeFileAtomic(run.file('predictions'), predictionsCsv(data.test.labels, test));
+  return metrics;
+}

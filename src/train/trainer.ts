@@ -1,0 +1,204 @@
+// The training loop: epochs of (sample -> augment -> forward -> loss -> step), validation after
+// each epoch, the best weights kept by the validation metric, a checkpoint every epoch for
+// --resume, and finally test metrics, predictions and a report in the run directory.
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import { countMacs, createModel, seedInit, type Module } from '../nn/index.js';
+import { augment } from '../data/augment.js';
+import { ShuffleSampler, WeightedRandomSampler, classWeights, type EpochSampler } from '../data/sampler.js';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { createOptimizer, createSchedule, type Optimizer } from './optimizer.js';
+import type { RunConfig } from './config.js';
+import { createObjective } from './objective.js';
+import { evaluateSplit } from './inference.js';
+import { prepareData, type PreparedData } from './dataset.js';
+import { RunDir } from './run-dir.js';
+import { writeRunOutputs, type RunMetrics } from './outputs.js';
+import type { Progress } from '../cli/progress.js';
+
+export interface TrainOptions {
+  config: RunConfig;
+  outDir: string;
+  dataDir?: string;
+  resume?: boolean;
+  progress?: Progress;
+  /** Human-readable lines (epoch summaries); the JSONL log is always written. */
+  say?: (line: string) => void;
+}
+
+export interface EpochLog {
+  epoch: number;
+  train_loss: number;
+  val_loss: number;
+  val_acc: number;
+  val_auc: number;
+  val_qwk: number;
+  lr: number;
+  seconds: number;
+}
+
+interface CheckpointState {
+  epochsDone: number;
+  bestEpoch: number;
+  bestScore: number;
+  optimizer: object;
+  secondsSoFar: number;
+}
+
+const NUM_CLASSES = 5;
+
+/** Mixes seed and epoch into one generator seed, so epoch e draws the same numbers on resume. */
+const epochSeed = (seed: number, epoch: number): number => (seed * 1_000_003 + epoch * 7_919 + 17) % 2 ** 31;
+
+export async function train(options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
+  const { config, say = () => {} } = options;
+  if (config.threads) torch.setNumThreads(config.threads);
+  const run = new RunDir(options.outDir);
+  const data = prepareData({ dataDir: options.dataDir, size: config.size });
+
+  seedInit(config.seed);
+  torch.manualSeed(config.seed);
+  const { classWeights: weightMode } = config.loss;
+  const weights = weightMode === 'none' ? undefined : classWeights(data.train.labels, NUM_CLASSES, weightMode);
+  const objective = createObjective(config.loss, NUM_CLASSES, weights);
+  const sampler: EpochSampler =
+    config.sampler === 'weighted' ? WeightedRandomSampler.balanced(data.train.labels, NUM_CLASSES) : new ShuffleSampler(data.train.count);
+  const modelConfig = { ...config.model, inputSize: config.size, inChannels: 3, numClasses: NUM_CLASSES, outputs: objective.outputs };
+  const model = createModel(modelConfig);
+  const ema = config.ema > 0 ? createModel(modelConfig) : undefined;
+  ema?.loadStateDict(model.stateDict());
+  const optimizer = createOptimizer(config.optimizer, model.parameters());
+  const macs = countMacs(model, [3, config.size, config.size]);
+  say(`model ${config.model.name} @${config.size}: ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${((2 * macs) / 1e6).toFixed(1)} MFLOPs per image`);
+  if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
+
+  let state: CheckpointState = { epochsDone: 0, bestEpoch: -1, bestScore: -Infinity, optimizer: {}, secondsSoFar: 0 };
+  if (options.resume && run.has('checkpointState')) {
+    state = resumeFrom(run, model, ema, optimizer);
+    say(`resuming after epoch ${state.epochsDone}`);
+  } else {
+    run.writeJson('config', { ...config, model: modelConfig });
+    run.truncateLog(0);
+  }
+
+  const evaluated = ema ?? model;
+  const stepsPerEpoch = Math.ceil(sampler.length / config.batchSize);
+  const schedule = createSchedule(config, stepsPerEpoch);
+  const started = performance.now() - state.secondsSoFar * 1000;
+  for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
+    const epochStart = performance.now();
+    const generator = new torch.Generator(epochSeed(config.seed, epoch));
+    torch.manualSeed(epochSeed(config.seed, epoch)); // dropout draws from libtorch's global generator
+    const order = sampler.epoch(generator);
+    model.train();
+    let lossSum = 0;
+    let lr = 0;
+    options.progress?.start(`epoch ${epoch + 1}/${config.epochs}`, stepsPerEpoch);
+    for (let step = 0; step < stepsPerEpoch; step++) {
+      const batchIndex = order.slice(step * config.batchSize, (step + 1) * config.batchSize);
+      if (batchIndex.length < 2) continue; // batch norm needs two samples
+      lr = schedule(epoch * stepsPerEpoch + step);
+      optimizer.lr = lr;
+      const loss = torch.tidy(() => {
+        const index = torch.tensor(batchIndex, [batchIndex.length], 'int64');
+        let x = data.train.x.indexSelect(0, index);
+        if (config.augment) x = augment(x, config.augment, generator);
+        const out = objective.loss(model.forward(x), data.train.y.indexSelect(0, index));
+        optimizer.zeroGrad();
+        out.backward();
+        optimizer.step();
+        return out.item();
+      });
+      if (ema) updateEma(ema, model, config.ema);
+      lossSum += loss * batchIndex.length;
+      options.progress?.tick({ loss: loss.toFixed(4) });
+    }
+    options.progress?.stop();
+
+    const val = evaluateSplit(evaluated, objective, data.val);
+    const entry: EpochLog = {
+      epoch: epoch + 1,
+      train_loss: lossSum / order.length,
+      val_loss: val.loss,
+      val_acc: val.metrics.acc,
+      val_auc: val.metrics.auc,
+      val_qwk: val.metrics.qwk,
+      lr,
+      seconds: (performance.now() - epochStart) / 1000,
+    };
+    run.appendLog(entry);
+    say(
+      `epoch ${entry.epoch}/${config.epochs} loss ${entry.train_loss.toFixed(4)} val loss ${entry.val_loss.toFixed(4)} ` +
+        `acc ${entry.val_acc.toFixed(3)} auc ${entry.val_auc.toFixed(3)} qwk ${entry.val_qwk.toFixed(3)} (${entry.seconds.toFixed(1)}s)`,
+    );
+    const score = val.metrics[config.selectOn];
+    if (score > state.bestScore) {
+      state.bestScore = score;
+      state.bestEpoch = epoch + 1;
+      saveSafetensors(run.file('best'), evaluated.stateDict(), { model: JSON.stringify(modelConfig), objective: config.loss.kind });
+    }
+    state.epochsDone = epoch + 1;
+    state.secondsSoFar = (performance.now() - started) / 1000;
+    saveCheckpoint(run, model, ema, optimizer, state);
+    if (config.patience > 0 && epoch + 1 - state.bestEpoch >= config.patience) {
+      say(`early stop: no ${config.selectOn} improvement for ${config.patience} epochs`);
+      break;
+    }
+  }
+
+  const best = loadSafetensors(run.file('best'));
+  evaluated.loadStateDict(best.tensors);
+  for (const t of best.tensors.values()) t.dispose();
+  const metrics = writeRunOutputs(run, evaluated, objective, data, {
+    bestEpoch: state.bestEpoch,
+    seconds: (performance.now() - started) / 1000,
+    config,
+  });
+  model.dispose();
+  ema?.dispose();
+  optimizer.dispose();
+  disposeData(data);
+  return { runDir: run, metrics };
+}
+
+function updateEma(ema: Module, model: Module, decay: number): void {
+  const source = model.stateDict();
+  torch.noGrad(() => {
+    for (const [name, target] of ema.stateDict()) {
+      const value = source.get(name)!;
+      if (target.dtype === 'float32') target.lerpInPlace(value, 1 - decay);
+      else target.copyInPlace(value);
+    }
+  });
+}
+
+function saveCheckpoint(run: RunDir, model: Module, ema: Module | undefined, optimizer: Optimizer, state: CheckpointState): void {
+  const optimizerState = optimizer.stateDict(); // copies, freed below
+  const tensors = new Map<string, Tensor>();
+  for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v);
+  if (ema) for (const [k, v] of ema.stateDict()) tensors.set(`ema.${k}`, v);
+  for (const [k, v] of optimizerState.tensors) tensors.set(`optimizer.${k}`, v);
+  saveSafetensors(run.file('checkpoint'), tensors, {});
+  for (const t of optimizerState.tensors.values()) t.dispose();
+  run.writeJson('checkpointState', { ...state, optimizer: optimizerState.meta });
+}
+
+function resumeFrom(run: RunDir, model: Module, ema: Module | undefined, optimizer: Optimizer): CheckpointState {
+  const state = run.readJson<CheckpointState>('checkpointState');
+  const saved = loadSafetensors(run.file('checkpoint')).tensors;
+  const part = (prefix: string): Map<string, Tensor> =>
+    new Map([...saved].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  model.loadStateDict(part('model.'));
+  ema?.loadStateDict(part('ema.'));
+  optimizer.loadStateDict({ tensors: part('optimizer.'), meta: state.optimizer });
+  for (const t of saved.values()) t.dispose();
+  run.truncateLog(state.epochsDone);
+  return state;
+}
+
+function disposeData(data: PreparedData): void {
+  for (const split of [data.train, data.val, data.test]) {
+    split.x.dispose();
+    split.y.dispose();
+  }
+}
