@@ -88,4 +88,6 @@ export const RunConfigSchema = z
   .strict();
 
 export type RunConfig = z.infer<typeof RunConfigSchema>;
+/** The datasheet's augmentation with every transform on. */
+export const datasheetAugmentation = AugmentSchema.parse({});
 export type RunConfigInput = z.input<typeof RunConfigSchema>;

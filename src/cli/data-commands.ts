@@ -1,0 +1,104 @@
+// info, download and montage: the commands about the dataset itself.
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import * as torch from '../torch/index.js';
+import { datasetCard, loadMedMNIST } from '../data/medmnist.js';
+import { defaultDataDir, locateDatasetFile } from '../data/locate.js';
+import { downloadDataset } from '../data/download.js';
+import { IMAGE_SIZES, getDatasetFile, type ImageSize } from '../data/registry.js';
+import { writeMontage } from '../data/montage.js';
+import { datasheetAugmentation } from '../train/config.js';
+import { prepareData } from '../train/dataset.js';
+import { dataDirOption, parseInteger } from './main.js';
+
+const sizeOption = (fallback: ImageSize): Option =>
+  new Option('--size <px>', 'image size of the file').choices(IMAGE_SIZES.map(String)).default(String(fallback));
+
+const pct = (part: number, whole: number): string => `${((100 * part) / whole).toFixed(1)}%`;
+
+export function registerDataCommands(program: Command): void {
+  program
+    .command('info')
+    .description('print the dataset card: splits, class histograms, channel statistics, licence, citation')
+    .addOption(dataDirOption())
+    .option('--dataset <key>', 'MedMNIST dataset', 'retinamnist')
+    .addOption(sizeOption(28))
+    .option('--json', 'print the card as JSON')
+    .addHelpText('after', '\nExample:\n  retinagrade info --data-dir ../shared/data --json')
+    .action((flags: { dataDir?: string; dataset: string; size: string; json?: boolean }) => {
+      const size = Number(flags.size);
+      const file = locateDatasetFile(flags.dataset, size, { dataDir: flags.dataDir });
+      const card = datasetCard(loadMedMNIST(file, flags.dataset, { expectedMd5: getDatasetFile(flags.dataset, size).md5 }));
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(card, null, 2)}\n`);
+        return;
+      }
+      const lines = [
+        `${card.title} (${card.dataset}), ${card.size}x${card.size}x${card.channels}, task: ${card.task}`,
+        `file: ${card.file} (md5 ${card.md5})`,
+        `classes: ${card.classNames.map((name, k) => `${k} ${name}`).join(', ')}`,
+      ];
+      for (const [split, s] of Object.entries(card.splits)) {
+        const histogram = s.classCounts.map((c) => `${c} (${pct(c, s.count)})`).join(', ');
+        const stats = s.channelMean.map((m, c) => `${m.toFixed(4)}±${s.channelStd[c]!.toFixed(4)}`).join(' ');
+        lines.push(`${split.padEnd(5)} ${String(s.count).padStart(5)} images; per class ${histogram}; channel mean±std ${stats}`);
+      }
+      lines.push(`licence: ${card.licence}`, ...card.citations.map((c) => `cite: ${c}`));
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+
+  program
+    .command('download')
+    .description('fetch an official MedMNIST file (resumable, md5-verified)')
+    .option('--dataset <key>', 'MedMNIST dataset', 'retinamnist')
+    .addOption(sizeOption(64))
+    .option('--dir <dir>', 'folder to put it in (default: --data-dir / $MEDMNIST_DIR / ~/.medmnist)')
+    .addOption(dataDirOption())
+    .option('--mirror <url>', 'base URL replacing the official Zenodo folder, e.g. http://host/medmnist')
+    .option('--retries <n>', 'retries after network errors', parseInteger, 4)
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  retinagrade download --size 64\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist')
+    .action(async (flags: { dataset: string; size: string; dir?: string; dataDir?: string; mirror?: string; retries: number; json?: boolean }) => {
+      const bar = process.stderr.isTTY && !flags.json ? new cliProgress.SingleBar({ format: 'download [{bar}] {percentage}% | {value}/{total} bytes | ETA {eta_formatted}' }) : undefined;
+      let started = false;
+      const result = await downloadDataset({
+        dataset: flags.dataset,
+        size: Number(flags.size) as ImageSize,
+        dir: flags.dir ?? defaultDataDir({ dataDir: flags.dataDir }),
+        mirror: flags.mirror,
+        retries: flags.retries,
+        onProgress: ({ bytes, total }) => {
+          if (!bar || total === undefined) return;
+          if (!started) bar.start(total, bytes);
+          started = true;
+          bar.update(bytes);
+        },
+      }).finally(() => bar?.stop());
+      if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else {
+        for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+        process.stdout.write(`${result.alreadyPresent ? 'already present' : 'downloaded'}: ${result.path} (md5 ${result.md5})\n`);
+      }
+    });
+
+  program
+    .command('montage')
+    .description('write a PNG grid of real training images (top row) and augmented versions (rows below)')
+    .requiredOption('--out <png>', 'PNG file to write')
+    .addOption(dataDirOption())
+    .addOption(new Option('--size <px>', 'model input size the images are shown at').choices(IMAGE_SIZES.map(String)).default('64'))
+    .option('--count <n>', 'images (columns)', parseInteger, 8)
+    .option('--variants <n>', 'augmented rows', parseInteger, 4)
+    .option('--scale <n>', 'integer upscaling for visibility', parseInteger, 3)
+    .option('--seed <n>', 'seed of the augmentation draws', parseInteger, 0)
+    .addHelpText('after', '\nExample:\n  retinagrade montage --out montage.png --size 64 --count 10')
+    .action(async (flags: { out: string; dataDir?: string; size: string; count: number; variants: number; scale: number; seed: number }) => {
+      const data = prepareData({ dataDir: flags.dataDir, size: Number(flags.size) });
+      const { width, height } = await writeMontage(flags.out, data.train.x, datasheetAugmentation, new torch.Generator(flags.seed), {
+        count: flags.count,
+        variants: flags.variants,
+        scale: flags.scale,
+      });
+      process.stdout.write(`wrote ${flags.out} (${width}x${height})${data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : ''}\n`);
+    });
+}

@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseNpy, parseNpz, readNpz, type NpyArray } from '../../src/data/npz.js';
+import { npy, npz } from './npz-writer.js';
+
+const FIXTURES = join(import.meta.dirname, '../fixtures/data');
+const fixture = (name: string) => readFileSync(join(FIXTURES, name));
+
+interface Expected {
+  dtype: string;
+  shape: number[];
+  values: (number | string)[];
+}
+const expected: Record<string, Expected> = JSON.parse(fixture('expected.json').toString());
+
+/** expected.json's encoding: 64-bit integers and non-finite floats as strings. */
+function decodeExpected(dtype: string, value: number | string): number | bigint {
+  if (dtype === 'int64' || dtype === 'uint64') return BigInt(value);
+  if (value === 'nan') return NaN;
+  if (value === 'inf') return Infinity;
+  if (value === '-inf') return -Infinity;
+  return value as number;
+}
+
+function expectMatchesNumpy(array: NpyArray, want: Expected) {
+  expect(array.dtype).toBe(want.dtype);
+  expect(array.shape).toEqual(want.shape);
+  expect(array.data.length).toBe(want.values.length);
+  want.values.forEach((value, i) => {
+    // Object.is tells -0 from 0 and NaN from everything else, so values must match bit for bit.
+    expect(Object.is(array.data[i], decodeExpected(want.dtype, value)), `element ${i}`).toBe(true);
+  });
+}
+
+describe('npz reader against numpy-written fixtures', () => {
+  for (const file of ['values_stored.npz', 'values_deflated.npz']) {
+    it(`reads every dtype exactly from ${file}`, () => {
+      const arrays = readNpz(join(FIXTURES, file));
+      expect([...arrays.keys()].sort()).toEqual(Object.keys(expected).sort());
+      for (const [key, want] of Object.entries(expected)) expectMatchesNumpy(arrays.get(key)!, want);
+    });
+  }
+
+  it('reads format version 2.0 and 3.0 headers', () => {
+    for (const file of ['v2_header.npy', 'v3_header.npy']) {
+      const bytes = fixture(file);
+      expect(bytes[6], file).toBe(Number(file[1]));
+      expectMatchesNumpy(parseNpy(bytes, file), expected.grid!);
+    }
+  });
+
+  it('copies data that is not aligned for its dtype instead of misreading it', () => {
+    const bytes = fixture('v2_header.npy');
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    expectMatchesNumpy(parseNpy(shifted.subarray(1), 'shifted'), expected.grid!);
+  });
+});
+
+describe('npz reader refusals name the file, key and what was expected', () => {
+  it('refuses Fortran order', () => {
+    const archive = npz({ grid: fixture('fortran_order.npy') });
+    expect(() => parseNpz(archive, 'f.npz')).toThrow(/^f\.npz, key 'grid': Fortran-order array is not supported \(expected C order/);
+  });
+
+  it('refuses big-endian data', () => {
+    expect(() => parseNpy(fixture('big_endian.npy'), 'big_endian.npy')).toThrow(
+      /^big_endian\.npy: big-endian dtype '>i4' is not supported \(expected little-endian/,
+    );
+  });
+
+  it('refuses unsupported dtypes', () => {
+    expect(() => parseNpy(fixture('complex.npy'), 'complex.npy')).toThrow(/^complex\.npy: unsupported dtype '<c8' \(expected one of bool, uint8/);
+    const structured = npy('[(\'a\', \'<f4\')]', [1], new Uint8Array(4)).slice();
+    expect(() => parseNpy(structured, 's.npy')).toThrow(/^s\.npy: unsupported dtype/);
+  });
+
+  it('refuses data whose length does not match the shape', () => {
+    const bytes = fixture('v2_header.npy');
+    expect(() => parseNpy(bytes.subarray(0, bytes.length - 2), 'short.npy')).toThrow(
+      "short.npy: data length does not match shape (2, 3, 4) of int16: expected 48 bytes, found 46",
+    );
+  });
+
+  it('refuses a truncated zip', () => {
+    const bytes = fixture('values_stored.npz');
+    expect(() => parseNpz(bytes.subarray(0, bytes.length >> 1), 'half.npz')).toThrow(
+      /^half\.npz: truncated or corrupt zip archive \(.*\); expected a complete \.npz file/,
+    );
+  });
+
+  it('refuses corrupt deflated data, naming the entry', () => {
+    const good = readNpz(join(FIXTURES, 'values_deflated.npz'));
+    // An entry that compresses well, so its deflate stream is long enough to damage mid-way.
+    const archive = npz({ big: npy('<f8', [4096], new Uint8Array(8 * 4096).fill(7)) }, true);
+    const corrupt = archive.slice();
+    for (let i = 80; i < 100; i++) corrupt[i] ^= 0xff;
+    expect(good.size).toBe(Object.keys(expected).length);
+    expect(() => parseNpz(corrupt, 'bad.npz')).toThrow(/^bad\.npz, entry 'big\.npy': truncated or corrupt zip archive/);
+  });
+
+  it('refuses entries that are not .npy data and malformed headers', () => {
+    expect(() => parseNpz(npz({ junk: new TextEncoder().encode('hello world') }), 'j.npz')).toThrow(
+      "j.npz, key 'junk': not a .npy array (missing the \\x93NUMPY magic)",
+    );
+    const badHeader = npy('<f4', [1], new Uint8Array(4));
+    badHeader.set(new TextEncoder().encode("{'descr' '<f4'"), 10);
+    expect(() => parseNpy(badHeader, 'h.npy')).toThrow(/^h\.npy: malformed \.npy header .*expected ':'/);
+    const version9 = npy('<f4', [1], new Uint8Array(4));
+    version9[6] = 9;
+    expect(() => parseNpy(version9, 'v9.npy')).toThrow('v9.npy: unsupported .npy format version 9.0 (expected 1.0, 2.0 or 3.0)');
+  });
+});
