@@ -172,11 +172,21 @@ export function applyAugment(
   if (!colour && !geometric) return x.clone();
   return torch.tidy(() => {
     // Work in [0, 1]: black is 0 there, which is exactly what gridSample's zero padding fills in.
-    let image = x.add(1).mul(0.5);
-    if (colour) image = colorJitter(image, params);
-    if (geometric) image = warp(image, params, interpolation);
-    return image.mul(2).sub(1);
+    let image = x.add(1).mulInPlace(0.5);
+    if (colour) image = step(image, (im) => colorJitter(im, params));
+    if (geometric) image = step(image, (im) => warp(im, params, interpolation));
+    return image.mulInPlace(2).addInPlace(-1);
   });
+}
+
+// Every image function below owns its input: it may change it in place or free it. Each step runs
+// in its own scope and frees what it no longer needs at once, because a batch-sized tensor is a
+// few MB and fresh memory costs page faults that are as slow as the arithmetic; freed blocks are
+// reused by the allocator.
+function step(input: torch.Tensor, run: (input: torch.Tensor) => torch.Tensor): torch.Tensor {
+  const output = torch.tidy(() => run(input));
+  if (output !== input) input.dispose();
+  return output;
 }
 
 export function validateAugmentConfig(config: AugmentConfig): void {
@@ -284,7 +294,7 @@ function warp(image: torch.Tensor, params: readonly SampleParams[], interpolatio
   });
   const grid = torch.affineGrid(torch.tensor(theta, [n, 2, 3]), [n, channels, height, width], false);
   const warped = torch.gridSample(image, grid, { mode: interpolation, paddingMode: 'zeros', alignCorners: false });
-  return params.every(isAffineIdentity) ? warped : warped.mul(affineCanvasMask(params, height, width));
+  return params.every(isAffineIdentity) ? warped : warped.mulInPlace(affineCanvasMask(params, height, width));
 }
 
 /**
@@ -313,13 +323,6 @@ function affineCanvasMask(params: readonly SampleParams[], height: number, width
 function isColourIdentity(p: SampleParams): boolean {
   return p.brightness === 1 && p.contrast === 1 && p.saturation === 1 && p.hue === 0;
 }
-
-/** Per-sample scalars as an [n, 1, 1, 1] tensor that broadcasts over an NCHW batch. */
-const perSample = (values: number[]): torch.Tensor =>
-  torch.tensor(Float32Array.from(values), [values.length, 1, 1, 1]);
-
-// torchvision's rgb_to_grayscale weights.
-const LUMA: readonly number[] = [0.2989, 0.587, 0.114];
 
 /**
  * ColorJitter on [0, 1] images, each sample in its own random order. Brightness, contrast and
@@ -352,14 +355,27 @@ function colorJitter(image: torch.Tensor, params: readonly SampleParams[]): torc
 const indexTensor = (indices: number[]): torch.Tensor => torch.tensor(BigInt64Array.from(indices, BigInt), [indices.length]);
 
 function jitterGroup(image: torch.Tensor, params: readonly SampleParams[], hueStage: number): torch.Tensor {
-  let out = image;
   for (let stage = 0; stage < JITTER_OPS.length; stage++) {
-    out = stage === hueStage ? shiftHue(out, params.map((p) => p.hue)) : blendStage(out, params, stage);
+    image = step(image, (im) => (stage === hueStage ? shiftHue(im, params.map((p) => p.hue)) : blendStage(im, params, stage)));
   }
-  return out;
+  return image;
 }
 
 const factorOf = (p: SampleParams, op: JitterOp): number => (op === 'hue' ? 1 : p[op]);
+
+/** Per-sample scalars as an [n, 1, 1, 1] tensor that broadcasts over an NCHW batch. */
+const perSample = (values: number[]): torch.Tensor =>
+  torch.tensor(Float32Array.from(values), [values.length, 1, 1, 1]);
+
+/** One value per channel as a [1, 3, 1, 1] tensor. */
+const perChannel = (values: [number, number, number]): torch.Tensor => torch.tensor(values, [1, 3, 1, 1]);
+
+/** The R, G, B planes of an NCHW batch, as [n, 1, H, W] views. */
+const rgb = (image: torch.Tensor): [torch.Tensor, torch.Tensor, torch.Tensor] => [
+  image.slice(1, 0, 1),
+  image.slice(1, 1, 2),
+  image.slice(1, 2, 3),
+];
 
 /**
  * One stage of brightness / contrast / saturation, whichever each sample has at `stage`. All
@@ -372,41 +388,49 @@ function blendStage(image: torch.Tensor, params: readonly SampleParams[], stage:
   if (factors.every((f) => f === 1)) return image;
   const grayWeight = factors.map((f, i) => (ops[i] === 'saturation' ? 1 - f : 0));
   const meanWeight = factors.map((f, i) => (ops[i] === 'contrast' ? 1 - f : 0));
-  let blended = image.mul(perSample(factors));
+  let target: torch.Tensor | undefined;
   if (grayWeight.some((w) => w !== 0) || meanWeight.some((w) => w !== 0)) {
-    const gray = image.mul(torch.tensor([...LUMA], [1, 3, 1, 1])).sum(1, true);
-    const target = gray.mul(perSample(grayWeight)).add(gray.mean([1, 2, 3], true).mul(perSample(meanWeight)));
-    blended = blended.add(target);
+    // torchvision's rgb_to_grayscale, 0.2989 R + 0.587 G + 0.114 B, in that order.
+    const [r, g, b] = rgb(image);
+    const gray = r.mul(0.2989).addInPlace(g, 0.587).addInPlace(b, 0.114);
+    const mean = gray.mean([1, 2, 3], true).mulInPlace(perSample(meanWeight));
+    target = gray.mulInPlace(perSample(grayWeight)).addInPlace(mean);
   }
-  return blended.clamp(0, 1);
+  image.mulInPlace(perSample(factors));
+  if (target) image.addInPlace(target);
+  return image.clamp(0, 1);
 }
 
 /**
- * torchvision's adjust_hue: RGB -> HSV, h = (h + shift) mod 1, HSV -> RGB. Value (max) and chroma
- * (max - min) are unchanged by a hue shift, so only h is computed, and the way back uses the closed
- * form c = max - chroma * clamp(min(k, 4 - k), 0, 1) with k = (n_c + 6h) mod 6, n = 5, 3, 1 for R, G, B.
+ * torchvision's adjust_hue: RGB -> HSV, h = (h + shift) mod 1, HSV -> RGB. A hue shift keeps each
+ * pixel's max and min, so only h is computed, in sixths of a turn (H in [0, 6)), and the way back
+ * scales the fully saturated colour of the new hue into [min, max]:
+ * (R, G, B) = min + chroma * clamp(|H - 3| - 1, 2 - |H - 2|, 2 - |H - 4|; 0, 1).
  */
 function shiftHue(image: torch.Tensor, shifts: number[]): torch.Tensor {
   if (shifts.every((s) => s === 0)) return image;
+  const [r, g, b] = rgb(image);
   const max = image.max(1, true);
-  const chroma = max.sub(image.min(1, true));
-  // Gray pixels have no hue; any divisor works there because the result is max - 0.
-  const divisor = chroma.maskedFill(chroma.eq(0), 1);
-  const distance = max.sub(image).div(divisor); // (max - c) / chroma per channel
-  const channel = (t: torch.Tensor, c: number): torch.Tensor => t.slice(1, c, c + 1);
-  const [rc, gc, bc] = [0, 1, 2].map((c) => channel(distance, c)) as [torch.Tensor, torch.Tensor, torch.Tensor];
-  const redIsMax = max.eq(channel(image, 0));
-  const greenIsMax = max.eq(channel(image, 1));
-  // Hue in sixths of a turn, with torchvision's tie-breaking (red, then green, then blue).
-  const sixths = torch.where(
-    redIsMax,
-    bc.sub(gc),
-    torch.where(greenIsMax, rc.sub(bc).add(2), gc.sub(rc).add(4)),
+  const min = image.min(1, true);
+  const chroma = max.sub(min);
+  // H * chroma by whichever channel is the max, with torchvision's tie-breaking (red, green, blue).
+  const scaledHue = torch.where(
+    max.eq(r),
+    g.sub(b),
+    torch.where(max.eq(g), b.sub(r).addInPlace(chroma, 2), r.sub(g).addInPlace(chroma, 4)),
   );
-  const shifted = sixths.add(perSample(shifts.map((s) => 6 * s)));
-  const k = shifted.add(torch.tensor([5, 3, 1], [1, 3, 1, 1])).remainder(6);
-  const ramp = k.minimum(k.neg().add(4)).clamp(0, 1);
-  return max.sub(chroma.mul(ramp));
+  // Gray pixels (chroma 0) have no hue; any divisor works there since the result is min + 0.
+  const hue = scaledHue
+    .div(chroma.maskedFill(chroma.eq(0), 1))
+    .addInPlace(perSample(shifts.map((s) => 6 * s)))
+    .remainder(6);
+  const saturated = hue
+    .sub(perChannel([3, 2, 4]))
+    .abs()
+    .mulInPlace(perChannel([1, -1, -1]))
+    .addInPlace(perChannel([-1, 2, 2]))
+    .clamp(0, 1);
+  return saturated.mulInPlace(chroma).addInPlace(min);
 }
 
 function batchShape(x: torch.Tensor): [number, number, number, number] {

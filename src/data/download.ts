@@ -59,7 +59,8 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
     if (expectedMd5 === undefined) {
       warnings.push(`no md5 is recorded for ${basename(destination)}: it was not verified (its md5 is ${actualMd5})`);
     }
-    return { path: destination, url, bytes, md5: actualMd5, verified: expectedMd5 !== undefined, alreadyPresent, warnings };
+    const verified = expectedMd5 !== undefined;
+    return { path: destination, url, bytes, md5: actualMd5, verified, alreadyPresent, warnings };
   };
 
   const existing = await fileSize(destination);
@@ -84,7 +85,9 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
       lastFailure = undefined;
       break;
     } catch (error) {
-      if (error instanceof PermanentFailure) throw new UserError(`could not download ${url}: ${error.message}.\n${byHand}`);
+      if (error instanceof PermanentFailure) {
+        throw new UserError(`could not download ${url}: ${error.message}.\n${byHand}`);
+      }
       lastFailure = describeError(error);
     }
   }
@@ -140,7 +143,8 @@ async function fetchIntoPart(
       const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.headers.get('content-range') ?? '');
       if (!range || Number(range[1]) !== offset) {
         await rm(part, { force: true });
-        throw new Error(`server resumed at the wrong place (${response.headers.get('content-range')}); starting over`);
+        const got = response.headers.get('content-range');
+        throw new Error(`server resumed at the wrong place (${got}, expected byte ${offset}); starting over`);
       }
       bytes = offset;
       total = range[2] === '*' ? undefined : Number(range[2]);

@@ -62,12 +62,14 @@ export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
     );
   }
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'truncated', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true })
+    const decoder = sharp(bytes, { failOn: 'truncated', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
+    const { data, info } = await decoder
       .flatten({ background: '#000000' })
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
-    return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, format: metadata.format };
+    const rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    return { rgb, width: info.width, height: info.height, format: metadata.format };
   } catch (error) {
     throw new UserError(`${name}: truncated or corrupt image data (${(error as Error).message})`);
   }
@@ -117,9 +119,10 @@ export async function findDisc(image: DecodedImage): Promise<Disc | null> {
   const threshold = low + DISC_THRESHOLD * (high - low);
 
   // A fundus photo has a mostly dark frame: the disc touches the edges at most where it is clipped.
+  const dark = (x: number, y: number) => Number(brightness[y * w + x]! <= threshold);
   let darkEdge = 0;
-  for (let x = 0; x < w; x++) darkEdge += Number(brightness[x]! <= threshold) + Number(brightness[(h - 1) * w + x]! <= threshold);
-  for (let y = 0; y < h; y++) darkEdge += Number(brightness[y * w]! <= threshold) + Number(brightness[y * w + w - 1]! <= threshold);
+  for (let x = 0; x < w; x++) darkEdge += dark(x, 0) + dark(x, h - 1);
+  for (let y = 0; y < h; y++) darkEdge += dark(0, y) + dark(w - 1, y);
   if (darkEdge < w + h) return null;
 
   const { minX, maxX, minY, maxY, area } = largestBrightRegion(brightness, w, h, threshold);
@@ -201,7 +204,9 @@ function largestBrightRegion(brightness: Uint8Array, w: number, h: number, thres
  * warning when no disc is found.
  */
 export async function preprocessFundus(input: ImageInput, size: number): Promise<FundusImage> {
-  if (!Number.isInteger(size) || size < 1) throw new RangeError(`preprocessFundus: size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size < 1) {
+    throw new RangeError(`preprocessFundus: size must be a positive integer, got ${size}`);
+  }
   const image = await decodeImage(input);
   const disc = await findDisc(image);
   const warnings: string[] = [];

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { formatShape, parseNpz, type NpyArray } from './npz.js';
-import { SPLITS, getDataset, isImageSize, type DatasetInfo, type ImageSize, type Split } from './registry.js';
+import { IMAGE_SIZES, SPLITS, getDataset, isImageSize, type DatasetInfo, type ImageSize, type Split } from './registry.js';
 
 export interface SplitData {
   /** N x H x W x C uint8 (C = 1 for grey datasets, so N x H x W). */
@@ -49,13 +49,14 @@ export function loadMedMNIST(file: string, datasetKey: string, options: LoadOpti
   }
 
   const arrays = parseNpz(bytes, file);
-  const size = checkImages(requireKey(arrays, 'train_images', file), info, file, 'train_images');
+  const where = (key: string) => `${file}, key '${key}'`;
+  const size = checkImages(requireKey(arrays, 'train_images', file), info, where('train_images'));
   const splits = {} as Record<Split, SplitData>;
   for (const split of SPLITS) {
     const images = requireKey(arrays, `${split}_images`, file);
-    checkImages(images, info, file, `${split}_images`, size);
+    checkImages(images, info, where(`${split}_images`), size);
     const count = images.shape[0]!;
-    const labels = checkLabels(requireKey(arrays, `${split}_labels`, file), count, info, file, `${split}_labels`);
+    const labels = checkLabels(requireKey(arrays, `${split}_labels`, file), count, info, where(`${split}_labels`));
     splits[split] = { images: images.data as Uint8Array, labels, count };
   }
   for (const split of SPLITS) {
@@ -80,31 +81,33 @@ function requireKey(arrays: Map<string, NpyArray>, key: string, file: string): N
 }
 
 /** Checks dtype and shape, and that S matches `sizeOfTrain` when given; returns the side length S. */
-function checkImages(array: NpyArray, info: DatasetInfo, file: string, key: string, sizeOfTrain?: ImageSize): ImageSize {
+function checkImages(array: NpyArray, info: DatasetInfo, where: string, sizeOfTrain?: ImageSize): ImageSize {
   const { shape, dtype } = array;
   const side = shape[1]!;
   const rankOk = info.channels === 3 ? shape.length === 4 && shape[3] === 3 : shape.length === 3;
   if (dtype !== 'uint8' || !rankOk || shape[2] !== side) {
     const expected = info.channels === 3 ? '(N, S, S, 3)' : '(N, S, S)';
     throw new UserError(
-      `${file}, key '${key}': expected ${expected} uint8 images for ${info.title}, found ${formatShape(shape)} ${dtype}`,
+      `${where}: expected ${expected} uint8 images for ${info.title}, found ${formatShape(shape)} ${dtype}`,
     );
   }
   if (!isImageSize(side)) {
-    throw new UserError(`${file}, key '${key}': image size ${side}x${side} is not a MedMNIST size (expected 28, 64, 128 or 224)`);
+    throw new UserError(`${where}: image size ${side}x${side} is not a MedMNIST size (expected ${IMAGE_SIZES.join(', ')})`);
   }
   if (sizeOfTrain !== undefined && side !== sizeOfTrain) {
-    throw new UserError(`${file}, key '${key}': expected ${sizeOfTrain}x${sizeOfTrain} images like train_images, found ${side}x${side}`);
+    throw new UserError(
+      `${where}: expected ${sizeOfTrain}x${sizeOfTrain} images like train_images, found ${side}x${side}`,
+    );
   }
   return side;
 }
 
-function checkLabels(array: NpyArray, count: number, info: DatasetInfo, file: string, key: string): Uint8Array {
+function checkLabels(array: NpyArray, count: number, info: DatasetInfo, where: string): Uint8Array {
   const { shape, dtype } = array;
   const integer = dtype.startsWith('int') || dtype.startsWith('uint');
   if (!integer || shape.length !== 2 || shape[0] !== count || shape[1] !== 1) {
     throw new UserError(
-      `${file}, key '${key}': expected (${count}, 1) integer labels (one per image), found ${formatShape(shape)} ${dtype}`,
+      `${where}: expected (${count}, 1) integer labels (one per image), found ${formatShape(shape)} ${dtype}`,
     );
   }
   const classes = info.labels.length;
@@ -113,7 +116,7 @@ function checkLabels(array: NpyArray, count: number, info: DatasetInfo, file: st
     const label = Number(array.data[i]);
     if (label < 0 || label >= classes) {
       throw new UserError(
-        `${file}, key '${key}': label ${label} at index ${i} is out of range (expected 0..${classes - 1} for ${info.title})`,
+        `${where}: label ${label} at index ${i} is out of range (expected 0..${classes - 1} for ${info.title})`,
       );
     }
     labels[i] = label;
@@ -178,6 +181,9 @@ function splitCard({ images, labels, count }: SplitData, classes: number, channe
   }
   const perChannel = images.length / channels;
   const channelMean = [...sum].map((s) => s / perChannel / 255);
-  const channelStd = [...sumSquares].map((s, c) => Math.sqrt(Math.max(0, s / perChannel / 255 ** 2 - channelMean[c]! ** 2)));
+  // Var = E[x^2] - E[x]^2, clamped at 0 against rounding.
+  const channelStd = [...sumSquares].map((s, c) =>
+    Math.sqrt(Math.max(0, s / perChannel / 255 ** 2 - channelMean[c]! ** 2)),
+  );
   return { count, classCounts, channelMean, channelStd };
 }

@@ -66,22 +66,22 @@ const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
  * The returned data may share memory with `bytes` (no copy when it is suitably aligned).
  */
 export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
-  const fail = (what: string): never => {
-    throw new UserError(`${where}: ${what}`);
-  };
+  const fail = (what: string) => new UserError(`${where}: ${what}`);
   if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b)) {
-    fail('not a .npy array (missing the \\x93NUMPY magic)');
+    throw fail('not a .npy array (missing the \\x93NUMPY magic)');
   }
   const major = bytes[6]!;
   const minor = bytes[7]!;
-  if (major < 1 || major > 3) fail(`unsupported .npy format version ${major}.${minor} (expected 1.0, 2.0 or 3.0)`);
+  if (major < 1 || major > 3) {
+    throw fail(`unsupported .npy format version ${major}.${minor} (expected 1.0, 2.0 or 3.0)`);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // Version 1 has a 2-byte header length; versions 2 and 3 a 4-byte one.
   const lengthBytes = major === 1 ? 2 : 4;
-  if (bytes.length < 8 + lengthBytes) fail('truncated .npy header');
+  if (bytes.length < 8 + lengthBytes) throw fail('truncated .npy header');
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataOffset = 8 + lengthBytes + headerLength;
-  if (dataOffset > bytes.length) fail(`truncated .npy header (expected ${headerLength} header bytes)`);
+  if (dataOffset > bytes.length) throw fail(`truncated .npy header (expected ${headerLength} header bytes)`);
   // Version 3 allows UTF-8 in the header (structured field names); 1 and 2 are latin-1.
   const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(
     bytes.subarray(8 + lengthBytes, dataOffset),
@@ -91,30 +91,34 @@ export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
   try {
     header = parsePythonLiteral(headerText);
   } catch (error) {
-    return fail(`malformed .npy header ${JSON.stringify(headerText.trim())}: ${(error as Error).message}`);
+    throw fail(`malformed .npy header ${JSON.stringify(headerText.trim())}: ${(error as Error).message}`);
   }
-  if (!(header instanceof Map)) return fail('malformed .npy header (expected a dict)');
+  if (!(header instanceof Map)) throw fail('malformed .npy header (expected a dict)');
   const descr = header.get('descr');
   const fortranOrder = header.get('fortran_order');
   const shape = header.get('shape');
-  if (typeof descr !== 'string') fail(`unsupported dtype ${JSON.stringify(descr)} (expected a simple numeric dtype such as '<f4')`);
-  if (typeof fortranOrder !== 'boolean') fail("malformed .npy header (expected 'fortran_order': True or False)");
-  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0)) {
-    fail(`malformed .npy header (expected 'shape' as a tuple of non-negative integers, got ${JSON.stringify(shape)})`);
+  if (typeof descr !== 'string') {
+    throw fail(`unsupported dtype ${JSON.stringify(descr)} (expected a simple numeric dtype such as '<f4')`);
   }
-  const dims = shape as number[];
+  if (typeof fortranOrder !== 'boolean') {
+    throw fail("malformed .npy header (expected 'fortran_order': True or False)");
+  }
+  if (!isShape(shape)) {
+    const got = JSON.stringify(shape);
+    throw fail(`malformed .npy header (expected 'shape' as a tuple of non-negative integers, got ${got})`);
+  }
 
-  const spec = dtypeFromDescr(descr as string, fail);
+  const spec = dtypeFromDescr(descr, fail);
   // A 1-D array has the same layout in both orders.
-  if (fortranOrder && dims.length > 1) {
-    fail('Fortran-order array is not supported (expected C order; save it with np.ascontiguousarray)');
+  if (fortranOrder && shape.length > 1) {
+    throw fail('Fortran-order array is not supported (expected C order; save it with np.ascontiguousarray)');
   }
-  const count = dims.reduce((a, b) => a * b, 1);
+  const count = shape.reduce((a, b) => a * b, 1);
   const expectedBytes = count * spec.bytes;
   const actualBytes = bytes.length - dataOffset;
   if (actualBytes !== expectedBytes) {
-    fail(
-      `data length does not match shape ${formatShape(dims)} of ${spec.dtype}: ` +
+    throw fail(
+      `data length does not match shape ${formatShape(shape)} of ${spec.dtype}: ` +
         `expected ${expectedBytes} bytes, found ${actualBytes}`,
     );
   }
@@ -124,7 +128,7 @@ export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
     start % spec.bytes === 0
       ? spec.view(bytes.buffer, start, count)
       : spec.view(bytes.slice(dataOffset).buffer, 0, count);
-  return { dtype: spec.dtype, shape: dims, data };
+  return { dtype: spec.dtype, shape: shape, data };
 }
 
 /** Python's tuple notation, as numpy prints shapes: (3,), (2, 3). */
@@ -132,16 +136,23 @@ export function formatShape(shape: readonly number[]): string {
   return shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
 }
 
-function dtypeFromDescr(descr: string, fail: (what: string) => never): DtypeSpec {
+function isShape(value: PyValue | undefined): value is number[] {
+  return Array.isArray(value) && value.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0);
+}
+
+function dtypeFromDescr(descr: string, fail: (what: string) => UserError): DtypeSpec {
   const match = /^([<>|=])([a-zA-Z])(\d+)$/.exec(descr);
   const spec = match ? DTYPES[`${match[2]}${match[3]}`] : undefined;
   if (!match || !spec) {
-    return fail(
+    throw fail(
       `unsupported dtype '${descr}' (expected one of bool, uint8/16/32/64, int8/16/32/64, float32, float64)`,
     );
   }
   if (match[1] === '>' && spec.bytes > 1) {
-    fail(`big-endian dtype '${descr}' is not supported (expected little-endian; convert with arr.astype('<${match[2]}${match[3]}'))`);
+    const littleEndian = `<${match[2]}${match[3]}`;
+    throw fail(
+      `big-endian dtype '${descr}' is not supported (expected little-endian; convert with arr.astype('${littleEndian}'))`,
+    );
   }
   return spec;
 }

@@ -12,9 +12,12 @@ export interface Objective {
   probabilities(outputs: Tensor): Tensor;
 }
 
-/** Per-sample weights w[label] as a float tensor. */
-function weightsOf(classWeights: number[], labels: Tensor): Tensor {
-  return torch.tensor(classWeights).indexSelect(0, labels);
+/** Class weights as a tensor of the outputs' dtype. */
+const weightTensor = (classWeights: number[], like: Tensor): Tensor => torch.tensor(classWeights, undefined, like.dtype);
+
+/** Per-sample weights w[label]. */
+function weightsOf(classWeights: number[], labels: Tensor, like: Tensor): Tensor {
+  return weightTensor(classWeights, like).indexSelect(0, labels);
 }
 
 /**
@@ -33,12 +36,12 @@ export class CrossEntropy implements Objective {
       const eps = this.labelSmoothing;
       const w = this.classWeights;
       // Smoothing term: -(eps/K) * sum_k w_k log p_k, weighted per class as torch does.
-      const smooth = eps > 0 ? (w ? logp.mul(torch.tensor(w)).sum(1) : logp.sum(1)).neg().div(this.numClasses) : undefined;
+      const smooth = eps > 0 ? (w ? logp.mul(weightTensor(w, logits)).sum(1) : logp.sum(1)).neg().div(this.numClasses) : undefined;
       if (!w) {
         const perSample = smooth ? nll.mul(1 - eps).add(smooth.mul(eps)) : nll;
         return perSample.mean();
       }
-      const sampleWeights = weightsOf(w, labels);
+      const sampleWeights = weightsOf(w, labels, logits);
       const weightedNll = nll.mul(sampleWeights).sum().div(sampleWeights.sum());
       if (!smooth) return weightedNll;
       return weightedNll.mul(1 - eps).add(smooth.sum().div(sampleWeights.sum()).mul(eps));
@@ -63,7 +66,7 @@ export class FocalLoss implements Objective {
       const logpTrue = logits.logSoftmax(1).gather(1, labels.unsqueeze(1)).squeeze(1);
       const focus = logpTrue.exp().neg().add(1).clamp(0).pow(this.gamma);
       let perSample = focus.mul(logpTrue).neg();
-      if (this.alpha) perSample = perSample.mul(weightsOf(this.alpha, labels));
+      if (this.alpha) perSample = perSample.mul(weightsOf(this.alpha, labels, logits));
       return perSample.mean();
     });
   }

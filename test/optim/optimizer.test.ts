@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
-import { Adam, AdamW, SGD, type OptimizerStateDict } from '../../src/optim/index.js';
+import { Adam, AdamW, SGD, type OptimizerStateDict, type ParamState } from '../../src/optim/index.js';
 import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import { reference } from '../torch/reference.js';
 import { makeOptimizer, makeParams, trainStep } from './problem.js';
@@ -162,7 +162,7 @@ describe('ownership', () => {
   /** Adam that records the state tensors it creates. */
   class RecordingAdam extends Adam {
     readonly created: Tensor[] = [];
-    protected override setBuffer(state: Parameters<Adam['setBuffer']>[0], name: string, value: Tensor): Tensor {
+    protected override setBuffer(state: ParamState, name: string, value: Tensor): Tensor {
       this.created.push(value);
       return super.setBuffer(state, name, value);
     }

@@ -5,7 +5,7 @@ describe('cosineWarmupLr', () => {
   const schedule = cosineWarmupLr({ baseLr: 0.1, totalSteps: 14, warmupSteps: 4, minLr: 0.01 });
 
   it('warms up linearly, reaching baseLr on the last warm-up step', () => {
-    expect([0, 1, 2, 3].map(schedule)).toEqual([0.025, 0.05, 0.075, 0.1]);
+    [0.025, 0.05, 0.075, 0.1].forEach((lr, step) => expect(schedule(step)).toBeCloseTo(lr, 15));
   });
   it('then follows half a cosine down to minLr and stays there', () => {
     expect(schedule(4)).toBeCloseTo(0.1, 15);

@@ -1,0 +1,49 @@
+// Recipe selection on the validation split. Trains each candidate recipe for several seeds and
+// prints validation ACC/AUC/QWK as mean ± std (test numbers are never printed here: choices are
+// made on validation only; `final.ts` reports test for the chosen recipe).
+//
+//   npx tsx bench/quality/sweep.ts --candidates cnn28,cnn64 --seeds 0,1,2 --out runs/sweep
+//
+// Each run is a normal run directory (runs/sweep/<candidate>-s<seed>), so any can be inspected
+// or re-evaluated with the CLI. Finished runs are reused, so an interrupted sweep continues.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { train } from '../../src/train/trainer.js';
+import { resolveRunConfig, type TrainFlags } from '../../src/cli/train-config.js';
+import type { RunMetrics } from '../../src/train/outputs.js';
+import { CANDIDATES } from './candidates.js';
+
+const { values } = parseArgs({
+  options: {
+    candidates: { type: 'string', default: Object.keys(CANDIDATES).join(',') },
+    seeds: { type: 'string', default: '0,1,2' },
+    out: { type: 'string', default: 'runs/sweep' },
+    'data-dir': { type: 'string' },
+  },
+});
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
+const fmt = (xs: number[]): string => `${(100 * mean(xs)).toFixed(1)} ± ${(100 * std(xs)).toFixed(1)}`;
+
+const seeds = values.seeds.split(',').map(Number);
+const rows: string[] = ['| candidate | val ACC | val AUC | val QWK | s/run |', '| --- | --- | --- | --- | --- |'];
+for (const name of values.candidates.split(',')) {
+  const flags: TrainFlags | undefined = CANDIDATES[name];
+  if (!flags) throw new Error(`unknown candidate ${name} (have ${Object.keys(CANDIDATES).join(', ')})`);
+  const results: RunMetrics[] = [];
+  for (const seed of seeds) {
+    const outDir = join(values.out, `${name}-s${seed}`);
+    const metricsFile = join(outDir, 'metrics.json');
+    if (!existsSync(metricsFile)) {
+      process.stderr.write(`training ${name} seed ${seed}\n`);
+      await train({ config: resolveRunConfig({ ...flags, seed }), outDir, dataDir: values['data-dir'], resume: true });
+    }
+    results.push(JSON.parse(readFileSync(metricsFile, 'utf8')) as RunMetrics);
+  }
+  const val = (key: 'acc' | 'auc' | 'qwk'): number[] => results.map((r) => r.val[key]);
+  rows.push(`| ${name} | ${fmt(val('acc'))} | ${fmt(val('auc'))} | ${(mean(val('qwk'))).toFixed(3)} ± ${std(val('qwk')).toFixed(3)} | ${mean(results.map((r) => r.seconds)).toFixed(0)} |`);
+  process.stdout.write(`${rows.at(-1)}\n`);
+}
+process.stdout.write(`\n${rows.join('\n')}\n`);

@@ -1,0 +1,141 @@
+// End to end through the installed command (bin/retinagrade.js over dist/): a short real training
+// run on RetinaMNIST, then evaluate, predict, resume and bad input against that run directory.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadMedMNIST } from '../../src/data/medmnist.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const bin = join(root, 'bin', 'retinagrade.js');
+const dataDir = process.env.MEDMNIST_DIR ?? resolve(root, '../shared/data');
+const work = mkdtempSync(join(tmpdir(), 'retinagrade-e2e-'));
+const runDir = join(work, 'run');
+const common = ['--model', 'cnn', '--width', '16', '--seed', '3', '--threads', '2', '--data-dir', dataDir];
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1', ...env } });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
+
+beforeAll(() => {
+  if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const trained = cli(['train', ...common, '--epochs', '2', '--out', runDir, '--json']);
+  expect(trained.stderr).not.toMatch(/Error|at .*\.js:\d+/);
+  expect(trained.code).toBe(0);
+}, 300_000);
+
+describe('train', () => {
+  it('writes a complete, consistent run directory', () => {
+    for (const file of ['config.json', 'log.jsonl', 'best.safetensors', 'metrics.json', 'predictions.csv']) {
+      expect(existsSync(join(runDir, file)), file).toBe(true);
+    }
+    const metrics = json(join(runDir, 'metrics.json'));
+    expect(readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(metrics.data).toMatchObject({ size: 28, upsampled_from: null, md5: 'bd4c0672f1bba3e3a89f0e4e876791e4' });
+    for (const split of ['val', 'test']) for (const key of ['acc', 'auc', 'qwk']) expect(metrics[split][key]).toBeTypeOf('number');
+    expect(metrics.test.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(400);
+
+    // predictions.csv agrees with metrics.json.
+    const rows = readFileSync(join(runDir, 'predictions.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+    expect(rows).toHaveLength(400);
+    const correct = rows.filter(([, label, predicted]) => label === predicted).length;
+    expect(correct / 400).toBeCloseTo(metrics.test.acc, 10);
+    for (const row of rows) expect(row.slice(3).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+  });
+
+  it('evaluate on the saved weights reproduces the test metrics', () => {
+    const evaluated = cli(['evaluate', '--model', runDir, '--data-dir', dataDir, '--json']);
+    expect(evaluated.code).toBe(0);
+    const report = JSON.parse(evaluated.stdout);
+    const metrics = json(join(runDir, 'metrics.json'));
+    expect(report.acc).toBeCloseTo(metrics.test.acc, 10);
+    expect(report.auc).toBeCloseTo(metrics.test.auc, 6);
+    expect(report.qwk).toBeCloseTo(metrics.test.qwk, 6);
+  });
+
+  it('predict on PNG exports of test images gives the grades evaluate gave', async () => {
+    const data = loadMedMNIST(join(dataDir, 'retinamnist.npz'), 'retinamnist');
+    const pngDir = join(work, 'png');
+    mkdirSync(pngDir);
+    const count = 24;
+    for (let i = 0; i < count; i++) {
+      const pixels = data.test.images.subarray(i * 28 * 28 * 3, (i + 1) * 28 * 28 * 3);
+      await sharp(pixels, { raw: { width: 28, height: 28, channels: 3 } }).png().toFile(join(pngDir, `test-${String(i).padStart(3, '0')}.png`));
+    }
+    const predicted = cli(['predict', '--model', runDir, '--crop', 'none', '--json', pngDir]);
+    expect(predicted.code).toBe(0);
+    const records = JSON.parse(predicted.stdout).predictions as { grade: number }[];
+    const expected = readFileSync(join(runDir, 'predictions.csv'), 'utf8').trim().split('\n').slice(1, count + 1).map((l) => Number(l.split(',')[2]));
+    expect(records.map((r) => r.grade)).toEqual(expected);
+  });
+
+  it('predict reports a bad file, still grades the others, and exits 1', () => {
+    const bad = join(work, 'not-an-image.jpg');
+    writeFileSync(bad, 'hello');
+    const result = cli(['predict', '--model', runDir, '--json', bad, join(dataDir, '../samples/fundus_a.jpg')]);
+    expect(result.code).toBe(1);
+    const [failed, graded] = JSON.parse(result.stdout).predictions;
+    expect(failed.error).toMatch(/not-an-image\.jpg/);
+    expect(graded.grade).toBeTypeOf('number');
+  });
+});
+
+describe('resume', () => {
+  it('a run killed mid-epoch and resumed ends with the metrics of an uninterrupted run', async () => {
+    const args = [...common, '--epochs', '3'];
+    const straight = join(work, 'straight');
+    expect(cli(['train', ...args, '--out', straight]).code).toBe(0);
+
+    const interrupted = join(work, 'interrupted');
+    const child = spawn(process.execPath, [bin, 'train', ...args, '--out', interrupted], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+    // Kill once the first epoch is logged, i.e. during the second.
+    await new Promise<void>((done, fail) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(interrupted, 'log.jsonl')) && readFileSync(join(interrupted, 'log.jsonl'), 'utf8').includes('"epoch":1')) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+          done();
+        }
+      }, 20);
+      child.on('exit', (code) => code !== null && (clearInterval(poll), fail(new Error(`training ended (${code}) before it could be killed`))));
+    });
+    expect(existsSync(join(interrupted, 'metrics.json'))).toBe(false);
+    expect(cli(['train', ...args, '--out', interrupted, '--resume']).code).toBe(0);
+
+    const a = json(join(straight, 'metrics.json'));
+    const b = json(join(interrupted, 'metrics.json'));
+    // libtorch's CPU kernels are deterministic for a fixed thread count: equal to float noise.
+    for (const key of ['acc', 'auc', 'qwk']) expect(b.test[key]).toBeCloseTo(a.test[key], 6);
+    expect(b.best_epoch).toBe(a.best_epoch);
+    expect(readFileSync(join(interrupted, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+  }, 300_000);
+});
+
+describe('bad input', () => {
+  it('an invalid config file is refused with the field named, exit 1, no stack', () => {
+    const config = join(work, 'bad.json');
+    writeFileSync(config, JSON.stringify({ epochs: -1, colour: 'blue' }));
+    const result = cli(['train', '--config', config, '--out', join(work, 'x')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/epochs/);
+    expect(result.stderr).toMatch(/colour/);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('evaluate on a folder that is not a run says what is missing', () => {
+    const result = cli(['evaluate', '--model', work, '--data-dir', dataDir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/not a finished run directory.*config\.json/);
+  });
+
+  it('a missing dataset names where it looked and how to get it', () => {
+    const result = cli(['info', '--data-dir', work], { MEDMNIST_DIR: '', HOME: work });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('retinamnist.npz');
+    expect(result.stderr).toContain('retinagrade download');
+  });
+});

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import * as torch from '../../src/torch/index.js';
+import { BatchNorm2d, Conv2d, Linear, ModelConfigSchema, Sequential, countMacs, createModel, seedInit } from '../../src/nn/index.js';
+import { AdamW } from '../../src/optim/index.js';
+
+const model = (name: 'cnn' | 'resnet18' | 'resnet50', inputSize: number) => createModel(ModelConfigSchema.parse({ name, inputSize }));
+
+describe('models', () => {
+  it('ResNet-18 has torchvision parameter count with a 5-class head', () => {
+    // torchvision resnet18(num_classes=5): 11,179,077 parameters (7x7 stem).
+    expect(model('resnet18', 64).parameterCount()).toBe(11_179_077);
+    // MedMNIST's 28x28 variant swaps the 7x7x3x64 stem for 3x3x3x64: 9408 - 1728 fewer.
+    expect(model('resnet18', 28).parameterCount()).toBe(11_179_077 - 9408 + 1728);
+  });
+
+  it('ResNet-50 has torchvision parameter count with a 5-class head', () => {
+    // torchvision resnet50(num_classes=5): 23,518,277 parameters.
+    expect(model('resnet50', 224).parameterCount()).toBe(23_518_277);
+  });
+
+  it('state dict keys follow PyTorch naming, buffers included', () => {
+    const keys = [...model('resnet18', 28).stateDict().keys()];
+    expect(keys).toContain('layer2.0.downsample.0.weight');
+    expect(keys).toContain('layer4.1.bn2.running_var');
+    expect(keys).toContain('layer1.0.bn1.num_batches_tracked');
+  });
+
+  it('forward gives one logit per class and counts MACs of a known layer exactly', () => {
+    // conv: 8 x 4 x 4 outputs, each 3*3*3 MACs; then a linear layer 8 -> 2 on each of the 8x4 rows.
+    const net = new Sequential(new Conv2d(3, 8, 3, { padding: 1 }), new Linear(4, 2));
+    expect(countMacs(net, [3, 4, 4])).toBe(8 * 4 * 4 * 27 + 8 * 4 * 2 * 4);
+    const y = torch.tidy(() => model('cnn', 28).forward(torch.zeros([2, 3, 28, 28])));
+    expect(y.shape).toEqual([2, 5]);
+  });
+
+  it('loadStateDict refuses missing, unexpected and mis-shaped entries with their names', () => {
+    const a = model('cnn', 28);
+    const state = new Map(a.stateDict());
+    const [firstKey] = state.keys();
+    const missing = new Map(state);
+    missing.delete(firstKey!);
+    expect(() => a.loadStateDict(missing)).toThrow(`missing ${firstKey}`);
+    expect(() => a.loadStateDict(new Map([...state, ['extra.weight', torch.zeros([1])]]))).toThrow('unexpected extra.weight');
+    const wrong = new Map(state);
+    wrong.set(firstKey!, torch.zeros([1, 2, 3]));
+    expect(() => a.loadStateDict(wrong)).toThrow(`'${firstKey}' is float32[1,2,3]`);
+  });
+
+  it('same seed builds the same weights', () => {
+    seedInit(7);
+    const a = model('cnn', 28).stateDict().get('0.weight')!.toArray();
+    seedInit(7);
+    const b = model('cnn', 28).stateDict().get('0.weight')!.toArray();
+    expect(a).toEqual(b);
+  });
+
+  it('batch norm updates running statistics in training and uses them in eval', () => {
+    const bn = new BatchNorm2d(2);
+    const x = torch.tensor([1, 2, 3, 4, 10, 20, 30, 40], [1, 2, 2, 2]);
+    bn.forward(x);
+    // running_mean = 0.9 * 0 + 0.1 * batch mean (2.5, 25)
+    expect(bn.runningMean.toArray().map((v) => +v.toFixed(5))).toEqual([0.25, 2.5]);
+    bn.eval();
+    const y = bn.forward(x).toArray();
+    expect(y[0]).toBeCloseTo((1 - 0.25) / Math.sqrt(bn.runningVar.toArray()[0]! + 1e-5), 4);
+  });
+
+  it('the compact CNN overfits 64 random images to 100% training accuracy', () => {
+    seedInit(0);
+    const gen = new torch.Generator(0);
+    const x = torch.keep(gen.normal([64, 3, 28, 28]));
+    const y = torch.keep(gen.randint(0, 5, [64]));
+    const net = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 16 }));
+    const optimizer = new AdamW(net.parameters(), { lr: 3e-3, weightDecay: 0 });
+    for (let step = 0; step < 150; step++) {
+      torch.tidy(() => {
+        const loss = net.forward(x).logSoftmax(1).gather(1, y.unsqueeze(1)).mean().neg();
+        optimizer.zeroGrad();
+        loss.backward();
+        optimizer.step();
+      });
+    }
+    net.eval();
+    const accuracy = torch.tidy(() => net.forward(x).argmax(1).eq(y).float().mean().item());
+    expect(accuracy).toBe(1);
+  });
+});
