@@ -148,7 +148,9 @@ std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i) {
   for (uint32_t k = 0; k < arr.Length(); ++k) {
     Napi::Value v = arr.Get(k);
     if (!v.IsNumber()) TypeFail(info, i, "an array of integers");
-    out[k] = v.As<Napi::Number>().Int64Value();
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d != static_cast<double>(static_cast<int64_t>(d))) TypeFail(info, i, "an array of integers");
+    out[k] = static_cast<int64_t>(d);
   }
   return out;
 }
@@ -386,14 +388,14 @@ Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
 Napi::Value Add(const Napi::CallbackInfo& info) {
   double alpha = OptNumberArg(info, 2).value_or(1.0);
   return Binary(
-      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b, alpha); },
-      [&](const at::Tensor& a, const at::Scalar& b) { return at::add(a, b, alpha); });
+      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b, ScalarFor(a, alpha)); },
+      [&](const at::Tensor& a, const at::Scalar& b) { return at::add(a, b, ScalarFor(a, alpha)); });
 }
 Napi::Value Sub(const Napi::CallbackInfo& info) {
   double alpha = OptNumberArg(info, 2).value_or(1.0);
   return Binary(
-      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b, alpha); },
-      [&](const at::Tensor& a, const at::Scalar& b) { return at::sub(a, b, alpha); });
+      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b, ScalarFor(a, alpha)); },
+      [&](const at::Tensor& a, const at::Scalar& b) { return at::sub(a, b, ScalarFor(a, alpha)); });
 }
 
 #define BINARY_OP(NAME, ATEN)                                                             \

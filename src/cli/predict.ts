@@ -3,24 +3,12 @@
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { Command } from 'commander';
-import * as torch from '../torch/index.js';
-import { decodeImage, preprocessFundus } from '../data/fundus.js';
-import { resizeBatch, toTensor } from '../data/preprocess.js';
-import { openRun, type SavedRun } from '../train/saved-run.js';
-import { predictProbabilities } from '../train/inference.js';
+import { openRun } from '../train/saved-run.js';
+import { predictImage, type Prediction } from '../train/predict-image.js';
 import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
 import { UserError } from '../errors.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
-
-export interface Prediction {
-  file: string;
-  grade?: number;
-  grade_name?: string;
-  probabilities?: number[];
-  warnings: string[];
-  error?: string;
-}
 
 /** Files named directly, plus the images inside named folders (sorted, not recursive). */
 export function expandInputs(inputs: string[]): string[] {
@@ -29,7 +17,7 @@ export function expandInputs(inputs: string[]): string[] {
     try {
       isDir = statSync(input).isDirectory();
     } catch {
-      return [input]; // reported as a failed record by predictFile
+      return [input]; // reported as a failed record by predictImage
     }
     if (!isDir) return [input];
     return readdirSync(input)
@@ -37,40 +25,6 @@ export function expandInputs(inputs: string[]): string[] {
       .sort()
       .map((name) => join(input, name));
   });
-}
-
-/**
- * The model input for one file. `disc` crops a square around the retina disc (real photographs);
- * `none` takes the image as it is (e.g. a MedMNIST image exported to PNG), resized the way
- * training resizes the dataset's images.
- */
-async function loadInput(file: string, size: number, crop: 'disc' | 'none'): Promise<{ x: torch.Tensor; warnings: string[] }> {
-  if (crop === 'disc') {
-    const fundus = await preprocessFundus(file, size);
-    return { x: toTensor(fundus.pixels, 1, size, 3), warnings: fundus.warnings };
-  }
-  const image = await decodeImage(file);
-  if (image.width !== image.height) throw new UserError(`${file}: --crop none needs a square image, got ${image.width}x${image.height}`);
-  const x = torch.tidy(() => {
-    const native = toTensor(image.rgb, 1, image.width, 3);
-    return image.width === size ? native : resizeBatch(native, size);
-  });
-  return { x, warnings: [] };
-}
-
-export async function predictFile(saved: SavedRun, file: string, crop: 'disc' | 'none'): Promise<Prediction> {
-  try {
-    const { x, warnings } = await loadInput(file, saved.config.size, crop);
-    const probabilities = Array.from(predictProbabilities(saved.model, saved.objective, x));
-    x.dispose();
-    const grade = probabilities.indexOf(Math.max(...probabilities));
-    return { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
-  } catch (error) {
-    if (error instanceof UserError || (error as NodeJS.ErrnoException).code) {
-      return { file, warnings: [], error: (error as Error).message };
-    }
-    throw error;
-  }
 }
 
 function toCsv(records: Prediction[]): string {
@@ -113,7 +67,7 @@ export function predictCommand(program: Command): void {
       if (flags.crop !== 'disc' && flags.crop !== 'none') throw new UserError(`--crop must be 'disc' or 'none', got '${flags.crop}'`);
       const saved = openRun(flags.model);
       const records: Prediction[] = [];
-      for (const file of expandInputs(images)) records.push(await predictFile(saved, file, flags.crop));
+      for (const file of expandInputs(images)) records.push(await predictImage(saved, file, flags.crop));
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));

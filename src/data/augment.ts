@@ -409,27 +409,33 @@ function blendStage(image: torch.Tensor, params: readonly SampleParams[], stage:
  */
 function shiftHue(image: torch.Tensor, shifts: number[]): torch.Tensor {
   if (shifts.every((s) => s === 0)) return image;
-  const [r, g, b] = rgb(image);
   const max = image.max(1, true);
   const min = image.min(1, true);
   const chroma = max.sub(min);
-  // H * chroma by whichever channel is the max, with torchvision's tie-breaking (red, green, blue).
-  const scaledHue = torch.where(
-    max.eq(r),
-    g.sub(b),
-    torch.where(max.eq(g), b.sub(r).addInPlace(chroma, 2), r.sub(g).addInPlace(chroma, 4)),
+  // Its own scope: the masks and partial results are freed before the batch-sized part below.
+  const hue = torch.tidy(() => {
+    const [r, g, b] = rgb(image);
+    // H * chroma by whichever channel is the max, with torchvision's tie-breaking (red, green, blue).
+    const scaledHue = torch.where(
+      max.eq(r),
+      g.sub(b),
+      torch.where(max.eq(g), b.sub(r).addInPlace(chroma, 2), r.sub(g).addInPlace(chroma, 4)),
+    );
+    // Gray pixels (chroma 0) have a zero numerator and no hue: any positive divisor works. Below
+    // 1e-12 the hue comes out wrong, but it is then scaled by that chroma, so the colour is right.
+    return scaledHue
+      .div(chroma.clamp(1e-12))
+      .addInPlace(perSample(shifts.map((s) => 6 * s)))
+      .remainder(6);
+  });
+  const saturated = torch.tidy(() =>
+    hue
+      .sub(perChannel([3, 2, 4]))
+      .abs()
+      .mulInPlace(perChannel([1, -1, -1]))
+      .addInPlace(perChannel([-1, 2, 2]))
+      .clamp(0, 1),
   );
-  // Gray pixels (chroma 0) have no hue; any divisor works there since the result is min + 0.
-  const hue = scaledHue
-    .div(chroma.maskedFill(chroma.eq(0), 1))
-    .addInPlace(perSample(shifts.map((s) => 6 * s)))
-    .remainder(6);
-  const saturated = hue
-    .sub(perChannel([3, 2, 4]))
-    .abs()
-    .mulInPlace(perChannel([1, -1, -1]))
-    .addInPlace(perChannel([-1, 2, 2]))
-    .clamp(0, 1);
   return saturated.mulInPlace(chroma).addInPlace(min);
 }
 

@@ -119,8 +119,9 @@ async function fetchIntoPart(
   const offset = (await fileSize(part)) ?? 0;
   const controller = new AbortController();
   const idleTimer = setTimeout(() => controller.abort(), idleTimeoutMs);
+  let response: Response | undefined;
   try {
-    const response = await fetch(url, {
+    response = await fetch(url, {
       signal: controller.signal,
       // Byte ranges refer to the encoded body: ask for it unencoded so offsets mean file offsets.
       headers: { 'accept-encoding': 'identity', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
@@ -166,6 +167,8 @@ async function fetchIntoPart(
       throw new Error(`connection closed at ${bytes} of ${total} bytes`);
     }
   } catch (error) {
+    // Release the connection of an answer refused before its body was read.
+    if (response?.body && !response.bodyUsed) await response.body.cancel().catch(() => {});
     if (controller.signal.aborted) throw new Error(`no data for ${idleTimeoutMs / 1000} s`);
     throw error;
   } finally {

@@ -127,7 +127,7 @@ export async function findDisc(image: DecodedImage): Promise<Disc | null> {
 
   const { minX, maxX, minY, maxY, area } = largestBrightRegion(brightness, w, h, threshold);
   const radius = Math.max(maxX - minX + 1, maxY - minY + 1) / 2;
-  // A disc fills pi/4 of its bounding square; a clipped one less, a rectangle more.
+  // 1 for a whole disc, less for a clipped one, 4/pi for a square: only roundish regions pass.
   const fill = area / (Math.PI * radius * radius);
   if (area < 0.05 * w * h || fill < 0.55 || fill > 1.1) return null;
 

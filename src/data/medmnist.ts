@@ -4,7 +4,15 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { formatShape, parseNpz, type NpyArray } from './npz.js';
-import { IMAGE_SIZES, SPLITS, getDataset, isImageSize, type DatasetInfo, type ImageSize, type Split } from './registry.js';
+import {
+  IMAGE_SIZES,
+  SPLITS,
+  getDataset,
+  isImageSize,
+  type DatasetInfo,
+  type ImageSize,
+  type Split,
+} from './registry.js';
 
 export interface SplitData {
   /** N x H x W x C uint8 (C = 1 for grey datasets, so N x H x W). */
@@ -92,7 +100,8 @@ function checkImages(array: NpyArray, info: DatasetInfo, where: string, sizeOfTr
     );
   }
   if (!isImageSize(side)) {
-    throw new UserError(`${where}: image size ${side}x${side} is not a MedMNIST size (expected ${IMAGE_SIZES.join(', ')})`);
+    const sizes = IMAGE_SIZES.join(', ');
+    throw new UserError(`${where}: image size ${side}x${side} is not a MedMNIST size (expected ${sizes})`);
   }
   if (sizeOfTrain !== undefined && side !== sizeOfTrain) {
     throw new UserError(

@@ -151,7 +151,8 @@ function dtypeFromDescr(descr: string, fail: (what: string) => UserError): Dtype
   if (match[1] === '>' && spec.bytes > 1) {
     const littleEndian = `<${match[2]}${match[3]}`;
     throw fail(
-      `big-endian dtype '${descr}' is not supported (expected little-endian; convert with arr.astype('${littleEndian}'))`,
+      `big-endian dtype '${descr}' is not supported ` +
+        `(expected little-endian; convert with arr.astype('${littleEndian}'))`,
     );
   }
   return spec;

@@ -51,7 +51,7 @@ export abstract class Optimizer {
     return this.#lr;
   }
   set lr(value: number) {
-    if (!Number.isFinite(value) || value < 0) throw new RangeError(`learning rate must be a finite number >= 0, got ${value}`);
+    checkNonNegative('learning rate', value);
     this.#lr = value;
   }
 
@@ -149,6 +149,7 @@ export abstract class Optimizer {
       state.buffers.clear();
     }
   }
+
   /** Checks metadata that may come from a file against this optimizer. */
   #parseMeta(meta: unknown): OptimizerMeta {
     const { optimizer, lr, steps } = (meta ?? {}) as Partial<Record<keyof OptimizerMeta, unknown>>;
@@ -162,6 +163,7 @@ export abstract class Optimizer {
     }
     return { optimizer: this.kind, lr, steps: steps as number[] };
   }
+
   #assertLive(): void {
     if (this.#disposed) throw new Error(`${this.kind} optimizer was already disposed`);
   }

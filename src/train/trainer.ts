@@ -1,6 +1,7 @@
 // The training loop: epochs of (sample -> augment -> forward -> loss -> step), validation after
 // each epoch, the best weights kept by the validation metric, a checkpoint every epoch for
 // --resume, and finally test metrics, predictions and a report in the run directory.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { countMacs, createModel, seedInit, type Module } from '../nn/index.js';
@@ -112,6 +113,8 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
       if (ema) updateEma(ema, model, config.ema);
       lossSum += loss * batchIndex.length;
       options.progress?.tick({ loss: loss.toFixed(4) });
+      // Node runs the binding's handle finalizers from the event loop: let it, or they pile up.
+      await yieldToEventLoop();
     }
     options.progress?.stop();
 

@@ -126,7 +126,8 @@ describe('loadMedMNIST', () => {
   it('refuses a missing key, listing what it found', () => {
     const file = writeTmp('missing.npz', npz({ train_images: npy('|u1', [1, 28, 28, 3], new Uint8Array(28 * 28 * 3)) }));
     expect(() => loadMedMNIST(file, 'retinamnist')).toThrow(
-      `${file}: missing key 'train_labels' (expected train_images, train_labels, val_images, val_labels, test_images, test_labels; found train_images)`,
+      `${file}: missing key 'train_labels' (expected train_images, train_labels, val_images, val_labels, ` +
+        'test_images, test_labels; found train_images)',
     );
   });
 

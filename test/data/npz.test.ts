@@ -42,6 +42,12 @@ describe('npz reader against numpy-written fixtures', () => {
     });
   }
 
+  it('reads an archive with zip64 records', () => {
+    const bytes = fixture('zip64.npz');
+    expect(bytes.includes(Buffer.from('PK\x06\x06', 'latin1'))).toBe(true); // the zip64 end of central directory
+    expectMatchesNumpy(parseNpz(bytes, 'zip64.npz').get('grid')!, expected.grid!);
+  });
+
   it('reads format version 2.0 and 3.0 headers', () => {
     for (const file of ['v2_header.npy', 'v3_header.npy']) {
       const bytes = fixture(file);
@@ -71,7 +77,9 @@ describe('npz reader refusals name the file, key and what was expected', () => {
   });
 
   it('refuses unsupported dtypes', () => {
-    expect(() => parseNpy(fixture('complex.npy'), 'complex.npy')).toThrow(/^complex\.npy: unsupported dtype '<c8' \(expected one of bool, uint8/);
+    expect(() => parseNpy(fixture('complex.npy'), 'complex.npy')).toThrow(
+      /^complex\.npy: unsupported dtype '<c8' \(expected one of bool, uint8/,
+    );
     const structured = npyWithHeader("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", new Uint8Array(4));
     expect(() => parseNpy(structured, 's.npy')).toThrow(`s.npy: unsupported dtype [["a","<f4"]]`);
   });

@@ -1,7 +1,7 @@
 // The small float64 quadratic of the optimizer fixtures: loss = sum((A p0 - b)^2) + sum(K * p1^2).
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
-import { Adam, AdamW, SGD, type Optimizer } from '../../src/optim/index.js';
+import { Adam, AdamW, SGD, type AdamOptions, type Optimizer, type SgdOptions } from '../../src/optim/index.js';
 import { reference } from '../torch/reference.js';
 
 const { problem } = reference.optim;
@@ -31,10 +31,10 @@ export function trainStep(optimizer: Optimizer): void {
   });
 }
 
-export function makeOptimizer(kind: 'sgd' | 'adam' | 'adamw', params: Tensor[], options: Record<string, unknown>): Optimizer {
+export function makeOptimizer(kind: 'sgd' | 'adam' | 'adamw', params: Tensor[], options: SgdOptions & AdamOptions): Optimizer {
   switch (kind) {
     case 'sgd':
-      return new SGD(params, options as unknown as ConstructorParameters<typeof SGD>[1]);
+      return new SGD(params, options);
     case 'adam':
       return new Adam(params, options);
     case 'adamw':

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import type { DType, Tensor } from '../../src/torch/index.js';
+import type { AdamOptions, SgdOptions } from '../../src/optim/index.js';
 
 export interface RefTensor {
   shape: number[];
@@ -38,7 +39,7 @@ export interface TorchReference {
   };
   optim: {
     problem: { A: number[][]; b: number[]; K: number[][]; p0: number[]; p1: number[][] };
-    cases: { name: string; kind: 'sgd' | 'adam' | 'adamw'; options: Record<string, unknown>; trajectory: { p0: number[]; p1: number[] }[] }[];
+    cases: { name: string; kind: 'sgd' | 'adam' | 'adamw'; options: SgdOptions & AdamOptions; trajectory: { p0: number[]; p1: number[] }[] }[];
   };
   clip_grad_norm: { max_norm: number; grads: RefTensor[]; total_norm: number; clipped: RefTensor[] }[];
   schedules: {

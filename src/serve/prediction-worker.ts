@@ -1,0 +1,73 @@
+// Grading off the event loop: a worker thread owns the model (the libtorch binding loads per
+// thread) and answers requests by message, so a server keeps serving while a forward pass runs.
+import { Worker } from 'node:worker_threads';
+import type { ImageInput } from '../data/fundus.js';
+import type { CropMode, Prediction } from '../train/predict-image.js';
+
+export interface PredictRequest {
+  id: number;
+  images: Exclude<ImageInput, string>[];
+  crop: CropMode;
+}
+export type PredictReply = { id: number; predictions: Prediction[] } | { id: number; error: string };
+export type WorkerReady = { ready: true } | { ready: false; error: string };
+
+const fromSource = import.meta.url.endsWith('.ts');
+const threadFile = new URL(`./prediction-thread.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+
+/** The compiled thread file; from TypeScript sources (tests, tsx) a bootstrap registers tsx first. */
+function startThread(workerData: unknown): Worker {
+  if (!fromSource) return new Worker(threadFile, { workerData });
+  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(threadFile.href)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
+
+export class PredictionWorker {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void }>();
+  #nextId = 0;
+
+  private constructor(worker: Worker) {
+    this.#worker = worker;
+    worker.on('message', (reply: PredictReply) => {
+      const pending = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if ('error' in reply) pending?.reject(new Error(reply.error));
+      else pending?.resolve(reply.predictions);
+    });
+    worker.on('error', (error) => this.#failAll(error));
+    worker.on('exit', (code) => this.#failAll(new Error(`prediction worker exited with code ${code}`)));
+  }
+
+  /** Starts a worker that loads the run directory `runDir`; resolves once the model is loaded. */
+  static open(runDir: string): Promise<PredictionWorker> {
+    const worker = startThread({ runDir });
+    return new Promise((resolve, reject) => {
+      worker.once('message', (status: WorkerReady) => {
+        if (status.ready) resolve(new PredictionWorker(worker));
+        else {
+          void worker.terminate();
+          reject(new Error(status.error));
+        }
+      });
+      worker.once('error', reject);
+    });
+  }
+
+  predict(images: Exclude<ImageInput, string>[], crop: CropMode = 'disc'): Promise<Prediction[]> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, images, crop } satisfies PredictRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
+  #failAll(error: Error): void {
+    for (const { reject } of this.#pending.values()) reject(error);
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,58 @@
+// Grading one photograph with a saved run: decode, crop, resize, normalize, forward, softmax.
+// Used by the `predict` command and by the prediction worker a server runs.
+import * as torch from '../torch/index.js';
+import { decodeImage, preprocessFundus, type ImageInput } from '../data/fundus.js';
+import { resizeBatch, toTensor } from '../data/preprocess.js';
+import { UserError } from '../errors.js';
+import type { SavedRun } from './saved-run.js';
+import { predictProbabilities } from './inference.js';
+import { GRADE_NAMES } from './outputs.js';
+
+export interface Prediction {
+  file: string;
+  grade?: number;
+  grade_name?: string;
+  probabilities?: number[];
+  warnings: string[];
+  error?: string;
+}
+
+/**
+ * The model input for one file. `disc` crops a square around the retina disc (real photographs);
+ * `none` takes the image as it is (e.g. a MedMNIST image exported to PNG), resized the way
+ * training resizes the dataset's images.
+ */
+async function loadInput(input: ImageInput, size: number, crop: CropMode): Promise<{ x: torch.Tensor; warnings: string[] }> {
+  if (crop === 'disc') {
+    const fundus = await preprocessFundus(input, size);
+    return { x: toTensor(fundus.pixels, 1, size, 3), warnings: fundus.warnings };
+  }
+  const image = await decodeImage(input);
+  if (image.width !== image.height) {
+    throw new UserError(`${inputName(input)}: --crop none needs a square image, got ${image.width}x${image.height}`);
+  }
+  const x = torch.tidy(() => {
+    const native = toTensor(image.rgb, 1, image.width, 3);
+    return image.width === size ? native : resizeBatch(native, size);
+  });
+  return { x, warnings: [] };
+}
+
+export type CropMode = 'disc' | 'none';
+const inputName = (input: ImageInput): string => (typeof input === 'string' ? input : input.name);
+
+/** Grades one image; a problem with the image becomes the record's `error`, not an exception. */
+export async function predictImage(saved: SavedRun, input: ImageInput, crop: CropMode): Promise<Prediction> {
+  const file = inputName(input);
+  try {
+    const { x, warnings } = await loadInput(input, saved.config.size, crop);
+    const probabilities = Array.from(predictProbabilities(saved.model, saved.objective, x));
+    x.dispose();
+    const grade = probabilities.indexOf(Math.max(...probabilities));
+    return { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
+  } catch (error) {
+    if (error instanceof UserError) return { file, warnings: [], error: error.message };
+    throw error;
+  }
+}
+

@@ -1,0 +1,51 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelConfigSchema, createModel } from '../../src/nn/index.js';
+import { saveSafetensors } from '../../src/io/safetensors.js';
+import { RunConfigSchema } from '../../src/train/config.js';
+import { RunDir } from '../../src/train/run-dir.js';
+import { PredictionWorker } from '../../src/serve/prediction-worker.js';
+
+const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
+let worker: PredictionWorker;
+
+beforeAll(async () => {
+  // A run directory with an untrained ResNet-18 at 64 px: slow enough per image to matter.
+  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-worker-')));
+  const modelConfig = ModelConfigSchema.parse({ name: 'resnet18', inputSize: 64 });
+  run.writeJson('config', { ...RunConfigSchema.parse({ size: 64 }), model: modelConfig });
+  const model = createModel(modelConfig);
+  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig) });
+  worker = await PredictionWorker.open(run.path);
+});
+afterAll(() => worker?.close());
+
+describe('PredictionWorker', () => {
+  it('grades in a worker thread while the event loop keeps running', async () => {
+    const image = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    const predictions = await worker.predict(Array.from({ length: 8 }, () => image));
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    expect(predictions).toHaveLength(8);
+    for (const p of predictions) {
+      expect(p.grade).toBeGreaterThanOrEqual(0);
+      expect(p.probabilities!.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    }
+    // The main thread was free: timers fired throughout (at least a third of the 5 ms slots).
+    expect(ticks).toBeGreaterThan(elapsed / 5 / 3);
+  });
+
+  it('reports a bad image in its record, not as a crash', async () => {
+    const [record] = await worker.predict([{ name: 'junk.png', bytes: new Uint8Array([1, 2, 3]) }]);
+    expect(record!.error).toMatch(/junk\.png/);
+  });
+
+  it('refuses to open something that is not a run directory', async () => {
+    await expect(PredictionWorker.open(tmpdir())).rejects.toThrow(/not a finished run directory/);
+  });
+});
