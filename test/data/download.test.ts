@@ -195,7 +195,8 @@ describe('downloadDataset', () => {
   it('fetches from a mirror base URL, and warns when no md5 is recorded', async () => {
     const { base, seen } = await serve((req, res) => send(req, res));
     const dir = freshDir();
-    const result = await downloadDataset({ dataset: 'retinamnist', size: 224, dir, mirror: `${base}/mirror/medmnist`, ...fast });
+    const url = datasetUrl('retinamnist', 224, `${base}/mirror/medmnist`);
+    const result = await downloadFile({ url, destination: join(dir, 'retinamnist_224.npz'), ...fast });
     expect(seen.map((s) => s.path)).toEqual(['/mirror/medmnist/retinamnist_224.npz']);
     expect(result.path).toBe(join(dir, 'retinamnist_224.npz'));
     expect(result.verified).toBe(false);
