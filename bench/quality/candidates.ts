@@ -14,5 +14,6 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'cnn64-ce': { model: 'cnn', size: 64, epochs: 60 },
   'cnn64-ordinal': { model: 'cnn', size: 64, epochs: 60, loss: 'ordinal' },
   'resnet18-28-ce': { model: 'resnet18', size: 28, epochs: 30 },
-  'resnet18-64-ce': { model: 'resnet18', size: 64, epochs: 30 },
+  'resnet18-64-ce': { model: 'resnet18', size: 64, epochs: 40 },
+  'resnet18-64-ordinal': { model: 'resnet18', size: 64, epochs: 40, loss: 'ordinal' },
 };

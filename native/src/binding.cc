@@ -576,8 +576,12 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
   auto pad = IntListArg(info, 1);
   std::string mode = StringArg(info, 2);
   if (mode == "constant") return Out(info, at::constant_pad_nd(x, pad, NumberArg(info, 3)));
-  if (mode == "reflect") return Out(info, at::reflection_pad2d(x, pad));
-  if (mode == "replicate") return Out(info, at::replication_pad2d(x, pad));
+  // Like torch's F.pad: two values pad the last dim, four the last two.
+  if ((mode == "reflect" || mode == "replicate") && pad.size() != 2 && pad.size() != 4) {
+    throw Napi::RangeError::New(info.Env(), mode + " padding takes 2 or 4 values, got " + std::to_string(pad.size()));
+  }
+  if (mode == "reflect") return Out(info, pad.size() == 2 ? at::reflection_pad1d(x, pad) : at::reflection_pad2d(x, pad));
+  if (mode == "replicate") return Out(info, pad.size() == 2 ? at::replication_pad1d(x, pad) : at::replication_pad2d(x, pad));
   throw Napi::TypeError::New(info.Env(), "pad mode must be constant, reflect or replicate, got '" +
                                              mode + "'");
 }

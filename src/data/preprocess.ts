@@ -18,7 +18,7 @@ export function toTensor(images: Uint8Array, n: number, size: number, channels: 
       .contiguous()
       .float()
       .div(127.5)
-      .sub(1),
+      .addInPlace(-1),
   );
 }
 

@@ -397,7 +397,7 @@ export interface PoolOptions {
   padding?: number | [number, number];
   ceilMode?: boolean;
 }
-export function maxPool2d(x: Tensor, kernel: number | [number, number], options: PoolOptions & { dilation?: number } = {}): Tensor {
+export function maxPool2d(x: Tensor, kernel: number | [number, number], options: PoolOptions & { dilation?: number | [number, number] } = {}): Tensor {
   const { stride = kernel, padding = 0, dilation = 1, ceilMode = false } = options;
   return new Tensor(native.maxPool2d(x.handle, pair(kernel), pair(stride), pair(padding), pair(dilation), ceilMode));
 }
