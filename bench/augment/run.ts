@@ -2,7 +2,9 @@
 // both from uint8 HWC images to an augmented float batch in [-1, 1], same images, same thread
 // count, alternating a few rounds because these shared machines drift between runs.
 //
-//   npx tsx bench/augment/run.ts [--count 1024] [--size 64] [--batch 128] [--rounds 3]
+//   npx tsx bench/augment/run.ts [--count 1024] [--size 64] [--batch 128] [--rounds 3] [--interpolation bilinear|nearest]
+//
+// Threads: RETINAGRADE_THREADS (default: every core); the peer gets the same torch.set_num_threads.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
-import { augment, datasheetAugment } from '../../src/data/augment.js';
+import { augment, datasheetAugment, type AugmentConfig } from '../../src/data/augment.js';
 import { toTensor } from '../../src/data/preprocess.js';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch and python3-torchvision
@@ -20,8 +22,11 @@ const { values: args } = parseArgs({
     size: { type: 'string', default: '64' },
     batch: { type: 'string', default: '128' },
     rounds: { type: 'string', default: '3' },
+    interpolation: { type: 'string', default: datasheetAugment.interpolation },
   },
 });
+if (args.interpolation !== 'bilinear' && args.interpolation !== 'nearest') throw new Error('--interpolation must be bilinear or nearest');
+const config: AugmentConfig = { ...datasheetAugment, interpolation: args.interpolation };
 const [count, size, batch, rounds] = [args.count, args.size, args.batch, args.rounds].map(Number) as [number, number, number, number];
 const threads = torch.getNumThreads();
 const imageBytes = size * size * 3;
@@ -36,7 +41,7 @@ function runOurs(gen: torch.Generator, first: number, last: number): void {
     const n = Math.min(batch, last - start);
     const bytes = images.subarray(start * imageBytes, (start + n) * imageBytes);
     torch.tidy(() => {
-      augment(toTensor(bytes, n, size, 3), datasheetAugment, gen);
+      augment(toTensor(bytes, n, size, 3), config, gen);
     });
   }
 }
@@ -58,7 +63,9 @@ function peerImagesPerSecond(): number {
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-console.log(`augmentation, datasheet's five transforms: ${count} random uint8 images ${size}x${size}, batch ${batch}, ${threads} thread(s)`);
+console.log(
+  `augmentation, datasheet's five transforms (ours: ${config.interpolation} warp): ${count} random uint8 images ${size}x${size}, batch ${batch}, ${threads} thread(s)`,
+);
 const ours: number[] = [];
 const peer: number[] = [];
 try {

@@ -9,6 +9,16 @@ import { Adam } from '../../src/optim/index.js';
 import { CrossEntropy } from '../../src/train/losses.js';
 import { intArg, parseArgs, peakRssMiB } from '../common.js';
 
+/** Wall and CPU (user + system, all threads) seconds of `fn`. */
+function timed(fn: () => void): { wall: number; cpu: number } {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  fn();
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { wall, cpu: (cpu.user + cpu.system) / 1e6 };
+}
+
 function main(): void {
   const args = parseArgs(process.argv.slice(2));
   const name = args.get('model') ?? 'resnet18';
@@ -33,35 +43,30 @@ function main(): void {
 
   // Training: the trainer's step (src/train/trainer.ts) without augmentation or data loading.
   model.train();
-  const trainStep = (): number =>
-    torch.tidy(() => {
+  let lastLoss = 0;
+  const trainStep = (): void => {
+    lastLoss = torch.tidy(() => {
       const loss = objective.loss(model.forward(x), y);
       optimizer.zeroGrad();
       loss.backward();
       optimizer.step();
       return loss.item();
     });
+  };
   for (let i = 0; i < warmup; i++) trainStep();
-  const trainTimes: number[] = [];
-  let lastLoss = 0;
-  for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    lastLoss = trainStep();
-    trainTimes.push((performance.now() - t0) / 1000);
-  }
+  const train = Array.from({ length: steps }, () => timed(trainStep));
+  const rssAfterTrain = peakRssMiB();
 
   // Inference: eval mode, no autograd recording.
   model.eval();
-  const inferStep = (): number => torch.tidy(() => torch.noGrad(() => model.forward(x).sum().item()));
+  const inferStep = (): void => {
+    torch.tidy(() => torch.noGrad(() => model.forward(x).sum().item()));
+  };
   for (let i = 0; i < inferWarmup; i++) inferStep();
-  const inferTimes: number[] = [];
-  for (let i = 0; i < inferSteps; i++) {
-    const t0 = performance.now();
-    inferStep();
-    inferTimes.push((performance.now() - t0) / 1000);
-  }
+  const infer = Array.from({ length: inferSteps }, () => timed(inferStep));
 
-  const total = (times: number[]): number => times.reduce((a, b) => a + b, 0);
+  const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+  const rate = (runs: { wall: number }[]): number | null => (runs.length ? (runs.length * batch) / sum(runs.map((r) => r.wall)) : null);
   const result = {
     side: 'ours',
     engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
@@ -70,11 +75,14 @@ function main(): void {
     batch,
     threads: torch.getNumThreads(),
     params: model.parameterCount(),
-    trainImgPerSec: steps > 0 ? (steps * batch) / total(trainTimes) : Number.NaN,
-    inferImgPerSec: inferSteps > 0 ? (inferSteps * batch) / total(inferTimes) : Number.NaN,
-    trainStepSeconds: trainTimes,
-    inferStepSeconds: inferTimes,
+    trainImgPerSec: rate(train),
+    inferImgPerSec: rate(infer),
+    trainStepSeconds: train.map((r) => r.wall),
+    inferStepSeconds: infer.map((r) => r.wall),
+    trainCpuSeconds: sum(train.map((r) => r.cpu)),
+    inferCpuSeconds: sum(infer.map((r) => r.cpu)),
     lastLoss,
+    peakRssAfterTrainMiB: rssAfterTrain,
     peakRssMiB: peakRssMiB(),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

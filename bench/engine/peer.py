@@ -92,6 +92,14 @@ def peak_rss_mib():
         return float('nan')
 
 
+def timed(fn):
+    """Wall and CPU (user + system, all threads) seconds of fn()."""
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--model', choices=['resnet18', 'cnn'], default='resnet18')
@@ -119,16 +127,13 @@ def main():
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return loss.item()
+        train_step.last = loss.item()
 
     for _ in range(a.warmup):
         train_step()
-    train_times = []
-    last_loss = 0.0
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        last_loss = train_step()
-        train_times.append(time.perf_counter() - t0)
+    train = [timed(train_step) for _ in range(a.steps)]
+    last_loss = train_step.last if a.steps else 0.0
+    rss_after_train = peak_rss_mib()
 
     model.eval()
 
@@ -138,11 +143,10 @@ def main():
 
     for _ in range(a.infer_warmup):
         infer_step()
-    infer_times = []
-    for _ in range(a.infer_steps):
-        t0 = time.perf_counter()
-        infer_step()
-        infer_times.append(time.perf_counter() - t0)
+    infer = [timed(infer_step) for _ in range(a.infer_steps)]
+
+    def rate(runs):
+        return len(runs) * a.batch / sum(w for w, _ in runs) if runs else None
 
     result = {
         'side': 'peer',
@@ -152,11 +156,14 @@ def main():
         'batch': a.batch,
         'threads': torch.get_num_threads(),
         'params': sum(p.numel() for p in model.parameters()),
-        'trainImgPerSec': a.steps * a.batch / sum(train_times) if a.steps else None,
-        'inferImgPerSec': a.infer_steps * a.batch / sum(infer_times) if a.infer_steps else None,
-        'trainStepSeconds': train_times,
-        'inferStepSeconds': infer_times,
+        'trainImgPerSec': rate(train),
+        'inferImgPerSec': rate(infer),
+        'trainStepSeconds': [w for w, _ in train],
+        'inferStepSeconds': [w for w, _ in infer],
+        'trainCpuSeconds': sum(c for _, c in train),
+        'inferCpuSeconds': sum(c for _, c in infer),
         'lastLoss': last_loss,
+        'peakRssAfterTrainMiB': rss_after_train,
         'peakRssMiB': peak_rss_mib(),
     }
     print(json.dumps(result), flush=True)

@@ -4,8 +4,8 @@
 //   RandomHorizontalFlip(0.5), RandomRotation(45), RandomResizedCrop(size, (0.6, 1), (3/4, 4/3)),
 //   ColorJitter(0.5, 0.5, 0.5, 0.1), RandomAffine(0, translate (0.1, 0.1), scale (0.8, 1.2))
 //
-// Parameters are drawn per sample exactly as torchvision draws them (same ranges, same crop
-// rejection sampling, same integer rounding), from one seeded generator. The four geometric
+// Parameters are drawn per sample from torchvision's distributions (same ranges, same crop
+// rejection sampling, same integer rounding), from one seeded generator (not torchvision's stream). The four geometric
 // transforms of a sample are composed into one 2x3 affine matrix and the whole batch is resampled
 // once (affineGrid + gridSample). Where this differs from running torchvision per sample:
 // - Colour jitter runs before the warp rather than between crop and affine. Jitter is per pixel,
@@ -100,7 +100,9 @@ export function identityParams(height: number, width: number): SampleParams {
 // Every sample consumes the same number of uniform draws whether or not a transform is enabled,
 // so switching one transform off does not change the parameters the others get for a seed.
 const CROP_ATTEMPTS = 10; // torchvision's RandomResizedCrop tries 10 boxes, then crops the centre
-const DRAWS_PER_SAMPLE = 1 + 1 + 2 * CROP_ATTEMPTS + 2 + 3 + JITTER_OPS.length * 2;
+// flip, angle, crop (area and ratio per attempt, then top and left), affine (dx, dy, zoom),
+// the four jitter factors, and four keys that sort into the jitter order.
+const DRAWS_PER_SAMPLE = 1 + 1 + 2 * CROP_ATTEMPTS + 2 + 3 + 4 + 4;
 
 /** Draws the augmentation parameters of `n` images of height x width. */
 export function sampleParams(
@@ -112,13 +114,13 @@ export function sampleParams(
 ): SampleParams[] {
   validateAugmentConfig(config);
   const uniforms = torch.tidy(() => gen.uniform([n, DRAWS_PER_SAMPLE], 0, 1, 'float64').data() as Float64Array);
+  const identity = identityParams(height, width);
+  const { horizontalFlip, rotation, resizedCrop, colorJitter, affine } = config;
   const params: SampleParams[] = [];
   for (let i = 0; i < n; i++) {
     let next = i * DRAWS_PER_SAMPLE;
     const draw = (): number => uniforms[next++];
     const take = (count: number): number[] => Array.from({ length: count }, draw);
-    const identity = identityParams(height, width);
-    const { horizontalFlip, rotation, resizedCrop, colorJitter, affine } = config;
 
     const flip = draw() < horizontalFlip.p && horizontalFlip.enabled;
     const angle = between(draw(), -rotation.degrees, rotation.degrees);
@@ -189,6 +191,7 @@ function step(input: torch.Tensor, run: (input: torch.Tensor) => torch.Tensor): 
   return output;
 }
 
+/** Throws a RangeError naming the first setting outside its valid range. */
 export function validateAugmentConfig(config: AugmentConfig): void {
   const check = (ok: boolean, field: string, expected: string, value: unknown): void => {
     if (!ok) throw new RangeError(`augment.${field} must be ${expected}, got ${JSON.stringify(value)}`);
@@ -205,6 +208,7 @@ export function validateAugmentConfig(config: AugmentConfig): void {
   check(colorJitter.hue >= 0 && colorJitter.hue <= 0.5, 'colorJitter.hue', 'in [0, 0.5]', colorJitter.hue);
   check(affine.translate.every((t) => t >= 0 && t <= 1), 'affine.translate', '[dx, dy] within [0, 1]', affine.translate);
   check(isRange(affine.scale, Number.MIN_VALUE), 'affine.scale', '[min, max] with 0 < min <= max', affine.scale);
+  check(['bilinear', 'nearest'].includes(config.interpolation), 'interpolation', "'bilinear' or 'nearest'", config.interpolation);
 }
 
 // --- parameter sampling ---
@@ -299,8 +303,8 @@ function warp(image: torch.Tensor, params: readonly SampleParams[], interpolatio
 
 /**
  * torchvision applies RandomAffine to the cropped frame, so whatever a shift or zoom-out brings in
- * from outside that frame is black. The composed map would instead show real pixels from around
- * the crop box; this mask (1 inside the affine's source frame, 0 outside) blacks them out. A
+ * from outside that frame is black. The composed map would instead read real pixels from around
+ * the crop box (or from beyond the rotated frame when there is no crop); this mask (1 inside the affine's source frame, 0 outside) blacks them out. A
  * pixel is inside when its backward-mapped centre falls in [0, size) as with PIL's sampling.
  */
 function affineCanvasMask(params: readonly SampleParams[], height: number, width: number): torch.Tensor {

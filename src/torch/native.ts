@@ -142,6 +142,10 @@ export interface NativeBinding {
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function loadBinding(): NativeBinding {
+  // OpenMP threads that spin while waiting make libtorch 5-20x slower whenever another process
+  // wants the same cores (measured: bench/augment on a busy 2-core machine). Sleep instead,
+  // unless the user chose; libgomp reads this once, when libtorch loads.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const require = createRequire(import.meta.url);
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   try {

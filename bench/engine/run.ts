@@ -1,0 +1,184 @@
+// Engine benchmark: the same models trained and run in our engine (TypeScript over libtorch) and
+// in the PyTorch peer, side by side. Each measurement is its own child process (ours: node,
+// peer: /usr/bin/python3), alternating peer/ours in ABBA order so that drift in the machine's
+// load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
+//
+//   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
+//        [--cases resnet18-28,cnn-64] [--malloc-variant]
+//
+// --malloc-variant adds a third side: ours with glibc's mmap threshold pinned at 128 KiB
+// (MALLOC_MMAP_THRESHOLD_=131072), to show the effect of the allocator on speed and peak RSS.
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild } from '../common.js';
+
+interface Case {
+  id: string;
+  model: 'resnet18' | 'cnn';
+  size: number;
+  label: string;
+}
+const CASES: Case[] = [
+  { id: 'resnet18-28', model: 'resnet18', size: 28, label: 'ResNet-18 (MedMNIST 3x3 stem) @28' },
+  { id: 'cnn-64', model: 'cnn', size: 64, label: '6-conv CNN (CompactCnn, width 32) @64' },
+];
+
+type Side = 'peer' | 'ours' | 'ours-mmap';
+const SIDE_LABEL: Record<Side, string> = {
+  peer: 'PyTorch peer',
+  ours: 'ours',
+  'ours-mmap': 'ours, MALLOC_MMAP_THRESHOLD_=131072',
+};
+
+interface Run {
+  case: string;
+  side: Side;
+  round: number;
+  trainImgPerSec: number;
+  inferImgPerSec: number;
+  peakRssMiB: number;
+  peakRssAfterTrainMiB: number;
+  trainCpuSeconds: number;
+  trainWallSeconds: number;
+  loadBefore: number;
+  processSeconds: number;
+  raw: Record<string, unknown>;
+}
+
+async function measure(c: Case, side: Side, round: number, stepArgs: string[], threads: number): Promise<Run> {
+  const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), ...stepArgs];
+  const env: Record<string, string> = { RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  if (side === 'ours-mmap') env.MALLOC_MMAP_THRESHOLD_ = '131072';
+  const [command, commandArgs] = side === 'peer' ? [PEER_PYTHON, [join(repoRoot, 'bench/engine/peer.py'), ...args]] : oursCommand('bench/engine/ours.ts', args);
+  const loadBefore = loadavg()[0]!;
+  const { json, seconds } = await runChild(command, commandArgs, env);
+  const num = (key: string): number => (typeof json[key] === 'number' ? (json[key] as number) : Number.NaN);
+  const trainSteps = (json.trainStepSeconds as number[] | undefined) ?? [];
+  return {
+    case: c.id,
+    side,
+    round,
+    trainImgPerSec: num('trainImgPerSec'),
+    inferImgPerSec: num('inferImgPerSec'),
+    peakRssMiB: num('peakRssMiB'),
+    peakRssAfterTrainMiB: num('peakRssAfterTrainMiB'),
+    trainCpuSeconds: num('trainCpuSeconds'),
+    trainWallSeconds: trainSteps.reduce((a, b) => a + b, 0),
+    loadBefore,
+    processSeconds: seconds,
+    raw: json,
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const quick = args.has('quick');
+  const rounds = intArg(args, 'rounds', 2);
+  const threads = intArg(args, 'threads', 2);
+  const batch = intArg(args, 'batch', 128);
+  const wanted = (args.get('cases') ?? CASES.map((c) => c.id).join(',')).split(',');
+  const cases = CASES.filter((c) => wanted.includes(c.id));
+  if (cases.length === 0) throw new Error(`--cases: none of ${wanted.join(', ')} is one of ${CASES.map((c) => c.id).join(', ')}`);
+  const sides: Side[] = args.has('malloc-variant') ? ['peer', 'ours', 'ours-mmap'] : ['peer', 'ours'];
+  const stepArgs = quick
+    ? ['--batch', String(batch), '--warmup', '1', '--steps', '3', '--infer-warmup', '1', '--infer-steps', '3']
+    : ['--batch', String(batch), '--warmup', '2', '--steps', '10', '--infer-warmup', '1', '--infer-steps', '10'];
+
+  const runs: Run[] = [];
+  for (const c of cases) {
+    for (let round = 0; round < rounds; round++) {
+      // ABBA: peer first in even rounds, last in odd ones.
+      const order = round % 2 === 0 ? sides : [...sides].reverse();
+      for (const side of order) {
+        const run = await measure(c, side, round, stepArgs, threads);
+        runs.push(run);
+        process.stderr.write(
+          `[engine] ${c.id} round ${round + 1}/${rounds} ${side}: train ${fmt(run.trainImgPerSec)} img/s, ` +
+            `infer ${fmt(run.inferImgPerSec)} img/s, peak RSS ${fmt(run.peakRssMiB, 0)} MiB ` +
+            `(load ${fmt(run.loadBefore, 2)}, ${fmt(run.processSeconds, 0)} s)\n`,
+        );
+      }
+    }
+  }
+
+  const summary = cases.map((c) => {
+    const bySide = Object.fromEntries(
+      sides.map((side) => {
+        const mine = runs.filter((r) => r.case === c.id && r.side === side);
+        return [
+          side,
+          {
+            trainImgPerSec: median(mine.map((r) => r.trainImgPerSec)),
+            inferImgPerSec: median(mine.map((r) => r.inferImgPerSec)),
+            peakRssMiB: median(mine.map((r) => r.peakRssMiB)),
+            trainCpuPerImageMs: median(mine.map((r) => (1000 * r.trainCpuSeconds) / (r.trainImgPerSec * r.trainWallSeconds))),
+            trainRuns: mine.map((r) => r.trainImgPerSec),
+            inferRuns: mine.map((r) => r.inferImgPerSec),
+            rssRuns: mine.map((r) => r.peakRssMiB),
+          },
+        ];
+      }),
+    ) as Record<Side, { trainImgPerSec: number; inferImgPerSec: number; peakRssMiB: number; trainCpuPerImageMs: number; trainRuns: number[]; inferRuns: number[]; rssRuns: number[] }>;
+    // Ratios per round (each round's pair ran back to back), then the median of those.
+    const pairedRatio = (side: Side, key: 'trainImgPerSec' | 'inferImgPerSec' | 'peakRssMiB'): number =>
+      median(
+        Array.from({ length: rounds }, (_, round) => {
+          const ours = runs.find((r) => r.case === c.id && r.side === side && r.round === round);
+          const peer = runs.find((r) => r.case === c.id && r.side === 'peer' && r.round === round);
+          return ours && peer ? ours[key] / peer[key] : Number.NaN;
+        }),
+      );
+    const ratios = Object.fromEntries(
+      sides
+        .filter((s) => s !== 'peer')
+        .map((s) => [s, { train: pairedRatio(s, 'trainImgPerSec'), infer: pairedRatio(s, 'inferImgPerSec'), peakRss: pairedRatio(s, 'peakRssMiB') }]),
+    );
+    return { case: c.id, label: c.label, sides: bySide, ratios };
+  });
+
+  const lines: string[] = [];
+  lines.push(
+    `Engine benchmark: batch ${batch}, ${threads} threads, Adam, synthetic data, ${quick ? 'quick (1 warm-up + 3 timed steps)' : '2 warm-up + 10 timed steps'}, ${rounds} rounds alternating (ABBA); medians.`,
+    '',
+    '| model | side | train img/s | infer img/s | peak RSS MiB | train CPU ms/img | runs (train / infer img/s) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
+  );
+  for (const s of summary) {
+    for (const side of sides) {
+      const v = s.sides[side];
+      lines.push(
+        `| ${s.label} | ${SIDE_LABEL[side]} | ${fmt(v.trainImgPerSec)} | ${fmt(v.inferImgPerSec)} | ${fmt(v.peakRssMiB, 0)} | ${fmt(v.trainCpuPerImageMs)} | ` +
+          `${v.trainRuns.map((x) => fmt(x)).join(', ')} / ${v.inferRuns.map((x) => fmt(x)).join(', ')} |`,
+      );
+    }
+    for (const [side, r] of Object.entries(s.ratios)) {
+      lines.push(
+        `| ${s.label} | **ratio ${side}/peer** | **${fmt(r.train, 2)}** | **${fmt(r.infer, 2)}** | **${fmt(r.peakRss, 2)}** | | median of per-round ratios |`,
+      );
+    }
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  const out = join(repoRoot, 'bench/engine/results.json');
+  writeFileSync(
+    out,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine: { cpu: cpus()[0]?.model, cores: cpus().length },
+        settings: { quick, rounds, threads, batch, stepArgs, sides },
+        summary,
+        runs,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  process.stderr.write(`[engine] wrote ${out}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
