@@ -20,6 +20,7 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '0,1,2' },
     out: { type: 'string', default: 'runs/sweep' },
     'data-dir': { type: 'string' },
+    report: { type: 'string', default: 'val' },
   },
 });
 
@@ -27,8 +28,9 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 const std = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
 const fmt = (xs: number[]): string => `${(100 * mean(xs)).toFixed(1)} ± ${(100 * std(xs)).toFixed(1)}`;
 
+const split = values.report === 'test' ? 'test' : 'val';
 const seeds = values.seeds.split(',').map(Number);
-const rows: string[] = ['| candidate | val ACC | val AUC | val QWK | s/run |', '| --- | --- | --- | --- | --- |'];
+const rows: string[] = [`| candidate | ${split} ACC | ${split} AUC | ${split} QWK | s/run |`, '| --- | --- | --- | --- | --- |'];
 for (const name of values.candidates.split(',')) {
   const flags: TrainFlags | undefined = CANDIDATES[name];
   if (!flags) throw new Error(`unknown candidate ${name} (have ${Object.keys(CANDIDATES).join(', ')})`);
@@ -42,8 +44,8 @@ for (const name of values.candidates.split(',')) {
     }
     results.push(JSON.parse(readFileSync(metricsFile, 'utf8')) as RunMetrics);
   }
-  const val = (key: 'acc' | 'auc' | 'qwk'): number[] => results.map((r) => r.val[key]);
-  rows.push(`| ${name} | ${fmt(val('acc'))} | ${fmt(val('auc'))} | ${(mean(val('qwk'))).toFixed(3)} ± ${std(val('qwk')).toFixed(3)} | ${mean(results.map((r) => r.seconds)).toFixed(0)} |`);
+  const metric = (key: 'acc' | 'auc' | 'qwk'): number[] => results.map((r) => r[split][key]);
+  rows.push(`| ${name} | ${fmt(metric('acc'))} | ${fmt(metric('auc'))} | ${(mean(metric('qwk'))).toFixed(3)} ± ${std(metric('qwk')).toFixed(3)} | ${mean(results.map((r) => r.seconds)).toFixed(0)} |`);
   process.stdout.write(`${rows.at(-1)}\n`);
 }
 process.stdout.write(`\n${rows.join('\n')}\n`);
