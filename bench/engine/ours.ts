@@ -2,7 +2,11 @@
 // throughput of one model on synthetic data, then the process's peak RSS. Prints one JSON line.
 //
 //   node --import tsx bench/engine/ours.ts --model resnet18 --size 28 [--batch 128]
-//        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2]
+//        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--yield]
+//
+// --yield awaits setImmediate after every step (the trainer's loop does not), letting Node run
+// the deferred Node-API finalizers of disposed tensor handles; see bench/README.md.
+import { setImmediate as turnEventLoop } from 'node:timers/promises';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
 import { Adam } from '../../src/optim/index.js';
@@ -19,7 +23,17 @@ function timed(fn: () => void): { wall: number; cpu: number } {
   return { wall, cpu: (cpu.user + cpu.system) / 1e6 };
 }
 
-function main(): void {
+/** Runs `fn` n times, optionally turning the event loop after each (outside the timed part). */
+async function repeat<R>(n: number, yieldEach: boolean, fn: () => R): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(fn());
+    if (yieldEach) await turnEventLoop();
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const name = args.get('model') ?? 'resnet18';
   if (name !== 'resnet18' && name !== 'cnn') throw new Error(`--model must be resnet18 or cnn, got '${name}'`);
@@ -30,6 +44,7 @@ function main(): void {
   const inferWarmup = intArg(args, 'infer-warmup', 1);
   const inferSteps = intArg(args, 'infer-steps', 8);
   const threads = intArg(args, 'threads', 2);
+  const yieldEach = args.has('yield');
   torch.setNumThreads(threads);
 
   seedInit(0);
@@ -53,8 +68,8 @@ function main(): void {
       return loss.item();
     });
   };
-  for (let i = 0; i < warmup; i++) trainStep();
-  const train = Array.from({ length: steps }, () => timed(trainStep));
+  await repeat(warmup, yieldEach, trainStep);
+  const train = await repeat(steps, yieldEach, () => timed(trainStep));
   const rssAfterTrain = peakRssMiB();
 
   // Inference: eval mode, no autograd recording.
@@ -62,13 +77,14 @@ function main(): void {
   const inferStep = (): void => {
     torch.tidy(() => torch.noGrad(() => model.forward(x).sum().item()));
   };
-  for (let i = 0; i < inferWarmup; i++) inferStep();
-  const infer = Array.from({ length: inferSteps }, () => timed(inferStep));
+  await repeat(inferWarmup, yieldEach, inferStep);
+  const infer = await repeat(inferSteps, yieldEach, () => timed(inferStep));
 
   const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
   const rate = (runs: { wall: number }[]): number | null => (runs.length ? (runs.length * batch) / sum(runs.map((r) => r.wall)) : null);
   const result = {
     side: 'ours',
+    yieldEachStep: yieldEach,
     engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
     model: name,
     size,
@@ -88,4 +104,7 @@ function main(): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-main();
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -4,10 +4,12 @@
 // load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
 //
 //   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
-//        [--cases resnet18-28,cnn-64] [--malloc-variant]
+//        [--cases resnet18-28,cnn-64] [--variants yield,heap]
 //
-// --malloc-variant adds a third side: ours with glibc's mmap threshold pinned at 128 KiB
-// (MALLOC_MMAP_THRESHOLD_=131072), to show the effect of the allocator on speed and peak RSS.
+// --variants adds diagnostic sides of ours (see bench/README.md):
+//   yield  ours turning the event loop after every step (runs deferred Node-API finalizers)
+//   heap   ours with yield and glibc's malloc kept off mmap (MALLOC_MMAP_MAX_=0,
+//          MALLOC_TRIM_THRESHOLD_=4e9): freed tensor memory is reused instead of re-faulted
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -24,12 +26,14 @@ const CASES: Case[] = [
   { id: 'cnn-64', model: 'cnn', size: 64, label: '6-conv CNN (CompactCnn, width 32) @64' },
 ];
 
-type Side = 'peer' | 'ours' | 'ours-mmap';
+type Side = 'peer' | 'ours' | 'ours-yield' | 'ours-heap';
 const SIDE_LABEL: Record<Side, string> = {
   peer: 'PyTorch peer',
   ours: 'ours',
-  'ours-mmap': 'ours, MALLOC_MMAP_THRESHOLD_=131072',
+  'ours-yield': 'ours + event-loop turn per step',
+  'ours-heap': 'ours + turn + heap-only malloc',
 };
+const VARIANTS: Record<string, Side> = { yield: 'ours-yield', heap: 'ours-heap' };
 
 interface Run {
   case: string;
@@ -49,8 +53,10 @@ interface Run {
 async function measure(c: Case, side: Side, round: number, stepArgs: string[], threads: number): Promise<Run> {
   const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), ...stepArgs];
   const env: Record<string, string> = { RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-  if (side === 'ours-mmap') env.MALLOC_MMAP_THRESHOLD_ = '131072';
-  const [command, commandArgs] = side === 'peer' ? [PEER_PYTHON, [join(repoRoot, 'bench/engine/peer.py'), ...args]] : oursCommand('bench/engine/ours.ts', args);
+  if (side === 'ours-heap') Object.assign(env, { MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '4000000000' });
+  const oursArgs = side === 'ours-yield' || side === 'ours-heap' ? [...args, '--yield'] : args;
+  const [command, commandArgs] =
+    side === 'peer' ? [PEER_PYTHON, [join(repoRoot, 'bench/engine/peer.py'), ...args]] : oursCommand('bench/engine/ours.ts', oursArgs);
   const loadBefore = loadavg()[0]!;
   const { json, seconds } = await runChild(command, commandArgs, env);
   const num = (key: string): number => (typeof json[key] === 'number' ? (json[key] as number) : Number.NaN);
@@ -80,7 +86,9 @@ async function main(): Promise<void> {
   const wanted = (args.get('cases') ?? CASES.map((c) => c.id).join(',')).split(',');
   const cases = CASES.filter((c) => wanted.includes(c.id));
   if (cases.length === 0) throw new Error(`--cases: none of ${wanted.join(', ')} is one of ${CASES.map((c) => c.id).join(', ')}`);
-  const sides: Side[] = args.has('malloc-variant') ? ['peer', 'ours', 'ours-mmap'] : ['peer', 'ours'];
+  const variants = (args.get('variants') ?? '').split(',').filter(Boolean);
+  for (const v of variants) if (!(v in VARIANTS)) throw new Error(`--variants: unknown '${v}' (expected ${Object.keys(VARIANTS).join(', ')})`);
+  const sides: Side[] = ['peer', 'ours', ...variants.map((v) => VARIANTS[v]!)];
   const stepArgs = quick
     ? ['--batch', String(batch), '--warmup', '1', '--steps', '3', '--infer-warmup', '1', '--infer-steps', '3']
     : ['--batch', String(batch), '--warmup', '2', '--steps', '10', '--infer-warmup', '1', '--infer-steps', '10'];

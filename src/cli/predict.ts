@@ -1,6 +1,6 @@
 // `predict`: grade photographs with a trained run. One record per image; a bad file is reported
 // and the rest are still graded; the exit code is 1 when any image failed.
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { openRun } from '../train/saved-run.js';
@@ -29,7 +29,7 @@ export function expandInputs(inputs: string[]): string[] {
 
 function toCsv(records: Prediction[]): string {
   const quote = (s: string): string => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
-  const header = 'file,grade,grade_name,p0,p1,p2,p3,p4,warnings,error';
+  const header = 'file,grade,grade_name,p0,p1,p2,p3,p4,warnings,error,cam';
   const rows = records.map((r) =>
     [
       quote(r.file),
@@ -38,6 +38,7 @@ function toCsv(records: Prediction[]): string {
       ...(r.probabilities ?? new Array(GRADE_NAMES.length).fill('')).map((p) => (typeof p === 'number' ? p.toFixed(6) : p)),
       quote(r.warnings.join('; ')),
       quote(r.error ?? ''),
+      quote(r.cam ?? ''),
     ].join(','),
   );
   return `${header}\n${rows.join('\n')}\n`;
@@ -48,7 +49,8 @@ function toText(records: Prediction[]): string {
     r.error
       ? `${r.file}: ERROR ${r.error}`
       : `${r.file}: grade ${r.grade} (${r.grade_name}), p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}` +
-        r.warnings.map((w) => `\n  warning: ${w}`).join(''),
+        r.warnings.map((w) => `\n  warning: ${w}`).join('') +
+        (r.cam ? `\n  Grad-CAM: ${r.cam}` : ''),
   );
   return `${lines.join('\n')}\n${NOT_FOR_CLINICAL_USE}\n`;
 }
@@ -60,14 +62,16 @@ export function predictCommand(program: Command): void {
     .argument('<images...>', 'image files or folders')
     .requiredOption('--model <dir>', 'run directory written by `train`')
     .option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is", 'disc')
+    .option('--cam <dir>', 'also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>')
     .option('--json', 'one JSON array of records')
     .option('--csv', 'CSV, one row per image')
     .addHelpText('after', `\nExamples:\n  retinagrade predict --model runs/default photo.jpg\n  retinagrade predict --model runs/default photos/ --csv > grades.csv\n\n${NOT_FOR_CLINICAL_USE}`)
-    .action(async (images: string[], flags: { model: string; crop: string; json?: boolean; csv?: boolean }) => {
+    .action(async (images: string[], flags: { model: string; crop: string; cam?: string; json?: boolean; csv?: boolean }) => {
       if (flags.crop !== 'disc' && flags.crop !== 'none') throw new UserError(`--crop must be 'disc' or 'none', got '${flags.crop}'`);
       const saved = openRun(flags.model);
+      if (flags.cam) mkdirSync(flags.cam, { recursive: true });
       const records: Prediction[] = [];
-      for (const file of expandInputs(images)) records.push(await predictImage(saved, file, flags.crop));
+      for (const file of expandInputs(images)) records.push(await predictImage(saved, file, { crop: flags.crop, camDir: flags.cam }));
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));

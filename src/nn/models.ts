@@ -7,7 +7,6 @@ import {
   BatchNorm2d,
   Conv2d,
   Dropout,
-  Flatten,
   GlobalAvgPool,
   Linear,
   MaxPool2d,
@@ -37,8 +36,20 @@ const convBnRelu = (cin: number, cout: number): Module[] => [
   ReLU(),
 ];
 
+/**
+ * A classifier split at its last convolutional feature map: `classify(features(x))` is the
+ * forward pass. Grad-CAM needs the split to weigh the feature map by its gradient.
+ */
+export interface FeatureClassifier extends Module {
+  features(x: Tensor): Tensor;
+  classify(features: Tensor): Tensor;
+}
+
+/** Layers of the head that follow the feature map: pooling, dropout, linear. */
+const HEAD_LAYERS = 3;
+
 /** Six 3x3 convolutions in three stages, global pooling and a linear head: fast on 2 cores. */
-export class CompactCnn extends Sequential {
+export class CompactCnn extends Sequential implements FeatureClassifier {
   constructor(config: ModelConfig) {
     const w = config.width ?? 32;
     super(
@@ -54,6 +65,13 @@ export class CompactCnn extends Sequential {
       new Dropout(config.dropout),
       new Linear(4 * w, config.outputs ?? config.numClasses),
     );
+  }
+
+  features(x: Tensor): Tensor {
+    return this.layers.slice(0, -HEAD_LAYERS).reduce((h, layer) => layer.forward(h), x);
+  }
+  classify(features: Tensor): Tensor {
+    return this.layers.slice(-HEAD_LAYERS).reduce((h, layer) => layer.forward(h), features);
   }
 }
 
@@ -123,7 +141,7 @@ type Block = typeof BasicBlock | typeof Bottleneck;
  * ResNet as torchvision names it. MedMNIST's variant for 28x28 inputs replaces the 7x7 stride-2
  * stem and max-pool with one 3x3 stride-1 convolution; larger inputs keep the standard stem.
  */
-export class ResNet extends Module {
+export class ResNet extends Module implements FeatureClassifier {
   readonly stem: Sequential;
   readonly stages: Sequential[];
   readonly head: Sequential;
@@ -155,7 +173,7 @@ export class ResNet extends Module {
     });
     this.head = this.child(
       'head',
-      new Sequential(GlobalAvgPool(), Flatten(), new Dropout(config.dropout), new Linear(cin, config.outputs ?? config.numClasses)),
+      new Sequential(GlobalAvgPool(), new Dropout(config.dropout), new Linear(cin, config.outputs ?? config.numClasses)),
     );
     this.#initConvolutions();
   }
@@ -169,12 +187,18 @@ export class ResNet extends Module {
     }
   }
 
+  features(x: Tensor): Tensor {
+    return this.stages.reduce((h, stage) => stage.forward(h), this.stem.forward(x));
+  }
+  classify(features: Tensor): Tensor {
+    return this.head.forward(features);
+  }
   forward(x: Tensor): Tensor {
-    return this.head.forward(this.stages.reduce((h, stage) => stage.forward(h), this.stem.forward(x)));
+    return this.classify(this.features(x));
   }
 }
 
-export function createModel(config: ModelConfig): Module {
+export function createModel(config: ModelConfig): FeatureClassifier {
   switch (config.name) {
     case 'cnn':
       return new CompactCnn(config);

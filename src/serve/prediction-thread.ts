@@ -10,7 +10,7 @@ try {
   port.on('message', async ({ id, images, crop }: PredictRequest) => {
     try {
       const predictions = [];
-      for (const image of images) predictions.push(await predictImage(saved, image, crop));
+      for (const image of images) predictions.push(await predictImage(saved, image, { crop }));
       port.postMessage({ id, predictions } satisfies PredictReply);
     } catch (error) {
       port.postMessage({ id, error: (error as Error).message } satisfies PredictReply);

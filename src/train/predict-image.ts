@@ -7,6 +7,8 @@ import { UserError } from '../errors.js';
 import type { SavedRun } from './saved-run.js';
 import { predictProbabilities } from './inference.js';
 import { GRADE_NAMES } from './outputs.js';
+import { gradCam, writeCamOverlay } from '../explain/gradcam.js';
+import { basename, join } from 'node:path';
 
 export interface Prediction {
   file: string;
@@ -15,6 +17,8 @@ export interface Prediction {
   probabilities?: number[];
   warnings: string[];
   error?: string;
+  /** Grad-CAM picture written for this image (predict --cam). */
+  cam?: string;
 }
 
 /**
@@ -41,15 +45,33 @@ async function loadInput(input: ImageInput, size: number, crop: CropMode): Promi
 export type CropMode = 'disc' | 'none';
 const inputName = (input: ImageInput): string => (typeof input === 'string' ? input : input.name);
 
+/** The model input back as size x size x 3 RGB bytes, for pictures of what the model saw. */
+const inputPixels = (x: torch.Tensor): Uint8Array =>
+  torch.tidy(() => x.add(1).mul(127.5).round().clamp(0, 255).permute([0, 2, 3, 1]).contiguous().to('uint8').data() as Uint8Array);
+
+export interface PredictOptions {
+  crop: CropMode;
+  /** Also write a Grad-CAM picture of the predicted grade into this folder. */
+  camDir?: string;
+}
+
 /** Grades one image; a problem with the image becomes the record's `error`, not an exception. */
-export async function predictImage(saved: SavedRun, input: ImageInput, crop: CropMode): Promise<Prediction> {
+export async function predictImage(saved: SavedRun, input: ImageInput, options: PredictOptions): Promise<Prediction> {
   const file = inputName(input);
   try {
-    const { x, warnings } = await loadInput(input, saved.config.size, crop);
-    const probabilities = Array.from(predictProbabilities(saved.model, saved.objective, x));
-    x.dispose();
-    const grade = probabilities.indexOf(Math.max(...probabilities));
-    return { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
+    const { x, warnings } = await loadInput(input, saved.config.size, options.crop);
+    try {
+      const probabilities = Array.from(predictProbabilities(saved.model, saved.objective, x));
+      const grade = probabilities.indexOf(Math.max(...probabilities));
+      const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
+      if (options.camDir) {
+        record.cam = join(options.camDir, `${basename(file).replace(/\.[^.]*$/, '')}.gradcam.png`);
+        await writeCamOverlay(record.cam, inputPixels(x), gradCam(saved.model, saved.objective, x, grade));
+      }
+      return record;
+    } finally {
+      x.dispose();
+    }
   } catch (error) {
     if (error instanceof UserError) return { file, warnings: [], error: error.message };
     throw error;

@@ -1,5 +1,5 @@
 // Reopens a finished run directory: its config, and the model with the selected weights.
-import { createModel, ModelConfigSchema, type Module } from '../nn/index.js';
+import { createModel, ModelConfigSchema, type FeatureClassifier } from '../nn/index.js';
 import { loadSafetensors } from '../io/safetensors.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { createObjective } from './objective.js';
@@ -10,7 +10,7 @@ import { UserError } from '../errors.js';
 export interface SavedRun {
   run: RunDir;
   config: RunConfig;
-  model: Module;
+  model: FeatureClassifier;
   objective: Objective;
 }
 

@@ -1,0 +1,138 @@
+// One timed training epoch in our stack (run as a child process by run.ts), with the trainer's
+// own pieces and the steps of its loop (src/train/trainer.ts): shuffle sampler, indexSelect,
+// batched datasheet augmentation, ResNet-18, cross-entropy, AdamW. The data are synthetic uint8
+// 28x28 RGB images, preprocessed (and upsampled when --size > 28) once before timing, as
+// prepareData does. Prints one JSON line.
+//
+//   node --import tsx bench/train/ours.ts --size 28 [--n 1080] [--batch 128] [--warmup 2]
+//        [--threads 2] [--seed 0] [--yield]
+import { setImmediate as turnEventLoop } from 'node:timers/promises';
+import * as torch from '../../src/torch/index.js';
+import { createModel, seedInit } from '../../src/nn/index.js';
+import { augment, datasheetAugment } from '../../src/data/augment.js';
+import { resizeBatch, toTensor } from '../../src/data/preprocess.js';
+import { ShuffleSampler } from '../../src/data/sampler.js';
+import { createObjective } from '../../src/train/objective.js';
+import { createOptimizer } from '../../src/train/optimizer.js';
+import { RunConfigSchema } from '../../src/train/config.js';
+import { intArg, parseArgs, peakRssMiB } from '../common.js';
+
+const SOURCE_SIZE = 28;
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const size = intArg(args, 'size', 28);
+  const n = intArg(args, 'n', 1080);
+  const batchSize = intArg(args, 'batch', 128);
+  const warmup = intArg(args, 'warmup', 2);
+  const threads = intArg(args, 'threads', 2);
+  const seed = intArg(args, 'seed', 0);
+  const yieldEach = args.has('yield');
+  torch.setNumThreads(threads);
+
+  // The run config the CLI would build for this recipe: defaults plus CE, no class weights.
+  const config = RunConfigSchema.parse({
+    size,
+    model: { name: 'resnet18' },
+    loss: { kind: 'ce' },
+    optimizer: { name: 'adamw', lr: 1e-3, weightDecay: 1e-4 },
+    batchSize,
+    seed,
+  });
+  if (config.augment === false) throw new Error('expected augmentation on');
+  const augmentConfig = config.augment;
+  // The config's augmentation defaults are the datasheet's; say so if that ever changes.
+  if (JSON.stringify(augmentConfig) !== JSON.stringify(datasheetAugment)) {
+    process.stderr.write(`note: config augment defaults differ from datasheetAugment; using datasheetAugment\n`);
+  }
+
+  // Synthetic data: random uint8 NHWC images and labels, then the dataset's preprocessing.
+  const gen = new torch.Generator(seed + 1);
+  const images = torch.tidy(() => gen.randint(0, 256, [n, SOURCE_SIZE, SOURCE_SIZE, 3]).to('uint8').data() as Uint8Array);
+  const labels = torch.tidy(() => gen.randint(0, 5, [n]).data() as BigInt64Array);
+  const prepStart = performance.now();
+  const trainX = torch.keep(
+    torch.tidy(() => {
+      const x = toTensor(images, n, SOURCE_SIZE, 3);
+      return size === SOURCE_SIZE ? x : resizeBatch(x, size);
+    }),
+  );
+  const trainY = torch.keep(torch.tensor(labels, [n], 'int64'));
+  const prepSeconds = (performance.now() - prepStart) / 1000;
+
+  seedInit(seed);
+  torch.manualSeed(seed);
+  const objective = createObjective(config.loss, 5);
+  const model = createModel({ ...config.model, inputSize: size, inChannels: 3, numClasses: 5, outputs: objective.outputs });
+  const optimizer = createOptimizer(config.optimizer, model.parameters());
+  const sampler = new ShuffleSampler(n);
+  model.train();
+
+  let dataSeconds = 0;
+  /** The body of the trainer's step loop; returns the batch loss. */
+  const step = (batchIndex: Int32Array, generator: torch.Generator): number =>
+    torch.tidy(() => {
+      const t0 = performance.now();
+      const index = torch.tensor(batchIndex, [batchIndex.length], 'int64');
+      let x = trainX.indexSelect(0, index);
+      x = augment(x, datasheetAugment, generator);
+      dataSeconds += (performance.now() - t0) / 1000;
+      const out = objective.loss(model.forward(x), trainY.indexSelect(0, index));
+      optimizer.zeroGrad();
+      out.backward();
+      optimizer.step();
+      return out.item();
+    });
+
+  // Warm-up steps (first-call costs: oneDNN primitives, allocator), not timed.
+  const warmGen = new torch.Generator(seed + 2);
+  const warmOrder = sampler.epoch(warmGen);
+  for (let s = 0; s < warmup; s++) step(warmOrder.slice(s * batchSize, (s + 1) * batchSize), warmGen);
+  dataSeconds = 0;
+
+  // One timed epoch.
+  const cpu0 = process.cpuUsage();
+  const epochStart = performance.now();
+  const generator = new torch.Generator(seed + 3);
+  const order = sampler.epoch(generator);
+  const stepsPerEpoch = Math.ceil(order.length / batchSize);
+  let lossSum = 0;
+  let yieldSeconds = 0;
+  for (let s = 0; s < stepsPerEpoch; s++) {
+    const batchIndex = order.slice(s * batchSize, (s + 1) * batchSize);
+    if (batchIndex.length < 2) continue;
+    lossSum += step(batchIndex, generator) * batchIndex.length;
+    if (yieldEach) {
+      const y0 = performance.now();
+      await turnEventLoop();
+      yieldSeconds += (performance.now() - y0) / 1000;
+    }
+  }
+  const epochSeconds = (performance.now() - epochStart) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+
+  process.stdout.write(
+    `${JSON.stringify({
+      side: 'ours',
+      yieldEachStep: yieldEach,
+      engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
+      size,
+      n,
+      batchSize,
+      steps: stepsPerEpoch,
+      threads: torch.getNumThreads(),
+      epochSeconds,
+      dataSeconds,
+      yieldSeconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      prepSeconds,
+      meanLoss: lossSum / n,
+      peakRssMiB: peakRssMiB(),
+    })}\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,69 @@
+// Grad-CAM (Selvaraju et al., ICCV 2017): which regions of the image pushed the model towards a
+// grade. The last feature map's channels are weighted by the mean gradient of the grade's
+// log-probability with respect to them, summed, rectified, and upsampled to the image.
+import sharp from 'sharp';
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import type { FeatureClassifier } from '../nn/index.js';
+import type { Objective } from '../train/losses.js';
+
+/** A heat map over one image: size x size values in [0, 1] (1 = most evidence for the grade). */
+export interface ClassActivationMap {
+  grade: number;
+  size: number;
+  heat: Float32Array;
+}
+
+/** Grad-CAM of `grade` for one image `x` (1 x C x S x S). */
+export function gradCam(model: FeatureClassifier, objective: Objective, x: Tensor, grade: number): ClassActivationMap {
+  const size = x.shape[3]!;
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    const heat = torch.tidy(() => {
+      // A leaf copy of the feature map: its .grad is the gradient Grad-CAM weighs channels by.
+      const features = torch.noGrad(() => model.features(x)).detach();
+      features.requiresGrad = true;
+      const probs = objective.probabilities(model.classify(features));
+      probs.slice(1, grade, grade + 1).clamp(1e-12).log().sum().backward();
+      const weights = features.grad!.mean([2, 3], true);
+      const cam = torch.noGrad(() => features.mul(weights).sum(1, true).relu());
+      const upsampled = torch.interpolate(cam, [size, size], { mode: 'bilinear' });
+      const peak = upsampled.max().item();
+      return (peak > 0 ? upsampled.div(peak) : upsampled).data() as Float32Array;
+    });
+    return { grade, size, heat };
+  } finally {
+    model.train(wasTraining);
+  }
+}
+
+/** A colour for a heat value: dark blue through cyan, yellow, to red (a "jet"-like ramp). */
+function heatColour(v: number): [number, number, number] {
+  const channel = (centre: number): number => Math.round(255 * Math.max(0, Math.min(1, 1.5 - Math.abs(4 * v - centre))));
+  return [channel(3), channel(2), channel(1)];
+}
+
+/**
+ * Writes the image (size x size x 3 RGB) with the heat map blended over it, and the plain image
+ * beside it for comparison, upscaled `scale` times, as PNG.
+ */
+export async function writeCamOverlay(path: string, rgb: Uint8Array, cam: ClassActivationMap, scale = 4): Promise<void> {
+  const { size, heat } = cam;
+  const side = new Uint8Array(size * size * 3 * 2);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const src = (y * size + x) * 3;
+      const colour = heatColour(heat[y * size + x]!);
+      const alpha = 0.5;
+      for (let c = 0; c < 3; c++) {
+        side[(y * 2 * size + x) * 3 + c] = rgb[src + c]!;
+        side[(y * 2 * size + size + x) * 3 + c] = Math.round((1 - alpha) * rgb[src + c]! + alpha * colour[c]!);
+      }
+    }
+  }
+  await sharp(side, { raw: { width: 2 * size, height: size, channels: 3 } })
+    .resize(2 * size * scale, size * scale, { kernel: 'nearest' })
+    .png()
+    .toFile(path);
+}

@@ -1,0 +1,51 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import * as torch from '../../src/torch/index.js';
+import type { Tensor } from '../../src/torch/index.js';
+import { Module, type FeatureClassifier } from '../../src/nn/index.js';
+import { CrossEntropy } from '../../src/train/losses.js';
+import { gradCam, writeCamOverlay } from '../../src/explain/gradcam.js';
+
+/** Feature map = the image's first channel; grade 1's logit = its mean brightness, grade 0's = minus that. */
+class BrightnessModel extends Module implements FeatureClassifier {
+  features(x: Tensor): Tensor {
+    return x.slice(1, 0, 1);
+  }
+  classify(features: Tensor): Tensor {
+    const m = features.mean([1, 2, 3], true).flatten(1);
+    return torch.cat([m.neg(), m], 1);
+  }
+  forward(x: Tensor): Tensor {
+    return this.classify(this.features(x));
+  }
+}
+
+describe('Grad-CAM', () => {
+  // An 8x8 image, dark (0) except a bright 2x2 patch at rows 1-2, columns 5-6.
+  const pixels = new Float32Array(3 * 64);
+  for (const [r, c] of [[1, 5], [1, 6], [2, 5], [2, 6]]) pixels[r * 8 + c] = 1;
+  const x = torch.tensor(pixels, [1, 3, 8, 8]);
+  const model = new BrightnessModel();
+
+  it('puts the evidence for a grade where the pixels that raise it are', () => {
+    const cam = gradCam(model, new CrossEntropy(2), x, 1);
+    expect(cam.size).toBe(8);
+    expect(cam.heat[1 * 8 + 5]).toBeCloseTo(1, 5);
+    expect(cam.heat[6 * 8 + 1]).toBe(0);
+    expect(Math.max(...cam.heat)).toBeCloseTo(1, 5);
+  });
+
+  it('finds no positive evidence for the grade the bright patch argues against', () => {
+    const cam = gradCam(model, new CrossEntropy(2), x, 0);
+    expect(Math.max(...cam.heat)).toBe(0);
+  });
+
+  it('writes the image and its overlay side by side as PNG', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gradcam-')), 'cam.png');
+    await writeCamOverlay(path, new Uint8Array(8 * 8 * 3).fill(100), gradCam(model, new CrossEntropy(2), x, 1), 2);
+    expect(await sharp(path).metadata()).toMatchObject({ format: 'png', width: 32, height: 16 });
+  });
+});
