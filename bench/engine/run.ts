@@ -4,7 +4,10 @@
 // load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
 //
 //   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
-//        [--cases resnet18-28,cnn-64] [--variants yield,heap]
+//        [--cases resnet18-28,cnn-64] [--variants yield,heap] [--omp-wait-policy passive|active]
+//
+// --omp-wait-policy sets OMP_WAIT_POLICY for both sides. By default the two processes wait
+// differently at OpenMP barriers (see bench/README.md), which matters on a loaded machine.
 //
 // --variants adds diagnostic sides of ours (see bench/README.md):
 //   yield  ours turning the event loop after every step (runs deferred Node-API finalizers)
@@ -50,9 +53,9 @@ interface Run {
   raw: Record<string, unknown>;
 }
 
-async function measure(c: Case, side: Side, round: number, stepArgs: string[], threads: number): Promise<Run> {
+async function measure(c: Case, side: Side, round: number, stepArgs: string[], threads: number, baseEnv: Record<string, string>): Promise<Run> {
   const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), ...stepArgs];
-  const env: Record<string, string> = { RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  const env: Record<string, string> = { ...baseEnv, RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   if (side === 'ours-heap') Object.assign(env, { MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '4000000000' });
   const oursArgs = side === 'ours-yield' || side === 'ours-heap' ? [...args, '--yield'] : args;
   const [command, commandArgs] =
@@ -78,6 +81,7 @@ async function measure(c: Case, side: Side, round: number, stepArgs: string[], t
 }
 
 async function main(): Promise<void> {
+  const startLoad = loadavg()[0]!;
   const args = parseArgs(process.argv.slice(2));
   const quick = args.has('quick');
   const rounds = intArg(args, 'rounds', 2);
@@ -89,6 +93,9 @@ async function main(): Promise<void> {
   const variants = (args.get('variants') ?? '').split(',').filter(Boolean);
   for (const v of variants) if (!(v in VARIANTS)) throw new Error(`--variants: unknown '${v}' (expected ${Object.keys(VARIANTS).join(', ')})`);
   const sides: Side[] = ['peer', 'ours', ...variants.map((v) => VARIANTS[v]!)];
+  const ompWaitPolicy = args.get('omp-wait-policy');
+  if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy)) throw new Error(`--omp-wait-policy must be passive or active`);
+  const baseEnv: Record<string, string> = ompWaitPolicy ? { OMP_WAIT_POLICY: ompWaitPolicy.toUpperCase() } : {};
   const stepArgs = quick
     ? ['--batch', String(batch), '--warmup', '1', '--steps', '3', '--infer-warmup', '1', '--infer-steps', '3']
     : ['--batch', String(batch), '--warmup', '2', '--steps', '10', '--infer-warmup', '1', '--infer-steps', '10'];
@@ -99,7 +106,7 @@ async function main(): Promise<void> {
       // ABBA: peer first in even rounds, last in odd ones.
       const order = round % 2 === 0 ? sides : [...sides].reverse();
       for (const side of order) {
-        const run = await measure(c, side, round, stepArgs, threads);
+        const run = await measure(c, side, round, stepArgs, threads, baseEnv);
         runs.push(run);
         process.stderr.write(
           `[engine] ${c.id} round ${round + 1}/${rounds} ${side}: train ${fmt(run.trainImgPerSec)} img/s, ` +
@@ -147,7 +154,8 @@ async function main(): Promise<void> {
 
   const lines: string[] = [];
   lines.push(
-    `Engine benchmark: batch ${batch}, ${threads} threads, Adam, synthetic data, ${quick ? 'quick (1 warm-up + 3 timed steps)' : '2 warm-up + 10 timed steps'}, ${rounds} rounds alternating (ABBA); medians.`,
+    `Engine benchmark: batch ${batch}, ${threads} threads, Adam, synthetic data, ${quick ? 'quick (1 warm-up + 3 timed steps)' : '2 warm-up + 10 timed steps'}, ` +
+      `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; load average ${fmt(startLoad, 2)} at start, ${fmt(loadavg()[0]!, 2)} at end.`,
     '',
     '| model | side | train img/s | infer img/s | peak RSS MiB | train CPU ms/img | runs (train / infer img/s) |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- |',
@@ -168,14 +176,15 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 
-  const out = join(repoRoot, 'bench/engine/results.json');
+  const out = join(repoRoot, args.get('out') ?? 'bench/engine/results.json');
   writeFileSync(
     out,
     `${JSON.stringify(
       {
         date: new Date().toISOString(),
         machine: { cpu: cpus()[0]?.model, cores: cpus().length },
-        settings: { quick, rounds, threads, batch, stepArgs, sides },
+        loadAverage: { start: startLoad, end: loadavg()[0] },
+        settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null },
         summary,
         runs,
       },

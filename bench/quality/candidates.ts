@@ -9,6 +9,7 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   // References: the datasheet's recipe and MedMNIST's official one.
   'datasheet-resnet18-28': { recipe: 'datasheet', model: 'resnet18', size: 28, epochs: 30 },
   'medmnist-resnet18-28': { recipe: 'medmnist', model: 'resnet18', size: 28, epochs: 30 },
+  'datasheet-cnn28': { recipe: 'datasheet', model: 'cnn', size: 28, epochs: 60 },
   // Datasheet augmentation (the five transforms at the datasheet's strengths).
   'cnn28-ce': { model: 'cnn', size: 28, epochs: 60 },
   'cnn28-ordinal': { model: 'cnn', size: 28, epochs: 60, loss: 'ordinal' },

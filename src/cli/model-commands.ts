@@ -58,6 +58,7 @@ export function registerModelCommands(program: Command): void {
     .option('--seed <n>', 'random seed (same seed and config: same result)', parseInteger)
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', parseInteger)
     .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
+    .option('--overwrite', 'replace the run already in --out')
     .option('--json', 'print the final metrics as JSON on stdout')
     .addHelpText(
       'after',
@@ -68,13 +69,14 @@ Examples:
   retinagrade train --model cnn --epochs 2 --out runs/quick --data-dir ../shared/data
   retinagrade train --out runs/default --resume        # after an interruption`,
     )
-    .action(async (flags: TrainFlags & { out: string; dataDir?: string; resume?: boolean; json?: boolean }) => {
+    .action(async (flags: TrainFlags & { out: string; dataDir?: string; resume?: boolean; overwrite?: boolean; json?: boolean }) => {
       const config = resolveRunConfig(flags);
       const { metrics } = await train({
         config,
         outDir: flags.out,
         dataDir: flags.dataDir,
         resume: flags.resume,
+        overwrite: flags.overwrite,
         progress: createProgress(),
         say,
       });

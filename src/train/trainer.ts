@@ -16,12 +16,15 @@ import { prepareData, type PreparedData } from './dataset.js';
 import { RunDir } from './run-dir.js';
 import { writeRunOutputs, type RunMetrics } from './outputs.js';
 import type { Progress } from '../cli/progress.js';
+import { UserError } from '../errors.js';
 
 export interface TrainOptions {
   config: RunConfig;
   outDir: string;
   dataDir?: string;
   resume?: boolean;
+  /** Replace a finished or interrupted run in `outDir` instead of refusing to. */
+  overwrite?: boolean;
   progress?: Progress;
   /** Human-readable lines (epoch summaries); the JSONL log is always written. */
   say?: (line: string) => void;
@@ -55,6 +58,9 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   const { config, say = () => {} } = options;
   if (config.threads) torch.setNumThreads(config.threads);
   const run = new RunDir(options.outDir);
+  if (!options.resume && !options.overwrite && run.has('config')) {
+    throw new UserError(`${options.outDir} already holds a run: continue it with --resume, replace it with --overwrite, or choose another --out`);
+  }
   const data = prepareData({ dataDir: options.dataDir, size: config.size });
 
   seedInit(config.seed);
@@ -74,11 +80,16 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
 
   let state: CheckpointState = { epochsDone: 0, bestEpoch: -1, bestScore: -Infinity, optimizer: {}, secondsSoFar: 0 };
+  const savedConfig = { ...config, model: modelConfig, threads: undefined };
   if (options.resume && run.has('checkpointState')) {
+    const previous = JSON.stringify({ ...run.readJson<object>('config'), threads: undefined });
+    if (previous !== JSON.stringify(savedConfig)) {
+      throw new UserError(`cannot resume ${options.outDir}: its config.json differs from this run's configuration (resume with the same flags)`);
+    }
     state = resumeFrom(run, model, ema, optimizer);
     say(`resuming after epoch ${state.epochsDone}`);
   } else {
-    run.writeJson('config', { ...config, model: modelConfig });
+    run.writeJson('config', savedConfig);
     run.truncateLog(0);
   }
 

@@ -126,6 +126,14 @@ describe('bad input', () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('train refuses to replace an existing run unless asked, and leaves it intact', () => {
+    const before = readFileSync(join(runDir, 'metrics.json'), 'utf8');
+    const result = cli(['train', ...common, '--epochs', '1', '--out', runDir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/already holds a run.*--resume.*--overwrite/);
+    expect(readFileSync(join(runDir, 'metrics.json'), 'utf8')).toBe(before);
+  });
+
   it('evaluate on a folder that is not a run says what is missing', () => {
     const result = cli(['evaluate', '--model', work, '--data-dir', dataDir]);
     expect(result.code).toBe(1);
