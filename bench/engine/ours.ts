@@ -2,10 +2,11 @@
 // throughput of one model on synthetic data, then the process's peak RSS. Prints one JSON line.
 //
 //   node --import tsx bench/engine/ours.ts --model resnet18 --size 28 [--batch 128]
-//        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--yield]
+//        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--no-yield]
 //
-// --yield awaits setImmediate after every step (the trainer's loop does not), letting Node run
-// the deferred Node-API finalizers of disposed tensor handles; see bench/README.md.
+// Like the trainer (src/train/trainer.ts), every step ends by turning the event loop (await
+// setImmediate), inside the timing, so Node runs the deferred finalizers of disposed tensor
+// handles. --no-yield skips that: a synchronous loop, to show what it costs (bench/README.md).
 import { setImmediate as turnEventLoop } from 'node:timers/promises';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
@@ -13,22 +14,23 @@ import { Adam } from '../../src/optim/index.js';
 import { CrossEntropy } from '../../src/train/losses.js';
 import { intArg, parseArgs, peakRssMiB } from '../common.js';
 
-/** Wall and CPU (user + system, all threads) seconds of `fn`. */
-function timed(fn: () => void): { wall: number; cpu: number } {
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  fn();
-  const wall = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  return { wall, cpu: (cpu.user + cpu.system) / 1e6 };
+interface Timing {
+  wall: number;
+  cpu: number;
 }
 
-/** Runs `fn` n times, optionally turning the event loop after each (outside the timed part). */
-async function repeat<R>(n: number, yieldEach: boolean, fn: () => R): Promise<R[]> {
-  const out: R[] = [];
+/** Runs `fn` n times, each followed by an event-loop turn unless `yieldEach` is off; wall and CPU
+ * (user + system, all threads) seconds of each run including its turn. */
+async function repeat(n: number, yieldEach: boolean, fn: () => void): Promise<Timing[]> {
+  const out: Timing[] = [];
   for (let i = 0; i < n; i++) {
-    out.push(fn());
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    fn();
     if (yieldEach) await turnEventLoop();
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    out.push({ wall, cpu: (cpu.user + cpu.system) / 1e6 });
   }
   return out;
 }
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
   const inferWarmup = intArg(args, 'infer-warmup', 1);
   const inferSteps = intArg(args, 'infer-steps', 8);
   const threads = intArg(args, 'threads', 2);
-  const yieldEach = args.has('yield');
+  const yieldEach = !args.has('no-yield');
   torch.setNumThreads(threads);
 
   seedInit(0);
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
     });
   };
   await repeat(warmup, yieldEach, trainStep);
-  const train = await repeat(steps, yieldEach, () => timed(trainStep));
+  const train = await repeat(steps, yieldEach, trainStep);
   const rssAfterTrain = peakRssMiB();
 
   // Inference: eval mode, no autograd recording.
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     torch.tidy(() => torch.noGrad(() => model.forward(x).sum().item()));
   };
   await repeat(inferWarmup, yieldEach, inferStep);
-  const infer = await repeat(inferSteps, yieldEach, () => timed(inferStep));
+  const infer = await repeat(inferSteps, yieldEach, inferStep);
 
   const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
   const rate = (runs: { wall: number }[]): number | null => (runs.length ? (runs.length * batch) / sum(runs.map((r) => r.wall)) : null);

@@ -4,15 +4,15 @@
 // load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
 //
 //   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
-//        [--cases resnet18-28,cnn-64] [--variants yield,heap] [--omp-wait-policy passive|active]
+//        [--cases resnet18-28,cnn-64] [--variants noyield,heap] [--omp-wait-policy passive|active]
 //
-// --omp-wait-policy sets OMP_WAIT_POLICY for both sides. By default the two processes wait
-// differently at OpenMP barriers (see bench/README.md), which matters on a loaded machine.
+// --omp-wait-policy sets OMP_WAIT_POLICY for both sides. Unset, ours waits passively (src/torch
+// sets PASSIVE unless the variable is set) and PyTorch spins, which matters on a loaded machine.
 //
 // --variants adds diagnostic sides of ours (see bench/README.md):
-//   yield  ours turning the event loop after every step (runs deferred Node-API finalizers)
-//   heap   ours with yield and glibc's malloc kept off mmap (MALLOC_MMAP_MAX_=0,
-//          MALLOC_TRIM_THRESHOLD_=4e9): freed tensor memory is reused instead of re-faulted
+//   noyield  ours in a synchronous loop, without the trainer's event-loop turn after each step
+//   heap     ours with glibc's malloc kept off mmap (MALLOC_MMAP_MAX_=0,
+//            MALLOC_TRIM_THRESHOLD_=4e9): freed tensor memory is reused instead of re-faulted
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -29,14 +29,14 @@ const CASES: Case[] = [
   { id: 'cnn-64', model: 'cnn', size: 64, label: '6-conv CNN (CompactCnn, width 32) @64' },
 ];
 
-type Side = 'peer' | 'ours' | 'ours-yield' | 'ours-heap';
+type Side = 'peer' | 'ours' | 'ours-noyield' | 'ours-heap';
 const SIDE_LABEL: Record<Side, string> = {
   peer: 'PyTorch peer',
   ours: 'ours',
-  'ours-yield': 'ours + event-loop turn per step',
-  'ours-heap': 'ours + turn + heap-only malloc',
+  'ours-noyield': 'ours, synchronous loop (no event-loop turn)',
+  'ours-heap': 'ours, heap-only malloc',
 };
-const VARIANTS: Record<string, Side> = { yield: 'ours-yield', heap: 'ours-heap' };
+const VARIANTS: Record<string, Side> = { noyield: 'ours-noyield', heap: 'ours-heap' };
 
 interface Run {
   case: string;
@@ -57,7 +57,7 @@ async function measure(c: Case, side: Side, round: number, stepArgs: string[], t
   const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), ...stepArgs];
   const env: Record<string, string> = { ...baseEnv, RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   if (side === 'ours-heap') Object.assign(env, { MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '4000000000' });
-  const oursArgs = side === 'ours-yield' || side === 'ours-heap' ? [...args, '--yield'] : args;
+  const oursArgs = side === 'ours-noyield' ? [...args, '--no-yield'] : args;
   const [command, commandArgs] =
     side === 'peer' ? [PEER_PYTHON, [join(repoRoot, 'bench/engine/peer.py'), ...args]] : oursCommand('bench/engine/ours.ts', oursArgs);
   const loadBefore = loadavg()[0]!;

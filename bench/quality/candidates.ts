@@ -3,7 +3,10 @@
 import { fileURLToPath } from 'node:url';
 import type { TrainFlags } from '../../src/cli/train-config.js';
 
-const light = fileURLToPath(new URL('./configs/light-augment.json', import.meta.url));
+const config = (name: string): string => fileURLToPath(new URL(`./configs/${name}.json`, import.meta.url));
+// Spelled out, so a change of the schema's defaults cannot change what a finished sweep measured.
+const light = config('light-augment');
+const datasheetAugment = config('datasheet-augment');
 
 export const CANDIDATES: Record<string, TrainFlags> = {
   // References: the datasheet's recipe and MedMNIST's official one.
@@ -11,9 +14,9 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'medmnist-resnet18-28': { recipe: 'medmnist', model: 'resnet18', size: 28, epochs: 30 },
   'datasheet-cnn28': { recipe: 'datasheet', model: 'cnn', size: 28, epochs: 60 },
   // Datasheet augmentation (the five transforms at the datasheet's strengths).
-  'cnn28-ce': { model: 'cnn', size: 28, epochs: 60 },
-  'cnn28-ordinal': { model: 'cnn', size: 28, epochs: 60, loss: 'ordinal' },
-  'resnet18-64-ce': { model: 'resnet18', size: 64, epochs: 40 },
+  'cnn28-ce': { model: 'cnn', size: 28, epochs: 60, config: datasheetAugment },
+  'cnn28-ordinal': { model: 'cnn', size: 28, epochs: 60, loss: 'ordinal', config: datasheetAugment },
+  'resnet18-64-ce': { model: 'resnet18', size: 64, epochs: 40, config: datasheetAugment },
   // Same five transforms, milder: no hue/saturation jitter, less crop and shift.
   'cnn28-light': { model: 'cnn', size: 28, epochs: 60, config: light },
   'cnn28-light-ordinal': { model: 'cnn', size: 28, epochs: 60, loss: 'ordinal', config: light },

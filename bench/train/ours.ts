@@ -5,7 +5,10 @@
 // prepareData does. Prints one JSON line.
 //
 //   node --import tsx bench/train/ours.ts --size 28 [--n 1080] [--batch 128] [--warmup 2]
-//        [--threads 2] [--seed 0] [--yield]
+//        [--threads 2] [--seed 0] [--no-yield]
+//
+// Like the trainer, each step ends with an event-loop turn (await setImmediate) so Node runs the
+// deferred finalizers of disposed tensor handles; --no-yield runs the loop synchronously.
 import { setImmediate as turnEventLoop } from 'node:timers/promises';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
@@ -27,7 +30,7 @@ async function main(): Promise<void> {
   const warmup = intArg(args, 'warmup', 2);
   const threads = intArg(args, 'threads', 2);
   const seed = intArg(args, 'seed', 0);
-  const yieldEach = args.has('yield');
+  const yieldEach = !args.has('no-yield');
   torch.setNumThreads(threads);
 
   // The run config the CLI would build for this recipe: defaults plus CE, no class weights.
@@ -87,7 +90,10 @@ async function main(): Promise<void> {
   // Warm-up steps (first-call costs: oneDNN primitives, allocator), not timed.
   const warmGen = new torch.Generator(seed + 2);
   const warmOrder = sampler.epoch(warmGen);
-  for (let s = 0; s < warmup; s++) step(warmOrder.slice(s * batchSize, (s + 1) * batchSize), warmGen);
+  for (let s = 0; s < warmup; s++) {
+    step(warmOrder.slice(s * batchSize, (s + 1) * batchSize), warmGen);
+    if (yieldEach) await turnEventLoop();
+  }
   dataSeconds = 0;
 
   // One timed epoch.

@@ -5,17 +5,17 @@
 // process; sides alternate in ABBA order. Prints a markdown table, writes bench/train/results.json.
 //
 //   npx tsx bench/train/run.ts [--sizes 28,64] [--rounds 2] [--threads 2] [--batch 128] [--n 1080]
-//        [--variants yield] [--omp-wait-policy passive|active] [--out bench/train/results.json]
+//        [--variants noyield] [--omp-wait-policy passive|active] [--out bench/train/results.json]
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild } from '../common.js';
 
-type Side = 'peer' | 'ours' | 'ours-yield';
+type Side = 'peer' | 'ours' | 'ours-noyield';
 const SIDE_LABEL: Record<Side, string> = {
   peer: 'PyTorch + torchvision',
   ours: 'ours (trainer loop)',
-  'ours-yield': 'ours + event-loop turn per step',
+  'ours-noyield': 'ours, synchronous loop (no event-loop turn)',
 };
 
 interface Run {
@@ -43,8 +43,8 @@ async function main(): Promise<void> {
   const warmup = intArg(args, 'warmup', 2);
   const sides: Side[] = ['peer', 'ours'];
   for (const v of (args.get('variants') ?? '').split(',').filter(Boolean)) {
-    if (v !== 'yield') throw new Error(`--variants: unknown '${v}' (expected yield)`);
-    sides.push('ours-yield');
+    if (v !== 'noyield') throw new Error(`--variants: unknown '${v}' (expected noyield)`);
+    sides.push('ours-noyield');
   }
   const ompWaitPolicy = args.get('omp-wait-policy');
   if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy)) throw new Error(`--omp-wait-policy must be passive or active`);
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
         const [command, commandArgs] =
           side === 'peer'
             ? [PEER_PYTHON, [join(repoRoot, 'bench/train/peer.py'), ...common]]
-            : oursCommand('bench/train/ours.ts', side === 'ours-yield' ? [...common, '--yield'] : common);
+            : oursCommand('bench/train/ours.ts', side === 'ours-noyield' ? [...common, '--no-yield'] : common);
         const loadBefore = loadavg()[0]!;
         const { json } = await runChild(command, commandArgs, env);
         const num = (key: string): number => (typeof json[key] === 'number' ? (json[key] as number) : Number.NaN);

@@ -7,9 +7,11 @@ import { defaultDataDir, locateDatasetFile } from '../data/locate.js';
 import { downloadDataset } from '../data/download.js';
 import { IMAGE_SIZES, getDatasetFile, type ImageSize } from '../data/registry.js';
 import { writeMontage } from '../data/montage.js';
-import { datasheetAugmentation } from '../train/config.js';
+import { resolveRunConfig } from './train-config.js';
+import { RECIPE_NAMES } from '../train/recipes.js';
 import { prepareData } from '../train/dataset.js';
 import { dataDirOption, parseInteger } from './main.js';
+import { UserError } from '../errors.js';
 
 const sizeOption = (fallback: ImageSize): Option =>
   new Option('--size <px>', 'image size of the file').choices(IMAGE_SIZES.map(String)).default(String(fallback));
@@ -91,10 +93,14 @@ export function registerDataCommands(program: Command): void {
     .option('--variants <n>', 'augmented rows', parseInteger, 4)
     .option('--scale <n>', 'integer upscaling for visibility', parseInteger, 3)
     .option('--seed <n>', 'seed of the augmentation draws', parseInteger, 0)
-    .addHelpText('after', '\nExample:\n  retinagrade montage --out montage.png --size 64 --count 10')
-    .action(async (flags: { out: string; dataDir?: string; size: string; count: number; variants: number; scale: number; seed: number }) => {
+    .addOption(new Option('--recipe <name>', "whose augmentation to show").choices(RECIPE_NAMES).default('default'))
+    .option('--config <file>', 'run config JSON whose augmentation to show (layered on the recipe)')
+    .addHelpText('after', '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet')
+    .action(async (flags: { out: string; dataDir?: string; size: string; count: number; variants: number; scale: number; seed: number; recipe: string; config?: string }) => {
+      const { augment } = resolveRunConfig({ recipe: flags.recipe, config: flags.config });
+      if (!augment) throw new UserError(`recipe '${flags.recipe}' trains without augmentation: nothing to show`);
       const data = prepareData({ dataDir: flags.dataDir, size: Number(flags.size) });
-      const { width, height } = await writeMontage(flags.out, data.train.x, datasheetAugmentation, new torch.Generator(flags.seed), {
+      const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
         count: flags.count,
         variants: flags.variants,
         scale: flags.scale,
