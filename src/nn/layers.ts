@@ -102,6 +102,22 @@ export class Dropout extends Module {
   }
 }
 
+/**
+ * Applies `steps` in order, freeing each intermediate result as soon as the next step has
+ * consumed it (never `x` itself). Autograd holds its own references to what backward needs, so
+ * this only drops ours: peak memory then follows PyTorch's instead of holding every activation
+ * until the enclosing scope ends.
+ */
+export function pipe(x: Tensor, steps: readonly ((h: Tensor) => Tensor)[]): Tensor {
+  let h = x;
+  for (const step of steps) {
+    const next = step(h);
+    if (h !== x && next !== h) h.dispose();
+    h = next;
+  }
+  return h;
+}
+
 export class Sequential extends Module {
   readonly layers: Module[];
   constructor(...layers: Module[]) {
@@ -109,7 +125,7 @@ export class Sequential extends Module {
     this.layers = layers.map((layer, i) => this.child(String(i), layer));
   }
   forward(x: Tensor): Tensor {
-    return this.layers.reduce((h, layer) => layer.forward(h), x);
+    return pipe(x, this.layers.map((layer) => (h: Tensor) => layer.forward(h)));
   }
 }
 

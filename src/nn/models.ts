@@ -12,6 +12,7 @@ import {
   MaxPool2d,
   ReLU,
   Sequential,
+  pipe,
 } from './layers.js';
 import { Module } from './module.js';
 
@@ -68,15 +69,28 @@ export class CompactCnn extends Sequential implements FeatureClassifier {
   }
 
   features(x: Tensor): Tensor {
-    return this.layers.slice(0, -HEAD_LAYERS).reduce((h, layer) => layer.forward(h), x);
+    return pipe(x, this.layers.slice(0, -HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)));
   }
   classify(features: Tensor): Tensor {
-    return this.layers.slice(-HEAD_LAYERS).reduce((h, layer) => layer.forward(h), features);
+    return pipe(features, this.layers.slice(-HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)));
   }
 }
 
 /** A residual block; the skip path is a 1x1 projection (torchvision's `downsample`) when shapes change. */
 abstract class ResidualBlock extends Module {
+  abstract readonly downsample: Sequential | undefined;
+
+  /** relu(residual + skip(x)), freeing the intermediates (see `pipe`). */
+  protected merge(residual: Tensor, x: Tensor): Tensor {
+    const skip = this.downsample ? this.downsample.forward(x) : x;
+    const sum = residual.add(skip);
+    residual.dispose();
+    if (skip !== x) skip.dispose();
+    const out = sum.relu();
+    sum.dispose();
+    return out;
+  }
+
   protected shortcut(cin: number, cout: number, stride: number): Sequential | undefined {
     if (stride === 1 && cin === cout) return undefined;
     return this.child('downsample', new Sequential(new Conv2d(cin, cout, 1, { stride, bias: false }), new BatchNorm2d(cout)));
@@ -101,8 +115,8 @@ class BasicBlock extends ResidualBlock {
   }
 
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu()));
-    return out.add(this.downsample ? this.downsample.forward(x) : x).relu();
+    const out = pipe(x, [(h) => this.conv1.forward(h), (h) => this.bn1.forward(h), (h) => h.relu(), (h) => this.conv2.forward(h), (h) => this.bn2.forward(h)]);
+    return this.merge(out, x);
   }
 }
 
@@ -128,10 +142,17 @@ class Bottleneck extends ResidualBlock {
   }
 
   forward(x: Tensor): Tensor {
-    let out = this.bn1.forward(this.conv1.forward(x)).relu();
-    out = this.bn2.forward(this.conv2.forward(out)).relu();
-    out = this.bn3.forward(this.conv3.forward(out));
-    return out.add(this.downsample ? this.downsample.forward(x) : x).relu();
+    const out = pipe(x, [
+      (h) => this.conv1.forward(h),
+      (h) => this.bn1.forward(h),
+      (h) => h.relu(),
+      (h) => this.conv2.forward(h),
+      (h) => this.bn2.forward(h),
+      (h) => h.relu(),
+      (h) => this.conv3.forward(h),
+      (h) => this.bn3.forward(h),
+    ]);
+    return this.merge(out, x);
   }
 }
 
@@ -188,13 +209,16 @@ export class ResNet extends Module implements FeatureClassifier {
   }
 
   features(x: Tensor): Tensor {
-    return this.stages.reduce((h, stage) => stage.forward(h), this.stem.forward(x));
+    return pipe(x, [this.stem, ...this.stages].map((stage) => (h: Tensor) => stage.forward(h)));
   }
   classify(features: Tensor): Tensor {
     return this.head.forward(features);
   }
   forward(x: Tensor): Tensor {
-    return this.classify(this.features(x));
+    const features = this.features(x);
+    const logits = this.classify(features);
+    features.dispose();
+    return logits;
   }
 }
 
