@@ -21,8 +21,12 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'cnn28-light': { model: 'cnn', size: 28, epochs: 60, config: light },
   'cnn28-light-ordinal': { model: 'cnn', size: 28, epochs: 60, loss: 'ordinal', config: light },
   'cnn28-light-sqrtw': { model: 'cnn', size: 28, epochs: 60, classWeights: 'sqrt-inverse', config: light },
+  'cnn28-light-ema': { model: 'cnn', size: 28, epochs: 60, ema: 0.99, config: light },
   'cnn64-light': { model: 'cnn', size: 64, epochs: 40, config: light },
   'resnet18-64-light': { model: 'resnet18', size: 64, epochs: 30, config: light },
+  // The default recipe (src/train/config.ts) as `train` runs it, at 28 and upsampled to 64.
+  'default-28': {},
+  'default-64': { size: 64 },
   // No augmentation at all.
   'cnn28-noaug': { model: 'cnn', size: 28, epochs: 60, augment: false },
 };
