@@ -1,12 +1,8 @@
 // Progress for long work: a bar with rate and ETA on a terminal, nothing per step in logs (the
 // per-epoch summary lines are the log there), so CI output stays readable.
 import cliProgress from 'cli-progress';
+import type { Progress } from '../train/trainer.js';
 
-export interface Progress {
-  start(label: string, total: number): void;
-  tick(values?: Record<string, string>): void;
-  stop(): void;
-}
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr): Progress | undefined {
   if (!stream.isTTY || process.env.CI) return undefined;

@@ -15,8 +15,14 @@ import { evaluateSplit } from './inference.js';
 import { prepareData, type PreparedData } from './dataset.js';
 import { RunDir } from './run-dir.js';
 import { writeRunOutputs, type RunMetrics } from './outputs.js';
-import type { Progress } from '../cli/progress.js';
 import { UserError } from '../errors.js';
+
+/** Per-step progress of an epoch (the CLI draws it as a bar on a terminal). */
+export interface Progress {
+  start(label: string, total: number): void;
+  tick(values?: Record<string, string>): void;
+  stop(): void;
+}
 
 export interface TrainOptions {
   config: RunConfig;
