@@ -1,8 +1,9 @@
 // Recipe selection on the validation split. Trains each candidate recipe for several seeds and
-// prints validation ACC/AUC/QWK as mean ± std (test numbers are never printed here: choices are
-// made on validation only; `final.ts` reports test for the chosen recipe).
+// prints ACC/AUC/QWK as mean ± std over seeds: validation by default, which is what recipes are
+// chosen on; `--report test` prints the test split, for the final table of the chosen recipe.
 //
-//   npx tsx bench/quality/sweep.ts --candidates cnn28,cnn64 --seeds 0,1,2 --out runs/sweep
+//   npx tsx bench/quality/sweep.ts --candidates cnn28-light,cnn64-light --seeds 0,1,2 --out runs/sweep
+//   npx tsx bench/quality/sweep.ts --candidates default-28 --report test
 //
 // Each run is a normal run directory (runs/sweep/<candidate>-s<seed>), so any can be inspected
 // or re-evaluated with the CLI. Finished runs are reused, so an interrupted sweep continues.

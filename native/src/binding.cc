@@ -9,7 +9,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,8 +49,10 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   ~TensorHandle() override { Release(Env()); }
 
   static Napi::Object Wrap(Napi::Env env, at::Tensor tensor) {
-    auto* owned = new at::Tensor(std::move(tensor));
-    return Data(env).tensorCtor.New({Napi::External<at::Tensor>::New(env, owned)});
+    auto owned = std::make_unique<at::Tensor>(std::move(tensor));
+    auto handle = Data(env).tensorCtor.New({Napi::External<at::Tensor>::New(env, owned.get())});
+    owned.release();  // the constructor took ownership
+    return handle;
   }
 
   void Release(Napi::Env env) {
@@ -120,9 +124,12 @@ double NumberArg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Number>().DoubleValue();
 }
 
+// True when `v` is a whole number an int64 holds (casting NaN or huge values is undefined).
+bool IsInt64(double v) { return std::isfinite(v) && std::fabs(v) < 9.2e18 && v == std::trunc(v); }
+
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i) {
   double v = NumberArg(info, i);
-  if (v != static_cast<double>(static_cast<int64_t>(v))) TypeFail(info, i, "an integer");
+  if (!IsInt64(v)) TypeFail(info, i, "an integer");
   return static_cast<int64_t>(v);
 }
 
@@ -149,7 +156,7 @@ std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i) {
     Napi::Value v = arr.Get(k);
     if (!v.IsNumber()) TypeFail(info, i, "an array of integers");
     double d = v.As<Napi::Number>().DoubleValue();
-    if (d != static_cast<double>(static_cast<int64_t>(d))) TypeFail(info, i, "an array of integers");
+    if (!IsInt64(d)) TypeFail(info, i, "an array of integers");
     out[k] = static_cast<int64_t>(d);
   }
   return out;
@@ -220,7 +227,7 @@ Napi::Value Out(const Napi::CallbackInfo& info, at::Tensor t) {
 // A JavaScript number as a Scalar for `t`: integral when both are, so that in-place updates of
 // integer tensors (counters) keep their dtype, as Python ints do in PyTorch.
 at::Scalar ScalarFor(const at::Tensor& t, double v) {
-  if (at::isIntegralType(t.scalar_type(), /*includeBool=*/true) && v == static_cast<double>(static_cast<int64_t>(v))) {
+  if (at::isIntegralType(t.scalar_type(), /*includeBool=*/true) && IsInt64(v)) {
     return at::Scalar(static_cast<int64_t>(v));
   }
   return at::Scalar(v);

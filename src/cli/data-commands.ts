@@ -10,7 +10,7 @@ import { writeMontage } from '../data/montage.js';
 import { resolveRunConfig } from './train-config.js';
 import { RECIPE_NAMES } from '../train/recipes.js';
 import { prepareData } from '../train/dataset.js';
-import { dataDirOption, parseInteger } from './main.js';
+import { dataDirOption, integerAtLeast } from './main.js';
 import { UserError } from '../errors.js';
 
 const sizeOption = (fallback: ImageSize): Option =>
@@ -57,7 +57,7 @@ export function registerDataCommands(program: Command): void {
     .option('--dir <dir>', 'folder to put it in (default: --data-dir / $MEDMNIST_DIR / ~/.medmnist)')
     .addOption(dataDirOption())
     .option('--mirror <url>', 'base URL replacing the official Zenodo folder, e.g. http://host/medmnist')
-    .option('--retries <n>', 'retries after network errors', parseInteger, 4)
+    .option('--retries <n>', 'retries after network errors', integerAtLeast(0), 4)
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  retinagrade download --size 64\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist')
     .action(async (flags: { dataset: string; size: string; dir?: string; dataDir?: string; mirror?: string; retries: number; json?: boolean }) => {
@@ -89,10 +89,10 @@ export function registerDataCommands(program: Command): void {
     .requiredOption('--out <png>', 'PNG file to write')
     .addOption(dataDirOption())
     .addOption(new Option('--size <px>', 'model input size the images are shown at').choices(IMAGE_SIZES.map(String)).default('64'))
-    .option('--count <n>', 'images (columns)', parseInteger, 8)
-    .option('--variants <n>', 'augmented rows', parseInteger, 4)
-    .option('--scale <n>', 'integer upscaling for visibility', parseInteger, 3)
-    .option('--seed <n>', 'seed of the augmentation draws', parseInteger, 0)
+    .option('--count <n>', 'images (columns)', integerAtLeast(1), 8)
+    .option('--variants <n>', 'augmented rows', integerAtLeast(1), 4)
+    .option('--scale <n>', 'integer upscaling for visibility', integerAtLeast(1), 3)
+    .option('--seed <n>', 'seed of the augmentation draws', integerAtLeast(0), 0)
     .addOption(new Option('--recipe <name>', "whose augmentation to show").choices(RECIPE_NAMES).default('default'))
     .option('--config <file>', 'run config JSON whose augmentation to show (layered on the recipe)')
     .addHelpText('after', '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet')
@@ -100,10 +100,13 @@ export function registerDataCommands(program: Command): void {
       const { augment } = resolveRunConfig({ recipe: flags.recipe, config: flags.config });
       if (!augment) throw new UserError(`recipe '${flags.recipe}' trains without augmentation: nothing to show`);
       const data = prepareData({ dataDir: flags.dataDir, size: Number(flags.size) });
+      if (flags.count > data.train.count) throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
       const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
         count: flags.count,
         variants: flags.variants,
         scale: flags.scale,
+      }).catch((error: Error) => {
+        throw new UserError(`cannot write ${flags.out}: ${error.message}`);
       });
       process.stdout.write(`wrote ${flags.out} (${width}x${height})${data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : ''}\n`);
     });

@@ -11,6 +11,14 @@ export const parseInteger = (value: string): number => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${value}'`);
   return n;
 };
+/** An integer flag that must be at least `min`. */
+export const integerAtLeast =
+  (min: number) =>
+  (value: string): number => {
+    const n = parseInteger(value);
+    if (n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got '${value}'`);
+    return n;
+  };
 export const parseNumber = (value: string): number => {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
@@ -33,8 +41,11 @@ export async function main(argv = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
-    if (error instanceof UserError) {
-      process.stderr.write(`retinagrade: error: ${error.message}\n`);
+    // A file system refusal (missing folder, a file where a folder should be, no permission) is
+    // the user's to fix too; its message names the path.
+    const systemError = error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+    if (error instanceof UserError || systemError) {
+      process.stderr.write(`retinagrade: error: ${(error as Error).message}\n`);
       process.exitCode = 1;
       return;
     }

@@ -6,10 +6,9 @@
 // The header maps each tensor name to {dtype, shape, data_offsets: [begin, end]} (byte offsets
 // into the data section) and may hold "__metadata__", a string -> string map (we keep the model
 // config there). Data is raw little-endian, row-major.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
 import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import * as torch from '../torch/index.js';
 import type { DType, Tensor, TypedArray } from '../torch/index.js';
 
@@ -158,40 +157,9 @@ function typedArray(dtype: DType, buffer: ArrayBuffer): TypedArray {
   }
 }
 
-/**
- * Saves tensors to `path` atomically: a temporary file in the same directory is written and
- * fsynced, then renamed over `path`, and the directory is fsynced so the rename survives a crash.
- * A reader never sees a half-written file, and an existing file is replaced only on success.
- */
+/** Saves tensors to `path` atomically (see writeFileAtomic): a reader never sees a half-written file. */
 export function saveSafetensors(path: string, tensors: ReadonlyMap<string, Tensor>, metadata: Record<string, string> = {}): void {
-  const bytes = encodeSafetensors(tensors, metadata);
-  const dir = dirname(path);
-  const temporary = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fd = openSync(temporary, 'wx');
-    try {
-      for (let written = 0; written < bytes.byteLength; ) written += writeSync(fd, bytes, written);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
-  fsyncDirectory(dir);
-}
-
-function fsyncDirectory(dir: string): void {
-  // Windows cannot open a directory for fsync; there the rename is as durable as it gets.
-  if (process.platform === 'win32') return;
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
 /** Loads a safetensors file, validating its header; errors name the file and the tensor. */

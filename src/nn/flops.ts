@@ -1,12 +1,12 @@
 // Counts multiply-accumulates of one forward pass: Conv2d and Linear report theirs while a
-// count is running (nothing is recorded otherwise, so the hot path pays one null check).
+// count is running. They pass a function, evaluated only then, so training pays no shape queries.
 import * as torch from '../torch/index.js';
 import type { Module } from './module.js';
 
 let counter: { macs: number } | null = null;
 
-export function recordMacs(macs: number): void {
-  if (counter) counter.macs += macs;
+export function recordMacs(macs: () => number): void {
+  if (counter) counter.macs += macs();
 }
 
 /** Multiply-accumulates for one image of shape [C, H, W]; FLOPs are conventionally 2x this. */

@@ -41,7 +41,7 @@ export class Conv2d extends Module {
 
   forward(x: Tensor): Tensor {
     const y = torch.conv2d(x, this.weight, this.bias, this.#options);
-    recordMacs(y.numel * this.weight.numel / this.outChannels);
+    recordMacs(() => (y.numel * this.weight.numel) / this.outChannels);
     return y;
   }
 }
@@ -58,7 +58,7 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     const y = torch.linear(x, this.weight, this.bias);
-    recordMacs(y.numel * this.inFeatures);
+    recordMacs(() => y.numel * this.inFeatures);
     return y;
   }
 }

@@ -159,7 +159,8 @@ class Bottleneck extends ResidualBlock {
 type Block = typeof BasicBlock | typeof Bottleneck;
 
 /**
- * ResNet as torchvision names it. MedMNIST's variant for 28x28 inputs replaces the 7x7 stride-2
+ * ResNet-18/50 with torchvision's blocks, widths and block names (`layer1.0.conv1`, `downsample`);
+ * the stem and classifier are `stem.*` and `head.*`. MedMNIST's variant for 28x28 inputs replaces the 7x7 stride-2
  * stem and max-pool with one 3x3 stride-1 convolution; larger inputs keep the standard stem.
  */
 export class ResNet extends Module implements FeatureClassifier {

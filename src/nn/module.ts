@@ -1,5 +1,5 @@
-// Module: named parameters, buffers and children, train/eval mode, and state dicts whose keys
-// follow PyTorch's naming (e.g. `layer1.0.bn1.running_mean`), so weights map one-to-one.
+// Module: named parameters, buffers and children, train/eval mode, and state dicts keyed the
+// way PyTorch keys them (dotted child paths, `weight`, `running_mean`, `num_batches_tracked`).
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 

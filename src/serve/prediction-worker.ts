@@ -26,6 +26,8 @@ export class PredictionWorker {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void }>();
   #nextId = 0;
+  /** Set once the thread has died or been closed: later requests fail at once. */
+  #dead: Error | undefined;
 
   private constructor(worker: Worker) {
     this.#worker = worker;
@@ -36,7 +38,7 @@ export class PredictionWorker {
       else pending?.resolve(reply.predictions);
     });
     worker.on('error', (error) => this.#failAll(error));
-    worker.on('exit', (code) => this.#failAll(new Error(`prediction worker exited with code ${code}`)));
+    worker.on('exit', (code) => this.#failAll(new Error(`prediction worker stopped (exit code ${code})`)));
   }
 
   /** Starts a worker that loads the run directory `runDir`; resolves once the model is loaded. */
@@ -51,10 +53,12 @@ export class PredictionWorker {
         }
       });
       worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`prediction worker stopped before it was ready (exit code ${code})`)));
     });
   }
 
   predict(images: Exclude<ImageInput, string>[], crop: CropMode = 'disc'): Promise<Prediction[]> {
+    if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
@@ -67,6 +71,7 @@ export class PredictionWorker {
   }
 
   #failAll(error: Error): void {
+    this.#dead ??= error;
     for (const { reject } of this.#pending.values()) reject(error);
     this.#pending.clear();
   }

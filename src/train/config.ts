@@ -1,6 +1,7 @@
 // The one schema of a training run. CLI flags and `--config run.json` both land here; unknown keys
 // are errors. Recipes are named partial configs layered under the user's choices.
 import { z } from 'zod';
+import { validateAugmentConfig } from '../data/augment.js';
 
 const range = (lo: number, hi: number) => z.tuple([z.number(), z.number()]).default([lo, hi]);
 
@@ -81,16 +82,35 @@ export const RunConfigSchema = z
       .strict()
       .prefault({}),
     epochs: z.number().int().positive().default(60),
-    batchSize: z.number().int().positive().default(64),
+    /** At least 2: batch norm cannot train on one image. */
+    batchSize: z.number().int().min(2).default(64),
     /** Exponential moving average of the weights, evaluated instead of the raw ones; 0 disables. */
     ema: z.number().min(0).lt(1).default(0),
     selectOn: z.enum(['auc', 'acc', 'qwk']).default('auc'),
     /** Stop after this many epochs without improvement of `selectOn`; 0 never stops early. */
     patience: z.number().int().min(0).default(0),
-    seed: z.number().int().min(0).default(0),
+    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
     threads: z.number().int().positive().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    // Options that the chosen loss would silently ignore are refused instead.
+    const { kind, classWeights, labelSmoothing, alpha } = config.loss;
+    const ignored = [
+      kind === 'ordinal' && classWeights !== 'none' && 'classWeights',
+      kind !== 'ce' && labelSmoothing > 0 && 'labelSmoothing',
+      kind !== 'focal' && alpha !== undefined && 'alpha',
+      kind === 'focal' && alpha !== undefined && classWeights !== 'none' && 'classWeights (alpha already weighs the classes)',
+    ].filter(Boolean);
+    for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
+    if (config.augment) {
+      try {
+        validateAugmentConfig(config.augment);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', path: ['augment'], message: (error as Error).message });
+      }
+    }
+  });
 
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type AugmentConfig = z.infer<typeof AugmentSchema>;

@@ -1,12 +1,13 @@
 // What a finished run leaves behind: metrics.json (val and test, with bootstrap intervals on test)
-// and predictions.csv (one row per test image). `train` and `evaluate` both write through here.
+// and predictions.csv (one row per test image), written by `train` at the end of a run.
 import { bootstrapMetrics, type EvalMetrics } from '../eval/index.js';
 import type { Module } from '../nn/index.js';
 import type { RunConfig } from './config.js';
 import type { PreparedData } from './dataset.js';
 import { evaluateSplit, type InferenceOptions, type SplitEvaluation } from './inference.js';
 import type { Objective } from './losses.js';
-import { writeFileAtomic, type RunDir } from './run-dir.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { RunDir } from './run-dir.js';
 
 export const GRADE_NAMES = ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'] as const;
 export const NOT_FOR_CLINICAL_USE = 'Research software: not a medical device and not for clinical use.';

@@ -8,7 +8,7 @@ import type { SavedRun } from './saved-run.js';
 import { predictProbabilities } from './inference.js';
 import { GRADE_NAMES } from './outputs.js';
 import { gradCam, writeCamOverlay } from '../explain/gradcam.js';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 
 export interface Prediction {
   file: string;
@@ -65,8 +65,14 @@ export async function predictImage(saved: SavedRun, input: ImageInput, options: 
       const grade = probabilities.indexOf(Math.max(...probabilities));
       const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
       if (options.camDir) {
-        record.cam = join(options.camDir, `${basename(file).replace(/\.[^.]*$/, '')}.gradcam.png`);
-        await writeCamOverlay(record.cam, inputPixels(x), gradCam(saved.model, saved.objective, x, grade));
+        // Named after the whole input path, so photos with one name in two folders do not collide.
+        const flatName = file.replace(/^[./\\]+/, '').replace(/[/\\:]+/g, '_').replace(/\.[^.]*$/, '');
+        record.cam = join(options.camDir, `${flatName}.gradcam.png`);
+        try {
+          await writeCamOverlay(record.cam, inputPixels(x), gradCam(saved.model, saved.objective, x, grade));
+        } catch (error) {
+          throw new UserError(`cannot write ${record.cam}: ${(error as Error).message}`);
+        }
       }
       return record;
     } finally {

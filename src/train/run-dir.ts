@@ -1,41 +1,36 @@
 // The run directory: one folder per run holding everything it produced. Files are replaced
 // atomically (temp file, fsync, rename) so an interrupted run never leaves a half-written file.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync, existsSync, appendFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import { UserError } from '../errors.js';
 
 export const RUN_FILES = {
   config: 'config.json',
   log: 'log.jsonl',
   best: 'best.safetensors',
+  /** Weights, optimizer state and the loop's state (in the metadata), for --resume. */
   checkpoint: 'checkpoint.safetensors',
-  checkpointState: 'checkpoint.json',
   metrics: 'metrics.json',
   predictions: 'predictions.csv',
-  report: 'report.html',
 } as const;
-
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temp, 'w');
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  const dirFd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
-}
 
 export class RunDir {
   constructor(readonly path: string) {}
 
+  /** Makes the folder, with a clear error when the path is taken by a file or not writable. */
+  create(): void {
+    try {
+      mkdirSync(this.path, { recursive: true });
+      accessSync(this.path, constants.W_OK);
+    } catch (error) {
+      throw new UserError(`cannot use ${this.path} as a run directory (${(error as NodeJS.ErrnoException).code ?? error})`);
+    }
+  }
+  /** Removes every file a run writes (a fresh start in a used folder). */
+  clear(): void {
+    for (const name of Object.values(RUN_FILES)) rmSync(join(this.path, name), { force: true });
+  }
   file(name: keyof typeof RUN_FILES): string {
     return join(this.path, RUN_FILES[name]);
   }

@@ -6,6 +6,7 @@ import { createObjective } from './objective.js';
 import type { Objective } from './losses.js';
 import { RunDir } from './run-dir.js';
 import { UserError } from '../errors.js';
+import { z } from 'zod';
 
 export interface SavedRun {
   run: RunDir;
@@ -14,23 +15,31 @@ export interface SavedRun {
   objective: Objective;
 }
 
+/** Opens a run directory; anything unusable about it is a UserError naming the directory. */
 export function openRun(path: string): SavedRun {
   const run = new RunDir(path);
   for (const needed of ['config', 'best'] as const) {
     if (!run.has(needed)) throw new UserError(`${path} is not a finished run directory: ${run.file(needed)} is missing`);
   }
-  const stored = run.readJson<RunConfig & { model: object }>('config');
-  const modelConfig = ModelConfigSchema.parse(stored.model);
-  const config = RunConfigSchema.parse({ ...stored, model: { name: modelConfig.name, width: modelConfig.width, dropout: modelConfig.dropout } });
-  const objective = createObjective(config.loss, modelConfig.numClasses);
-  const model = createModel(modelConfig);
-  const weights = loadSafetensors(run.file('best'));
   try {
-    model.loadStateDict(weights.tensors);
-  } finally {
-    for (const t of weights.tensors.values()) t.dispose();
+    const stored = run.readJson<RunConfig & { model: object }>('config');
+    const modelConfig = ModelConfigSchema.parse(stored.model);
+    const config = RunConfigSchema.parse({ ...stored, model: { name: modelConfig.name, width: modelConfig.width, dropout: modelConfig.dropout } });
+    const weights = loadSafetensors(run.file('best'));
+    const model = createModel(modelConfig);
+    try {
+      if (weights.metadata.model !== JSON.stringify(modelConfig)) {
+        throw new Error(`${run.file('best')} holds weights of another model than config.json describes`);
+      }
+      model.loadStateDict(weights.tensors);
+    } finally {
+      for (const t of weights.tensors.values()) t.dispose();
+    }
+    model.eval();
+    return { run, config, model, objective: createObjective(config.loss, modelConfig.numClasses) };
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    const reason = error instanceof z.ZodError ? z.prettifyError(error) : (error as Error).message;
+    throw new UserError(`${path} is not a usable run: ${reason.length > 400 ? `${reason.slice(0, 400)}...` : reason}`);
   }
-  model.eval();
-  return { run, config, model, objective };
 }
-

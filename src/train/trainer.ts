@@ -1,10 +1,10 @@
 // The training loop: epochs of (sample -> augment -> forward -> loss -> step), validation after
 // each epoch, the best weights kept by the validation metric, a checkpoint every epoch for
-// --resume, and finally test metrics, predictions and a report in the run directory.
+// --resume, and finally test metrics and predictions in the run directory.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { countMacs, createModel, seedInit, type Module } from '../nn/index.js';
+import { ModelConfigSchema, countMacs, createModel, seedInit, type Module } from '../nn/index.js';
 import { augment } from '../data/augment.js';
 import { ShuffleSampler, WeightedRandomSampler, classWeights, type EpochSampler } from '../data/sampler.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
@@ -53,7 +53,12 @@ interface CheckpointState {
   bestScore: number;
   optimizer: object;
   secondsSoFar: number;
+  /** Early stopping ended the run: a resume goes straight to the final evaluation. */
+  stopped: boolean;
 }
+
+/** Stored in the checkpoint's safetensors metadata, so weights and state are one atomic file. */
+const STATE_KEY = 'retinagrade_state';
 
 const NUM_CLASSES = 5;
 
@@ -67,6 +72,7 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   if (!options.resume && !options.overwrite && run.has('config')) {
     throw new UserError(`${options.outDir} already holds a run: continue it with --resume, replace it with --overwrite, or choose another --out`);
   }
+  run.create();
   const data = prepareData({ dataDir: options.dataDir, size: config.size });
 
   seedInit(config.seed);
@@ -76,7 +82,7 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   const objective = createObjective(config.loss, NUM_CLASSES, weights);
   const sampler: EpochSampler =
     config.sampler === 'weighted' ? WeightedRandomSampler.balanced(data.train.labels, NUM_CLASSES) : new ShuffleSampler(data.train.count);
-  const modelConfig = { ...config.model, inputSize: config.size, inChannels: 3, numClasses: NUM_CLASSES, outputs: objective.outputs };
+  const modelConfig = ModelConfigSchema.parse({ ...config.model, inputSize: config.size, inChannels: 3, numClasses: NUM_CLASSES, outputs: objective.outputs });
   const model = createModel(modelConfig);
   const ema = config.ema > 0 ? createModel(modelConfig) : undefined;
   ema?.loadStateDict(model.stateDict());
@@ -85,9 +91,9 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   say(`model ${config.model.name} @${config.size}: ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${((2 * macs) / 1e6).toFixed(1)} MFLOPs per image`);
   if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
 
-  let state: CheckpointState = { epochsDone: 0, bestEpoch: -1, bestScore: -Infinity, optimizer: {}, secondsSoFar: 0 };
+  let state: CheckpointState = { epochsDone: 0, bestEpoch: -1, bestScore: -Infinity, optimizer: {}, secondsSoFar: 0, stopped: false };
   const savedConfig = { ...config, model: modelConfig, threads: undefined };
-  if (options.resume && run.has('checkpointState')) {
+  if (options.resume && run.has('checkpoint')) {
     const previous = JSON.stringify({ ...run.readJson<object>('config'), threads: undefined });
     if (previous !== JSON.stringify(savedConfig)) {
       throw new UserError(`cannot resume ${options.outDir}: its config.json differs from this run's configuration (resume with the same flags)`);
@@ -95,21 +101,23 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
     state = resumeFrom(run, model, ema, optimizer);
     say(`resuming after epoch ${state.epochsDone}`);
   } else {
+    run.clear(); // an --overwrite must not leave the old run's weights for a later --resume
     run.writeJson('config', savedConfig);
-    run.truncateLog(0);
   }
 
   const evaluated = ema ?? model;
   const stepsPerEpoch = Math.ceil(sampler.length / config.batchSize);
   const schedule = createSchedule(config, stepsPerEpoch);
   const started = performance.now() - state.secondsSoFar * 1000;
-  for (let epoch = state.epochsDone; epoch < config.epochs; epoch++) {
+  for (let epoch = state.epochsDone; epoch < config.epochs && !state.stopped; epoch++) {
     const epochStart = performance.now();
     const generator = new torch.Generator(epochSeed(config.seed, epoch));
-    torch.manualSeed(epochSeed(config.seed, epoch)); // dropout draws from libtorch's global generator
+    // Dropout draws from libtorch's global generator: seeded per epoch too, on another stream.
+    torch.manualSeed(epochSeed(config.seed, epoch) ^ 0x5bd1e995);
     const order = sampler.epoch(generator);
     model.train();
     let lossSum = 0;
+    let trained = 0;
     let lr = 0;
     options.progress?.start(`epoch ${epoch + 1}/${config.epochs}`, stepsPerEpoch);
     for (let step = 0; step < stepsPerEpoch; step++) {
@@ -127,8 +135,12 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
         optimizer.step();
         return out.item();
       });
-      if (ema) updateEma(ema, model, config.ema);
+      if (!Number.isFinite(loss)) {
+        throw new UserError(`training diverged at epoch ${epoch + 1}, step ${step + 1} (loss ${loss}): lower --lr`);
+      }
+      if (ema) updateEma(ema, model, emaDecay(config.ema, epoch * stepsPerEpoch + step));
       lossSum += loss * batchIndex.length;
+      trained += batchIndex.length;
       options.progress?.tick({ loss: loss.toFixed(4) });
       // Node runs the binding's handle finalizers from the event loop: let it, or they pile up.
       await yieldToEventLoop();
@@ -138,7 +150,7 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
     const val = evaluateSplit(evaluated, objective, data.val);
     const entry: EpochLog = {
       epoch: epoch + 1,
-      train_loss: lossSum / order.length,
+      train_loss: lossSum / trained,
       val_loss: val.loss,
       val_acc: val.metrics.acc,
       val_auc: val.metrics.auc,
@@ -159,11 +171,9 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
     }
     state.epochsDone = epoch + 1;
     state.secondsSoFar = (performance.now() - started) / 1000;
+    state.stopped = config.patience > 0 && epoch + 1 - state.bestEpoch >= config.patience;
     saveCheckpoint(run, model, ema, optimizer, state);
-    if (config.patience > 0 && epoch + 1 - state.bestEpoch >= config.patience) {
-      say(`early stop: no ${config.selectOn} improvement for ${config.patience} epochs`);
-      break;
-    }
+    if (state.stopped) say(`early stop: no ${config.selectOn} improvement for ${config.patience} epochs`);
   }
 
   const best = loadSafetensors(run.file('best'));
@@ -180,6 +190,9 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   disposeData(data);
   return { runDir: run, metrics };
 }
+
+/** The EMA decay at step t, warmed up as (1+t)/(10+t) so early epochs do not average in the random init. */
+const emaDecay = (decay: number, t: number): number => Math.min(decay, (1 + t) / (10 + t));
 
 function updateEma(ema: Module, model: Module, decay: number): void {
   const source = model.stateDict();
@@ -198,14 +211,15 @@ function saveCheckpoint(run: RunDir, model: Module, ema: Module | undefined, opt
   for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v);
   if (ema) for (const [k, v] of ema.stateDict()) tensors.set(`ema.${k}`, v);
   for (const [k, v] of optimizerState.tensors) tensors.set(`optimizer.${k}`, v);
-  saveSafetensors(run.file('checkpoint'), tensors, {});
+  saveSafetensors(run.file('checkpoint'), tensors, { [STATE_KEY]: JSON.stringify({ ...state, optimizer: optimizerState.meta }) });
   for (const t of optimizerState.tensors.values()) t.dispose();
-  run.writeJson('checkpointState', { ...state, optimizer: optimizerState.meta });
 }
 
 function resumeFrom(run: RunDir, model: Module, ema: Module | undefined, optimizer: Optimizer): CheckpointState {
-  const state = run.readJson<CheckpointState>('checkpointState');
-  const saved = loadSafetensors(run.file('checkpoint')).tensors;
+  const checkpoint = loadSafetensors(run.file('checkpoint'));
+  const saved = checkpoint.tensors;
+  const state = JSON.parse(checkpoint.metadata[STATE_KEY] ?? 'null') as CheckpointState | null;
+  if (!state) throw new UserError(`${run.file('checkpoint')} has no training state: it is not a retinagrade checkpoint`);
   const part = (prefix: string): Map<string, Tensor> =>
     new Map([...saved].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   model.loadStateDict(part('model.'));

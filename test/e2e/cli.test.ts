@@ -126,6 +126,26 @@ describe('bad input', () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it.each([
+    [['--batch-size', '1'], /batchSize/],
+    [['--seed', '5000000000'], /seed/],
+    [['--loss', 'ordinal', '--class-weights', 'inverse'], /loss 'ordinal' does not use classWeights/],
+  ])('train %j is refused before anything is written', (flags, message) => {
+    const out = join(work, `refused-${flags.join('')}`);
+    const result = cli(['train', ...flags, '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(message);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('an impossible augmentation range in a config file is refused with its field', () => {
+    const config = join(work, 'bad-augment.json');
+    writeFileSync(config, JSON.stringify({ augment: { resizedCrop: { scale: [1, 0.5] } } }));
+    const result = cli(['train', '--config', config, '--out', join(work, 'y')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/resizedCrop\.scale/);
+  });
+
   it('train refuses to replace an existing run unless asked, and leaves it intact', () => {
     const before = readFileSync(join(runDir, 'metrics.json'), 'utf8');
     const result = cli(['train', ...common, '--epochs', '1', '--out', runDir]);
