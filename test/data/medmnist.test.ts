@@ -7,7 +7,8 @@ import { datasetCard, loadMedMNIST, md5Hex, type DatasetCard, type LoadedDataset
 import { getDatasetFile } from '../../src/data/registry.js';
 import { fakeMedMNIST, npy, npz, type FakeSplit } from './npz-writer.js';
 
-const FIXTURES = join(import.meta.dirname, '../fixtures/data');
+// Written by numpy before the suite runs (test/global-setup.ts).
+const FIXTURES = process.env.NPZ_FIXTURES_DIR!;
 const tmp = mkdtempSync(join(tmpdir(), 'retinagrade-medmnist-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { parseNpy, parseNpz, readNpz, type NpyArray } from '../../src/data/npz.js';
 import { npy, npyWithHeader, npz } from './npz-writer.js';
 
-const FIXTURES = join(import.meta.dirname, '../fixtures/data');
+// Written by numpy before the suite runs (test/global-setup.ts).
+const FIXTURES = process.env.NPZ_FIXTURES_DIR!;
 const fixture = (name: string) => readFileSync(join(FIXTURES, name));
 
 interface Expected {
