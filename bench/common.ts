@@ -1,7 +1,8 @@
 // Helpers shared by the benchmarks: argument parsing, statistics, peak RSS and running one
 // measurement in a child process (ours: node, peer: Debian's python3 with torch).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -95,3 +96,19 @@ export function oursCommand(script: string, args: string[]): [string, string[]] 
 }
 
 export const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : '-');
+
+/** Writes a benchmark's results file (machine, load, settings, summary, raw runs) and says where. */
+export function writeResults(out: string, tag: string, startLoad: number, body: { settings: object; summary: unknown; runs: unknown }): void {
+  const machine = { cpu: cpus()[0]?.model, cores: cpus().length };
+  const payload = { date: new Date().toISOString(), machine, loadAverage: { start: startLoad, end: loadavg()[0] }, ...body };
+  writeFileSync(out, `${JSON.stringify(payload, null, 2)}\n`);
+  process.stderr.write(`[${tag}] wrote ${out}\n`);
+}
+
+/** Runs a benchmark's main, turning a failure into a one-line message and exit code 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -13,10 +13,9 @@
 //   noyield  ours in a synchronous loop, without the trainer's event-loop turn after each step
 //   heap     ours with glibc's malloc kept off mmap (MALLOC_MMAP_MAX_=0,
 //            MALLOC_TRIM_THRESHOLD_=4e9): freed tensor memory is reused instead of re-faulted
-import { writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild } from '../common.js';
+import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild, runMain, writeResults } from '../common.js';
 
 interface Case {
   id: string;
@@ -177,25 +176,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 
   const out = join(repoRoot, args.get('out') ?? 'bench/engine/results.json');
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        machine: { cpu: cpus()[0]?.model, cores: cpus().length },
-        loadAverage: { start: startLoad, end: loadavg()[0] },
-        settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null },
-        summary,
-        runs,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  process.stderr.write(`[engine] wrote ${out}\n`);
+  writeResults(out, 'engine', startLoad, { settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null }, summary, runs });
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -6,10 +6,9 @@
 //
 //   npx tsx bench/train/run.ts [--sizes 28,64] [--rounds 2] [--threads 2] [--batch 128] [--n 1080]
 //        [--variants noyield] [--omp-wait-policy passive|active] [--out bench/train/results.json]
-import { writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild } from '../common.js';
+import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild, runMain, writeResults } from '../common.js';
 
 type Side = 'peer' | 'ours' | 'ours-noyield';
 const SIDE_LABEL: Record<Side, string> = {
@@ -137,25 +136,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 
   const out = join(repoRoot, args.get('out') ?? 'bench/train/results.json');
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        machine: { cpu: cpus()[0]?.model, cores: cpus().length },
-        loadAverage: { start: startLoad, end: loadavg()[0] },
-        settings: { sizes, rounds, threads, batch, n, warmup, sides, ompWaitPolicy: ompWaitPolicy ?? null },
-        summary,
-        runs,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  process.stderr.write(`[train] wrote ${out}\n`);
+  writeResults(out, 'train', startLoad, { settings: { sizes, rounds, threads, batch, n, warmup, sides, ompWaitPolicy: ompWaitPolicy ?? null }, summary, runs });
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+runMain(main);
