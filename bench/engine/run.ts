@@ -14,7 +14,7 @@
 //   heap     ours with glibc's malloc kept off mmap (MALLOC_MMAP_MAX_=0,
 //            MALLOC_TRIM_THRESHOLD_=4e9): freed tensor memory is reused instead of re-faulted
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild, runMain, writeResults } from '../common.js';
 
 interface Case {
@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 
-  const out = join(repoRoot, args.get('out') ?? 'bench/engine/results.json');
+  const out = resolve(repoRoot, args.get('out') ?? 'bench/engine/results.json');
   writeResults(out, 'engine', startLoad, { settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null }, summary, runs });
 }
 

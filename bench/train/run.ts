@@ -7,7 +7,7 @@
 //   npx tsx bench/train/run.ts [--sizes 28,64] [--rounds 2] [--threads 2] [--batch 128] [--n 1080]
 //        [--variants noyield] [--omp-wait-policy passive|active] [--out bench/train/results.json]
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild, runMain, writeResults } from '../common.js';
 
 type Side = 'peer' | 'ours' | 'ours-noyield';
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 
-  const out = join(repoRoot, args.get('out') ?? 'bench/train/results.json');
+  const out = resolve(repoRoot, args.get('out') ?? 'bench/train/results.json');
   writeResults(out, 'train', startLoad, { settings: { sizes, rounds, threads, batch, n, warmup, sides, ompWaitPolicy: ompWaitPolicy ?? null }, summary, runs });
 }
 
