@@ -163,8 +163,10 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
       `epoch ${entry.epoch}/${config.epochs} loss ${entry.train_loss.toFixed(4)} val loss ${entry.val_loss.toFixed(4)} ` +
         `acc ${entry.val_acc.toFixed(3)} auc ${entry.val_auc.toFixed(3)} qwk ${entry.val_qwk.toFixed(3)} (${entry.seconds.toFixed(1)}s)`,
     );
-    const score = val.metrics[config.selectOn];
-    if (score > state.bestScore) {
+    // QWK is undefined (NaN) while a model predicts a single grade: it then ranks lowest, and
+    // the first epoch is always kept so that a run has weights to select.
+    const score = Number.isNaN(val.metrics[config.selectOn]) ? -Infinity : val.metrics[config.selectOn];
+    if (score > state.bestScore || state.bestEpoch < 0) {
       state.bestScore = score;
       state.bestEpoch = epoch + 1;
       saveSafetensors(run.file('best'), evaluated.stateDict(), { model: JSON.stringify(modelConfig), objective: config.loss.kind });
@@ -220,6 +222,7 @@ function resumeFrom(run: RunDir, model: Module, ema: Module | undefined, optimiz
   const saved = checkpoint.tensors;
   const state = JSON.parse(checkpoint.metadata[STATE_KEY] ?? 'null') as CheckpointState | null;
   if (!state) throw new UserError(`${run.file('checkpoint')} has no training state: it is not a retinagrade checkpoint`);
+  state.bestScore ??= -Infinity; // JSON stores -Infinity as null
   const part = (prefix: string): Map<string, Tensor> =>
     new Map([...saved].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   model.loadStateDict(part('model.'));
