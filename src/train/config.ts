@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { validateAugmentConfig } from '../data/augment.js';
 
-const range = (lo: number, hi: number) => z.tuple([z.number(), z.number()]).default([lo, hi]);
+const range = (lo: number, hi: number) => z.tuple([z.number(), z.number()]).readonly().default([lo, hi]);
 
 /**
  * The datasheet's five transforms (src/data/augment.ts), each switchable. The defaults are the

@@ -1,4 +1,5 @@
 // Named recipes: partial run configs the user's flags are layered onto.
+import { datasheetAugment } from '../data/augment.js';
 import type { RunConfigInput } from './config.js';
 
 export const RECIPES = {
@@ -10,13 +11,7 @@ export const RECIPES = {
   datasheet: {
     sampler: 'weighted',
     loss: { kind: 'focal', gamma: 4, alpha: [0.2, 1, 1, 4, 4], classWeights: 'none', labelSmoothing: 0 },
-    augment: {
-      horizontalFlip: { enabled: true, p: 0.5 },
-      rotation: { enabled: true, degrees: 45 },
-      resizedCrop: { enabled: true, scale: [0.6, 1], ratio: [3 / 4, 4 / 3] },
-      colorJitter: { enabled: true, brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.1 },
-      affine: { enabled: true, translate: [0.1, 0.1], scale: [0.8, 1.2] },
-    },
+    augment: datasheetAugment,
   },
   /** MedMNIST v2's official training: plain cross-entropy, no augmentation, no rebalancing. */
   medmnist: {
