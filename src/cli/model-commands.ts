@@ -18,7 +18,9 @@ function summary(metrics: RunMetrics): string {
   const t = metrics.test;
   const ci = t.ci95;
   return [
-    `best epoch ${metrics.best_epoch}, ${metrics.seconds.toFixed(0)} s`,
+    Array.isArray(metrics.best_epoch)
+      ? `ensemble of ${metrics.best_epoch.length}, best epochs ${metrics.best_epoch.join(', ')}, ${metrics.seconds.toFixed(0)} s`
+      : `best epoch ${metrics.best_epoch}, ${metrics.seconds.toFixed(0)} s`,
     `val   ACC ${pct(metrics.val.acc)}  AUC ${pct(metrics.val.auc)}  QWK ${metrics.val.qwk.toFixed(3)}`,
     `test  ACC ${pct(t.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}]  AUC ${pct(t.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}]  ` +
       `QWK ${t.qwk.toFixed(3)} [${ci.qwk.lo.toFixed(3)}, ${ci.qwk.hi.toFixed(3)}]  macro-F1 ${t.macro_f1.toFixed(3)}  ECE ${t.ece.toFixed(3)}`,
@@ -53,6 +55,7 @@ export function registerModelCommands(program: Command): void {
     .addOption(new Option('--sampler <kind>').choices(['shuffle', 'weighted']))
     .option('--no-augment', 'train without augmentation')
     .option('--ema <decay>', 'evaluate an exponential moving average of the weights (e.g. 0.99)', parseNumber)
+    .option('--ensemble <k>', 'train k models from different seeds and average their probabilities', parseInteger)
     .addOption(new Option('--select-on <metric>', 'validation metric that picks the best epoch').choices(['auc', 'acc', 'qwk']))
     .option('--patience <epochs>', 'stop after this many epochs without improvement (0: never)', parseInteger)
     .option('--seed <n>', 'random seed (same seed and config: same result)', parseInteger)

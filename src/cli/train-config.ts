@@ -25,6 +25,7 @@ export interface TrainFlags {
   sampler?: string;
   augment?: boolean;
   ema?: number;
+  ensemble?: number;
   selectOn?: string;
   patience?: number;
   seed?: number;
@@ -52,6 +53,7 @@ function flagsToConfig(f: TrainFlags): Plain {
     sampler: f.sampler,
     augment: f.augment === false ? false : undefined,
     ema: f.ema,
+    ensemble: f.ensemble,
     selectOn: f.selectOn,
     patience: f.patience,
     seed: f.seed,

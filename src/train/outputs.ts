@@ -15,12 +15,23 @@ export const NOT_FOR_CLINICAL_USE = 'Research software: not a medical device and
 export interface RunMetrics {
   val: EvalMetrics;
   test: EvalMetrics & { ci95: ReturnType<typeof bootstrapMetrics> };
-  best_epoch: number;
+  /** The selected epoch; for an ensemble, each member's. */
+  best_epoch: number | number[];
+  /** Training time, summed over an ensemble's members. */
   seconds: number;
+  /** An ensemble's members, each as it validated alone. */
+  members?: MemberSummary[];
   data: PreparedData['source'];
-  model: RunConfig['model'] & { size: number };
+  model: RunConfig['model'] & { size: number; ensemble: number };
   tta: boolean;
   disclaimer: string;
+}
+
+export interface MemberSummary {
+  seed: number;
+  best_epoch: number;
+  seconds: number;
+  val: Pick<EvalMetrics, 'acc' | 'auc' | 'qwk'>;
 }
 
 export function predictionsCsv(labels: Uint8Array, evaluation: SplitEvaluation): string {
@@ -39,7 +50,7 @@ export function writeRunOutputs(
   model: Module,
   objective: Objective,
   data: PreparedData,
-  info: { bestEpoch: number; seconds: number; config: RunConfig },
+  info: { bestEpoch: number | number[]; seconds: number; config: RunConfig; members?: MemberSummary[] },
   inference: InferenceOptions = {},
 ): RunMetrics {
   const val = evaluateSplit(model, objective, data.val, inference);
@@ -51,7 +62,8 @@ export function writeRunOutputs(
     best_epoch: info.bestEpoch,
     seconds: info.seconds,
     data: data.source,
-    model: { ...info.config.model, size: info.config.size },
+    model: { ...info.config.model, size: info.config.size, ensemble: info.config.ensemble },
+    ...(info.members ? { members: info.members } : {}),
     tta: inference.tta ?? false,
     disclaimer: NOT_FOR_CLINICAL_USE,
   };

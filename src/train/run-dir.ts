@@ -15,6 +15,9 @@ export const RUN_FILES = {
   predictions: 'predictions.csv',
 } as const;
 
+/** Where an ensemble keeps its members, each a run directory of its own. */
+const MEMBERS_DIR = 'members';
+
 export class RunDir {
   constructor(readonly path: string) {}
 
@@ -30,6 +33,23 @@ export class RunDir {
   /** Removes every file a run writes (a fresh start in a used folder). */
   clear(): void {
     for (const name of Object.values(RUN_FILES)) rmSync(join(this.path, name), { force: true });
+    rmSync(join(this.path, MEMBERS_DIR), { recursive: true, force: true });
+  }
+  /** The run directory of an ensemble's member k. */
+  member(k: number): RunDir {
+    return new RunDir(join(this.path, MEMBERS_DIR, String(k)));
+  }
+  /** Rewrites this (ensemble) run's log as its members' logs, each line marked with its member. */
+  writeMemberLog(members: number): void {
+    const lines: string[] = [];
+    for (let k = 0; k < members; k++) {
+      const member = this.member(k);
+      if (!member.has('log')) break;
+      for (const line of readFileSync(member.file('log'), 'utf8').split('\n').filter(Boolean)) {
+        lines.push(`${JSON.stringify({ member: k, ...(JSON.parse(line) as object) })}\n`);
+      }
+    }
+    writeFileAtomic(this.file('log'), lines.join(''));
   }
   file(name: keyof typeof RUN_FILES): string {
     return join(this.path, RUN_FILES[name]);

@@ -3,6 +3,7 @@ import { createModel, ModelConfigSchema, type FeatureClassifier } from '../nn/in
 import { loadSafetensors } from '../io/safetensors.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { createObjective } from './objective.js';
+import { Ensemble, LogProbabilityObjective } from './ensemble.js';
 import type { Objective } from './losses.js';
 import { RunDir } from './run-dir.js';
 import { UserError } from '../errors.js';
@@ -26,17 +27,25 @@ export function openRun(path: string): SavedRun {
     const modelConfig = ModelConfigSchema.parse(stored.model);
     const config = RunConfigSchema.parse({ ...stored, model: { name: modelConfig.name, width: modelConfig.width, dropout: modelConfig.dropout } });
     const weights = loadSafetensors(run.file('best'));
-    const model = createModel(modelConfig);
+    const memberObjective = createObjective(config.loss, modelConfig.numClasses);
+    const model =
+      config.ensemble === 1
+        ? createModel(modelConfig)
+        : new Ensemble(Array.from({ length: config.ensemble }, () => createModel(modelConfig)), memberObjective);
     try {
-      if (weights.metadata.model !== JSON.stringify(modelConfig)) {
+      if (weights.metadata.model !== JSON.stringify(modelConfig) || Number(weights.metadata.ensemble ?? 1) !== config.ensemble) {
         throw new Error(`${run.file('best')} holds weights of another model than config.json describes`);
       }
       model.loadStateDict(weights.tensors);
+    } catch (error) {
+      model.dispose();
+      throw error;
     } finally {
       for (const t of weights.tensors.values()) t.dispose();
     }
     model.eval();
-    return { run, config, model, objective: createObjective(config.loss, modelConfig.numClasses) };
+    const objective = config.ensemble === 1 ? memberObjective : new LogProbabilityObjective(modelConfig.numClasses);
+    return { run, config, model, objective };
   } catch (error) {
     if (error instanceof UserError) throw error;
     const reason = error instanceof z.ZodError ? z.prettifyError(error) : (error as Error).message;

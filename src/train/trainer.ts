@@ -4,17 +4,19 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { ModelConfigSchema, countMacs, createModel, seedInit, type Module } from '../nn/index.js';
+import { ModelConfigSchema, countMacs, createModel, seedInit, type FeatureClassifier, type ModelConfig, type Module } from '../nn/index.js';
 import { augment } from '../data/augment.js';
 import { ShuffleSampler, WeightedRandomSampler, classWeights, type EpochSampler } from '../data/sampler.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { createOptimizer, createSchedule, type Optimizer } from './optimizer.js';
 import type { RunConfig } from './config.js';
 import { createObjective } from './objective.js';
+import { Ensemble, LogProbabilityObjective } from './ensemble.js';
+import type { Objective } from './losses.js';
 import { evaluateSplit } from './inference.js';
 import { prepareData, type PreparedData } from './dataset.js';
 import { RunDir } from './run-dir.js';
-import { writeRunOutputs, type RunMetrics } from './outputs.js';
+import { writeRunOutputs, type MemberSummary, type RunMetrics } from './outputs.js';
 import { UserError } from '../errors.js';
 
 /** Per-step progress of an epoch (the CLI draws it as a bar on a terminal). */
@@ -74,7 +76,99 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   }
   run.create();
   const data = prepareData({ dataDir: options.dataDir, size: config.size });
+  if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
+  const started = performance.now();
+  try {
+    if (config.ensemble === 1) {
+      const trained = await trainModel(run, config, data, { ...options, resume: Boolean(options.resume) && run.has('checkpoint') });
+      const metrics = writeRunOutputs(run, trained.model, trained.objective, data, { bestEpoch: trained.bestEpoch, seconds: trained.seconds, config });
+      trained.model.dispose();
+      return { runDir: run, metrics };
+    }
+    return { runDir: run, metrics: await trainEnsemble(run, config, data, options, started) };
+  } finally {
+    disposeData(data);
+  }
+}
 
+/** The model config a run config implies (the head's width depends on the objective). */
+export function modelConfigOf(config: RunConfig): ModelConfig {
+  const outputs = createObjective(config.loss, NUM_CLASSES).outputs;
+  return ModelConfigSchema.parse({ ...config.model, inputSize: config.size, inChannels: 3, numClasses: NUM_CLASSES, outputs });
+}
+
+/** Member k's seed: ensembles of different seeds share no member (seed s uses s*K ... s*K+K-1). */
+export const memberSeed = (seed: number, k: number, members: number): number => seed * members + k;
+
+/**
+ * Trains the members one after another, each as a complete run in members/<k>/ (its own log,
+ * checkpoint and best weights, so --resume continues the member that was interrupted), then saves
+ * all of them as one model in the run's best.safetensors and evaluates their average.
+ */
+async function trainEnsemble(run: RunDir, config: RunConfig, data: PreparedData, options: TrainOptions, started: number): Promise<RunMetrics> {
+  const { say = () => {} } = options;
+  const modelConfig = modelConfigOf(config);
+  beginRun(run, { ...config, model: modelConfig, threads: undefined }, Boolean(options.resume) && run.has('config'));
+  const members: FeatureClassifier[] = [];
+  const summaries: MemberSummary[] = [];
+  let seconds = 0;
+  for (let k = 0; k < config.ensemble; k++) {
+    const memberRun = run.member(k);
+    memberRun.create();
+    const memberConfig: RunConfig = { ...config, ensemble: 1, seed: memberSeed(config.seed, k, config.ensemble) };
+    say(`ensemble member ${k + 1}/${config.ensemble} (seed ${memberConfig.seed})`);
+    const trained = await trainModel(memberRun, memberConfig, data, {
+      ...options,
+      resume: Boolean(options.resume) && memberRun.has('checkpoint'),
+      onEpoch: () => run.writeMemberLog(config.ensemble),
+    });
+    const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;
+    members.push(trained.model);
+    summaries.push({ seed: memberConfig.seed, best_epoch: trained.bestEpoch, seconds: trained.seconds, val: { acc: val.acc, auc: val.auc, qwk: val.qwk } });
+    seconds += trained.seconds;
+  }
+  const ensemble = new Ensemble(members, createObjective(config.loss, NUM_CLASSES));
+  saveSafetensors(run.file('best'), ensemble.stateDict(), { model: JSON.stringify(modelConfig), objective: config.loss.kind, ensemble: String(config.ensemble) });
+  say(`ensemble of ${config.ensemble}: ${((performance.now() - started) / 1000).toFixed(0)} s in this session`);
+  const metrics = writeRunOutputs(run, ensemble, new LogProbabilityObjective(NUM_CLASSES), data, {
+    bestEpoch: summaries.map((m) => m.best_epoch),
+    seconds,
+    config,
+    members: summaries,
+  });
+  ensemble.dispose();
+  return metrics;
+}
+
+/** Starts a run directory afresh (config written, old outputs removed) or checks that a resume matches it. */
+function beginRun(run: RunDir, savedConfig: object, resume: boolean): void {
+  if (resume) {
+    const previous = JSON.stringify({ ...run.readJson<object>('config'), threads: undefined });
+    if (previous !== JSON.stringify(savedConfig)) {
+      throw new UserError(`cannot resume ${run.path}: its config.json differs from this run's configuration (resume with the same flags)`);
+    }
+  } else {
+    run.clear(); // an --overwrite must not leave the old run's weights for a later --resume
+    run.writeJson('config', savedConfig);
+  }
+}
+
+interface TrainedModel {
+  /** The evaluated weights (the EMA when enabled) at the selected epoch, in eval mode. */
+  model: FeatureClassifier;
+  objective: Objective;
+  bestEpoch: number;
+  seconds: number;
+}
+
+/** One model's training run in `run`: the epochs, selection on validation, the checkpoints. */
+async function trainModel(
+  run: RunDir,
+  config: RunConfig,
+  data: PreparedData,
+  options: Pick<TrainOptions, 'progress' | 'say'> & { resume: boolean; onEpoch?: () => void },
+): Promise<TrainedModel> {
+  const { say = () => {} } = options;
   seedInit(config.seed);
   torch.manualSeed(config.seed);
   const { classWeights: weightMode } = config.loss;
@@ -82,27 +176,19 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   const objective = createObjective(config.loss, NUM_CLASSES, weights);
   const sampler: EpochSampler =
     config.sampler === 'weighted' ? WeightedRandomSampler.balanced(data.train.labels, NUM_CLASSES) : new ShuffleSampler(data.train.count);
-  const modelConfig = ModelConfigSchema.parse({ ...config.model, inputSize: config.size, inChannels: 3, numClasses: NUM_CLASSES, outputs: objective.outputs });
+  const modelConfig = modelConfigOf(config);
   const model = createModel(modelConfig);
   const ema = config.ema > 0 ? createModel(modelConfig) : undefined;
   ema?.loadStateDict(model.stateDict());
   const optimizer = createOptimizer(config.optimizer, model.parameters());
   const macs = countMacs(model, [3, config.size, config.size]);
   say(`model ${config.model.name} @${config.size}: ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${((2 * macs) / 1e6).toFixed(1)} MFLOPs per image`);
-  if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
 
   let state: CheckpointState = { epochsDone: 0, bestEpoch: -1, bestScore: -Infinity, optimizer: {}, secondsSoFar: 0, stopped: false };
-  const savedConfig = { ...config, model: modelConfig, threads: undefined };
-  if (options.resume && run.has('checkpoint')) {
-    const previous = JSON.stringify({ ...run.readJson<object>('config'), threads: undefined });
-    if (previous !== JSON.stringify(savedConfig)) {
-      throw new UserError(`cannot resume ${options.outDir}: its config.json differs from this run's configuration (resume with the same flags)`);
-    }
+  beginRun(run, { ...config, model: modelConfig, threads: undefined }, options.resume);
+  if (options.resume) {
     state = resumeFrom(run, model, ema, optimizer);
     say(`resuming after epoch ${state.epochsDone}`);
-  } else {
-    run.clear(); // an --overwrite must not leave the old run's weights for a later --resume
-    run.writeJson('config', savedConfig);
   }
 
   const evaluated = ema ?? model;
@@ -159,6 +245,7 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
       seconds: (performance.now() - epochStart) / 1000,
     };
     run.appendLog(entry);
+    options.onEpoch?.();
     say(
       `epoch ${entry.epoch}/${config.epochs} loss ${entry.train_loss.toFixed(4)} val loss ${entry.val_loss.toFixed(4)} ` +
         `acc ${entry.val_acc.toFixed(3)} auc ${entry.val_auc.toFixed(3)} qwk ${entry.val_qwk.toFixed(3)} (${entry.seconds.toFixed(1)}s)`,
@@ -181,16 +268,10 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   const best = loadSafetensors(run.file('best'));
   evaluated.loadStateDict(best.tensors);
   for (const t of best.tensors.values()) t.dispose();
-  const metrics = writeRunOutputs(run, evaluated, objective, data, {
-    bestEpoch: state.bestEpoch,
-    seconds: (performance.now() - started) / 1000,
-    config,
-  });
-  model.dispose();
-  ema?.dispose();
+  if (ema) model.dispose();
   optimizer.dispose();
-  disposeData(data);
-  return { runDir: run, metrics };
+  evaluated.eval();
+  return { model: evaluated, objective, bestEpoch: state.bestEpoch, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The EMA decay at step t, warmed up as (1+t)/(10+t) so early epochs do not average in the random init. */

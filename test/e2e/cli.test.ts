@@ -115,6 +115,46 @@ describe('resume', () => {
   }, 300_000);
 });
 
+describe('ensemble', () => {
+  it('trains its members as sub-runs, resumes the one that was killed, and reloads as one model', async () => {
+    const args = [...common, '--epochs', '2', '--ensemble', '2'];
+    const straight = join(work, 'ensemble-straight');
+    expect(cli(['train', ...args, '--out', straight]).code).toBe(0);
+    const a = json(join(straight, 'metrics.json'));
+    expect(a.members.map((m: { seed: number }) => m.seed)).toEqual([6, 7]); // seed 3, 2 members
+    expect(a.best_epoch).toHaveLength(2);
+    const log = readFileSync(join(straight, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.map((e) => [e.member, e.epoch])).toEqual([[0, 1], [0, 2], [1, 1], [1, 2]]);
+
+    // Killed while the second member trains; the first is kept, the second resumed.
+    const interrupted = join(work, 'ensemble-interrupted');
+    const memberLog = join(interrupted, 'members', '1', 'log.jsonl');
+    const child = spawn(process.execPath, [bin, 'train', ...args, '--out', interrupted], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+    await new Promise<void>((done, fail) => {
+      const poll = setInterval(() => {
+        if (existsSync(memberLog) && readFileSync(memberLog, 'utf8').includes('"epoch":1')) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+          done();
+        }
+      }, 20);
+      child.on('exit', (code) => code !== null && (clearInterval(poll), fail(new Error(`training ended (${code}) before it could be killed`))));
+    });
+    expect(existsSync(join(interrupted, 'metrics.json'))).toBe(false);
+    expect(cli(['train', ...args, '--out', interrupted, '--resume']).code).toBe(0);
+    const b = json(join(interrupted, 'metrics.json'));
+    for (const key of ['acc', 'auc', 'qwk']) expect(b.test[key]).toBeCloseTo(a.test[key], 6);
+    expect(readFileSync(join(interrupted, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(4);
+
+    const evaluated = cli(['evaluate', '--model', straight, '--data-dir', dataDir, '--json']);
+    expect(evaluated.code).toBe(0);
+    expect(JSON.parse(evaluated.stdout).auc).toBeCloseTo(a.test.auc, 6);
+    const predicted = cli(['predict', '--model', straight, '--json', join(dataDir, '../samples/fundus_a.jpg')]);
+    expect(predicted.code).toBe(0);
+    expect(JSON.parse(predicted.stdout).predictions[0].probabilities.reduce((s: number, p: number) => s + p, 0)).toBeCloseTo(1, 5);
+  }, 300_000);
+});
+
 describe('bad input', () => {
   it('an invalid config file is refused with the field named, exit 1, no stack', () => {
     const config = join(work, 'bad.json');
