@@ -27,6 +27,8 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   // The default recipe (src/train/config.ts) as `train` runs it, at 28 and upsampled to 64.
   'default-28': {},
   'default-64': { size: 64 },
+  // At 64 (upsampled from 28), a stride-2 first convolution: the rest of the net works at 32x32.
+  'default-64-stem2': { size: 64, config: config('stem-stride-2') },
   // No augmentation at all.
   'cnn28-noaug': { model: 'cnn', size: 28, epochs: 60, augment: false },
 };

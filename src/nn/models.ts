@@ -25,14 +25,16 @@ export const ModelConfigSchema = z
     /** Channels of the first stage; later stages double it. */
     width: z.number().int().positive().optional(),
     dropout: z.number().min(0).max(0.95).default(0),
+    /** Stride of the compact CNN's first convolution (2 halves the resolution every later layer works at). */
+    stemStride: z.union([z.literal(1), z.literal(2)]).optional(),
     /** Number of outputs when the head is not one logit per class (the ordinal head has K-1). */
     outputs: z.number().int().positive().optional(),
   })
   .strict();
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
-const convBnRelu = (cin: number, cout: number): Module[] => [
-  new Conv2d(cin, cout, 3, { padding: 1, bias: false }),
+const convBnRelu = (cin: number, cout: number, stride = 1): Module[] => [
+  new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false }),
   new BatchNorm2d(cout),
   ReLU(),
 ];
@@ -54,7 +56,7 @@ export class CompactCnn extends Sequential implements FeatureClassifier {
   constructor(config: ModelConfig) {
     const w = config.width ?? 32;
     super(
-      ...convBnRelu(config.inChannels, w),
+      ...convBnRelu(config.inChannels, w, config.stemStride ?? 1),
       ...convBnRelu(w, w),
       MaxPool2d(2),
       ...convBnRelu(w, 2 * w),

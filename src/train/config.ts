@@ -46,6 +46,7 @@ export const RunConfigSchema = z
         name: z.enum(['cnn', 'resnet18', 'resnet50']).default('cnn'),
         width: z.number().int().positive().optional(),
         dropout: z.number().min(0).max(0.95).default(0),
+        stemStride: z.union([z.literal(1), z.literal(2)]).optional(),
       })
       .strict()
       .prefault({}),
@@ -105,6 +106,9 @@ export const RunConfigSchema = z
       kind === 'focal' && alpha !== undefined && classWeights !== 'none' && 'classWeights (alpha already weighs the classes)',
     ].filter(Boolean);
     for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
+    if (config.model.stemStride !== undefined && config.model.name !== 'cnn') {
+      ctx.addIssue({ code: 'custom', path: ['model', 'stemStride'], message: `only the compact CNN has a stemStride; ${config.model.name} sets its stem by input size` });
+    }
     if (config.augment) {
       try {
         validateAugmentConfig(config.augment);

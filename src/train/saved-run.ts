@@ -1,5 +1,6 @@
 // Reopens a finished run directory: its config, and the model with the selected weights.
-import { createModel, ModelConfigSchema, type FeatureClassifier } from '../nn/index.js';
+import { isDeepStrictEqual } from 'node:util';
+import { createModel, ModelConfigSchema, type FeatureClassifier, type ModelConfig } from '../nn/index.js';
 import { loadSafetensors } from '../io/safetensors.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { createObjective } from './objective.js';
@@ -16,6 +17,15 @@ export interface SavedRun {
   objective: Objective;
 }
 
+/** Whether the weights' metadata describes `config` (compared as values: key order is not meaningful). */
+function sameModel(metadata: string | undefined, config: ModelConfig): boolean {
+  try {
+    return isDeepStrictEqual(ModelConfigSchema.parse(JSON.parse(metadata ?? 'null')), config);
+  } catch {
+    return false;
+  }
+}
+
 /** Opens a run directory; anything unusable about it is a UserError naming the directory. */
 export function openRun(path: string): SavedRun {
   const run = new RunDir(path);
@@ -25,7 +35,7 @@ export function openRun(path: string): SavedRun {
   try {
     const stored = run.readJson<RunConfig & { model: object }>('config');
     const modelConfig = ModelConfigSchema.parse(stored.model);
-    const config = RunConfigSchema.parse({ ...stored, model: { name: modelConfig.name, width: modelConfig.width, dropout: modelConfig.dropout } });
+    const config = RunConfigSchema.parse({ ...stored, model: { name: modelConfig.name, width: modelConfig.width, dropout: modelConfig.dropout, stemStride: modelConfig.stemStride } });
     const weights = loadSafetensors(run.file('best'));
     const memberObjective = createObjective(config.loss, modelConfig.numClasses);
     const model =
@@ -33,7 +43,7 @@ export function openRun(path: string): SavedRun {
         ? createModel(modelConfig)
         : new Ensemble(Array.from({ length: config.ensemble }, () => createModel(modelConfig)), memberObjective);
     try {
-      if (weights.metadata.model !== JSON.stringify(modelConfig) || Number(weights.metadata.ensemble ?? 1) !== config.ensemble) {
+      if (!sameModel(weights.metadata.model, modelConfig) || Number(weights.metadata.ensemble ?? 1) !== config.ensemble) {
         throw new Error(`${run.file('best')} holds weights of another model than config.json describes`);
       }
       model.loadStateDict(weights.tensors);

@@ -1,0 +1,46 @@
+// How many members should an ensemble have? Answered on the validation split from finished
+// single-model runs: member k of `--ensemble K --seed s` is exactly the single run with seed
+// s*K+k (src/train/trainer.ts, memberSeed), so averaging the probabilities of runs 0..K-1,
+// K..2K-1, ... gives the validation metrics those ensembles would have, without retraining.
+//
+//   npx tsx bench/quality/ensemble-size.ts --runs runs/sweep/default-28-s0,...,runs/ens/d28-s9 --sizes 1,2,3,5
+//
+// Runs are taken in the order given (seed order): groups of K consecutive runs form ensembles.
+import { parseArgs } from 'node:util';
+import { openRun } from '../../src/train/saved-run.js';
+import { prepareData } from '../../src/train/dataset.js';
+import { predictProbabilities } from '../../src/train/inference.js';
+import { computeMetrics } from '../../src/eval/index.js';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string' },
+    sizes: { type: 'string', default: '1,2,3,5' },
+    'data-dir': { type: 'string' },
+  },
+});
+if (!values.runs) throw new Error('--runs DIR,DIR,... is required');
+
+const runDirs = values.runs.split(',');
+const saved = runDirs.map((dir) => openRun(dir));
+const size = saved[0]!.config.size;
+if (saved.some((s) => s.config.size !== size)) throw new Error('all runs must have the same input size');
+const val = prepareData({ dataDir: values['data-dir'], size }).val;
+const probabilities = saved.map((s) => predictProbabilities(s.model, s.objective, val.x));
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
+const fmt = (xs: number[]): string => `${(100 * mean(xs)).toFixed(1)} ± ${(100 * std(xs)).toFixed(1)}`;
+
+process.stdout.write('| members | ensembles | val ACC | val AUC | val QWK |\n| ---: | ---: | --- | --- | --- |\n');
+for (const k of values.sizes.split(',').map(Number)) {
+  const groups = Math.floor(runDirs.length / k);
+  if (groups === 0) continue;
+  const metrics = Array.from({ length: groups }, (_, g) => {
+    const members = probabilities.slice(g * k, (g + 1) * k);
+    const averaged = members[0]!.map((_, i) => mean(members.map((p) => p[i]!)));
+    return computeMetrics(val.labels, averaged, 5);
+  });
+  const column = (key: 'acc' | 'auc' | 'qwk'): number[] => metrics.map((m) => m[key]);
+  process.stdout.write(`| ${k} | ${groups} | ${fmt(column('acc'))} | ${fmt(column('auc'))} | ${mean(column('qwk')).toFixed(3)} ± ${std(column('qwk')).toFixed(3)} |\n`);
+}
