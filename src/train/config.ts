@@ -88,7 +88,7 @@ export const RunConfigSchema = z
     /** Exponential moving average of the weights, evaluated instead of the raw ones; 0 disables. */
     ema: z.number().min(0).lt(1).default(0),
     /** Models trained from different seeds whose probabilities are averaged (1: a single model). */
-    ensemble: z.number().int().min(1).max(16).default(1),
+    ensemble: z.number().int().min(1).max(16).default(5),
     selectOn: z.enum(['auc', 'acc', 'qwk']).default('auc'),
     /** Stop after this many epochs without improvement of `selectOn`; 0 never stops early. */
     patience: z.number().int().min(0).default(0),

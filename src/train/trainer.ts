@@ -91,10 +91,15 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   }
 }
 
-/** The model config a run config implies (the head's width depends on the objective). */
+/**
+ * The model config a run config implies: the head's width depends on the objective, and above
+ * 32 px the compact CNN's first convolution has stride 2 unless the config says otherwise (like
+ * ResNet's standard stem; at 64 px, upsampled from 28, it validated better and trains 4x faster).
+ */
 export function modelConfigOf(config: RunConfig): ModelConfig {
   const outputs = createObjective(config.loss, NUM_CLASSES).outputs;
-  return ModelConfigSchema.parse({ ...config.model, inputSize: config.size, inChannels: 3, numClasses: NUM_CLASSES, outputs });
+  const stem = config.model.name === 'cnn' && config.size > 32 ? { stemStride: config.model.stemStride ?? 2 } : {};
+  return ModelConfigSchema.parse({ ...config.model, ...stem, inputSize: config.size, inChannels: 3, numClasses: NUM_CLASSES, outputs });
 }
 
 /** Member k's seed: ensembles of different seeds share no member (seed s uses s*K ... s*K+K-1). */

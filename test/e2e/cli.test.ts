@@ -13,7 +13,7 @@ const bin = join(root, 'bin', 'retinagrade.js');
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(root, '../shared/data');
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-e2e-'));
 const runDir = join(work, 'run');
-const common = ['--model', 'cnn', '--width', '16', '--seed', '3', '--threads', '2', '--data-dir', dataDir];
+const common = ['--model', 'cnn', '--width', '16', '--ensemble', '1', '--seed', '3', '--threads', '2', '--data-dir', dataDir];
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1', ...env } });

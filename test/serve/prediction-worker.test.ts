@@ -15,7 +15,7 @@ beforeAll(async () => {
   // A run directory with an untrained ResNet-18 at 64 px: slow enough per image to matter.
   const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-worker-')));
   const modelConfig = ModelConfigSchema.parse({ name: 'resnet18', inputSize: 64 });
-  run.writeJson('config', { ...RunConfigSchema.parse({ size: 64 }), model: modelConfig });
+  run.writeJson('config', { ...RunConfigSchema.parse({ size: 64, ensemble: 1 }), model: modelConfig });
   const model = createModel(modelConfig);
   saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig) });
   worker = await PredictionWorker.open(run.path);

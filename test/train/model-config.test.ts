@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { RunConfigSchema } from '../../src/train/config.js';
+import { modelConfigOf } from '../../src/train/trainer.js';
+
+describe('modelConfigOf', () => {
+  it('gives the compact CNN a stride-2 stem above 32 px unless the config chooses', () => {
+    expect(modelConfigOf(RunConfigSchema.parse({ size: 28 })).stemStride).toBeUndefined();
+    expect(modelConfigOf(RunConfigSchema.parse({ size: 64 })).stemStride).toBe(2);
+    expect(modelConfigOf(RunConfigSchema.parse({ size: 64, model: { stemStride: 1 } })).stemStride).toBe(1);
+    expect(modelConfigOf(RunConfigSchema.parse({ size: 64, model: { name: 'resnet18' } })).stemStride).toBeUndefined();
+  });
+
+  it('sizes the head by the objective', () => {
+    expect(modelConfigOf(RunConfigSchema.parse({})).outputs).toBe(5);
+    expect(modelConfigOf(RunConfigSchema.parse({ loss: { kind: 'ordinal' } })).outputs).toBe(4);
+  });
+
+  it('refuses a stem stride for the ResNets, which set their stem by input size', () => {
+    const parsed = RunConfigSchema.safeParse({ model: { name: 'resnet18', stemStride: 2 } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.message).toMatch(/only the compact CNN has a stemStride/);
+  });
+});
