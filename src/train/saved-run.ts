@@ -35,7 +35,12 @@ export function openRun(path: string): SavedRun {
   try {
     const stored = run.readJson<RunConfig & { model: object }>('config');
     const modelConfig = ModelConfigSchema.parse(stored.model);
-    const config = RunConfigSchema.parse({ ...stored, model: { name: modelConfig.name, width: modelConfig.width, dropout: modelConfig.dropout, stemStride: modelConfig.stemStride } });
+    const config = RunConfigSchema.parse({
+      ...stored,
+      // Runs saved before ensembles existed were single models.
+      ensemble: stored.ensemble ?? 1,
+      model: { name: modelConfig.name, width: modelConfig.width, dropout: modelConfig.dropout, stemStride: modelConfig.stemStride },
+    });
     const weights = loadSafetensors(run.file('best'));
     const memberObjective = createObjective(config.loss, modelConfig.numClasses);
     const model =

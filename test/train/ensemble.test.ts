@@ -12,6 +12,7 @@ const members = (count: number, outputs?: number) =>
     return createModel(config(outputs)).eval();
   });
 const x = new torch.Generator(7).normal([3, 3, 12, 12]);
+const values = (t: torch.Tensor): number[] => Array.from(t.data() as Float32Array);
 
 describe('Ensemble', () => {
   it.each([
@@ -28,7 +29,7 @@ describe('Ensemble', () => {
 
   it('classify(features(x)) is forward(x), so Grad-CAM sees the ensemble’s own output', () => {
     const ensemble = new Ensemble(members(2), new CrossEntropy(5)).eval();
-    const [direct, split] = torch.noGrad(() => [ensemble.forward(x).data(), ensemble.classify(ensemble.features(x)).data()]);
+    const [direct, split] = torch.noGrad(() => [ensemble.forward(x).data(), ensemble.classify(ensemble.features(x)).data()] as Float32Array[]);
     expect(Array.from(split!)).toEqual(Array.from(direct!));
     expect(torch.noGrad(() => ensemble.features(x).shape)).toEqual([3, 2 * 16, 3, 3]);
   });
@@ -41,7 +42,7 @@ describe('Ensemble', () => {
     copy.loadStateDict(source.stateDict());
     source.eval();
     copy.eval();
-    expect(Array.from(torch.noGrad(() => copy.forward(x).data()))).toEqual(Array.from(torch.noGrad(() => source.forward(x).data())));
+    expect(torch.noGrad(() => values(copy.forward(x)))).toEqual(torch.noGrad(() => values(source.forward(x))));
   });
 
   it('refuses to be empty', () => {
@@ -56,7 +57,7 @@ describe('LogProbabilityObjective', () => {
     const objective = new LogProbabilityObjective(5);
     const loss = objective.loss(logp, torch.tensor([3, 0], [2], 'int64')).item();
     expect(loss).toBeCloseTo(-(Math.log(0.3) + Math.log(0.5)) / 2, 6);
-    Array.from(objective.probabilities(logp).data()).forEach((v, i) => expect(v).toBeCloseTo(p[i]!, 6));
+    values(objective.probabilities(logp)).forEach((v, i) => expect(v).toBeCloseTo(p[i]!, 6));
   });
 });
 
