@@ -21,6 +21,21 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 
+/** Starts `train args` and kills it with SIGKILL as soon as `log` records epoch 1. */
+function trainUntilLogged(args: string[], log: string): Promise<void> {
+  const child = spawn(process.execPath, [bin, 'train', ...args], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+  return new Promise<void>((done, fail) => {
+    const poll = setInterval(() => {
+      if (existsSync(log) && readFileSync(log, 'utf8').includes('"epoch":1')) {
+        clearInterval(poll);
+        child.kill('SIGKILL');
+        done();
+      }
+    }, 20);
+    child.on('exit', (code) => code !== null && (clearInterval(poll), fail(new Error(`training ended (${code}) before it could be killed`))));
+  });
+}
+
 beforeAll(() => {
   if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   const trained = cli(['train', ...common, '--epochs', '2', '--out', runDir, '--json']);
@@ -91,18 +106,8 @@ describe('resume', () => {
     expect(cli(['train', ...args, '--out', straight]).code).toBe(0);
 
     const interrupted = join(work, 'interrupted');
-    const child = spawn(process.execPath, [bin, 'train', ...args, '--out', interrupted], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
-    // Kill once the first epoch is logged, i.e. during the second.
-    await new Promise<void>((done, fail) => {
-      const poll = setInterval(() => {
-        if (existsSync(join(interrupted, 'log.jsonl')) && readFileSync(join(interrupted, 'log.jsonl'), 'utf8').includes('"epoch":1')) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-          done();
-        }
-      }, 20);
-      child.on('exit', (code) => code !== null && (clearInterval(poll), fail(new Error(`training ended (${code}) before it could be killed`))));
-    });
+    // Killed once the first epoch is logged, i.e. during the second.
+    await trainUntilLogged([...args, '--out', interrupted], join(interrupted, 'log.jsonl'));
     expect(existsSync(join(interrupted, 'metrics.json'))).toBe(false);
     expect(cli(['train', ...args, '--out', interrupted, '--resume']).code).toBe(0);
 
@@ -128,18 +133,7 @@ describe('ensemble', () => {
 
     // Killed while the second member trains; the first is kept, the second resumed.
     const interrupted = join(work, 'ensemble-interrupted');
-    const memberLog = join(interrupted, 'members', '1', 'log.jsonl');
-    const child = spawn(process.execPath, [bin, 'train', ...args, '--out', interrupted], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
-    await new Promise<void>((done, fail) => {
-      const poll = setInterval(() => {
-        if (existsSync(memberLog) && readFileSync(memberLog, 'utf8').includes('"epoch":1')) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-          done();
-        }
-      }, 20);
-      child.on('exit', (code) => code !== null && (clearInterval(poll), fail(new Error(`training ended (${code}) before it could be killed`))));
-    });
+    await trainUntilLogged([...args, '--out', interrupted], join(interrupted, 'members', '1', 'log.jsonl'));
     expect(existsSync(join(interrupted, 'metrics.json'))).toBe(false);
     expect(cli(['train', ...args, '--out', interrupted, '--resume']).code).toBe(0);
     const b = json(join(interrupted, 'metrics.json'));
