@@ -1,4 +1,4 @@
-// train, evaluate and predict: the commands that make and use models.
+// train, evaluate, predict and serve: the commands that make and use models.
 import { Option, type Command } from 'commander';
 import { train } from '../train/trainer.js';
 import { openRun } from '../train/saved-run.js';
@@ -10,6 +10,7 @@ import { dataDirOption, parseInteger, parseNumber } from './main.js';
 import { createProgress } from './progress.js';
 import { resolveRunConfig, type TrainFlags } from './train-config.js';
 import { predictCommand } from './predict.js';
+import { serveCommand } from './serve.js';
 
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 const pct = (x: number): string => (100 * x).toFixed(2);
@@ -113,4 +114,5 @@ Examples:
     });
 
   predictCommand(program);
+  serveCommand(program);
 }

@@ -1,6 +1,7 @@
 // Grad-CAM (Selvaraju et al., ICCV 2017): which regions of the image pushed the model towards a
 // grade. The last feature map's channels are weighted by the mean gradient of the grade's
 // log-probability with respect to them, summed, rectified, and upsampled to the image.
+import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
@@ -45,10 +46,11 @@ function heatColour(v: number): [number, number, number] {
 }
 
 /**
- * Writes the image (size x size x 3 RGB) with the heat map blended over it, and the plain image
- * beside it for comparison, upscaled `scale` times, as PNG.
+ * The image (size x size x 3 RGB) with the heat map blended over it, and the plain image beside it
+ * for comparison, upscaled `scale` times, as PNG bytes (`predict --cam` writes them to a file, the
+ * server returns them).
  */
-export async function writeCamOverlay(path: string, rgb: Uint8Array, cam: ClassActivationMap, scale = 4): Promise<void> {
+export async function camOverlayPng(rgb: Uint8Array, cam: ClassActivationMap, scale = 4): Promise<Buffer> {
   const { size, heat } = cam;
   const side = new Uint8Array(size * size * 3 * 2);
   for (let y = 0; y < size; y++) {
@@ -62,8 +64,13 @@ export async function writeCamOverlay(path: string, rgb: Uint8Array, cam: ClassA
       }
     }
   }
-  await sharp(side, { raw: { width: 2 * size, height: size, channels: 3 } })
+  return sharp(side, { raw: { width: 2 * size, height: size, channels: 3 } })
     .resize(2 * size * scale, size * scale, { kernel: 'nearest' })
     .png()
-    .toFile(path);
+    .toBuffer();
+}
+
+/** Writes camOverlayPng's picture to `path`. */
+export async function writeCamOverlay(path: string, rgb: Uint8Array, cam: ClassActivationMap, scale = 4): Promise<void> {
+  await writeFile(path, await camOverlayPng(rgb, cam, scale));
 }

@@ -2,21 +2,23 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openRun } from '../train/saved-run.js';
 import { predictImage } from '../train/predict-image.js';
+import { UserError } from '../errors.js';
 import type { PredictReply, PredictRequest, WorkerReady } from './prediction-worker.js';
 
 const port = parentPort!;
 try {
   const saved = openRun((workerData as { runDir: string }).runDir);
-  port.on('message', async ({ id, images, crop }: PredictRequest) => {
+  port.on('message', async ({ id, images, options }: PredictRequest) => {
     try {
       const predictions = [];
-      for (const image of images) predictions.push(await predictImage(saved, image, { crop }));
+      for (const image of images) predictions.push(await predictImage(saved, image, options));
       port.postMessage({ id, predictions } satisfies PredictReply);
     } catch (error) {
       port.postMessage({ id, error: (error as Error).message } satisfies PredictReply);
     }
   });
-  port.postMessage({ ready: true } satisfies WorkerReady);
+  const { model, size, ensemble } = saved.config;
+  port.postMessage({ ready: true, model: { model, size, ensemble } } satisfies WorkerReady);
 } catch (error) {
-  port.postMessage({ ready: false, error: (error as Error).message } satisfies WorkerReady);
+  port.postMessage({ ready: false, error: (error as Error).message, userError: error instanceof UserError } satisfies WorkerReady);
 }

@@ -2,15 +2,22 @@
 // thread) and answers requests by message, so a server keeps serving while a forward pass runs.
 import { Worker } from 'node:worker_threads';
 import type { ImageInput } from '../data/fundus.js';
-import type { CropMode, Prediction } from '../train/predict-image.js';
+import type { PredictOptions, Prediction } from '../train/predict-image.js';
+import type { RunConfig } from '../train/config.js';
+import { UserError } from '../errors.js';
 
+/** What a worker may be asked for per request (no files: a server has no folder to write into). */
+export type WorkerPredictOptions = Pick<PredictOptions, 'crop' | 'camPng'>;
 export interface PredictRequest {
   id: number;
   images: Exclude<ImageInput, string>[];
-  crop: CropMode;
+  options: WorkerPredictOptions;
 }
 export type PredictReply = { id: number; predictions: Prediction[] } | { id: number; error: string };
-export type WorkerReady = { ready: true } | { ready: false; error: string };
+/** The model the worker loaded, as its run config describes it. */
+export type LoadedModel = Pick<RunConfig, 'model' | 'size' | 'ensemble'>;
+/** `userError`: the run directory is unusable (the user's to fix), not a bug. */
+export type WorkerReady = { ready: true; model: LoadedModel } | { ready: false; error: string; userError: boolean };
 
 const fromSource = import.meta.url.endsWith('.ts');
 const threadFile = new URL(`./prediction-thread.${fromSource ? 'ts' : 'js'}`, import.meta.url);
@@ -29,7 +36,10 @@ export class PredictionWorker {
   /** Set once the thread has died or been closed: later requests fail at once. */
   #dead: Error | undefined;
 
-  private constructor(worker: Worker) {
+  private constructor(
+    worker: Worker,
+    readonly model: LoadedModel,
+  ) {
     this.#worker = worker;
     worker.on('message', (reply: PredictReply) => {
       const pending = this.#pending.get(reply.id);
@@ -41,15 +51,18 @@ export class PredictionWorker {
     worker.on('exit', (code) => this.#failAll(new Error(`prediction worker stopped (exit code ${code})`)));
   }
 
-  /** Starts a worker that loads the run directory `runDir`; resolves once the model is loaded. */
+  /**
+   * Starts a worker that loads the run directory `runDir`; resolves once the model is loaded.
+   * An unusable run directory rejects with a UserError, as openRun would.
+   */
   static open(runDir: string): Promise<PredictionWorker> {
     const worker = startThread({ runDir });
     return new Promise((resolve, reject) => {
       worker.once('message', (status: WorkerReady) => {
-        if (status.ready) resolve(new PredictionWorker(worker));
+        if (status.ready) resolve(new PredictionWorker(worker, status.model));
         else {
           void worker.terminate();
-          reject(new Error(status.error));
+          reject(status.userError ? new UserError(status.error) : new Error(status.error));
         }
       });
       worker.once('error', reject);
@@ -57,13 +70,18 @@ export class PredictionWorker {
     });
   }
 
-  predict(images: Exclude<ImageInput, string>[], crop: CropMode = 'disc'): Promise<Prediction[]> {
+  predict(images: Exclude<ImageInput, string>[], options: WorkerPredictOptions = { crop: 'disc' }): Promise<Prediction[]> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, images, crop } satisfies PredictRequest);
+      this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
     });
+  }
+
+  /** False once the thread has died or been closed. */
+  get alive(): boolean {
+    return this.#dead === undefined;
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import type { SavedRun } from './saved-run.js';
 import { predictProbabilities } from './inference.js';
 import { GRADE_NAMES } from './outputs.js';
-import { gradCam, writeCamOverlay } from '../explain/gradcam.js';
+import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
 import { join } from 'node:path';
 
 export interface Prediction {
@@ -19,6 +19,8 @@ export interface Prediction {
   error?: string;
   /** Grad-CAM picture written for this image (predict --cam). */
   cam?: string;
+  /** Grad-CAM picture as PNG bytes (the server's cam=1). */
+  camPng?: Uint8Array;
 }
 
 /**
@@ -33,7 +35,7 @@ async function loadInput(input: ImageInput, size: number, crop: CropMode): Promi
   }
   const image = await decodeImage(input);
   if (image.width !== image.height) {
-    throw new UserError(`${inputName(input)}: --crop none needs a square image, got ${image.width}x${image.height}`);
+    throw new UserError(`${inputName(input)}: crop 'none' needs a square image, got ${image.width}x${image.height}`);
   }
   const x = torch.tidy(() => {
     const native = toTensor(image.rgb, 1, image.width, 3);
@@ -53,6 +55,8 @@ export interface PredictOptions {
   crop: CropMode;
   /** Also write a Grad-CAM picture of the predicted grade into this folder. */
   camDir?: string;
+  /** Also return that picture as PNG bytes in the record's `camPng`. */
+  camPng?: boolean;
 }
 
 /** Grades one image; a problem with the image becomes the record's `error`, not an exception. */
@@ -64,12 +68,15 @@ export async function predictImage(saved: SavedRun, input: ImageInput, options: 
       const probabilities = Array.from(predictProbabilities(saved.model, saved.objective, x));
       const grade = probabilities.indexOf(Math.max(...probabilities));
       const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
-      if (options.camDir) {
+      // One Grad-CAM per image, however many places it goes to.
+      const cam = options.camDir || options.camPng ? gradCam(saved.model, saved.objective, x, grade) : undefined;
+      if (cam && options.camPng) record.camPng = await camOverlayPng(inputPixels(x), cam);
+      if (cam && options.camDir) {
         // Named after the whole input path, so photos with one name in two folders do not collide.
         const flatName = file.replace(/^[./\\]+/, '').replace(/[/\\:]+/g, '_').replace(/\.[^.]*$/, '');
         record.cam = join(options.camDir, `${flatName}.gradcam.png`);
         try {
-          await writeCamOverlay(record.cam, inputPixels(x), gradCam(saved.model, saved.objective, x, grade));
+          await writeCamOverlay(record.cam, inputPixels(x), cam);
         } catch (error) {
           throw new UserError(`cannot write ${record.cam}: ${(error as Error).message}`);
         }

@@ -201,3 +201,34 @@ describe('bad input', () => {
     expect(result.stderr).toContain('retinagrade download');
   });
 });
+
+describe('serve', () => {
+  it('serves the run on the port the system picks, grades a photograph, and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, [bin, 'serve', '--model', runDir, '--port', '0'], { env: { ...process.env, CI: '1' } });
+    const exited = new Promise<number | null>((done) => child.on('exit', done));
+    const url = await new Promise<string>((done, fail) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        if (match) done(match[1]!);
+      });
+      void exited.then((code) => fail(new Error(`serve exited (${code}) before printing its URL: ${out}`)));
+    });
+    const response = await fetch(`${url}/v1/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body: readFileSync(join(dataDir, '../samples/fundus_a.jpg')),
+    });
+    expect(response.status).toBe(200);
+    expect((await response.json()).probabilities).toHaveLength(5);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
+  it('a folder that is not a run is one line on stderr and exit 1', () => {
+    const result = cli(['serve', '--model', work, '--port', '0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^retinagrade: error: .*not a finished run directory.*\n$/);
+  });
+});

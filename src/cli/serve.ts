@@ -1,0 +1,49 @@
+// `serve`: an HTTP server grading uploaded photographs with a trained run (src/serve/server.ts).
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { createServer, DEFAULT_MAX_BYTES } from '../serve/server.js';
+import { NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
+import { integerAtLeast, parseInteger } from './main.js';
+
+const parsePort = (value: string): number => {
+  const port = parseInteger(value);
+  if (port < 0 || port > 65535) throw new InvalidArgumentError(`expected a port 0-65535, got '${value}'`);
+  return port;
+};
+
+export function serveCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('serve a trained run over HTTP: a web page at /, POST /v1/predict, GET /v1/model, GET /health')
+    .requiredOption('--model <dir>', 'run directory written by `train`')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0: any free port)', parsePort, 8080)
+    .option('--max-bytes <n>', 'largest accepted upload in bytes', integerAtLeast(1), DEFAULT_MAX_BYTES)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  retinagrade serve --model runs/default
+  curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8080/v1/predict?cam=1'
+
+${NOT_FOR_CLINICAL_USE}`,
+    )
+    .action(async (flags: { model: string; host: string; port: number; maxBytes: number }) => {
+      const app = await createServer(flags.model, { maxBytes: flags.maxBytes, logger: { level: 'warn' } });
+      let url: string;
+      try {
+        url = await app.listen({ host: flags.host, port: flags.port });
+      } catch (error) {
+        await app.close(); // stops the worker thread, which would otherwise keep the process alive
+        throw error;
+      }
+      process.stdout.write(`retinagrade: serving ${flags.model} on ${url} (Ctrl-C stops)\n${NOT_FOR_CLINICAL_USE}\n`);
+      // Stop accepting, finish the requests in flight, stop the worker; a second signal kills.
+      const stop = (signal: NodeJS.Signals): void => {
+        process.stderr.write(`retinagrade: ${signal}, stopping\n`);
+        void app.close();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

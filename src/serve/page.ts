@@ -1,0 +1,168 @@
+// The page `GET /` serves: choose or drop a photograph, see its grade. One self-contained HTML
+// document (inline CSS and JS, no external resources, no framework) that talks to /v1/predict.
+import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
+
+/** Only inline code, same-origin requests, and data:/blob: pictures (the Grad-CAM, the preview). */
+export const INDEX_PAGE_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const STYLE = `
+  :root { font-family: system-ui, sans-serif; line-height: 1.45; color: #1a1a1a; background: #fafafa; }
+  body { max-width: 46rem; margin: 0 auto; padding: 1rem; }
+  h1 { margin-bottom: 0.25rem; }
+  .notice { border: 3px solid #b00020; background: #fdecee; padding: 0.75rem 1rem; font-weight: 600; }
+  #model { color: #555; }
+  form { display: grid; gap: 0.75rem; margin: 1rem 0; }
+  #drop { display: block; border: 2px dashed #777; border-radius: 0.5rem; padding: 1.5rem; text-align: center; background: #fff; cursor: pointer; }
+  #drop.over { border-color: #0057b8; background: #eaf2fd; }
+  button { font: inherit; padding: 0.4rem 1rem; justify-self: start; }
+  #status.error { color: #b00020; font-weight: 600; }
+  .pictures { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+  .pictures img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ccc; }
+  #preview { max-height: 14rem; image-rendering: auto; }
+  table { border-collapse: collapse; width: 100%; }
+  td, th { padding: 0.2rem 0.4rem; text-align: left; }
+  td.value { text-align: right; width: 4.5rem; font-variant-numeric: tabular-nums; }
+  .bar { height: 1rem; background: #0057b8; min-width: 1px; }
+  tr.predicted th, tr.predicted td.value { font-weight: 700; }
+  #warnings { color: #8a4b00; }
+`;
+
+const SCRIPT = `
+  const GRADES = ${JSON.stringify(GRADE_NAMES)};
+  const $ = (id) => document.getElementById(id);
+  const form = $('form'), file = $('file'), drop = $('drop'), statusLine = $('status'), result = $('result');
+  let chosen = null;
+
+  fetch('/v1/model').then((r) => r.json()).then((m) => {
+    $('model').textContent = 'Model: ' + m.model + (m.ensemble > 1 ? ' (ensemble of ' + m.ensemble + ')' : '') +
+      ', ' + m.input_size + 'x' + m.input_size + ' px input' +
+      (m.metrics ? ', test AUC ' + (100 * m.metrics.test.auc).toFixed(1) + '%, QWK ' + m.metrics.test.qwk.toFixed(3) : '');
+  }).catch(() => {});
+
+  function say(text, isError) {
+    statusLine.textContent = text;
+    statusLine.className = isError ? 'error' : '';
+  }
+
+  function choose(f) {
+    chosen = f;
+    drop.textContent = f ? 'Chosen: ' + f.name : 'Choose a photograph or drop it here';
+    if (f) grade();
+  }
+  file.addEventListener('change', () => choose(file.files[0] || null));
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    if (e.dataTransfer.files.length) choose(e.dataTransfer.files[0]);
+  });
+  form.addEventListener('submit', (e) => { e.preventDefault(); grade(); });
+
+  async function grade() {
+    if (!chosen) return say('Choose a photograph first.', true);
+    say('Grading ' + chosen.name + '...');
+    result.hidden = true;
+    const query = '?crop=' + $('crop').value + ($('cam').checked ? '&cam=1' : '');
+    try {
+      const response = await fetch('/v1/predict' + query, {
+        method: 'POST',
+        headers: { 'Content-Type': chosen.type.startsWith('image/') ? chosen.type : 'application/octet-stream' },
+        body: chosen,
+      });
+      const body = await response.json();
+      if (!response.ok) return say('Could not grade ' + chosen.name + ': ' + body.message, true);
+      show(body);
+      say('Graded ' + chosen.name + '.');
+    } catch (error) {
+      say('Could not reach the server: ' + error.message, true);
+    }
+  }
+
+  function show(p) {
+    if ($('preview').src) URL.revokeObjectURL($('preview').src);
+    $('preview').src = URL.createObjectURL(chosen);
+    $('preview').alt = 'The photograph you chose: ' + chosen.name;
+    $('grade').textContent = 'Grade ' + p.grade + ': ' + p.grade_name;
+    const rows = $('probabilities');
+    rows.replaceChildren();
+    p.probabilities.forEach((value, g) => {
+      const row = rows.insertRow();
+      if (g === p.grade) row.className = 'predicted';
+      const name = document.createElement('th');
+      name.scope = 'row';
+      name.textContent = g + ' ' + GRADES[g];
+      row.append(name);
+      const barCell = row.insertCell();
+      const bar = document.createElement('div');
+      bar.className = 'bar';
+      bar.style.width = (100 * value).toFixed(1) + '%';
+      bar.setAttribute('aria-hidden', 'true');
+      barCell.append(bar);
+      const number = row.insertCell();
+      number.className = 'value';
+      number.textContent = (100 * value).toFixed(1) + '%';
+    });
+    $('warnings').replaceChildren(...p.warnings.map((w) => Object.assign(document.createElement('li'), { textContent: 'Warning: ' + w })));
+    $('cam-figure').hidden = !p.cam;
+    if (p.cam) {
+      $('cam-image').src = 'data:image/png;base64,' + p.cam;
+      $('cam-image').alt = 'Grad-CAM: left, the image the model saw; right, the same with a heat map of the regions that ' +
+        'pushed it towards grade ' + p.grade + ' (' + p.grade_name + '), red strongest, blue weakest.';
+    }
+    $('disclaimer').textContent = p.disclaimer;
+    result.hidden = false;
+  }
+`;
+
+export const INDEX_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>retinagrade: diabetic retinopathy grade of a fundus photograph (research only)</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header>
+  <h1>retinagrade</h1>
+  <p class="notice" role="note">Not for clinical use. ${NOT_FOR_CLINICAL_USE} Do not use it to diagnose, screen or treat anyone.</p>
+  <p id="model"></p>
+</header>
+<main>
+  <form id="form">
+    <label for="file" id="drop">Choose a photograph or drop it here</label>
+    <input type="file" id="file" accept="image/png,image/jpeg,image/tiff,image/webp">
+    <div>
+      <label for="crop">Cropping</label>
+      <select id="crop">
+        <option value="disc">a square around the retina disc (photographs)</option>
+        <option value="none">none: the image is already a square crop</option>
+      </select>
+    </div>
+    <div><input type="checkbox" id="cam" checked> <label for="cam">Show Grad-CAM (where the model looked)</label></div>
+    <button type="submit">Grade</button>
+  </form>
+  <p id="status" role="status" aria-live="polite"></p>
+  <section id="result" hidden aria-labelledby="grade">
+    <h2 id="grade"></h2>
+    <ul id="warnings"></ul>
+    <table>
+      <caption>Probability of each grade</caption>
+      <tbody id="probabilities"></tbody>
+    </table>
+    <div class="pictures">
+      <img id="preview" alt="">
+      <figure id="cam-figure" hidden>
+        <img id="cam-image" alt="">
+        <figcaption>Left: the model's input. Right: Grad-CAM of the predicted grade (red: most evidence).</figcaption>
+      </figure>
+    </div>
+    <p class="notice" id="disclaimer"></p>
+  </section>
+</main>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;

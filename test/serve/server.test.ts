@@ -1,0 +1,202 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelConfigSchema, createModel } from '../../src/nn/index.js';
+import { saveSafetensors } from '../../src/io/safetensors.js';
+import { RunConfigSchema } from '../../src/train/config.js';
+import { RunDir } from '../../src/train/run-dir.js';
+import { Ensemble } from '../../src/train/ensemble.js';
+import { createObjective } from '../../src/train/objective.js';
+import { NOT_FOR_CLINICAL_USE } from '../../src/train/outputs.js';
+import { NOT_FUNDUS_WARNING } from '../../src/data/fundus.js';
+import { createServer } from '../../src/serve/server.js';
+import { UserError } from '../../src/errors.js';
+
+const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
+const photo = readFileSync(join(samples, 'fundus_a.jpg'));
+const MAX_BYTES = 64 * 1024;
+
+/** A run directory holding an untrained compact CNN (28 px, width 8), or an ensemble of them. */
+function makeRun(ensemble: number, metrics?: object): string {
+  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-serve-')));
+  const modelConfig = ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8 });
+  const config = RunConfigSchema.parse({ size: 28, ensemble });
+  run.writeJson('config', { ...config, model: modelConfig });
+  const model =
+    ensemble === 1
+      ? createModel(modelConfig)
+      : new Ensemble(Array.from({ length: ensemble }, () => createModel(modelConfig)), createObjective(config.loss, 5));
+  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig), ensemble: String(ensemble) });
+  if (metrics) run.writeJson('metrics', metrics);
+  return run.path;
+}
+
+/**
+ * A PNG whose header declares 20000 x 20000 pixels over a few bytes of data: the shape of a
+ * decompression bomb, refused from the header before anything is decoded.
+ */
+function bombPng(): Buffer {
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const framed = Buffer.alloc(body.length + 8);
+    framed.writeUInt32BE(data.length, 0);
+    body.copy(framed, 4);
+    framed.writeUInt32BE(crc32(body), body.length + 4);
+    return framed;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(20_000, 0);
+  header.writeUInt32BE(20_000, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, deflate, no filter, no interlace
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.alloc(1024))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const metrics = {
+  val: { acc: 0.5, auc: 0.7, qwk: 0.4, macro_f1: 0.3 },
+  test: { acc: 0.55, auc: 0.72, qwk: 0.45, macro_f1: 0.31, ci95: {} },
+};
+let app: FastifyInstance;
+let ensembleApp: FastifyInstance;
+
+beforeAll(async () => {
+  [app, ensembleApp] = await Promise.all([createServer(makeRun(1, metrics), { maxBytes: MAX_BYTES }), createServer(makeRun(2))]);
+});
+afterAll(async () => {
+  await Promise.all([app?.close(), ensembleApp?.close()]);
+});
+
+const predict = (body: Buffer | string, query = '', contentType = 'image/jpeg', server = app) =>
+  server.inject({ method: 'POST', url: `/v1/predict${query}`, headers: { 'content-type': contentType }, body });
+
+describe('POST /v1/predict', () => {
+  it('grades a photograph: a grade, probabilities summing to 1, the disclaimer', async () => {
+    const response = await predict(photo);
+    expect(response.statusCode).toBe(200);
+    const body = response.json();
+    expect(body.probabilities).toHaveLength(5);
+    expect(body.probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
+    expect(body.grade).toBe(body.probabilities.indexOf(Math.max(...body.probabilities)));
+    expect(body.grade_name).toBeTypeOf('string');
+    expect(body.warnings).toEqual([]);
+    expect(body.disclaimer).toBe(NOT_FOR_CLINICAL_USE);
+    expect(body.cam).toBeUndefined();
+  });
+
+  it('warns when the image does not look like a fundus photograph', async () => {
+    const grey = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).png().toBuffer();
+    const response = await predict(grey, '', 'image/png');
+    expect(response.statusCode).toBe(200);
+    expect(response.json().warnings).toEqual([NOT_FUNDUS_WARNING]);
+  });
+
+  it('cam=1 adds the Grad-CAM picture as a base64 PNG, for single models and ensembles', async () => {
+    for (const server of [app, ensembleApp]) {
+      const response = await predict(photo, '?cam=1&crop=disc', 'application/octet-stream', server);
+      expect(response.statusCode).toBe(200);
+      // The 28 px input and its overlay side by side, upscaled 4 times.
+      const png = Buffer.from(response.json().cam, 'base64');
+      expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: 224, height: 112 });
+    }
+  });
+
+  it.each([
+    ['an empty body', Buffer.alloc(0), '', 'image/jpeg', 400, /empty request body/],
+    ['bytes that are not an image', Buffer.from('hello, not a photograph'), '', 'image/jpeg', 400, /not a readable image/],
+    ['a truncated JPEG', photo.subarray(0, photo.length >> 1), '', 'image/jpeg', 400, /truncated or corrupt/],
+    ['a decompression bomb', bombPng(), '', 'image/png', 400, /20000x20000.*decompression bomb/],
+    ['an unknown crop', photo, '?crop=middle', 'image/jpeg', 400, /crop/],
+    ['a JSON body', '{"image": "..."}', '', 'application/json', 415, /unsupported Content-Type 'application\/json'/],
+    ['a body larger than --max-bytes', Buffer.alloc(MAX_BYTES + 1), '', 'image/jpeg', 413, new RegExp(`limit is ${MAX_BYTES} bytes`)],
+  ])('refuses %s with a JSON error', async (_what, body, query, contentType, status, message) => {
+    const response = await predict(body, query, contentType);
+    expect(response.statusCode).toBe(status);
+    expect(response.headers['content-type']).toMatch(/^application\/json/);
+    expect(response.json()).toMatchObject({ statusCode: status, message: expect.stringMatching(message) });
+  });
+
+  it('refuses crop=none for an image that is not square', async () => {
+    const wide = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).png().toBuffer();
+    const response = await predict(wide, '?crop=none', 'image/png');
+    expect(response.statusCode).toBe(400);
+    expect(response.json().message).toMatch(/crop 'none' needs a square image, got 64x48/);
+  });
+
+  it('refuses a body without a Content-Type with 415', async () => {
+    const response = await app.inject({ method: 'POST', url: '/v1/predict', body: photo });
+    expect(response.statusCode).toBe(415);
+    expect(response.json().message).toMatch(/no Content-Type/);
+  });
+
+  it('keeps serving after bad requests, including ones in flight together with good ones', async () => {
+    const responses = await Promise.all([predict('junk'), predict(photo), predict(bombPng(), '', 'image/png'), predict(photo)]);
+    expect(responses.map((r) => r.statusCode)).toEqual([400, 200, 400, 200]);
+    const after = await predict(photo);
+    expect(after.statusCode).toBe(200);
+    expect(after.json().probabilities).toEqual(responses[1]!.json().probabilities);
+  });
+});
+
+describe('the other routes', () => {
+  it('GET /v1/model describes the loaded model and its metrics', async () => {
+    expect((await app.inject('/v1/model')).json()).toEqual({
+      model: 'cnn',
+      width: 8,
+      input_size: 28,
+      ensemble: 1,
+      grades: ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'],
+      metrics: { val: { acc: 0.5, auc: 0.7, qwk: 0.4 }, test: { acc: 0.55, auc: 0.72, qwk: 0.45 } },
+      disclaimer: NOT_FOR_CLINICAL_USE,
+    });
+    expect((await ensembleApp.inject('/v1/model')).json()).toMatchObject({ ensemble: 2, metrics: null });
+  });
+
+  it('GET /health answers ok', async () => {
+    const response = await app.inject('/health');
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('GET / is a self-contained page with the not-for-clinical-use notice', async () => {
+    const response = await app.inject('/');
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/html/);
+    expect(response.headers['content-security-policy']).toMatch(/default-src 'none'/);
+    expect(response.body).toContain(NOT_FOR_CLINICAL_USE);
+    expect(response.body).toMatch(/<label for="file"/);
+    expect(response.body).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
+  });
+
+  it('unknown routes are 404 with a JSON message', async () => {
+    const response = await app.inject('/v2/predict');
+    expect(response.statusCode).toBe(404);
+    expect(response.json().message).toMatch(/no route GET \/v2\/predict/);
+  });
+});
+
+describe('createServer', () => {
+  it('serves over real HTTP on a port the system picks', async () => {
+    const server = await createServer(makeRun(1));
+    try {
+      const url = await server.listen({ host: '127.0.0.1', port: 0 });
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(await (await fetch(`${url}/health`)).json()).toEqual({ status: 'ok' });
+      const response = await fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo });
+      expect(response.status).toBe(200);
+      expect((await response.json()).disclaimer).toBe(NOT_FOR_CLINICAL_USE);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a folder that is not a run directory', async () => {
+    // A UserError: the CLI prints it as one line and exits 1.
+    const error = await createServer(tmpdir()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toMatch(/not a finished run directory/);
+  });
+});
