@@ -719,6 +719,15 @@ Napi::Value Addcmul(const Napi::CallbackInfo& info) {
   at::addcmul_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
   return info.Env().Undefined();
 }
+// (self, tensor1, tensor2, out?): self + tensor1 / tensor2, broadcasting; into `out` as addcmul.
+Napi::Value Addcdiv(const Napi::CallbackInfo& info) {
+  if (IsMissing(info, 3)) {
+    return Out(info, at::addcdiv(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
+  }
+  at::Tensor& out = TensorArg(info, 3);
+  at::addcdiv_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
+  return info.Env().Undefined();
+}
 Napi::Value AddcmulInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).addcmul_(TensorArg(info, 1), TensorArg(info, 2), NumberArg(info, 3));
   return info.Env().Undefined();
@@ -759,6 +768,10 @@ Napi::Value RemainderInPlace(const Napi::CallbackInfo& info) {
   } else {
     a.remainder_(TensorArg(info, 1));
   }
+  return info.Env().Undefined();
+}
+Napi::Value FloorInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).floor_();
   return info.Env().Undefined();
 }
 Napi::Value AbsInPlace(const Napi::CallbackInfo& info) {
@@ -941,12 +954,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("addInPlace", AddInPlace);
   EXPORT("mulInPlace", MulInPlace);
   EXPORT("addcmul", Addcmul);
+  EXPORT("addcdiv", Addcdiv);
   EXPORT("addcmulInPlace", AddcmulInPlace);
   EXPORT("addcdivInPlace", AddcdivInPlace);
   EXPORT("lerpInPlace", LerpInPlace);
   EXPORT("divInPlace", DivInPlace);
   EXPORT("clampInPlace", ClampInPlace);
   EXPORT("absInPlace", AbsInPlace);
+  EXPORT("floorInPlace", FloorInPlace);
   EXPORT("remainderInPlace", RemainderInPlace);
   EXPORT("indexCopyInPlace", IndexCopyInPlace);
   EXPORT("copyInPlace", CopyInPlace);

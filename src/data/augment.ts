@@ -7,7 +7,9 @@
 // Parameters are drawn per sample from torchvision's distributions (same ranges, same crop
 // rejection sampling, same integer rounding), from one seeded generator (not torchvision's stream). The four geometric
 // transforms of a sample are composed into one 2x3 affine matrix and the whole batch is resampled
-// once (affineGrid + gridSample). Where this differs from running torchvision per sample:
+// once (one sampling grid, as affineGrid would make it, and gridSample). Colour jitter runs as a
+// few whole-group tensor operations per stage, in place (see applyAugment and colorJitter). Where
+// this differs from running torchvision per sample:
 // - Colour jitter runs before the warp rather than between crop and affine. Jitter is per pixel,
 //   so the only differences are that contrast's mean is taken over the whole source image, and
 //   that areas filled in by rotation or translation stay black (torchvision's contrast would
@@ -15,7 +17,8 @@
 // - One interpolation for the composed warp (bilinear by default) where torchvision resamples
 //   three times (nearest for rotation and affine, bilinear for the crop).
 // - Colour jitter uses torchvision's tensor kernels (float HSV, float grayscale mean), not its
-//   PIL ones (8-bit HSV).
+//   PIL ones (8-bit HSV), with the arithmetic regrouped (blends as f * img + constant + weighted
+//   grayscale, the hue from arithmetic masks): equal up to float32 rounding (a few 1e-6).
 // Evaluation applies no augmentation: call this on training batches only.
 import * as torch from '../torch/index.js';
 
@@ -222,7 +225,7 @@ interface Scratch {
   readonly image: torch.Tensor;
   /** [PLANES, n, 1, H, W]: per-pixel temporaries of colour jitter, one contiguous plane each. */
   readonly planes: torch.Tensor;
-  /** [n, H, W, 2]: the sampling grid. */
+  /** [n, 2, H, W]: the sampling grid, planar (see samplingGrid). */
   readonly grid: torch.Tensor;
 }
 const PLANES = 6;
@@ -237,7 +240,7 @@ function scratchFor(n: number, channels: number, height: number, width: number):
     sorted: torch.keep(torch.empty([n, channels, height, width])),
     image: torch.keep(torch.empty([n, channels, height, width])),
     planes: torch.keep(torch.empty([PLANES, n, 1, height, width])),
-    grid: torch.keep(torch.empty([n, height, width, 2])),
+    grid: torch.keep(torch.empty([n, 2, height, width])),
   };
   return scratch;
 }
@@ -337,11 +340,10 @@ function isGeometryIdentity(p: SampleParams, height: number, width: number): boo
 }
 const isAffineIdentity = (p: SampleParams): boolean => p.translate[0] === 0 && p.translate[1] === 0 && p.scale === 1;
 
-/** Resamples every image through its composed backward map, in one grid (built in `grid`) for the batch. */
+/** Resamples every image through its composed backward map, in one grid (built in `grid`, [n, 2, H, W]) for the batch. */
 function warp(image: torch.Tensor, params: readonly SampleParams[], interpolation: Interpolation, grid: torch.Tensor): torch.Tensor {
   const [, , height, width] = batchShape(image);
-  samplingGrid(params, height, width, grid);
-  return torch.gridSample(image, grid, { mode: interpolation, paddingMode: 'zeros', alignCorners: false });
+  return torch.gridSample(image, samplingGrid(params, height, width, grid), { mode: interpolation, paddingMode: 'zeros', alignCorners: false });
 }
 
 // Added to the x coordinate of output pixels that must come out black: 1e4 half-widths is far
@@ -353,7 +355,8 @@ const OUTSIDE = 1e4;
  * it (align_corners false: pixel centres at (2i + 1) / size - 1): grid = theta . (X, Y, 1). The
  * map is affine, so the grid is a column part (a X + c, d X + f), which depends on the output
  * column only, plus a row part (b Y, e Y): both are tiny and made here, and two broadcast passes
- * over `grid` build it, instead of affineGrid's new [n, H, W, 3] base grid and batched matmul.
+ * over `planar` ([n, 2, H, W]) build it, instead of affineGrid's new [n, H, W, 3] base grid and
+ * batched matmul. Returns the grid as the [n, H, W, 2] view that gridSample takes.
  *
  * torchvision applies RandomAffine to the cropped frame, so whatever a shift or zoom-out brings in
  * from outside that frame is black. The composed map would instead read real pixels from around
@@ -362,10 +365,10 @@ const OUTSIDE = 1e4;
  * outside the image, which zero padding turns into exact black. The region is a product of
  * columns and rows, so the shift goes into the column and row parts.
  */
-function samplingGrid(params: readonly SampleParams[], height: number, width: number, grid: torch.Tensor): void {
+function samplingGrid(params: readonly SampleParams[], height: number, width: number, planar: torch.Tensor): torch.Tensor {
   const n = params.length;
-  const columns = new Float32Array(n * width * 2);
-  const rows = new Float32Array(n * height * 2);
+  const columns = new Float32Array(n * 2 * width); // [n, 2, 1, W]: (a X + c, d X + f)
+  const rows = new Float32Array(n * 2 * height); // [n, 2, H, 1]: (b Y, e Y)
   const inside = (outputIndex: number, size: number, shift: number, scale: number): boolean => {
     const source = (outputIndex + 0.5 - size / 2 - shift) / scale + size / 2;
     return source >= 0 && source < size;
@@ -380,20 +383,24 @@ function samplingGrid(params: readonly SampleParams[], height: number, width: nu
     for (let col = 0; col < width; col++) {
       const xn = (2 * col + 1) / width - 1;
       const off = masked && !inside(col, width, p.translate[0], p.scale) ? OUTSIDE : 0;
-      columns[(i * width + col) * 2] = a * xn + c + off;
-      columns[(i * width + col) * 2 + 1] = d * xn + f;
+      columns[(i * 2) * width + col] = a * xn + c + off;
+      columns[(i * 2 + 1) * width + col] = d * xn + f;
     }
     for (let row = 0; row < height; row++) {
       const yn = (2 * row + 1) / height - 1;
       const off = masked && !inside(row, height, p.translate[1], p.scale) ? OUTSIDE : 0;
-      rows[(i * height + row) * 2] = b * yn + off;
-      rows[(i * height + row) * 2 + 1] = e * yn;
+      rows[(i * 2) * height + row] = b * yn + off;
+      rows[(i * 2 + 1) * height + row] = e * yn;
     }
   });
   torch.tidy(() => {
-    grid.copyInPlace(torch.tensor(columns, [n, 1, width, 2]).expand([n, height, width, 2]));
-    grid.addInPlace(torch.tensor(rows, [n, height, 1, 2]));
+    planar.copyInPlace(torch.tensor(columns, [n, 2, 1, width]).expand([n, 2, height, width]));
+    planar.addInPlace(torch.tensor(rows, [n, 2, height, 1]));
   });
+  // gridSample reads an [n, H, W, 2] grid with any strides, and this planar layout (x and y each
+  // contiguous along W) as fast as an interleaved one; building it planar avoids broadcasting
+  // over pairs, which is several times slower.
+  return planar.permute([0, 2, 3, 1]);
 }
 
 // --- colour ---
@@ -516,7 +523,8 @@ const rgb = (image: torch.Tensor): [torch.Tensor, torch.Tensor, torch.Tensor] =>
  * computed, in sixths of a turn (H in [0, 6)), and the way back scales the fully saturated
  * colour of the new hue into [min, max]:
  * (R, G, B) = min + chroma * clamp(|H - 3| - 1, 2 - |H - 2|, 2 - |H - 4|; 0, 1).
- * Every step is in place, in the planes of `planes` ([PLANES, k, 1, H, W]).
+ * Every step is in place, in the planes of `planes` ([PLANES, k, 1, H, W]); x + y * z (addcmul)
+ * and x + y / z (addcdiv) do two operations in one pass.
  */
 function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): void {
   if (shifts.every((s) => s === 0)) return;
@@ -525,9 +533,12 @@ function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): 
       torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
     ];
     const [red, green, blue] = rgb(image);
+    const scalar = (v: number): torch.Tensor => torch.tensor([v], [1]);
+    const minusOne = scalar(-1);
+    const difference = (x: torch.Tensor, y: torch.Tensor, into: torch.Tensor): torch.Tensor => torch.addcmul(x, y, minusOne, into);
     image.max(1, true, max);
     image.min(1, true, min);
-    chroma.copyInPlace(max).addInPlace(min, -1);
+    difference(max, min, chroma);
     // H * chroma from whichever channel is the max: g - b (red), b - r + 2 chroma (green),
     // r - g + 4 chroma (blue), selected arithmetically because where() is several times slower
     // than a multiply here:
@@ -539,29 +550,36 @@ function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): 
     // formulas give the same hue (mod 6), so the choice among them does not matter
     // (torchvision prefers red, then green, then blue); and for a near-tie below 2^-100 the
     // two formulas differ by about that difference, so a fractional mask costs nothing either.
-    const notMax = (channel: torch.Tensor, into: torch.Tensor): torch.Tensor =>
-      into.copyInPlace(max).addInPlace(channel, -1).mulInPlace(2 ** 100).clampInPlace(undefined, 1);
-    a.copyInPlace(blue).addInPlace(red, -1).addInPlace(chroma, 2); // fromGreen
-    hue.copyInPlace(green).addInPlace(blue, -1).addInPlace(a, -1).mulInPlace(notMax(green, b)).addInPlace(a);
-    a.copyInPlace(red).addInPlace(green, -1).addInPlace(chroma, 4); // fromBlue
-    hue.addInPlace(a, -1).mulInPlace(notMax(blue, b)).addInPlace(a);
-    // Gray pixels (chroma 0) have a zero numerator and no hue: any positive divisor works. Below
-    // 1e-12 the hue comes out wrong, but it is then scaled by that chroma, so the colour is right.
-    hue
-      .divInPlace(b.copyInPlace(chroma).clampInPlace(1e-12))
-      .addInPlace(torch.tensor(Float32Array.from(shifts, (s) => 6 * s), [shifts.length, 1, 1, 1]))
-      .remainderInPlace(6);
-    // The three channels at once, written over the image: |H - (3, 2, 4)| * (1, -1, -1) +
-    // (-1, 2, 2), clamped to [0, 1], scaled into [min, max].
+    // (max - x) * 2^100 is computed as max * 2^100 - x * 2^100: scaling by a power of two is
+    // exact, so that is the same float.
+    const big = 2 ** 100;
+    max.mulInPlace(big);
+    const notMax = (channel: torch.Tensor): torch.Tensor => torch.addcmul(max, channel, scalar(-big), b).clampInPlace(undefined, 1);
+    difference(blue, red, a).addInPlace(chroma, 2); // fromGreen
+    difference(green, blue, hue).addInPlace(a, -1); // fromRed - fromGreen
+    torch.addcmul(a, hue, notMax(green), hue); // fromRedOrGreen
+    difference(red, green, a).addInPlace(chroma, 4); // fromBlue
+    hue.addInPlace(a, -1);
+    torch.addcmul(a, hue, notMax(blue), hue); // numerator
+    // Divide by chroma (plus 2^-100, which changes no nonzero chroma of these images and gives
+    // gray pixels, whose numerator is 0, a hue of 0) and add the shift, in one pass.
+    torch.addcmul(scalar(2 ** -100), chroma, scalar(1), b);
+    torch.addcdiv(torch.tensor(Float32Array.from(shifts, (s) => 6 * s), [shifts.length, 1, 1, 1]), hue, b, hue);
+    // H mod 6 as H - 6 floor(H / 6) (remainder() is several times slower). Rounding in H / 6 can
+    // put a result a rounding error outside [0, 6); the colour formulas below are continuous
+    // there, so that moves the colour by a rounding error too.
+    torch.addcmul(scalar(0), hue, scalar(1 / 6), b).floorInPlace();
+    torch.addcmul(hue, b, scalar(-6), hue);
+    // The three channels at once, written over the image:
+    // min + chroma * clamp(|H - (3, 2, 4)| * (1, -1, -1) + (-1, 2, 2), 0, 1).
     image
       .copyInPlace(hue.expand(image.shape))
       .addInPlace(perChannel([-3, -2, -4]))
       .absInPlace()
       .mulInPlace(perChannel([1, -1, -1]))
       .addInPlace(perChannel([-1, 2, 2]))
-      .clampInPlace(0, 1)
-      .mulInPlace(chroma)
-      .addInPlace(min);
+      .clampInPlace(0, 1);
+    torch.addcmul(min, chroma, image, image);
   });
 }
 

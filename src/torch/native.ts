@@ -122,12 +122,14 @@ export interface NativeBinding {
   addInPlace(a: T, b: TOrNumber, alpha?: number): void;
   mulInPlace(a: T, b: TOrNumber): void;
   addcmul(self: T, t1: T, t2: T, out?: T): T | undefined;
+  addcdiv(self: T, t1: T, t2: T, out?: T): T | undefined;
   addcmulInPlace(a: T, t1: T, t2: T, value: number): void;
   addcdivInPlace(a: T, t1: T, t2: T, value: number): void;
   lerpInPlace(a: T, end: T, weight: TOrNumber): void;
   divInPlace(a: T, b: TOrNumber): void;
   clampInPlace(t: T, min?: number, max?: number): void;
   absInPlace(t: T): void;
+  floorInPlace(t: T): void;
   remainderInPlace(a: T, b: TOrNumber): void;
   indexCopyInPlace(t: T, dim: number, index: T, source: T): void;
   copyInPlace(dst: T, src: T): void;

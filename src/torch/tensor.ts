@@ -339,6 +339,10 @@ export class Tensor implements Disposable {
     native.remainderInPlace(this.handle, h(other));
     return this;
   }
+  floorInPlace(): this {
+    native.floorInPlace(this.handle);
+    return this;
+  }
   absInPlace(): this {
     native.absInPlace(this.handle);
     return this;
@@ -396,6 +400,12 @@ export const stack = (tensors: Tensor[], dim = 0): Tensor =>
 export function addcmul(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor): Tensor {
   if (out === undefined) return new Tensor(native.addcmul(self.handle, t1.handle, t2.handle)!);
   native.addcmul(self.handle, t1.handle, t2.handle, out.handle);
+  return out;
+}
+/** self + t1 / t2 (broadcasting), into `out` when given (it may be one of the inputs), else a new tensor. */
+export function addcdiv(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor): Tensor {
+  if (out === undefined) return new Tensor(native.addcdiv(self.handle, t1.handle, t2.handle)!);
+  native.addcdiv(self.handle, t1.handle, t2.handle, out.handle);
   return out;
 }
 /**
