@@ -737,12 +737,7 @@ Napi::Value AddcdivInPlace(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 Napi::Value LerpInPlace(const Napi::CallbackInfo& info) {
-  // (self, end, weight): weight a number or a tensor that broadcasts to self.
-  if (info.Length() > 2 && info[2].IsNumber()) {
-    TensorArg(info, 0).lerp_(TensorArg(info, 1), NumberArg(info, 2));
-  } else {
-    TensorArg(info, 0).lerp_(TensorArg(info, 1), TensorArg(info, 2));
-  }
+  TensorArg(info, 0).lerp_(TensorArg(info, 1), NumberArg(info, 2));
   return info.Env().Undefined();
 }
 Napi::Value DivInPlace(const Napi::CallbackInfo& info) {
@@ -761,26 +756,12 @@ Napi::Value ClampInPlace(const Napi::CallbackInfo& info) {
                             hi ? c10::optional<at::Scalar>(*hi) : c10::nullopt);
   return info.Env().Undefined();
 }
-Napi::Value RemainderInPlace(const Napi::CallbackInfo& info) {
-  at::Tensor& a = TensorArg(info, 0);
-  if (info.Length() > 1 && info[1].IsNumber()) {
-    a.remainder_(ScalarFor(a, info[1].As<Napi::Number>().DoubleValue()));
-  } else {
-    a.remainder_(TensorArg(info, 1));
-  }
-  return info.Env().Undefined();
-}
 Napi::Value FloorInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).floor_();
   return info.Env().Undefined();
 }
 Napi::Value AbsInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).abs_();
-  return info.Env().Undefined();
-}
-Napi::Value IndexCopyInPlace(const Napi::CallbackInfo& info) {
-  // (self, dim, index, source): self.index_copy_(dim, index, source)
-  TensorArg(info, 0).index_copy_(IntArg(info, 1), TensorArg(info, 2), TensorArg(info, 3));
   return info.Env().Undefined();
 }
 Napi::Value CopyInPlace(const Napi::CallbackInfo& info) {
@@ -962,8 +943,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("clampInPlace", ClampInPlace);
   EXPORT("absInPlace", AbsInPlace);
   EXPORT("floorInPlace", FloorInPlace);
-  EXPORT("remainderInPlace", RemainderInPlace);
-  EXPORT("indexCopyInPlace", IndexCopyInPlace);
   EXPORT("copyInPlace", CopyInPlace);
   EXPORT("fillInPlace", FillInPlace);
 

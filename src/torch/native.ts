@@ -125,13 +125,11 @@ export interface NativeBinding {
   addcdiv(self: T, t1: T, t2: T, out?: T): T | undefined;
   addcmulInPlace(a: T, t1: T, t2: T, value: number): void;
   addcdivInPlace(a: T, t1: T, t2: T, value: number): void;
-  lerpInPlace(a: T, end: T, weight: TOrNumber): void;
+  lerpInPlace(a: T, end: T, weight: number): void;
   divInPlace(a: T, b: TOrNumber): void;
   clampInPlace(t: T, min?: number, max?: number): void;
   absInPlace(t: T): void;
   floorInPlace(t: T): void;
-  remainderInPlace(a: T, b: TOrNumber): void;
-  indexCopyInPlace(t: T, dim: number, index: T, source: T): void;
   copyInPlace(dst: T, src: T): void;
   fillInPlace(t: T, value: number): void;
 

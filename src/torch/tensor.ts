@@ -322,9 +322,8 @@ export class Tensor implements Disposable {
     native.addcdivInPlace(this.handle, t1.handle, t2.handle, value);
     return this;
   }
-  /** this += weight * (end - this); a tensor weight broadcasts to this tensor's shape. */
-  lerpInPlace(end: Tensor, weight: Operand): this {
-    native.lerpInPlace(this.handle, end.handle, h(weight));
+  lerpInPlace(end: Tensor, weight: number): this {
+    native.lerpInPlace(this.handle, end.handle, weight);
     return this;
   }
   divInPlace(other: Operand): this {
@@ -335,21 +334,12 @@ export class Tensor implements Disposable {
     native.clampInPlace(this.handle, min, max);
     return this;
   }
-  remainderInPlace(other: Operand): this {
-    native.remainderInPlace(this.handle, h(other));
-    return this;
-  }
   floorInPlace(): this {
     native.floorInPlace(this.handle);
     return this;
   }
   absInPlace(): this {
     native.absInPlace(this.handle);
-    return this;
-  }
-  /** Copies the slices of `source` along `dim` to the positions `index` (int64) of this tensor. */
-  indexCopyInPlace(dim: number, index: Tensor, source: Tensor): this {
-    native.indexCopyInPlace(this.handle, dim, index.handle, source.handle);
     return this;
   }
   copyInPlace(src: Tensor): this {
