@@ -215,7 +215,7 @@ export function applyAugment(
  * new block is page-faulted in, and then is not in cache), and glibc does not reliably hand a
  * freed tensor block back for the next same-sized tensor in this process, so a batch that
  * allocates its intermediates runs several times slower than one that reuses them. One set is
- * kept, for the latest shape (replaced when the shape changes): at batch 128 and 64x64, 27 MiB.
+ * kept, for the latest shape (replaced when the shape changes): at batch 128 and 64x64, 28 MiB.
  */
 interface Scratch {
   readonly key: string;
