@@ -350,6 +350,10 @@ Napi::Value Ones(const Napi::CallbackInfo& info) {
 Napi::Value Full(const Napi::CallbackInfo& info) {
   return Out(info, at::full(IntListArg(info, 0), NumberArg(info, 1), Options(DtypeArg(info, 2))));
 }
+// Uninitialized memory, for a tensor that an in-place op (e.g. copyInPlace) fills completely.
+Napi::Value Empty(const Napi::CallbackInfo& info) {
+  return Out(info, at::empty(IntListArg(info, 0), Options(DtypeArg(info, 1))));
+}
 Napi::Value Arange(const Napi::CallbackInfo& info) {
   return Out(info, at::arange(NumberArg(info, 0), NumberArg(info, 1), NumberArg(info, 2),
                               Options(DtypeArg(info, 3))));
@@ -430,6 +434,16 @@ BINARY_OP(Ge, at::ge)
 TENSOR_BINARY_OP(Maximum, at::maximum)
 TENSOR_BINARY_OP(Minimum, at::minimum)
 TENSOR_BINARY_OP(Matmul, at::matmul)
+// (input, batch1, batch2, out?): input + batch1 @ batch2 per batch entry; input broadcasts to the
+// result. With `out`, written there (at::baddbmm_out), nothing returned.
+Napi::Value Baddbmm(const Napi::CallbackInfo& info) {
+  if (!IsMissing(info, 3)) {
+    at::Tensor& out = TensorArg(info, 3);
+    at::baddbmm_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
+    return info.Env().Undefined();
+  }
+  return Out(info, at::baddbmm(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
+}
 TENSOR_BINARY_OP(LogicalAnd, at::logical_and)
 TENSOR_BINARY_OP(LogicalOr, at::logical_or)
 #undef TENSOR_BINARY_OP
@@ -501,14 +515,26 @@ Napi::Value Mean(const Napi::CallbackInfo& info) {
   if (IsMissing(info, 1)) return Out(info, at::mean(x));
   return Out(info, at::mean(x, at::IntArrayRef(IntListArg(info, 1)), BoolArg(info, 2)));
 }
+// (t, dims?, keepdim, out?): with `out`, the result is written there (at::amax_out) and
+// nothing is returned.
 Napi::Value Amax(const Napi::CallbackInfo& info) {
   const at::Tensor& x = TensorArg(info, 0);
   if (IsMissing(info, 1)) return Out(info, at::max(x));
+  if (!IsMissing(info, 3)) {
+    at::Tensor& out = TensorArg(info, 3);
+    at::amax_out(out, x, IntListArg(info, 1), BoolArg(info, 2));
+    return info.Env().Undefined();
+  }
   return Out(info, at::amax(x, IntListArg(info, 1), BoolArg(info, 2)));
 }
 Napi::Value Amin(const Napi::CallbackInfo& info) {
   const at::Tensor& x = TensorArg(info, 0);
   if (IsMissing(info, 1)) return Out(info, at::min(x));
+  if (!IsMissing(info, 3)) {
+    at::Tensor& out = TensorArg(info, 3);
+    at::amin_out(out, x, IntListArg(info, 1), BoolArg(info, 2));
+    return info.Env().Undefined();
+  }
   return Out(info, at::amin(x, IntListArg(info, 1), BoolArg(info, 2)));
 }
 Napi::Value Argmax(const Napi::CallbackInfo& info) {
@@ -569,7 +595,13 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
   return Out(info, at::slice(TensorArg(info, 0), IntArg(info, 1), IntArg(info, 2), IntArg(info, 3),
                              IntArg(info, 4)));
 }
+// (t, dim, index, out?): with `out`, written there (at::index_select_out), nothing returned.
 Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
+  if (!IsMissing(info, 3)) {
+    at::Tensor& out = TensorArg(info, 3);
+    at::index_select_out(out, TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2));
+    return info.Env().Undefined();
+  }
   return Out(info, at::index_select(TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2)));
 }
 Napi::Value Gather(const Napi::CallbackInfo& info) {
@@ -677,6 +709,25 @@ Napi::Value MulInPlace(const Napi::CallbackInfo& info) {
   }
   return info.Env().Undefined();
 }
+// (self, tensor1, tensor2, out?): self + tensor1 * tensor2, broadcasting; written to `out` when
+// given (which may be one of the inputs: the op is elementwise).
+Napi::Value Addcmul(const Napi::CallbackInfo& info) {
+  if (IsMissing(info, 3)) {
+    return Out(info, at::addcmul(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
+  }
+  at::Tensor& out = TensorArg(info, 3);
+  at::addcmul_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
+  return info.Env().Undefined();
+}
+// (self, tensor1, tensor2, out?): self + tensor1 / tensor2, broadcasting; into `out` as addcmul.
+Napi::Value Addcdiv(const Napi::CallbackInfo& info) {
+  if (IsMissing(info, 3)) {
+    return Out(info, at::addcdiv(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
+  }
+  at::Tensor& out = TensorArg(info, 3);
+  at::addcdiv_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
+  return info.Env().Undefined();
+}
 Napi::Value AddcmulInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).addcmul_(TensorArg(info, 1), TensorArg(info, 2), NumberArg(info, 3));
   return info.Env().Undefined();
@@ -687,6 +738,30 @@ Napi::Value AddcdivInPlace(const Napi::CallbackInfo& info) {
 }
 Napi::Value LerpInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).lerp_(TensorArg(info, 1), NumberArg(info, 2));
+  return info.Env().Undefined();
+}
+Napi::Value DivInPlace(const Napi::CallbackInfo& info) {
+  at::Tensor& a = TensorArg(info, 0);
+  if (info.Length() > 1 && info[1].IsNumber()) {
+    a.div_(ScalarFor(a, info[1].As<Napi::Number>().DoubleValue()));
+  } else {
+    a.div_(TensorArg(info, 1));
+  }
+  return info.Env().Undefined();
+}
+Napi::Value ClampInPlace(const Napi::CallbackInfo& info) {
+  auto lo = OptNumberArg(info, 1);
+  auto hi = OptNumberArg(info, 2);
+  TensorArg(info, 0).clamp_(lo ? c10::optional<at::Scalar>(*lo) : c10::nullopt,
+                            hi ? c10::optional<at::Scalar>(*hi) : c10::nullopt);
+  return info.Env().Undefined();
+}
+Napi::Value FloorInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).floor_();
+  return info.Env().Undefined();
+}
+Napi::Value AbsInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).abs_();
   return info.Env().Undefined();
 }
 Napi::Value CopyInPlace(const Napi::CallbackInfo& info) {
@@ -763,6 +838,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("zeros", Zeros);
   EXPORT("ones", Ones);
   EXPORT("full", Full);
+  EXPORT("empty", Empty);
   EXPORT("arange", Arange);
   EXPORT("to", To);
   EXPORT("clone", Clone);
@@ -790,6 +866,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("maximum", Maximum);
   EXPORT("minimum", Minimum);
   EXPORT("matmul", Matmul);
+  EXPORT("baddbmm", Baddbmm);
   EXPORT("logicalAnd", LogicalAnd);
   EXPORT("logicalOr", LogicalOr);
   EXPORT("neg", Neg);
@@ -857,9 +934,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   EXPORT("addInPlace", AddInPlace);
   EXPORT("mulInPlace", MulInPlace);
+  EXPORT("addcmul", Addcmul);
+  EXPORT("addcdiv", Addcdiv);
   EXPORT("addcmulInPlace", AddcmulInPlace);
   EXPORT("addcdivInPlace", AddcdivInPlace);
   EXPORT("lerpInPlace", LerpInPlace);
+  EXPORT("divInPlace", DivInPlace);
+  EXPORT("clampInPlace", ClampInPlace);
+  EXPORT("absInPlace", AbsInPlace);
+  EXPORT("floorInPlace", FloorInPlace);
   EXPORT("copyInPlace", CopyInPlace);
   EXPORT("fillInPlace", FillInPlace);
 

@@ -7,7 +7,9 @@
 // Parameters are drawn per sample from torchvision's distributions (same ranges, same crop
 // rejection sampling, same integer rounding), from one seeded generator (not torchvision's stream). The four geometric
 // transforms of a sample are composed into one 2x3 affine matrix and the whole batch is resampled
-// once (affineGrid + gridSample). Where this differs from running torchvision per sample:
+// once (one sampling grid, as affineGrid would make it, and gridSample). Colour jitter runs as a
+// few whole-group tensor operations per stage, in place (see applyAugment and colorJitter). Where
+// this differs from running torchvision per sample:
 // - Colour jitter runs before the warp rather than between crop and affine. Jitter is per pixel,
 //   so the only differences are that contrast's mean is taken over the whole source image, and
 //   that areas filled in by rotation or translation stay black (torchvision's contrast would
@@ -15,7 +17,8 @@
 // - One interpolation for the composed warp (bilinear by default) where torchvision resamples
 //   three times (nearest for rotation and affine, bilinear for the crop).
 // - Colour jitter uses torchvision's tensor kernels (float HSV, float grayscale mean), not its
-//   PIL ones (8-bit HSV).
+//   PIL ones (8-bit HSV), with the arithmetic regrouped (blends as f * img + constant + weighted
+//   grayscale, the hue from arithmetic masks): equal up to float32 rounding (a few 1e-6).
 // Evaluation applies no augmentation: call this on training batches only.
 import * as torch from '../torch/index.js';
 
@@ -172,23 +175,74 @@ export function applyAugment(
   const geometric = params.some((p) => !isGeometryIdentity(p, height, width));
   if (colour && channels !== 3) throw new RangeError(`applyAugment: colour jitter needs RGB images, got ${channels} channels`);
   if (!colour && !geometric) return x.clone();
+  // Work in [0, 2], i.e. x + 1: twice torchvision's [0, 1] range. Black is 0 there, which is
+  // what gridSample's zero padding fills in, and every operation below (blends, clamps, the HSV
+  // hue shift, the warp) commutes exactly with a factor of two (a power of two: no float
+  // rounding changes), so the result is exactly twice the [0, 1] computation, without the two
+  // passes that scaling to [0, 1] and back would cost.
+  //
+  // Everything up to the warp runs in place in reused scratch tensors (see scratchFor): only the
+  // returned batch is new memory.
+  const scratch = scratchFor(n, channels, height, width);
   return torch.tidy(() => {
-    // Work in [0, 1]: black is 0 there, which is exactly what gridSample's zero padding fills in.
-    let image = x.add(1).mulInPlace(0.5);
-    if (colour) image = step(image, (im) => colorJitter(im, params));
-    if (geometric) image = step(image, (im) => warp(im, params, interpolation));
-    return image.mulInPlace(2).addInPlace(-1);
+    let image: torch.Tensor; // [0, 2], original sample order
+    if (colour) {
+      // Colour jitter on the batch sorted into groups by the stage at which a sample shifts hue
+      // (contiguous rows, so every operation of a group is on a plain view), then back to the
+      // original order.
+      const groups = groupByHueStage(params);
+      const order = [...groups.values()].flat();
+      const sorted = x.indexSelect(0, indexTensor(order), scratch.sorted);
+      let start = 0;
+      for (const [hueStage, members] of groups) {
+        const end = start + members.length;
+        colorJitter(sorted.slice(0, start, end), scratch.planes.slice(1, start, end), members.map((i) => params[i]!), hueStage);
+        start = end;
+      }
+      const position = new Array<number>(n);
+      order.forEach((sample, k) => (position[sample] = k));
+      image = sorted.indexSelect(0, indexTensor(position), scratch.image);
+    } else {
+      image = scratch.image.copyInPlace(x).addInPlace(1);
+    }
+    const result = geometric ? warp(image, params, interpolation, scratch.grid) : image.clone();
+    return result.addInPlace(-1);
   });
 }
 
-// Every image function below owns its input: it may change it in place or free it. Each step runs
-// in its own scope and frees what it no longer needs at once, because a batch-sized tensor is a
-// few MB and fresh memory costs page faults that are as slow as the arithmetic; freed blocks are
-// reused by the allocator.
-function step(input: torch.Tensor, run: (input: torch.Tensor) => torch.Tensor): torch.Tensor {
-  const output = torch.tidy(() => run(input));
-  if (output !== input) input.dispose();
-  return output;
+/**
+ * Scratch tensors for a batch shape, kept between calls: fresh memory is expensive here (each
+ * new block is page-faulted in, and then is not in cache), and glibc does not reliably hand a
+ * freed tensor block back for the next same-sized tensor in this process, so a batch that
+ * allocates its intermediates runs several times slower than one that reuses them. One set is
+ * kept, for the latest shape (replaced when the shape changes): at batch 128 and 64x64, 28 MiB.
+ */
+interface Scratch {
+  readonly key: string;
+  /** [n, C, H, W]: the batch sorted into hue groups, during colour jitter. */
+  readonly sorted: torch.Tensor;
+  /** [n, C, H, W]: the jittered batch in the original order, the warp's input. */
+  readonly image: torch.Tensor;
+  /** [PLANES, n, 1, H, W]: per-pixel temporaries of colour jitter, one contiguous plane each. */
+  readonly planes: torch.Tensor;
+  /** [n, 2, H, W]: the sampling grid, planar (see samplingGrid). */
+  readonly grid: torch.Tensor;
+}
+const PLANES = 6;
+let scratch: Scratch | undefined;
+
+function scratchFor(n: number, channels: number, height: number, width: number): Scratch {
+  const key = [n, channels, height, width].join('x');
+  if (scratch?.key === key) return scratch;
+  if (scratch) for (const t of [scratch.sorted, scratch.image, scratch.planes, scratch.grid]) t.dispose();
+  scratch = {
+    key,
+    sorted: torch.keep(torch.empty([n, channels, height, width])),
+    image: torch.keep(torch.empty([n, channels, height, width])),
+    planes: torch.keep(torch.empty([PLANES, n, 1, height, width])),
+    grid: torch.keep(torch.empty([n, 2, height, width])),
+  };
+  return scratch;
 }
 
 /** Throws a RangeError naming the first setting outside its valid range. */
@@ -286,40 +340,67 @@ function isGeometryIdentity(p: SampleParams, height: number, width: number): boo
 }
 const isAffineIdentity = (p: SampleParams): boolean => p.translate[0] === 0 && p.translate[1] === 0 && p.scale === 1;
 
-/** Resamples every image through its composed backward map, in one grid for the batch. */
-function warp(image: torch.Tensor, params: readonly SampleParams[], interpolation: Interpolation): torch.Tensor {
-  const [n, channels, height, width] = batchShape(image);
-  // affineGrid works in normalized coordinates (-1..1 over the frame, align_corners false), so
-  // pixel offsets are divided by half the size and the aspect ratio enters the cross terms.
-  const theta = new Float32Array(n * 6);
-  params.forEach((p, i) => {
-    const m = backwardMap(p, height, width);
-    theta.set([m[0], (m[1] * height) / width, (2 * m[2]) / width, (m[3] * width) / height, m[4], (2 * m[5]) / height], i * 6);
-  });
-  const grid = torch.affineGrid(torch.tensor(theta, [n, 2, 3]), [n, channels, height, width], false);
-  const warped = torch.gridSample(image, grid, { mode: interpolation, paddingMode: 'zeros', alignCorners: false });
-  return params.every(isAffineIdentity) ? warped : warped.mulInPlace(affineCanvasMask(params, height, width));
+/** Resamples every image through its composed backward map, in one grid (built in `grid`, [n, 2, H, W]) for the batch. */
+function warp(image: torch.Tensor, params: readonly SampleParams[], interpolation: Interpolation, grid: torch.Tensor): torch.Tensor {
+  const [, , height, width] = batchShape(image);
+  return torch.gridSample(image, samplingGrid(params, height, width, grid), { mode: interpolation, paddingMode: 'zeros', alignCorners: false });
 }
 
+// Added to the x coordinate of output pixels that must come out black: 1e4 half-widths is far
+// outside the frame, so every tap of the sampler falls in the zero padding and reads exactly 0.
+const OUTSIDE = 1e4;
+
 /**
+ * The sampling grid [n, H, W, 2] of the composed backward maps, as affineGrid(theta) would build
+ * it (align_corners false: pixel centres at (2i + 1) / size - 1): grid = theta . (X, Y, 1). The
+ * map is affine, so the grid is a column part (a X + c, d X + f), which depends on the output
+ * column only, plus a row part (b Y, e Y): both are tiny and made here, and two broadcast passes
+ * over `planar` ([n, 2, H, W]) build it, instead of affineGrid's new [n, H, W, 3] base grid and
+ * batched matmul. Returns the grid as the [n, H, W, 2] view that gridSample takes.
+ *
  * torchvision applies RandomAffine to the cropped frame, so whatever a shift or zoom-out brings in
  * from outside that frame is black. The composed map would instead read real pixels from around
- * the crop box (or from beyond the rotated frame when there is no crop); this mask (1 inside the affine's source frame, 0 outside) blacks them out. A
- * pixel is inside when its backward-mapped centre falls in [0, size) as with PIL's sampling.
+ * the crop box (or from beyond the rotated frame when there is no crop), so output pixels whose
+ * affine source falls outside [0, size) (PIL's test, on the pixel centre) get a grid point far
+ * outside the image, which zero padding turns into exact black. The region is a product of
+ * columns and rows, so the shift goes into the column and row parts.
  */
-function affineCanvasMask(params: readonly SampleParams[], height: number, width: number): torch.Tensor {
+function samplingGrid(params: readonly SampleParams[], height: number, width: number, planar: torch.Tensor): torch.Tensor {
   const n = params.length;
-  const columns = new Float32Array(n * width);
-  const rows = new Float32Array(n * height);
-  const inside = (outputIndex: number, size: number, shift: number, scale: number): number => {
+  const columns = new Float32Array(n * 2 * width); // [n, 2, 1, W]: (a X + c, d X + f)
+  const rows = new Float32Array(n * 2 * height); // [n, 2, H, 1]: (b Y, e Y)
+  const inside = (outputIndex: number, size: number, shift: number, scale: number): boolean => {
     const source = (outputIndex + 0.5 - size / 2 - shift) / scale + size / 2;
-    return source >= 0 && source < size ? 1 : 0;
+    return source >= 0 && source < size;
   };
   params.forEach((p, i) => {
-    for (let x = 0; x < width; x++) columns[i * width + x] = inside(x, width, p.translate[0], p.scale);
-    for (let y = 0; y < height; y++) rows[i * height + y] = inside(y, height, p.translate[1], p.scale);
+    const m = backwardMap(p, height, width);
+    // affineGrid works in normalized coordinates (-1..1 over the frame), so pixel offsets are
+    // divided by half the size and the aspect ratio enters the cross terms.
+    const [a, b, c] = [m[0], (m[1] * height) / width, (2 * m[2]) / width];
+    const [d, e, f] = [(m[3] * width) / height, m[4], (2 * m[5]) / height];
+    const masked = !isAffineIdentity(p);
+    for (let col = 0; col < width; col++) {
+      const xn = (2 * col + 1) / width - 1;
+      const off = masked && !inside(col, width, p.translate[0], p.scale) ? OUTSIDE : 0;
+      columns[(i * 2) * width + col] = a * xn + c + off;
+      columns[(i * 2 + 1) * width + col] = d * xn + f;
+    }
+    for (let row = 0; row < height; row++) {
+      const yn = (2 * row + 1) / height - 1;
+      const off = masked && !inside(row, height, p.translate[1], p.scale) ? OUTSIDE : 0;
+      rows[(i * 2) * height + row] = b * yn + off;
+      rows[(i * 2 + 1) * height + row] = e * yn;
+    }
   });
-  return torch.tensor(rows, [n, 1, height, 1]).mul(torch.tensor(columns, [n, 1, 1, width]));
+  torch.tidy(() => {
+    planar.copyInPlace(torch.tensor(columns, [n, 2, 1, width]).expand([n, 2, height, width]));
+    planar.addInPlace(torch.tensor(rows, [n, 2, height, 1]));
+  });
+  // gridSample reads an [n, H, W, 2] grid with any strides, and this planar layout (x and y each
+  // contiguous along W) as fast as an interleaved one; building it planar avoids broadcasting
+  // over pairs, which is several times slower.
+  return planar.permute([0, 2, 3, 1]);
 }
 
 // --- colour ---
@@ -328,13 +409,14 @@ function isColourIdentity(p: SampleParams): boolean {
   return p.brightness === 1 && p.contrast === 1 && p.saturation === 1 && p.hue === 0;
 }
 
+// torchvision's rgb_to_grayscale weights (R, G, B). They sum to 0.9999, not 1.
+const GRAY: readonly [number, number, number] = [0.2989, 0.587, 0.114];
+
 /**
- * ColorJitter on [0, 1] images, each sample in its own random order. Brightness, contrast and
- * saturation are all blends and run batched, one per stage; hue is the expensive one, so samples
- * are grouped by the stage at which they shift hue and each group converts to HSV once.
+ * The samples grouped by the stage (0-3) at which they shift hue, or -1 for no shift. Within a
+ * group every stage is the same kind of work for all samples (blends, or the hue shift).
  */
-function colorJitter(image: torch.Tensor, params: readonly SampleParams[]): torch.Tensor {
-  // Group key: the stage of the hue shift, or -1 when a sample's shift is zero (no HSV round trip).
+function groupByHueStage(params: readonly SampleParams[]): Map<number, number[]> {
   const groups = new Map<number, number[]>();
   params.forEach((p, i) => {
     const key = p.hue === 0 ? -1 : p.jitterOrder.indexOf('hue');
@@ -342,34 +424,87 @@ function colorJitter(image: torch.Tensor, params: readonly SampleParams[]): torc
     if (members) members.push(i);
     else groups.set(key, [i]);
   });
-  if (groups.size === 1) {
-    const [hueStage] = groups.keys();
-    return jitterGroup(image, params, hueStage);
+  return groups;
+}
+
+/**
+ * ColorJitter in place on `image`, a group of samples that all shift hue at stage `hueStage`
+ * (-1: none), each sample in its own random order; the other three stages are blends (see
+ * blendStage). `planes` ([PLANES, k, 1, H, W]) holds per-pixel temporaries.
+ *
+ * `image` comes in as x (in [-1, 1]) and leaves in [0, 2]: the first operation also adds the 1
+ * (folded into a blend's constant).
+ */
+function colorJitter(image: torch.Tensor, planes: torch.Tensor, params: readonly SampleParams[], hueStage: number): void {
+  let shifted = false;
+  for (let stage = 0; stage < JITTER_OPS.length; stage++) {
+    if (stage === hueStage) {
+      if (!shifted) image.addInPlace(1);
+      shifted = true;
+      shiftHue(image, planes, params.map((p) => p.hue));
+      continue;
+    }
+    const ops = params.map((p) => p.jitterOrder[stage]!);
+    if (ops.some((op, i) => op !== 'hue' && params[i]![op] !== 1)) {
+      blendStage(image, plane(planes, 0), shifted ? 0 : 1, params, ops);
+      shifted = true;
+    }
   }
-  const order = [...groups.values()].flat();
-  const jittered = [...groups].map(([hueStage, members]) =>
-    jitterGroup(image.indexSelect(0, indexTensor(members)), members.map((i) => params[i]), hueStage),
-  );
-  // Put the samples back in batch order.
-  const inverse = new Array<number>(order.length);
-  order.forEach((sample, position) => (inverse[sample] = position));
-  return torch.cat(jittered, 0).indexSelect(0, indexTensor(inverse));
+  if (!shifted) image.addInPlace(1);
+}
+
+/**
+ * One blend stage, in place on `image + shift` (shift is 1 while the image is still in [-1, 1]).
+ * For each sample, with gray = w . rgb (torchvision's grayscale weights w) and f its factor:
+ *   brightness: f * img
+ *   contrast:   f * img + (1 - f) * mean(gray(img))
+ *   saturation: f * img + (1 - f) * gray(img)
+ *   hue:        img (a zero shift: samples with a nonzero one have their own group)
+ * then clamp to [0, 2]: torchvision's blend (clamp(f * img + (1 - f) * target, 0, bound)), up to
+ * float32 rounding of the sums. That is f * img plus a per-sample multiple of the grayscale image
+ * plus a per-sample constant: for the whole group one small batched matmul for the weighted
+ * grayscale (into `work`, [k, 1, H, W]), one fused multiply-add and one clamp.
+ */
+function blendStage(image: torch.Tensor, work: torch.Tensor, shift: number, params: readonly SampleParams[], ops: readonly JitterOp[]): void {
+  const [n, , height, width] = batchShape(image);
+  torch.tidy(() => {
+    const factorOf = (i: number): number => (ops[i] === 'hue' ? 1 : params[i]![ops[i]!]);
+    // Per-channel means, for the contrast samples' mean of the grayscale image.
+    const means = ops.some((op, i) => op === 'contrast' && factorOf(i) !== 1)
+      ? (image.mean([2, 3]).data() as Float32Array)
+      : undefined;
+    const factors = new Float32Array(n);
+    const grayWeights = new Float32Array(n * 3); // per-sample multiple of w
+    const constants = new Float32Array(n);
+    const graySum = GRAY[0] + GRAY[1] + GRAY[2];
+    ops.forEach((op, i) => {
+      const f = factorOf(i);
+      factors[i] = f;
+      let constant = f * shift; // f * (image + shift) = f * image + f * shift
+      if (op === 'saturation') {
+        GRAY.forEach((weight, c) => (grayWeights[i * 3 + c] = (1 - f) * weight));
+        constant += (1 - f) * graySum * shift; // gray(image + shift) = w . image + sum(w) * shift
+      } else if (op === 'contrast' && means) {
+        const meanGray = GRAY.reduce((sum, weight, c) => sum + weight * (means[i * 3 + c]! + shift), 0);
+        constant += (1 - f) * meanGray;
+      }
+      constants[i] = constant;
+    });
+    const pixels = image.view([n, 3, height * width]);
+    // What each sample adds to f * image: [n, 1, H * W] when any sample blends with its
+    // grayscale image, else one constant per sample.
+    const added = grayWeights.some((w) => w !== 0)
+      ? torch.baddbmm(torch.tensor(constants, [n, 1, 1]), torch.tensor(grayWeights, [n, 1, 3]), pixels, work.view([n, 1, height * width]))
+      : torch.tensor(constants, [n, 1, 1]);
+    torch.addcmul(added, torch.tensor(factors, [n, 1, 1]), pixels, pixels);
+    image.clampInPlace(0, 2);
+  });
 }
 
 const indexTensor = (indices: number[]): torch.Tensor => torch.tensor(BigInt64Array.from(indices, BigInt), [indices.length]);
 
-function jitterGroup(image: torch.Tensor, params: readonly SampleParams[], hueStage: number): torch.Tensor {
-  for (let stage = 0; stage < JITTER_OPS.length; stage++) {
-    image = step(image, (im) => (stage === hueStage ? shiftHue(im, params.map((p) => p.hue)) : blendStage(im, params, stage)));
-  }
-  return image;
-}
-
-const factorOf = (p: SampleParams, op: JitterOp): number => (op === 'hue' ? 1 : p[op]);
-
-/** Per-sample scalars as an [n, 1, 1, 1] tensor that broadcasts over an NCHW batch. */
-const perSample = (values: number[]): torch.Tensor =>
-  torch.tensor(Float32Array.from(values), [values.length, 1, 1, 1]);
+/** Plane j of a [PLANES, k, 1, H, W] scratch tensor: a contiguous [k, 1, H, W] view. */
+const plane = (planes: torch.Tensor, j: number): torch.Tensor => planes.slice(0, j, j + 1).squeeze(0);
 
 /** One value per channel as a [1, 3, 1, 1] tensor. */
 const perChannel = (values: [number, number, number]): torch.Tensor => torch.tensor(values, [1, 3, 1, 1]);
@@ -382,65 +517,70 @@ const rgb = (image: torch.Tensor): [torch.Tensor, torch.Tensor, torch.Tensor] =>
 ];
 
 /**
- * One stage of brightness / contrast / saturation, whichever each sample has at `stage`. All
- * three are torchvision's blend: clamp(f * x + (1 - f) * target, 0, 1), with target 0, the mean
- * of the grayscale image, or the grayscale image. A hue op here means its shift is 0: identity.
- */
-function blendStage(image: torch.Tensor, params: readonly SampleParams[], stage: number): torch.Tensor {
-  const ops = params.map((p) => p.jitterOrder[stage]);
-  const factors = params.map((p, i) => factorOf(p, ops[i]));
-  if (factors.every((f) => f === 1)) return image;
-  const grayWeight = factors.map((f, i) => (ops[i] === 'saturation' ? 1 - f : 0));
-  const meanWeight = factors.map((f, i) => (ops[i] === 'contrast' ? 1 - f : 0));
-  let target: torch.Tensor | undefined;
-  if (grayWeight.some((w) => w !== 0) || meanWeight.some((w) => w !== 0)) {
-    // torchvision's rgb_to_grayscale, 0.2989 R + 0.587 G + 0.114 B, in that order.
-    const [r, g, b] = rgb(image);
-    const gray = r.mul(0.2989).addInPlace(g, 0.587).addInPlace(b, 0.114);
-    const mean = gray.mean([1, 2, 3], true).mulInPlace(perSample(meanWeight));
-    target = gray.mulInPlace(perSample(grayWeight)).addInPlace(mean);
-  }
-  image.mulInPlace(perSample(factors));
-  if (target) image.addInPlace(target);
-  return image.clamp(0, 1);
-}
-
-/**
- * torchvision's adjust_hue: RGB -> HSV, h = (h + shift) mod 1, HSV -> RGB. A hue shift keeps each
- * pixel's max and min, so only h is computed, in sixths of a turn (H in [0, 6)), and the way back
- * scales the fully saturated colour of the new hue into [min, max]:
+ * torchvision's adjust_hue, in place on `image` (in [0, 2], or any range: the shift is
+ * invariant to adding a constant and scaling), sample i shifted by shifts[i] turns: RGB -> HSV,
+ * h = (h + shift) mod 1, HSV -> RGB. A hue shift keeps each pixel's max and min, so only h is
+ * computed, in sixths of a turn (H in [0, 6)), and the way back scales the fully saturated
+ * colour of the new hue into [min, max]:
  * (R, G, B) = min + chroma * clamp(|H - 3| - 1, 2 - |H - 2|, 2 - |H - 4|; 0, 1).
+ * Every step is in place, in the planes of `planes` ([PLANES, k, 1, H, W]); x + y * z (addcmul)
+ * and x + y / z (addcdiv) do two operations in one pass.
  */
-function shiftHue(image: torch.Tensor, shifts: number[]): torch.Tensor {
-  if (shifts.every((s) => s === 0)) return image;
-  const max = image.max(1, true);
-  const min = image.min(1, true);
-  const chroma = max.sub(min);
-  // Its own scope: the masks and partial results are freed before the batch-sized part below.
-  const hue = torch.tidy(() => {
-    const [r, g, b] = rgb(image);
-    // H * chroma by whichever channel is the max, with torchvision's tie-breaking (red, green, blue).
-    const scaledHue = torch.where(
-      max.eq(r),
-      g.sub(b),
-      torch.where(max.eq(g), b.sub(r).addInPlace(chroma, 2), r.sub(g).addInPlace(chroma, 4)),
-    );
-    // Gray pixels (chroma 0) have a zero numerator and no hue: any positive divisor works. Below
-    // 1e-12 the hue comes out wrong, but it is then scaled by that chroma, so the colour is right.
-    return scaledHue
-      .div(chroma.clamp(1e-12))
-      .addInPlace(perSample(shifts.map((s) => 6 * s)))
-      .remainder(6);
-  });
-  const saturated = torch.tidy(() =>
-    hue
-      .sub(perChannel([3, 2, 4]))
-      .abs()
+function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): void {
+  if (shifts.every((s) => s === 0)) return;
+  torch.tidy(() => {
+    const [max, min, chroma, hue, a, b] = [0, 1, 2, 3, 4, 5].map((j) => plane(planes, j)) as [
+      torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+    ];
+    const [red, green, blue] = rgb(image);
+    const scalar = (v: number): torch.Tensor => torch.tensor([v], [1]);
+    const minusOne = scalar(-1);
+    const difference = (x: torch.Tensor, y: torch.Tensor, into: torch.Tensor): torch.Tensor => torch.addcmul(x, y, minusOne, into);
+    image.max(1, true, max);
+    image.min(1, true, min);
+    difference(max, min, chroma);
+    // H * chroma from whichever channel is the max: g - b (red), b - r + 2 chroma (green),
+    // r - g + 4 chroma (blue), selected arithmetically because where() is several times slower
+    // than a multiply here:
+    //   fromRedOrGreen = fromGreen + notGreen * (fromRed - fromGreen),
+    //   numerator      = fromBlue + notBlue * (fromRedOrGreen - fromBlue),
+    // with notX = min(1, (max - x) * 2^100): 0 where x is the max, else 1 (any difference
+    // above 2^-100, i.e. all but subnormal ones). A mask of 0 selects its value exactly, a
+    // mask of 1 the other up to one rounding. Where two channels tie for the max, their
+    // formulas give the same hue (mod 6), so the choice among them does not matter
+    // (torchvision prefers red, then green, then blue); and for a near-tie below 2^-100 the
+    // two formulas differ by about that difference, so a fractional mask costs nothing either.
+    // (max - x) * 2^100 is computed as max * 2^100 - x * 2^100: scaling by a power of two is
+    // exact, so that is the same float.
+    const big = 2 ** 100;
+    max.mulInPlace(big);
+    const notMax = (channel: torch.Tensor): torch.Tensor => torch.addcmul(max, channel, scalar(-big), b).clampInPlace(undefined, 1);
+    difference(blue, red, a).addInPlace(chroma, 2); // fromGreen
+    difference(green, blue, hue).addInPlace(a, -1); // fromRed - fromGreen
+    torch.addcmul(a, hue, notMax(green), hue); // fromRedOrGreen
+    difference(red, green, a).addInPlace(chroma, 4); // fromBlue
+    hue.addInPlace(a, -1);
+    torch.addcmul(a, hue, notMax(blue), hue); // numerator
+    // Divide by chroma (plus 2^-100, which changes no nonzero chroma of these images and gives
+    // gray pixels, whose numerator is 0, a hue of 0) and add the shift, in one pass.
+    torch.addcmul(scalar(2 ** -100), chroma, scalar(1), b);
+    torch.addcdiv(torch.tensor(Float32Array.from(shifts, (s) => 6 * s), [shifts.length, 1, 1, 1]), hue, b, hue);
+    // H mod 6 as H - 6 floor(H / 6) (remainder() is several times slower). Rounding in H / 6 can
+    // put a result a rounding error outside [0, 6); the colour formulas below are continuous
+    // there, so that moves the colour by a rounding error too.
+    torch.addcmul(scalar(0), hue, scalar(1 / 6), b).floorInPlace();
+    torch.addcmul(hue, b, scalar(-6), hue);
+    // The three channels at once, written over the image:
+    // min + chroma * clamp(|H - (3, 2, 4)| * (1, -1, -1) + (-1, 2, 2), 0, 1).
+    image
+      .copyInPlace(hue.expand(image.shape))
+      .addInPlace(perChannel([-3, -2, -4]))
+      .absInPlace()
       .mulInPlace(perChannel([1, -1, -1]))
       .addInPlace(perChannel([-1, 2, 2]))
-      .clamp(0, 1),
-  );
-  return saturated.mulInPlace(chroma).addInPlace(min);
+      .clampInPlace(0, 1);
+    torch.addcmul(min, chroma, image, image);
+  });
 }
 
 function batchShape(x: torch.Tensor): [number, number, number, number] {

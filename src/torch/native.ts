@@ -25,6 +25,7 @@ export interface NativeBinding {
   zeros(shape: number[], dtype: string): T;
   ones(shape: number[], dtype: string): T;
   full(shape: number[], value: number, dtype: string): T;
+  empty(shape: number[], dtype: string): T;
   arange(start: number, end: number, step: number, dtype: string): T;
   to(t: T, dtype: string): T;
   clone(t: T): T;
@@ -52,6 +53,7 @@ export interface NativeBinding {
   maximum(a: T, b: T): T;
   minimum(a: T, b: T): T;
   matmul(a: T, b: T): T;
+  baddbmm(input: T, batch1: T, batch2: T, out?: T): T;
   logicalAnd(a: T, b: T): T;
   logicalOr(a: T, b: T): T;
   neg(t: T): T;
@@ -83,8 +85,8 @@ export interface NativeBinding {
 
   sum(t: T, dims?: number[], keepdim?: boolean): T;
   mean(t: T, dims?: number[], keepdim?: boolean): T;
-  amax(t: T, dims?: number[], keepdim?: boolean): T;
-  amin(t: T, dims?: number[], keepdim?: boolean): T;
+  amax(t: T, dims?: number[], keepdim?: boolean, out?: T): T;
+  amin(t: T, dims?: number[], keepdim?: boolean, out?: T): T;
   argmax(t: T, dim?: number, keepdim?: boolean): T;
   var(t: T, dims: number[] | undefined, unbiased: boolean, keepdim?: boolean): T;
   logsumexp(t: T, dims: number[], keepdim: boolean): T;
@@ -102,7 +104,7 @@ export interface NativeBinding {
   cat(ts: T[], dim: number): T;
   stack(ts: T[], dim: number): T;
   slice(t: T, dim: number, start: number, end: number, step: number): T;
-  indexSelect(t: T, dim: number, index: T): T;
+  indexSelect(t: T, dim: number, index: T, out?: T): T;
   gather(t: T, dim: number, index: T): T;
   flip(t: T, dims: number[]): T;
   pad(t: T, pad: number[], mode: string, value?: number): T;
@@ -119,9 +121,15 @@ export interface NativeBinding {
 
   addInPlace(a: T, b: TOrNumber, alpha?: number): void;
   mulInPlace(a: T, b: TOrNumber): void;
+  addcmul(self: T, t1: T, t2: T, out?: T): T | undefined;
+  addcdiv(self: T, t1: T, t2: T, out?: T): T | undefined;
   addcmulInPlace(a: T, t1: T, t2: T, value: number): void;
   addcdivInPlace(a: T, t1: T, t2: T, value: number): void;
   lerpInPlace(a: T, end: T, weight: number): void;
+  divInPlace(a: T, b: TOrNumber): void;
+  clampInPlace(t: T, min?: number, max?: number): void;
+  absInPlace(t: T): void;
+  floorInPlace(t: T): void;
   copyInPlace(dst: T, src: T): void;
   fillInPlace(t: T, value: number): void;
 

@@ -224,10 +224,20 @@ export class Tensor implements Disposable {
   mean(dims?: number | number[], keepdim = false): Tensor {
     return new Tensor(native.mean(this.handle, dimList(dims), keepdim));
   }
-  max(dims?: number | number[], keepdim = false): Tensor {
+  /** The maximum over `dims` (all elements if none); written into `out` when given, and `out` returned. */
+  max(dims?: number | number[], keepdim = false, out?: Tensor): Tensor {
+    if (out !== undefined && dims !== undefined) {
+      native.amax(this.handle, dimList(dims), keepdim, out.handle);
+      return out;
+    }
     return new Tensor(native.amax(this.handle, dimList(dims), keepdim));
   }
-  min(dims?: number | number[], keepdim = false): Tensor {
+  /** The minimum over `dims` (all elements if none); written into `out` when given, and `out` returned. */
+  min(dims?: number | number[], keepdim = false, out?: Tensor): Tensor {
+    if (out !== undefined && dims !== undefined) {
+      native.amin(this.handle, dimList(dims), keepdim, out.handle);
+      return out;
+    }
     return new Tensor(native.amin(this.handle, dimList(dims), keepdim));
   }
   argmax(dim?: number, keepdim = false): Tensor {
@@ -276,7 +286,12 @@ export class Tensor implements Disposable {
   slice(dim: number, start: number, end: number, step = 1): Tensor {
     return new Tensor(native.slice(this.handle, dim, start, end, step));
   }
-  indexSelect(dim: number, index: Tensor): Tensor {
+  /** The slices `index` (int64) along `dim`; written into `out` when given, and `out` returned. */
+  indexSelect(dim: number, index: Tensor, out?: Tensor): Tensor {
+    if (out !== undefined) {
+      native.indexSelect(this.handle, dim, index.handle, out.handle);
+      return out;
+    }
     return new Tensor(native.indexSelect(this.handle, dim, index.handle));
   }
   gather(dim: number, index: Tensor): Tensor {
@@ -309,6 +324,22 @@ export class Tensor implements Disposable {
   }
   lerpInPlace(end: Tensor, weight: number): this {
     native.lerpInPlace(this.handle, end.handle, weight);
+    return this;
+  }
+  divInPlace(other: Operand): this {
+    native.divInPlace(this.handle, h(other));
+    return this;
+  }
+  clampInPlace(min?: number, max?: number): this {
+    native.clampInPlace(this.handle, min, max);
+    return this;
+  }
+  floorInPlace(): this {
+    native.floorInPlace(this.handle);
+    return this;
+  }
+  absInPlace(): this {
+    native.absInPlace(this.handle);
     return this;
   }
   copyInPlace(src: Tensor): this {
@@ -346,6 +377,8 @@ export function tensor(data: TypedArray | number[], shape?: number[], dtype?: DT
 }
 export const zeros = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.zeros(shape, dtype));
 export const ones = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.ones(shape, dtype));
+/** A tensor with uninitialized contents: fill it completely (e.g. copyInPlace) before reading it. */
+export const empty = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.empty(shape, dtype));
 export const full = (shape: number[], value: number, dtype: DType = 'float32'): Tensor =>
   new Tensor(native.full(shape, value, dtype));
 export const arange = (start: number, end: number, step = 1, dtype: DType = 'int64'): Tensor =>
@@ -353,6 +386,27 @@ export const arange = (start: number, end: number, step = 1, dtype: DType = 'int
 export const cat = (tensors: Tensor[], dim = 0): Tensor => new Tensor(native.cat(tensors.map((t) => t.handle), dim));
 export const stack = (tensors: Tensor[], dim = 0): Tensor =>
   new Tensor(native.stack(tensors.map((t) => t.handle), dim));
+/** self + t1 * t2 (broadcasting), into `out` when given (it may be one of the inputs), else a new tensor. */
+export function addcmul(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor): Tensor {
+  if (out === undefined) return new Tensor(native.addcmul(self.handle, t1.handle, t2.handle)!);
+  native.addcmul(self.handle, t1.handle, t2.handle, out.handle);
+  return out;
+}
+/** self + t1 / t2 (broadcasting), into `out` when given (it may be one of the inputs), else a new tensor. */
+export function addcdiv(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor): Tensor {
+  if (out === undefined) return new Tensor(native.addcdiv(self.handle, t1.handle, t2.handle)!);
+  native.addcdiv(self.handle, t1.handle, t2.handle, out.handle);
+  return out;
+}
+/**
+ * input + batch1 @ batch2 for each batch entry ([b, n, m] @ [b, m, p]); `input` broadcasts to
+ * [b, n, p]. Written into `out` when given (it must not overlap batch1 or batch2), and `out` returned.
+ */
+export function baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out?: Tensor): Tensor {
+  if (out === undefined) return new Tensor(native.baddbmm(input.handle, batch1.handle, batch2.handle));
+  native.baddbmm(input.handle, batch1.handle, batch2.handle, out.handle);
+  return out;
+}
 export const where = (condition: Tensor, a: Tensor, b: Tensor): Tensor =>
   new Tensor(native.where(condition.handle, a.handle, b.handle));
 

@@ -133,6 +133,48 @@ describe('colour', () => {
     [-1, -1, 1, 1, -1, -1].forEach((v, i) => expect(values[i]).toBeCloseTo(v, 5));
   });
 
+  it('shifts hue as torchvision\'s HSV round trip does, including ties, grays and wrap-around', () => {
+    // torchvision's _rgb2hsv / _hsv2rgb for one [0, 1] pixel, in float64.
+    const reference = (rgb: [number, number, number], shift: number): [number, number, number] => {
+      const [r, g, b] = rgb;
+      const max = Math.max(r, g, b);
+      const min = Math.min(r, g, b);
+      const flat = max === min;
+      const chroma = max - min;
+      const s = chroma / (flat ? 1 : max);
+      const divisor = flat ? 1 : chroma;
+      const [rc, gc, bc] = [(max - r) / divisor, (max - g) / divisor, (max - b) / divisor];
+      const h6 = max === r ? bc - gc : max === g ? 2 + rc - bc : 4 + gc - rc;
+      const mod1 = (v: number): number => v - Math.floor(v);
+      const h = mod1(mod1(h6 / 6 + 1) + shift);
+      const i = Math.floor(h * 6) % 6;
+      const f = h * 6 - Math.floor(h * 6);
+      const clamp = (v: number): number => Math.min(1, Math.max(0, v));
+      const [v, p, q, t] = [max, clamp(max * (1 - s)), clamp(max * (1 - s * f)), clamp(max * (1 - s * (1 - f)))];
+      return ([[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]] as const)[i]!.slice() as [number, number, number];
+    };
+    const pixels: [number, number, number][] = [
+      [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.5, 0.5], [0, 0, 0], [1, 1, 1], // primaries, grays
+      [0.8, 0.8, 0.2], [0.2, 0.8, 0.8], [0.8, 0.2, 0.8], [0.9, 0.9, 0.9], [0.6, 0.6, 0.1], // ties for the max
+      [0.9, 0.1, 0.1], [0.9, 0.1, 0.2], [0.9, 0.2, 0.1], [0.3, 0.2, 0.25], // near red: wrap-around
+    ];
+    const gen = new torch.Generator(11);
+    const random = gen.uniform([40, 3], 0, 1).toArray();
+    for (let i = 0; i < 40; i++) pixels.push([random[3 * i]!, random[3 * i + 1]!, random[3 * i + 2]!]);
+    const width = pixels.length;
+    for (const shift of [0.1, -0.1, 0.03, -0.37, 0.5, -0.5]) {
+      // One image of `width` pixels: channel planes, in [-1, 1].
+      const data = new Float32Array(3 * width);
+      pixels.forEach((p, k) => p.forEach((v, c) => (data[c * width + k] = 2 * v - 1)));
+      const out = applyToAll(torch.tensor(data, [1, 3, 1, width]), { hue: shift }).toArray();
+      pixels.forEach((p, k) => {
+        const expected = reference(p, shift);
+        // Inputs are float32: allow for their rounding and float32 arithmetic.
+        expected.forEach((v, c) => expect(Math.abs((out[c * width + k]! + 1) / 2 - v)).toBeLessThan(2e-6));
+      });
+    }
+  });
+
   it('makes a grayscale image at saturation 0 and a flat image at contrast 0', () => {
     const x = randomBatch(1, 8);
     const gray = applyToAll(x, { saturation: 0 });
@@ -241,6 +283,26 @@ describe('augment', () => {
     const run = (seed: number): number[] => augment(x, datasheetAugment, new torch.Generator(seed)).toArray();
     expect(run(5)).toEqual(run(5));
     expect(run(5)).not.toEqual(run(6));
+  });
+
+  it('gives the same result whatever ran before (scratch tensors are reused between calls)', () => {
+    const x = randomBatch(6, 16, 3);
+    const first = augment(x, datasheetAugment, new torch.Generator(9)).toArray();
+    augment(randomBatch(5, 12, 4), datasheetAugment, new torch.Generator(1)); // another shape
+    augment(randomBatch(6, 16, 5), datasheetAugment, new torch.Generator(2)); // same shape, other data
+    expect(augment(x, datasheetAugment, new torch.Generator(9)).toArray()).toEqual(first);
+    // The input is never changed.
+    expect(x.toArray()).toEqual(randomBatch(6, 16, 3).toArray());
+  });
+
+  it('gives each sample the result it gets alone in a batch', () => {
+    const x = randomBatch(12, 16, 6);
+    const params = sampleParams(12, 16, 16, datasheetAugment, new torch.Generator(4));
+    const batch = applyAugment(x, params);
+    for (const i of [0, 5, 11]) {
+      const alone = applyAugment(x.slice(0, i, i + 1), [params[i]!]);
+      expect(maxAbsDiff(batch.slice(0, i, i + 1), alone)).toBeLessThan(1e-6);
+    }
   });
 
   it('rejects out-of-range settings, naming the field', () => {
