@@ -756,6 +756,7 @@ Napi::Value CpuCacheStats(const Napi::CallbackInfo& info) {
   set("hits", stats.hits);
   set("misses", stats.misses);
   set("minBytes", stats.minBytes);
+  set("grownBytes", stats.grownBytes);
   return out;
 }
 Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {

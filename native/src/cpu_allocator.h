@@ -12,6 +12,7 @@ struct CpuCacheStats {
   size_t hits;          // large requests served from the cache
   size_t misses;        // large requests that mapped new memory
   size_t minBytes;      // requests of at least this size are "large"; 0 = allocator not installed
+  size_t grownBytes;    // bytes newly mapped (and so page-faulted in) for large blocks, in all
 };
 
 // Installs the allocator as libtorch's CPU allocator (once per process; later calls do nothing).
