@@ -4,7 +4,7 @@
 // load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
 //
 //   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
-//        [--cases resnet18-28,cnn-64] [--variants noyield,heap] [--omp-wait-policy passive|active]
+//        [--cases resnet18-28,cnn-64] [--variants noyield,heap,nocache] [--omp-wait-policy passive|active]
 //
 // --omp-wait-policy sets OMP_WAIT_POLICY for both sides. Unset, ours waits passively (src/torch
 // sets PASSIVE unless the variable is set) and PyTorch spins, which matters on a loaded machine.
@@ -13,6 +13,8 @@
 //   noyield  ours in a synchronous loop, without the trainer's event-loop turn after each step
 //   heap     ours with glibc's malloc kept off mmap (MALLOC_MMAP_MAX_=0,
 //            MALLOC_TRIM_THRESHOLD_=4e9): freed tensor memory is reused instead of re-faulted
+//   nocache  ours without the binding's cache of large tensor blocks (RETINAGRADE_CPU_CACHE=0):
+//            libtorch's default allocator, i.e. glibc malloc for every tensor
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild, runMain, writeResults } from '../common.js';
@@ -28,14 +30,15 @@ const CASES: Case[] = [
   { id: 'cnn-64', model: 'cnn', size: 64, label: '6-conv CNN (CompactCnn, width 32) @64' },
 ];
 
-type Side = 'peer' | 'ours' | 'ours-noyield' | 'ours-heap';
+type Side = 'peer' | 'ours' | 'ours-noyield' | 'ours-heap' | 'ours-nocache';
 const SIDE_LABEL: Record<Side, string> = {
   peer: 'PyTorch peer',
   ours: 'ours',
   'ours-noyield': 'ours, synchronous loop (no event-loop turn)',
   'ours-heap': 'ours, heap-only malloc',
+  'ours-nocache': 'ours, default libtorch allocator (no block cache)',
 };
-const VARIANTS: Record<string, Side> = { noyield: 'ours-noyield', heap: 'ours-heap' };
+const VARIANTS: Record<string, Side> = { noyield: 'ours-noyield', heap: 'ours-heap', nocache: 'ours-nocache' };
 
 interface Run {
   case: string;
@@ -55,7 +58,8 @@ interface Run {
 async function measure(c: Case, side: Side, round: number, stepArgs: string[], threads: number, baseEnv: Record<string, string>): Promise<Run> {
   const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), ...stepArgs];
   const env: Record<string, string> = { ...baseEnv, RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-  if (side === 'ours-heap') Object.assign(env, { MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '4000000000' });
+  if (side === 'ours-heap') Object.assign(env, { RETINAGRADE_CPU_CACHE: '0', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '4000000000' });
+  if (side === 'ours-nocache') env.RETINAGRADE_CPU_CACHE = '0';
   const oursArgs = side === 'ours-noyield' ? [...args, '--no-yield'] : args;
   const [command, commandArgs] =
     side === 'peer' ? [PEER_PYTHON, [join(repoRoot, 'bench/engine/peer.py'), ...args]] : oursCommand('bench/engine/ours.ts', oursArgs);

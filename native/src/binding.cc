@@ -9,6 +9,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include "cpu_allocator.h"
+
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -819,10 +821,30 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
 Napi::Value Version(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), TORCH_VERSION);
 }
+Napi::Value CpuCacheStats(const Napi::CallbackInfo& info) {
+  auto stats = retinagrade::GetCpuCacheStats();
+  auto out = Napi::Object::New(info.Env());
+  auto set = [&](const char* key, size_t v) { out.Set(key, Napi::Number::New(info.Env(), static_cast<double>(v))); };
+  set("liveBytes", stats.liveBytes);
+  set("cachedBytes", stats.cachedBytes);
+  set("peakBytes", stats.peakBytes);
+  set("hits", stats.hits);
+  set("misses", stats.misses);
+  set("minBytes", stats.minBytes);
+  set("grownBytes", stats.grownBytes);
+  return out;
+}
+Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {
+  retinagrade::EmptyCpuCache();
+  return info.Env().Undefined();
+}
 
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Before any tensor is made: large tensor blocks are cached instead of re-faulted every step
+  // (native/src/cpu_allocator.cc).
+  retinagrade::InstallCpuAllocator();
   auto* data = new AddonData();
   data->tensorCtor = Napi::Persistent(TensorHandle::Define(env));
   data->generatorCtor = Napi::Persistent(GeneratorHandle::Define(env));
@@ -958,6 +980,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("setNumThreads", SetNumThreads);
   EXPORT("getNumThreads", GetNumThreads);
   EXPORT("version", Version);
+  EXPORT("cpuCacheStats", CpuCacheStats);
+  EXPORT("emptyCpuCache", EmptyCpuCache);
 #undef EXPORT
   return exports;
 }

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { native } from './native.js';
 
 export * from './tensor.js';
+export type { CpuCacheStats } from './native.js';
 export { tidy, keep } from './scope.js';
 export { Generator, manualSeed } from './random.js';
 

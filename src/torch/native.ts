@@ -145,6 +145,20 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   version(): string;
+  cpuCacheStats(): CpuCacheStats;
+  emptyCpuCache(): void;
+}
+
+/** The binding's cache of large freed tensor blocks (native/src/cpu_allocator.cc), in bytes. */
+export interface CpuCacheStats {
+  liveBytes: number;
+  cachedBytes: number;
+  /** Peak of live + cached: what large tensor blocks have added to the process's RSS. */
+  peakBytes: number;
+  hits: number;
+  misses: number;
+  /** Requests of at least this many bytes are cached; 0 when disabled (RETINAGRADE_CPU_CACHE=0). */
+  minBytes: number;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

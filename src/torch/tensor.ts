@@ -1,6 +1,6 @@
 // The typed tensor API over the libtorch binding. Methods follow PyTorch's names and semantics
 // (broadcasting, dims, defaults) so that code reads like the PyTorch it is compared with.
-import { native, type TensorHandle } from './native.js';
+import { native, type CpuCacheStats, type TensorHandle } from './native.js';
 import { track, type Disposable } from './scope.js';
 
 export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
@@ -504,3 +504,8 @@ export function noGrad<R>(fn: () => R): R {
 export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
 export const libtorchVersion = (): string => native.version();
+
+/** Statistics of the binding's cache of large freed tensor blocks (reused instead of re-faulted). */
+export const cpuCacheStats = (): CpuCacheStats => native.cpuCacheStats();
+/** Unmaps every cached (freed) large tensor block; live tensors are untouched. */
+export const emptyCpuCache = (): void => native.emptyCpuCache();
