@@ -29,11 +29,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <list>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 namespace retinagrade {
 namespace {
@@ -52,10 +54,15 @@ class CachingCpuAllocator final : public c10::Allocator {
     page_ = page > 0 ? static_cast<size_t>(page) : 4096;
   }
 
-  c10::DataPtr allocate(size_t n) const override {
+  // libtorch 1.13 declares `allocate() const` and no copy_data(); 2.3 and later declare a
+  // non-const allocate() and a pure virtual copy_data(). Defined here without `override`, the
+  // three compile against both: each version's declarations are the ones overridden.
+  c10::DataPtr allocate(size_t n) const {
     void* ptr = n >= minBytes_ ? const_cast<CachingCpuAllocator*>(this)->Take(n) : c10::alloc_cpu(n);
     return {ptr, ptr, &Delete, c10::Device(c10::DeviceType::CPU)};
   }
+  c10::DataPtr allocate(size_t n) { return std::as_const(*this).allocate(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const { std::memcpy(dest, src, count); }
 
   c10::DeleterFnPtr raw_deleter() const override { return &Delete; }
 
