@@ -165,9 +165,13 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function loadBinding(): NativeBinding {
   // OpenMP threads that spin while waiting make libtorch 5-20x slower whenever another process
-  // wants the same cores (measured: bench/augment on a busy 2-core machine). Sleep instead,
-  // unless the user chose; libgomp reads this once, when libtorch loads.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // wants the same cores (measured: bench/augment on a busy 2-core machine), and threads that
+  // sleep at once cost a few percent on an idle one. So: spin briefly (20,000 rounds, ~0.2 ms),
+  // then sleep (BENCHMARKS.md), unless the user chose; libgomp reads these once, at load.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.OMP_WAIT_POLICY = 'PASSIVE';
+    process.env.GOMP_SPINCOUNT = '20000';
+  }
   const require = createRequire(import.meta.url);
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   try {
