@@ -6,8 +6,8 @@
 //   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
 //        [--cases resnet18-28,cnn-64] [--variants noyield,heap,nocache] [--omp-wait-policy passive|active]
 //
-// --omp-wait-policy sets OMP_WAIT_POLICY for both sides. Unset, ours waits passively (src/torch
-// sets PASSIVE unless the variable is set) and PyTorch spins, which matters on a loaded machine.
+// --omp-wait-policy sets OMP_WAIT_POLICY for both sides. Unset, ours spins briefly then sleeps
+// (src/torch/native.ts) and PyTorch spins long, which matters on a loaded machine.
 //
 // --variants adds diagnostic sides of ours (see bench/README.md):
 //   noyield  ours in a synchronous loop, without the trainer's event-loop turn after each step
