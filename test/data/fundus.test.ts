@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { bombPng } from '../helpers/bomb-png.js';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NOT_FUNDUS_WARNING, decodeImage, findDisc, preprocessFundus } from '../../src/data/fundus.js';
@@ -153,26 +153,7 @@ describe('decoding photographs safely', () => {
   });
 
   it('refuses a decompression bomb from its header alone', async () => {
-    // A 69-byte PNG that claims 20000x20000 pixels.
-    const chunk = (type: string, data: Buffer) => {
-      const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-      const out = Buffer.alloc(body.length + 8);
-      out.writeUInt32BE(data.length, 0);
-      body.copy(out, 4);
-      out.writeUInt32BE(crc32(body), body.length + 4);
-      return out;
-    };
-    const ihdr = Buffer.alloc(13);
-    ihdr.writeUInt32BE(20000, 0);
-    ihdr.writeUInt32BE(20000, 4);
-    ihdr.set([8, 2], 8); // 8-bit RGB
-    const png = Buffer.concat([
-      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-      chunk('IHDR', ihdr),
-      chunk('IDAT', deflateSync(Buffer.alloc(100))),
-      chunk('IEND', Buffer.alloc(0)),
-    ]);
-    const bomb = writeTmp('bomb.png', png);
+    const bomb = writeTmp('bomb.png', bombPng());
     await expect(preprocessFundus(bomb, 28)).rejects.toThrow(
       `${bomb}: 20000x20000 is 400 megapixels, over the 50 megapixel limit (refused as a possible decompression bomb`,
     );
