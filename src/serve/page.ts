@@ -37,7 +37,8 @@ const SCRIPT = `
   fetch('/v1/model').then((r) => r.json()).then((m) => {
     $('model').textContent = 'Model: ' + m.model + (m.ensemble > 1 ? ' (ensemble of ' + m.ensemble + ')' : '') +
       ', ' + m.input_size + 'x' + m.input_size + ' px input' +
-      (m.metrics ? ', test AUC ' + (100 * m.metrics.test.auc).toFixed(1) + '%, QWK ' + m.metrics.test.qwk.toFixed(3) : '');
+      (m.metrics && m.metrics.test.auc != null ? ', test AUC ' + (100 * m.metrics.test.auc).toFixed(1) + '%' : '') +
+      (m.metrics && m.metrics.test.qwk != null ? ', QWK ' + m.metrics.test.qwk.toFixed(3) : '');
   }).catch(() => {});
 
   function say(text, isError) {

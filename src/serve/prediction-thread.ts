@@ -8,7 +8,7 @@ import type { PredictReply, PredictRequest, WorkerReady } from './prediction-wor
 const port = parentPort!;
 try {
   const saved = openRun((workerData as { runDir: string }).runDir);
-  port.on('message', async ({ id, images, options }: PredictRequest) => {
+  const grade = async ({ id, images, options }: PredictRequest): Promise<void> => {
     try {
       const predictions = [];
       for (const image of images) predictions.push(await predictImage(saved, image, options));
@@ -16,6 +16,12 @@ try {
     } catch (error) {
       port.postMessage({ id, error: (error as Error).message } satisfies PredictReply);
     }
+  };
+  // One request at a time: decoding is asynchronous, and overlapping requests would each hold a
+  // decoded photograph (up to 50 megapixels) at once.
+  let queue = Promise.resolve();
+  port.on('message', (request: PredictRequest) => {
+    queue = queue.then(() => grade(request));
   });
   const { model, size, ensemble } = saved.config;
   port.postMessage({ ready: true, model: { model, size, ensemble } } satisfies WorkerReady);

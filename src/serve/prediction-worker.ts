@@ -70,6 +70,11 @@ export class PredictionWorker {
     });
   }
 
+  /** Requests sent and not yet answered. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   predict(images: Exclude<ImageInput, string>[], options: WorkerPredictOptions = { crop: 'disc' }): Promise<Prediction[]> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;

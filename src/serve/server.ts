@@ -12,10 +12,16 @@ import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
 import { PredictionWorker } from './prediction-worker.js';
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
+/** Photographs waiting for the worker beyond which new ones are turned away (503). */
+export const DEFAULT_MAX_QUEUED = 16;
+/** A request (upload and grading) that takes longer than this is answered 408 by Node. */
+const REQUEST_TIMEOUT_MS = 120_000;
 
 export interface ServerOptions {
   /** Largest request body accepted (413 above it). */
   maxBytes?: number;
+  /** Grading requests queued for the worker at most (503 with Retry-After above it). */
+  maxQueued?: number;
   /** Fastify's logger (pino); off unless given. */
   logger?: FastifyServerOptions['logger'];
 }
@@ -87,7 +93,8 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     disclaimer: NOT_FOR_CLINICAL_USE,
   };
 
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: maxBytes });
+  const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: maxBytes, requestTimeout: REQUEST_TIMEOUT_MS });
   app.addHook('onClose', () => worker.close());
 
   // Bodies are raw image bytes only: without the JSON and text parsers, any other Content-Type is
@@ -146,6 +153,11 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
       if (!bytes?.length) {
         void reply.status(400);
         return errorBody(400, `empty request body: send the image bytes as the body (${ACCEPTED_TYPES})`);
+      }
+      // Grading is one photograph at a time: a queue beyond this would only hold memory and time out.
+      if (worker.pending >= maxQueued) {
+        void reply.status(503).header('retry-after', '1');
+        return errorBody(503, `busy: ${worker.pending} waiting to be graded (at most ${maxQueued}); retry shortly`);
       }
       const [record] = await worker.predict([{ name: UPLOAD_NAME, bytes }], { crop: request.query.crop, camPng: request.query.cam === 1 });
       if (record!.error !== undefined) {

@@ -2,6 +2,7 @@
 // each epoch, the best weights kept by the validation metric, a checkpoint every epoch for
 // --resume, and finally test metrics and predictions in the run directory.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { ModelConfigSchema, countMacs, createModel, seedInit, type FeatureClassifier, type ModelConfig, type Module } from '../nn/index.js';
@@ -79,7 +80,7 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
   try {
     if (config.ensemble === 1) {
-      const trained = await trainModel(run, config, data, { ...options, resume: Boolean(options.resume) && run.has('checkpoint') });
+      const trained = await trainModel(run, config, data, { ...options, resume: Boolean(options.resume) && run.has('config') });
       const metrics = writeRunOutputs(run, trained.model, trained.objective, data, { bestEpoch: trained.bestEpoch, seconds: trained.seconds, config });
       trained.model.dispose();
       return { runDir: run, metrics };
@@ -116,20 +117,25 @@ async function trainEnsemble(run: RunDir, config: RunConfig, data: PreparedData,
   const members: FeatureClassifier[] = [];
   const summaries: MemberSummary[] = [];
   let seconds = 0;
-  for (let k = 0; k < config.ensemble; k++) {
-    const memberRun = run.member(k);
-    memberRun.create();
-    const memberConfig: RunConfig = { ...config, ensemble: 1, seed: memberSeed(config.seed, k, config.ensemble) };
-    say(`ensemble member ${k + 1}/${config.ensemble} (seed ${memberConfig.seed})`);
-    const trained = await trainModel(memberRun, memberConfig, data, {
-      ...options,
-      resume: Boolean(options.resume) && memberRun.has('checkpoint'),
-      onEpoch: () => run.writeMemberLog(config.ensemble),
-    });
-    const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;
-    members.push(trained.model);
-    summaries.push({ seed: memberConfig.seed, best_epoch: trained.bestEpoch, seconds: trained.seconds, val: { acc: val.acc, auc: val.auc, qwk: val.qwk } });
-    seconds += trained.seconds;
+  try {
+    for (let k = 0; k < config.ensemble; k++) {
+      const memberRun = run.member(k);
+      memberRun.create();
+      const memberConfig: RunConfig = { ...config, ensemble: 1, seed: memberSeed(config.seed, k, config.ensemble) };
+      say(`ensemble member ${k + 1}/${config.ensemble} (seed ${memberConfig.seed})`);
+      const trained = await trainModel(memberRun, memberConfig, data, {
+        ...options,
+        resume: Boolean(options.resume) && memberRun.has('config'),
+        onEpoch: () => run.writeMemberLog(config.ensemble),
+      });
+      const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;
+      members.push(trained.model);
+      summaries.push({ seed: memberConfig.seed, best_epoch: trained.bestEpoch, seconds: trained.seconds, val: { acc: val.acc, auc: val.auc, qwk: val.qwk } });
+      seconds += trained.seconds;
+    }
+  } catch (error) {
+    for (const member of members) member.dispose(); // the finished members' weights are on disk
+    throw error;
   }
   const ensemble = new Ensemble(members, createObjective(config.loss, NUM_CLASSES));
   saveSafetensors(run.file('best'), ensemble.stateDict(), { model: JSON.stringify(modelConfig), objective: config.loss.kind, ensemble: String(config.ensemble) });
@@ -143,12 +149,17 @@ async function trainEnsemble(run: RunDir, config: RunConfig, data: PreparedData,
   return metrics;
 }
 
-/** Starts a run directory afresh (config written, old outputs removed) or checks that a resume matches it. */
+/**
+ * Starts a run directory afresh (config written, old outputs removed), or, resuming, checks that
+ * the run there has this configuration: a mismatch is refused before anything is removed.
+ */
 function beginRun(run: RunDir, savedConfig: object, resume: boolean): void {
   if (resume) {
-    const previous = JSON.stringify({ ...run.readJson<object>('config'), threads: undefined });
-    if (previous !== JSON.stringify(savedConfig)) {
-      throw new UserError(`cannot resume ${run.path}: its config.json differs from this run's configuration (resume with the same flags)`);
+    const previous: Record<string, unknown> = { ...run.readJson<Record<string, unknown>>('config'), threads: undefined };
+    // Compared as values (key order is not meaningful); undefined keys dropped as JSON drops them.
+    if (!isDeepStrictEqual(JSON.parse(JSON.stringify(previous)), JSON.parse(JSON.stringify(savedConfig)))) {
+      const hint = previous.ensemble === undefined ? ' (it was saved before ensembles existed: add --ensemble 1)' : ' (resume with the same flags)';
+      throw new UserError(`cannot resume ${run.path}: its config.json differs from this run's configuration${hint}`);
     }
   } else {
     run.clear(); // an --overwrite must not leave the old run's weights for a later --resume
@@ -189,9 +200,11 @@ async function trainModel(
 
   let state: CheckpointState = { epochsDone: 0, bestEpoch: -1, bestScore: -Infinity, optimizer: {}, secondsSoFar: 0, stopped: false };
   beginRun(run, { ...config, model: modelConfig, threads: undefined }, options.resume);
-  if (options.resume) {
+  if (options.resume && run.has('checkpoint')) {
     state = resumeFrom(run, model, ema, optimizer);
     say(`resuming after epoch ${state.epochsDone}`);
+  } else if (options.resume) {
+    run.truncateLog(0); // interrupted before its first checkpoint: the same run, from the start
   }
 
   const evaluated = ema ?? model;

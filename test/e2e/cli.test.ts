@@ -146,6 +146,13 @@ describe('ensemble', () => {
     const predicted = cli(['predict', '--model', straight, '--json', join(dataDir, '../samples/fundus_a.jpg')]);
     expect(predicted.code).toBe(0);
     expect(JSON.parse(predicted.stdout).predictions[0].probabilities.reduce((s: number, p: number) => s + p, 0)).toBeCloseTo(1, 5);
+
+    // --resume with other flags (here one model) is refused and removes nothing.
+    const mismatched = cli(['train', ...common, '--epochs', '2', '--out', straight, '--resume']);
+    expect(mismatched.code).toBe(1);
+    expect(mismatched.stderr).toMatch(/cannot resume .*config\.json differs/);
+    expect(existsSync(join(straight, 'members', '1', 'best.safetensors'))).toBe(true);
+    expect(json(join(straight, 'metrics.json')).test.auc).toBe(a.test.auc);
   }, 300_000);
 });
 

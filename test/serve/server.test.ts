@@ -118,6 +118,22 @@ describe('POST /v1/predict', () => {
     expect(after.statusCode).toBe(200);
     expect(after.json().probabilities).toEqual(responses[1]!.json().probabilities);
   });
+
+  it('turns requests away with 503 and Retry-After while the queue is full', async () => {
+    const small = await createServer(makeRun(1), { maxQueued: 1 });
+    try {
+      const responses = await Promise.all([1, 2, 3, 4].map(() => predict(photo, '', 'image/jpeg', small)));
+      const statuses = responses.map((r) => r.statusCode);
+      expect(statuses[0]).toBe(200);
+      const busy = responses.filter((r) => r.statusCode === 503);
+      expect(busy.length).toBeGreaterThan(0);
+      expect(busy[0]!.headers['retry-after']).toBe('1');
+      expect(busy[0]!.json().message).toMatch(/busy: 1 waiting to be graded \(at most 1\)/);
+      expect((await predict(photo, '', 'image/jpeg', small)).statusCode).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe('the other routes', () => {
