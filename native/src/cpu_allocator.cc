@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <list>
@@ -180,7 +182,12 @@ void InstallCpuAllocator() {
       if (value == "0") return;
       char* end = nullptr;
       unsigned long long parsed = std::strtoull(value.c_str(), &end, 10);
-      if (end != value.c_str() && *end == '\0' && parsed > 1) minBytes = static_cast<size_t>(parsed);
+      bool valid = !value.empty() && std::isdigit(static_cast<unsigned char>(value[0])) && *end == '\0' && parsed > 1;
+      if (valid) {
+        minBytes = static_cast<size_t>(parsed);
+      } else {
+        std::fprintf(stderr, "retinagrade: ignoring RETINAGRADE_CPU_CACHE=%s (expected 0 to disable, or a size in bytes above 1)\n", env);
+      }
     }
 
     // Never freed: libtorch keeps the pointer, and tensors may outlive every Node environment.

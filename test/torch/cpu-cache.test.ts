@@ -7,7 +7,6 @@ const MiB = 2 ** 20;
 
 // These check the default allocator settings; RETINAGRADE_CPU_CACHE changes (or disables) them.
 describe.skipIf(process.env.RETINAGRADE_CPU_CACHE !== undefined)('the CPU allocator at its defaults', () => {
-
   it('reuses a freed large block for a request of the same size, with correct contents', () => {
     const before = torch.cpuCacheStats();
     expect(before.minBytes).toBe(MiB);
