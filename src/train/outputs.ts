@@ -7,6 +7,7 @@ import type { PreparedData } from './dataset.js';
 import { evaluateSplit, type InferenceOptions, type SplitEvaluation } from './inference.js';
 import type { Objective } from './losses.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { modelCard } from './model-card.js';
 import type { RunDir } from './run-dir.js';
 
 export const GRADE_NAMES = ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'] as const;
@@ -69,5 +70,6 @@ export function writeRunOutputs(
   };
   run.writeJson('metrics', metrics);
   writeFileAtomic(run.file('predictions'), predictionsCsv(data.test.labels, test));
+  writeFileAtomic(run.file('card'), modelCard(metrics, info.config));
   return metrics;
 }

@@ -13,6 +13,8 @@ export const RUN_FILES = {
   checkpoint: 'checkpoint.safetensors',
   metrics: 'metrics.json',
   predictions: 'predictions.csv',
+  /** What the model is, how it did, and what it must not be used for (src/train/model-card.ts). */
+  card: 'MODEL_CARD.md',
 } as const;
 
 /** Where an ensemble keeps its members, each a run directory of its own. */

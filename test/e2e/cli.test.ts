@@ -45,10 +45,14 @@ beforeAll(() => {
 
 describe('train', () => {
   it('writes a complete, consistent run directory', () => {
-    for (const file of ['config.json', 'log.jsonl', 'best.safetensors', 'metrics.json', 'predictions.csv']) {
+    for (const file of ['config.json', 'log.jsonl', 'best.safetensors', 'metrics.json', 'predictions.csv', 'MODEL_CARD.md']) {
       expect(existsSync(join(runDir, file)), file).toBe(true);
     }
     const metrics = json(join(runDir, 'metrics.json'));
+    const card = readFileSync(join(runDir, 'MODEL_CARD.md'), 'utf8');
+    expect(card).toContain('not for clinical use');
+    expect(card).toContain(`| test (400) | ${(100 * metrics.test.acc).toFixed(1)} [`);
+    expect(card).toContain(`| 0 No DR | ${metrics.test.per_class[0].support} |`);
     expect(readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
     expect(metrics.data).toMatchObject({ size: 28, upsampled_from: null, md5: 'bd4c0672f1bba3e3a89f0e4e876791e4' });
     for (const split of ['val', 'test']) for (const key of ['acc', 'auc', 'qwk']) expect(metrics[split][key]).toBeTypeOf('number');

@@ -1,0 +1,85 @@
+// MODEL_CARD.md, written into every finished run directory: what the model is, what it was
+// trained and measured on, how well it did, and what it must not be used for (after Mitchell et
+// al., "Model Cards for Model Reporting", FAT* 2019).
+import { getDataset } from '../data/registry.js';
+import type { RunConfig } from './config.js';
+import { GRADE_NAMES, NOT_FOR_CLINICAL_USE, type RunMetrics } from './outputs.js';
+
+const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : 'n/a');
+const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+
+export function modelCard(metrics: RunMetrics, config: RunConfig): string {
+  const dataset = getDataset(config.dataset);
+  const { test, val } = metrics;
+  const { model, data } = metrics;
+  const members = metrics.members;
+  const architecture =
+    `${model.name}${model.width ? `, width ${model.width}` : ''}${model.dropout ? `, dropout ${model.dropout}` : ''}, ` +
+    `${model.size}x${model.size} RGB input in [-1, 1]`;
+  const ensemble = members
+    ? `an ensemble of ${members.length} such models (seeds ${members.map((m) => m.seed).join(', ')}), class probabilities averaged`
+    : 'a single model';
+  const augmentation = config.augment
+    ? Object.entries(config.augment)
+        .filter(([, v]) => typeof v === 'object' && v !== null && (v as { enabled?: boolean }).enabled)
+        .map(([name]) => name)
+        .join(', ')
+    : 'none';
+  const ci = test.ci95;
+  const rarest = test.per_class.reduce((low, c, i) => (c.support > 0 && c.support < test.per_class[low]!.support ? i : low), 0);
+
+  return `# Model card
+
+> **${NOT_FOR_CLINICAL_USE}**
+> This model has not been validated on any patient population. It must not be used to diagnose, screen, triage or treat anyone, nor to decide whether someone
+> needs an eye examination.
+
+## Model
+
+- ${architecture}; ${ensemble}.
+- Output: probabilities of the five diabetic retinopathy grades (${GRADE_NAMES.map((g, i) => `${i} ${g}`).join(', ')}).
+- Trained by retinagrade, recipe \`${config.recipe}\`: loss \`${config.loss.kind}\`, sampler \`${config.sampler}\`,
+  augmentation: ${augmentation}; ${config.optimizer.name} (lr ${config.optimizer.lr}), ${config.epochs} epoch${config.epochs === 1 ? '' : 's'}, batch ${config.batchSize};
+  the weights of the epoch with the best validation ${config.selectOn.toUpperCase()} were kept
+  (epoch ${Array.isArray(metrics.best_epoch) ? metrics.best_epoch.join(', ') : metrics.best_epoch}).
+- Training time: ${metrics.seconds.toFixed(0)} s${members ? ' (summed over members)' : ''}. Full configuration: \`config.json\`.
+
+## Data
+
+- ${dataset.title} (MedMNIST v2), licence ${dataset.licence}: fundus photographs from the DeepDRiD
+  challenge, downsampled to ${data.size}x${data.size}; official splits ${dataset.splitSizes.train} train /
+  ${dataset.splitSizes.val} validation / ${dataset.splitSizes.test} test.
+- File \`${data.file}\` (md5 \`${data.md5}\`)${data.upsampled_from ? `, upsampled from ${data.upsampled_from}x${data.upsampled_from} to ${model.size}x${model.size}` : ''}.
+- Cite: ${dataset.citations.join(' ')}
+
+## Intended use
+
+Research and teaching: comparing methods on the RetinaMNIST benchmark, and seeing what such a
+model attends to (Grad-CAM). Out of scope: any clinical or screening use; photographs from other
+cameras, clinics or populations than DeepDRiD's; any decision about a person.
+
+## Results
+
+The official splits: epochs were selected on validation only, and test was evaluated once, at the end.
+
+| split | ACC | AUC | QWK | macro-F1 | balanced ACC | ECE |
+| --- | --- | --- | --- | --- | --- | --- |
+| validation (${dataset.splitSizes.val}) | ${pct(val.acc)} | ${pct(val.auc)} | ${fixed(val.qwk)} | ${fixed(val.macro_f1)} | ${pct(val.balanced_acc)} | ${fixed(val.ece)} |
+| test (${dataset.splitSizes.test}) | ${pct(test.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}] | ${pct(test.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}] | ${fixed(test.qwk)} [${fixed(ci.qwk.lo)}, ${fixed(ci.qwk.hi)}] | ${fixed(test.macro_f1)} | ${pct(test.balanced_acc)} | ${fixed(test.ece)} |
+
+Brackets: bootstrap 95% intervals over test images. Per grade on test:
+
+| grade | support | precision | recall | F1 |
+| --- | ---: | ---: | ---: | ---: |
+${test.per_class.map((c, i) => `| ${i} ${GRADE_NAMES[i]} | ${c.support} | ${fixed(c.precision)} | ${fixed(c.recall)} | ${fixed(c.f1)} |`).join('\n')}
+
+## Limitations
+
+- The images are ${data.size}x${data.size}: the small lesions that define the milder grades
+  (microaneurysms, small haemorrhages) are a pixel or less, so grading rests on coarse cues.
+- Small and imbalanced data: ${dataset.splitSizes.train} training images; the rarest test grade
+  (${rarest} ${GRADE_NAMES[rarest]}) has ${test.per_class[rarest]!.support} images, and its recall is ${fixed(test.per_class[rarest]!.recall)}.
+  The intervals above are wide for the same reason.
+- One source dataset, no external validation, no subgroup analysis (age, sex, ethnicity, camera).
+`;
+}
