@@ -61,30 +61,37 @@ const SCRIPT = `
   });
   form.addEventListener('submit', (e) => { e.preventDefault(); grade(); });
 
+  // Only the latest request's answer is shown: an earlier one may arrive after it.
+  let latest = 0;
   async function grade() {
     if (!chosen) return say('Choose a photograph first.', true);
-    say('Grading ' + chosen.name + '...');
+    const file = chosen;
+    const ticket = ++latest;
+    say('Grading ' + file.name + '...');
     result.hidden = true;
     const query = '?crop=' + $('crop').value + ($('cam').checked ? '&cam=1' : '');
+    let response;
     try {
-      const response = await fetch('/v1/predict' + query, {
+      response = await fetch('/v1/predict' + query, {
         method: 'POST',
-        headers: { 'Content-Type': chosen.type.startsWith('image/') ? chosen.type : 'application/octet-stream' },
-        body: chosen,
+        headers: { 'Content-Type': file.type.startsWith('image/') ? file.type : 'application/octet-stream' },
+        body: file,
       });
-      const body = await response.json();
-      if (!response.ok) return say('Could not grade ' + chosen.name + ': ' + body.message, true);
-      show(body);
-      say('Graded ' + chosen.name + '.');
     } catch (error) {
-      say('Could not reach the server: ' + error.message, true);
+      if (ticket === latest) say('Could not reach the server: ' + error.message, true);
+      return;
     }
+    const body = await response.json().catch(() => ({ message: 'HTTP ' + response.status + ' ' + response.statusText }));
+    if (ticket !== latest) return;
+    if (!response.ok) return say('Could not grade ' + file.name + ': ' + body.message, true);
+    show(body, file);
+    say('Graded ' + file.name + '.');
   }
 
-  function show(p) {
+  function show(p, file) {
     if ($('preview').src) URL.revokeObjectURL($('preview').src);
-    $('preview').src = URL.createObjectURL(chosen);
-    $('preview').alt = 'The photograph you chose: ' + chosen.name;
+    $('preview').src = URL.createObjectURL(file);
+    $('preview').alt = 'The photograph you chose: ' + file.name;
     $('grade').textContent = 'Grade ' + p.grade + ': ' + p.grade_name;
     const rows = $('probabilities');
     rows.replaceChildren();
