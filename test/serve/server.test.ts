@@ -1,16 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bombPng } from '../helpers/bomb-png.js';
-import { ModelConfigSchema, createModel } from '../../src/nn/index.js';
-import { saveSafetensors } from '../../src/io/safetensors.js';
-import { RunConfigSchema } from '../../src/train/config.js';
-import { RunDir } from '../../src/train/run-dir.js';
-import { Ensemble } from '../../src/train/ensemble.js';
-import { createObjective } from '../../src/train/objective.js';
+import { untrainedRun } from '../helpers/untrained-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/train/outputs.js';
 import { NOT_FUNDUS_WARNING } from '../../src/data/fundus.js';
 import { createServer } from '../../src/serve/server.js';
@@ -20,21 +15,6 @@ const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname,
 const photo = readFileSync(join(samples, 'fundus_a.jpg'));
 const MAX_BYTES = 64 * 1024;
 
-/** A run directory holding an untrained compact CNN (28 px, width 8), or an ensemble of them. */
-function makeRun(ensemble: number, metrics?: object): string {
-  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-serve-')));
-  const modelConfig = ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8 });
-  const config = RunConfigSchema.parse({ size: 28, ensemble });
-  run.writeJson('config', { ...config, model: modelConfig });
-  const model =
-    ensemble === 1
-      ? createModel(modelConfig)
-      : new Ensemble(Array.from({ length: ensemble }, () => createModel(modelConfig)), createObjective(config.loss, 5));
-  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig), ensemble: String(ensemble) });
-  if (metrics) run.writeJson('metrics', metrics);
-  return run.path;
-}
-
 const metrics = {
   val: { acc: 0.5, auc: 0.7, qwk: 0.4, macro_f1: 0.3 },
   test: { acc: 0.55, auc: 0.72, qwk: 0.45, macro_f1: 0.31, ci95: {} },
@@ -43,7 +23,7 @@ let app: FastifyInstance;
 let ensembleApp: FastifyInstance;
 
 beforeAll(async () => {
-  [app, ensembleApp] = await Promise.all([createServer(makeRun(1, metrics), { maxBytes: MAX_BYTES }), createServer(makeRun(2))]);
+  [app, ensembleApp] = await Promise.all([createServer(untrainedRun(1, metrics), { maxBytes: MAX_BYTES }), createServer(untrainedRun(2))]);
 });
 afterAll(async () => {
   await Promise.all([app?.close(), ensembleApp?.close()]);
@@ -120,7 +100,7 @@ describe('POST /v1/predict', () => {
   });
 
   it('turns requests away with 503 and Retry-After while the queue is full', async () => {
-    const small = await createServer(makeRun(1), { maxQueued: 1 });
+    const small = await createServer(untrainedRun(1), { maxQueued: 1 });
     try {
       const responses = await Promise.all([1, 2, 3, 4].map(() => predict(photo, '', 'image/jpeg', small)));
       const statuses = responses.map((r) => r.statusCode);
@@ -175,7 +155,7 @@ describe('the other routes', () => {
 
 describe('createServer', () => {
   it('serves over real HTTP on a port the system picks', async () => {
-    const server = await createServer(makeRun(1));
+    const server = await createServer(untrainedRun(1));
     try {
       const url = await server.listen({ host: '127.0.0.1', port: 0 });
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);

@@ -1,0 +1,62 @@
+// The page at GET / in a real browser (Debian's chromium through playwright-core): choose a
+// photograph, grade it, see the grade, the probabilities, the Grad-CAM picture and the notice.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from '../../src/serve/server.js';
+import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../../src/train/outputs.js';
+import { untrainedRun } from '../helpers/untrained-run.js';
+
+const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
+/** scripts/setup.sh installs Debian's chromium; CHROMIUM names another build. */
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+let server: FastifyInstance;
+let browser: Browser;
+let url: string;
+
+beforeAll(async () => {
+  if (!existsSync(executablePath)) throw new Error(`no browser at ${executablePath}: run scripts/setup.sh (apt chromium) or set CHROMIUM`);
+  server = await createServer(untrainedRun(1));
+  url = await server.listen({ host: '127.0.0.1', port: 0 });
+  // --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
+  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe('the page', () => {
+  it('grades a chosen photograph and shows grade, probabilities, Grad-CAM and the notice', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(url);
+    await expect.poll(() => page.textContent('#model')).toMatch(/Model: cnn, 28x28 px input/);
+    expect(await page.textContent('body')).toContain(NOT_FOR_CLINICAL_USE);
+
+    await page.setInputFiles('#file', join(samples, 'fundus_a.jpg'));
+    await page.click('#form button[type=submit]');
+    await page.waitForSelector('#result:not([hidden])', { timeout: 30_000 });
+
+    expect(await page.textContent('#grade')).toMatch(new RegExp(`^Grade [0-4]: (${GRADE_NAMES.join('|')})$`));
+    expect(await page.locator('#probabilities tr').count()).toBe(5);
+    expect(await page.textContent('#status')).toBe('Graded fundus_a.jpg.');
+    expect(await page.isVisible('#cam-figure')).toBe(true);
+    expect(await page.getAttribute('#cam-image', 'src')).toMatch(/^data:image\/png;base64,/);
+    expect(await page.textContent('#disclaimer')).toContain('not for clinical use');
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('says what was wrong with a file that is not an image', async () => {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await page.setInputFiles('#file', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') });
+    await page.click('#form button[type=submit]');
+    await expect.poll(() => page.textContent('#status'), { timeout: 30_000 }).toMatch(/^Could not grade notes\.png: /);
+    expect(await page.isHidden('#result')).toBe(true);
+  }, 60_000);
+});
