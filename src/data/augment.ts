@@ -183,8 +183,9 @@ export function applyAugment(
   //
   // Everything up to the warp runs in place in reused scratch tensors (see scratchFor): only the
   // returned batch is new memory.
-  const scratch = scratchFor(n, channels, height, width);
+  const allocated = scratchFor(n, channels, height, width);
   return torch.tidy(() => {
+    const scratch = firstSamples(allocated, n);
     let image: torch.Tensor; // [0, 2], original sample order
     if (colour) {
       // Colour jitter on the batch sorted into groups by the stage at which a sample shifts hue
@@ -215,10 +216,13 @@ export function applyAugment(
  * new block is page-faulted in, and then is not in cache), and glibc does not reliably hand a
  * freed tensor block back for the next same-sized tensor in this process, so a batch that
  * allocates its intermediates runs several times slower than one that reuses them. One set is
- * kept, for the latest shape (replaced when the shape changes): at batch 128 and 64x64, 28 MiB.
+ * kept, for the latest image shape and the largest batch seen with it (a smaller batch, such as
+ * an epoch's last, uses its first rows): at batch 128 and 64x64, 28 MiB.
  */
 interface Scratch {
   readonly key: string;
+  /** Batch size the tensors were made for. */
+  readonly capacity: number;
   /** [n, C, H, W]: the batch sorted into hue groups, during colour jitter. */
   readonly sorted: torch.Tensor;
   /** [n, C, H, W]: the jittered batch in the original order, the warp's input. */
@@ -232,17 +236,31 @@ const PLANES = 6;
 let scratch: Scratch | undefined;
 
 function scratchFor(n: number, channels: number, height: number, width: number): Scratch {
-  const key = [n, channels, height, width].join('x');
-  if (scratch?.key === key) return scratch;
+  const key = [channels, height, width].join('x');
+  if (scratch?.key === key && scratch.capacity >= n) return scratch;
   if (scratch) for (const t of [scratch.sorted, scratch.image, scratch.planes, scratch.grid]) t.dispose();
   scratch = {
     key,
+    capacity: n,
     sorted: torch.keep(torch.empty([n, channels, height, width])),
     image: torch.keep(torch.empty([n, channels, height, width])),
     planes: torch.keep(torch.empty([PLANES, n, 1, height, width])),
     grid: torch.keep(torch.empty([n, 2, height, width])),
   };
   return scratch;
+}
+
+/** Views of the first n samples of each scratch tensor (each still contiguous per sample and plane). */
+function firstSamples(all: Scratch, n: number): Scratch {
+  if (all.capacity === n) return all;
+  return {
+    ...all,
+    capacity: n,
+    sorted: all.sorted.slice(0, 0, n),
+    image: all.image.slice(0, 0, n),
+    planes: all.planes.slice(1, 0, n),
+    grid: all.grid.slice(0, 0, n),
+  };
 }
 
 /** Throws a RangeError naming the first setting outside its valid range. */

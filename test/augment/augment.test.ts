@@ -291,6 +291,8 @@ describe('augment', () => {
     augment(randomBatch(5, 12, 4), datasheetAugment, new torch.Generator(1)); // another shape
     augment(randomBatch(6, 16, 5), datasheetAugment, new torch.Generator(2)); // same shape, other data
     expect(augment(x, datasheetAugment, new torch.Generator(9)).toArray()).toEqual(first);
+    augment(randomBatch(9, 16, 7), datasheetAugment, new torch.Generator(3)); // a larger batch: x uses its first rows
+    expect(augment(x, datasheetAugment, new torch.Generator(9)).toArray()).toEqual(first);
     // The input is never changed.
     expect(x.toArray()).toEqual(randomBatch(6, 16, 3).toArray());
   });
