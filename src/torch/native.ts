@@ -159,6 +159,8 @@ export interface CpuCacheStats {
   misses: number;
   /** Requests of at least this many bytes are cached; 0 when disabled (RETINAGRADE_CPU_CACHE=0). */
   minBytes: number;
+  /** Bytes newly mapped (so page-faulted in) for large blocks, in all: what the cache did not save. */
+  grownBytes: number;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
