@@ -2,7 +2,11 @@
 // both from uint8 HWC images to an augmented float batch in [-1, 1], same images, same thread
 // count, alternating a few rounds because these shared machines drift between runs.
 //
-//   npx tsx bench/augment/run.ts [--count 1024] [--size 64] [--batch 128] [--rounds 3] [--interpolation bilinear|nearest]
+//   npx tsx bench/augment/run.ts [--count 1024] [--size 64] [--batch 128] [--rounds 3] [--interpolation bilinear,nearest]
+//
+// Ours runs once per round for each interpolation listed: the composed warp resamples once,
+// where torchvision resamples three times (nearest for rotation and affine, bilinear for the
+// crop), so neither mode is torchvision's exactly and both are reported.
 //
 // Threads: RETINAGRADE_THREADS (default: every core); the peer gets the same torch.set_num_threads.
 import { spawnSync } from 'node:child_process';
@@ -12,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
-import { augment, datasheetAugment, type AugmentConfig } from '../../src/data/augment.js';
+import { augment, datasheetAugment, type AugmentConfig, type Interpolation } from '../../src/data/augment.js';
 import { toTensor } from '../../src/data/preprocess.js';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch and python3-torchvision
@@ -22,11 +26,13 @@ const { values: args } = parseArgs({
     size: { type: 'string', default: '64' },
     batch: { type: 'string', default: '128' },
     rounds: { type: 'string', default: '3' },
-    interpolation: { type: 'string', default: datasheetAugment.interpolation },
+    interpolation: { type: 'string', default: 'bilinear,nearest' },
   },
 });
-if (args.interpolation !== 'bilinear' && args.interpolation !== 'nearest') throw new Error('--interpolation must be bilinear or nearest');
-const config: AugmentConfig = { ...datasheetAugment, interpolation: args.interpolation };
+const interpolations = args.interpolation.split(',') as Interpolation[];
+if (!interpolations.every((mode) => mode === 'bilinear' || mode === 'nearest')) {
+  throw new Error('--interpolation must list bilinear and/or nearest');
+}
 const [count, size, batch, rounds] = [args.count, args.size, args.batch, args.rounds].map(Number) as [number, number, number, number];
 const threads = torch.getNumThreads();
 const imageBytes = size * size * 3;
@@ -36,7 +42,7 @@ const dir = mkdtempSync(join(tmpdir(), 'retinagrade-bench-augment-'));
 const imagesFile = join(dir, 'images.u8');
 writeFileSync(imagesFile, images);
 
-function runOurs(gen: torch.Generator, first: number, last: number): void {
+function runOurs(config: AugmentConfig, gen: torch.Generator, first: number, last: number): void {
   for (let start = first; start < last; start += batch) {
     const n = Math.min(batch, last - start);
     const bytes = images.subarray(start * imageBytes, (start + n) * imageBytes);
@@ -46,11 +52,12 @@ function runOurs(gen: torch.Generator, first: number, last: number): void {
   }
 }
 
-function oursImagesPerSecond(): number {
+function oursImagesPerSecond(interpolation: Interpolation): number {
+  const config: AugmentConfig = { ...datasheetAugment, interpolation };
   const gen = new torch.Generator(0);
-  runOurs(gen, 0, Math.min(batch, count)); // warm-up
+  runOurs(config, gen, 0, Math.min(batch, count)); // warm-up
   const began = process.hrtime.bigint();
-  runOurs(gen, 0, count);
+  runOurs(config, gen, 0, count);
   return count / (Number(process.hrtime.bigint() - began) / 1e9);
 }
 
@@ -64,19 +71,25 @@ function peerImagesPerSecond(): number {
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 console.log(
-  `augmentation, datasheet's five transforms (ours: ${config.interpolation} warp): ${count} random uint8 images ${size}x${size}, batch ${batch}, ${threads} thread(s)`,
+  `augmentation, datasheet's five transforms: ${count} random uint8 images ${size}x${size}, batch ${batch}, ${threads} thread(s)`,
 );
-const ours: number[] = [];
+const ours = new Map<Interpolation, number[]>(interpolations.map((mode) => [mode, []]));
 const peer: number[] = [];
 try {
   for (let round = 1; round <= rounds; round++) {
-    ours.push(oursImagesPerSecond());
+    const line: string[] = [];
+    for (const [mode, results] of ours) {
+      results.push(oursImagesPerSecond(mode));
+      line.push(`ours (${mode} warp) ${results.at(-1)!.toFixed(0)} img/s`);
+    }
     peer.push(peerImagesPerSecond());
-    console.log(`round ${round}: ours ${ours.at(-1)!.toFixed(0)} img/s, torchvision per-sample PIL ${peer.at(-1)!.toFixed(0)} img/s`);
+    console.log(`round ${round}: ${line.join(', ')}, torchvision per-sample PIL ${peer.at(-1)!.toFixed(0)} img/s`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(
-  `median: ours ${median(ours).toFixed(0)} img/s, peer ${median(peer).toFixed(0)} img/s, ratio ${(median(ours) / median(peer)).toFixed(2)}x`,
-);
+for (const [mode, results] of ours) {
+  console.log(
+    `median, ${mode} warp: ours ${median(results).toFixed(0)} img/s, peer ${median(peer).toFixed(0)} img/s, ratio ${(median(results) / median(peer)).toFixed(2)}x`,
+  );
+}

@@ -581,12 +581,14 @@ function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): 
     torch.addcmul(a, hue, notMax(blue), hue); // numerator
     // Divide by chroma (plus 2^-100, which changes no nonzero chroma of these images and gives
     // gray pixels, whose numerator is 0, a hue of 0) and add the shift, in one pass.
-    torch.addcmul(scalar(2 ** -100), chroma, scalar(1), b);
+    // (An operation with two broadcast scalars leaves libtorch's vectorized loop: copy, then add
+    // in place.)
+    b.copyInPlace(chroma).addInPlace(2 ** -100);
     torch.addcdiv(torch.tensor(Float32Array.from(shifts, (s) => 6 * s), [shifts.length, 1, 1, 1]), hue, b, hue);
     // H mod 6 as H - 6 floor(H / 6) (remainder() is several times slower). Rounding in H / 6 can
     // put a result a rounding error outside [0, 6); the colour formulas below are continuous
     // there, so that moves the colour by a rounding error too.
-    torch.addcmul(scalar(0), hue, scalar(1 / 6), b).floorInPlace();
+    b.copyInPlace(hue).mulInPlace(1 / 6).floorInPlace();
     torch.addcmul(hue, b, scalar(-6), hue);
     // The three channels at once, written over the image:
     // min + chroma * clamp(|H - (3, 2, 4)| * (1, -1, -1) + (-1, 2, 2), 0, 1).
