@@ -190,10 +190,12 @@ export function applyAugment(
     if (colour) {
       // Colour jitter on the batch sorted into groups by the stage at which a sample shifts hue
       // (contiguous rows, so every operation of a group is on a plain view), then back to the
-      // original order.
+      // original order. With one group (all shift hue at the same stage, or none does: the
+      // default recipe) the order is the batch's own and neither copy is needed.
       const groups = groupByHueStage(params);
       const order = [...groups.values()].flat();
-      const sorted = x.indexSelect(0, indexTensor(order), scratch.sorted);
+      const inOrder = groups.size === 1;
+      const sorted = inOrder ? scratch.image.copyInPlace(x) : x.indexSelect(0, indexTensor(order), scratch.sorted);
       let start = 0;
       for (const [hueStage, members] of groups) {
         const end = start + members.length;
@@ -202,7 +204,7 @@ export function applyAugment(
       }
       const position = new Array<number>(n);
       order.forEach((sample, k) => (position[sample] = k));
-      image = sorted.indexSelect(0, indexTensor(position), scratch.image);
+      image = inOrder ? sorted : sorted.indexSelect(0, indexTensor(position), scratch.image);
     } else {
       image = scratch.image.copyInPlace(x).addInPlace(1);
     }
@@ -509,12 +511,16 @@ function blendStage(image: torch.Tensor, work: torch.Tensor, shift: number, para
       constants[i] = constant;
     });
     const pixels = image.view([n, 3, height * width]);
-    // What each sample adds to f * image: [n, 1, H * W] when any sample blends with its
-    // grayscale image, else one constant per sample.
-    const added = grayWeights.some((w) => w !== 0)
-      ? torch.baddbmm(torch.tensor(constants, [n, 1, 1]), torch.tensor(grayWeights, [n, 1, 3]), pixels, work.view([n, 1, height * width]))
-      : torch.tensor(constants, [n, 1, 1]);
-    torch.addcmul(added, torch.tensor(factors, [n, 1, 1]), pixels, pixels);
+    const perSample = (values: Float32Array): torch.Tensor => torch.tensor(values, [n, 1, 1]);
+    if (grayWeights.some((w) => w !== 0)) {
+      // What each sample adds to f * image, [n, 1, H * W]: its constant plus its grayscale term.
+      const added = torch.baddbmm(perSample(constants), torch.tensor(grayWeights, [n, 1, 3]), pixels, work.view([n, 1, height * width]));
+      torch.addcmul(added, perSample(factors), pixels, pixels);
+    } else {
+      // f * image + constant in two in-place passes: one addcmul of two broadcast operands would
+      // leave libtorch's vectorized loop, several times slower.
+      pixels.mulInPlace(perSample(factors)).addInPlace(perSample(constants));
+    }
     image.clampInPlace(0, 2);
   });
 }
