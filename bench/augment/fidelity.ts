@@ -4,14 +4,15 @@
 // with three resamplings (bilinear/fidelity.py). Colour jitter is off: ours matches torchvision's
 // up to float rounding, and PIL's 8-bit HSV would only add noise to the comparison.
 //
-//   MEDMNIST_DIR=../shared/data npx tsx bench/augment/fidelity.ts [--count 512] [--size 64] [--seed 0]
+//   MEDMNIST_DIR=../shared/data npx tsx bench/augment/fidelity.ts [--count 512] [--size 64] [--seed 0] [--photos DIR]
 //
 // Images: RetinaMNIST's training images, upsampled from 28x28 as training does when the file at
-// --size is absent. Reported per interpolation: mean absolute difference from torchvision's output
+// --size is absent; or with --photos, the fundus photographs in DIR (e.g. ../shared/samples) as
+// `predict` prepares them, each used count / (number of photos) times. Reported per interpolation: mean absolute difference from torchvision's output
 // in 8-bit levels, over all pixels and over the pixels inside the fundus disc (the frame is black
 // in both, which would flatter every mode alike).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,8 @@ import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
 import { applyAugment, datasheetAugment, sampleParams, type AugmentConfig, type Interpolation } from '../../src/data/augment.js';
 import { prepareData } from '../../src/train/dataset.js';
+import { preprocessFundus } from '../../src/data/fundus.js';
+import { toTensor } from '../../src/data/preprocess.js';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torchvision
 const { values: args } = parseArgs({
@@ -26,17 +29,30 @@ const { values: args } = parseArgs({
     count: { type: 'string', default: '512' },
     size: { type: 'string', default: '64' },
     seed: { type: 'string', default: '0' },
+    photos: { type: 'string' },
   },
 });
 const [count, size, seed] = [args.count, args.size, args.seed].map(Number) as [number, number, number];
 const geometryOnly: AugmentConfig = { ...datasheetAugment, colorJitter: { ...datasheetAugment.colorJitter, enabled: false } };
 
-const data = prepareData({ size });
 const toBytes = (x: torch.Tensor): Uint8Array =>
   torch.tidy(() => x.add(1).mul(127.5).round().clamp(0, 255).permute([0, 2, 3, 1]).contiguous().to('uint8').data() as Uint8Array);
-// The uint8 images both sides start from, and ours as [-1, 1] floats made from exactly them.
-const images = toBytes(data.train.x.slice(0, 0, count));
-const x = torch.keep(torch.tidy(() => torch.tensor(images, [count, size, size, 3], 'uint8').permute([0, 3, 1, 2]).to('float32').div(127.5).sub(1)));
+
+/** The uint8 HWC images both sides start from. */
+async function sourceImages(): Promise<{ images: Uint8Array; description: string }> {
+  if (args.photos === undefined) {
+    return { images: toBytes(prepareData({ size }).train.x.slice(0, 0, count)), description: `${count} RetinaMNIST training images` };
+  }
+  const files = readdirSync(args.photos).filter((name) => /\.(jpe?g|png|tiff?|webp)$/i.test(name)).sort();
+  if (files.length === 0) throw new Error(`no photographs in ${args.photos}`);
+  const photos = await Promise.all(files.map((name) => preprocessFundus(join(args.photos!, name), size)));
+  const images = new Uint8Array(count * size * size * 3);
+  for (let i = 0; i < count; i++) images.set(photos[i % photos.length]!.pixels, i * size * size * 3);
+  return { images, description: `${files.length} fundus photographs from ${args.photos}, ${count} augmentations` };
+}
+
+const { images, description } = await sourceImages();
+const x = torch.keep(toTensor(images, count, size, 3));
 const params = sampleParams(count, size, size, geometryOnly, new torch.Generator(seed));
 
 const dir = mkdtempSync(join(tmpdir(), 'retinagrade-bench-fidelity-'));
@@ -53,8 +69,8 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-// A pixel is inside the disc when torchvision's output or the source at that place is not
-// near-black; the same mask for every mode.
+// A pixel is inside the disc when torchvision's output there is not near-black: the same mask
+// for every mode.
 const inside = new Uint8Array(count * size * size);
 for (let p = 0; p < inside.length; p++) {
   const level = Math.max(reference[3 * p]!, reference[3 * p + 1]!, reference[3 * p + 2]!);
@@ -71,7 +87,7 @@ const meanAbsoluteDifference = (ours: Uint8Array, mask?: Uint8Array): number => 
   return sum / n;
 };
 
-console.log(`geometric transforms of the datasheet, ${count} RetinaMNIST training images at ${size}x${size} (seed ${seed})`);
+console.log(`geometric transforms of the datasheet, ${description} at ${size}x${size} (seed ${seed})`);
 console.log('mean |ours - torchvision| in 8-bit levels:');
 for (const mode of ['bilinear', 'nearest'] as Interpolation[]) {
   const ours = toBytes(torch.tidy(() => applyAugment(x, params, mode)));
