@@ -5,7 +5,7 @@ import * as torch from '../torch/index.js';
 import { datasetCard, loadMedMNIST } from '../data/medmnist.js';
 import { defaultDataDir, locateDatasetFile } from '../data/locate.js';
 import { downloadDataset } from '../data/download.js';
-import { IMAGE_SIZES, getDatasetFile, type ImageSize } from '../data/registry.js';
+import { IMAGE_SIZES, datasetKeys, getDatasetFile, type ImageSize } from '../data/registry.js';
 import { writeMontage } from '../data/montage.js';
 import { resolveRunConfig } from './train-config.js';
 import { RECIPE_NAMES } from '../train/recipes.js';
@@ -15,6 +15,7 @@ import { UserError } from '../errors.js';
 
 const sizeOption = (fallback: ImageSize): Option =>
   new Option('--size <px>', 'image size of the file').choices(IMAGE_SIZES.map(String)).default(String(fallback));
+const datasetOption = (): Option => new Option('--dataset <key>', 'MedMNIST dataset').choices(datasetKeys()).default('retinamnist');
 
 const pct = (part: number, whole: number): string => `${((100 * part) / whole).toFixed(1)}%`;
 
@@ -23,7 +24,7 @@ export function registerDataCommands(program: Command): void {
     .command('info')
     .description('print the dataset card: splits, class histograms, channel statistics, licence, citation')
     .addOption(dataDirOption())
-    .option('--dataset <key>', 'MedMNIST dataset', 'retinamnist')
+    .addOption(datasetOption())
     .addOption(sizeOption(28))
     .option('--json', 'print the card as JSON')
     .addHelpText('after', '\nExample:\n  retinagrade info --data-dir ../shared/data --json')
@@ -52,7 +53,7 @@ export function registerDataCommands(program: Command): void {
   program
     .command('download')
     .description('fetch an official MedMNIST file (resumable, md5-verified)')
-    .option('--dataset <key>', 'MedMNIST dataset', 'retinamnist')
+    .addOption(datasetOption())
     .addOption(sizeOption(64))
     .option('--dir <dir>', 'folder to put it in (default: --data-dir / $MEDMNIST_DIR / ~/.medmnist)')
     .addOption(dataDirOption())
