@@ -191,20 +191,25 @@ export function applyAugment(
       // Colour jitter on the batch sorted into groups by the stage at which a sample shifts hue
       // (contiguous rows, so every operation of a group is on a plain view), then back to the
       // original order. With one group (all shift hue at the same stage, or none does: the
-      // default recipe) the order is the batch's own and neither copy is needed.
+      // default recipe) the batch's own order is the groups' and neither copy is needed.
       const groups = groupByHueStage(params);
-      const order = [...groups.values()].flat();
-      const inOrder = groups.size === 1;
-      const sorted = inOrder ? scratch.image.copyInPlace(x) : x.indexSelect(0, indexTensor(order), scratch.sorted);
-      let start = 0;
-      for (const [hueStage, members] of groups) {
-        const end = start + members.length;
-        colorJitter(sorted.slice(0, start, end), scratch.planes.slice(1, start, end), members.map((i) => params[i]!), hueStage);
-        start = end;
+      if (groups.size === 1) {
+        const [[hueStage]] = groups;
+        image = scratch.image.copyInPlace(x);
+        colorJitter(image, scratch.planes, params, hueStage!);
+      } else {
+        const order = [...groups.values()].flat();
+        const sorted = x.indexSelect(0, indexTensor(order), scratch.sorted);
+        let start = 0;
+        for (const [hueStage, members] of groups) {
+          const end = start + members.length;
+          colorJitter(sorted.slice(0, start, end), scratch.planes.slice(1, start, end), members.map((i) => params[i]!), hueStage);
+          start = end;
+        }
+        const position = new Array<number>(n);
+        order.forEach((sample, k) => (position[sample] = k));
+        image = sorted.indexSelect(0, indexTensor(position), scratch.image);
       }
-      const position = new Array<number>(n);
-      order.forEach((sample, k) => (position[sample] = k));
-      image = inOrder ? sorted : sorted.indexSelect(0, indexTensor(position), scratch.image);
     } else {
       image = scratch.image.copyInPlace(x).addInPlace(1);
     }
@@ -483,7 +488,8 @@ function colorJitter(image: torch.Tensor, planes: torch.Tensor, params: readonly
  * then clamp to [0, 2]: torchvision's blend (clamp(f * img + (1 - f) * target, 0, bound)), up to
  * float32 rounding of the sums. That is f * img plus a per-sample multiple of the grayscale image
  * plus a per-sample constant: for the whole group one small batched matmul for the weighted
- * grayscale (into `work`, [k, 1, H, W]), one fused multiply-add and one clamp.
+ * grayscale (into `work`, [k, 1, H, W]), one fused multiply-add and one clamp; or, when no sample
+ * of the stage blends with its grayscale image, a multiply, an add and the clamp, in place.
  */
 function blendStage(image: torch.Tensor, work: torch.Tensor, shift: number, params: readonly SampleParams[], ops: readonly JitterOp[]): void {
   const [n, , height, width] = batchShape(image);
@@ -586,9 +592,9 @@ function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): 
     hue.addInPlace(a, -1);
     torch.addcmul(a, hue, notMax(blue), hue); // numerator
     // Divide by chroma (plus 2^-100, which changes no nonzero chroma of these images and gives
-    // gray pixels, whose numerator is 0, a hue of 0) and add the shift, in one pass.
-    // (An operation with two broadcast scalars leaves libtorch's vectorized loop: copy, then add
-    // in place.)
+    // gray pixels, whose numerator is 0, a hue of 0) and add the shift. chroma + 2^-100 is a copy
+    // and an in-place add: as one operation with two broadcast scalars it would leave libtorch's
+    // vectorized loop. The division and the shift are one pass.
     b.copyInPlace(chroma).addInPlace(2 ** -100);
     torch.addcdiv(torch.tensor(Float32Array.from(shifts, (s) => 6 * s), [shifts.length, 1, 1, 1]), hue, b, hue);
     // H mod 6 as H - 6 floor(H / 6) (remainder() is several times slower). Rounding in H / 6 can

@@ -206,7 +206,7 @@ const DATASETS: readonly DatasetInfo[] = [
       'basophil',
       'eosinophil',
       'erythroblast',
-      'immature granulocytes (myelocytes, metamyelocytes and promyelocytes)',
+      'immature granulocytes(myelocytes, metamyelocytes and promyelocytes)',
       'lymphocyte',
       'monocyte',
       'neutrophil',

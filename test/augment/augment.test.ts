@@ -285,21 +285,33 @@ describe('augment', () => {
     expect(run(5)).not.toEqual(run(6));
   });
 
-  it('gives the same result whatever ran before (scratch tensors are reused between calls)', () => {
+  // The datasheet's jitter sorts samples into hue groups; brightness and contrast alone (as in
+  // the default recipe) make one group, jittered in place without the sort, and blend stages
+  // without a grayscale term.
+  const brightnessContrastOnly: AugmentConfig = {
+    ...datasheetAugment,
+    colorJitter: { enabled: true, brightness: 0.2, contrast: 0.2, saturation: 0, hue: 0 },
+  };
+  const configs = [
+    ['the datasheet augmentation', datasheetAugment],
+    ['brightness and contrast jitter only', brightnessContrastOnly],
+  ] as const;
+
+  it.each(configs)('gives the same result whatever ran before (scratch tensors are reused between calls): %s', (_, config) => {
     const x = randomBatch(6, 16, 3);
-    const first = augment(x, datasheetAugment, new torch.Generator(9)).toArray();
-    augment(randomBatch(5, 12, 4), datasheetAugment, new torch.Generator(1)); // another shape
-    augment(randomBatch(6, 16, 5), datasheetAugment, new torch.Generator(2)); // same shape, other data
-    expect(augment(x, datasheetAugment, new torch.Generator(9)).toArray()).toEqual(first);
-    augment(randomBatch(9, 16, 7), datasheetAugment, new torch.Generator(3)); // a larger batch: x uses its first rows
-    expect(augment(x, datasheetAugment, new torch.Generator(9)).toArray()).toEqual(first);
+    const first = augment(x, config, new torch.Generator(9)).toArray();
+    augment(randomBatch(5, 12, 4), config, new torch.Generator(1)); // another shape
+    augment(randomBatch(6, 16, 5), config, new torch.Generator(2)); // same shape, other data
+    expect(augment(x, config, new torch.Generator(9)).toArray()).toEqual(first);
+    augment(randomBatch(9, 16, 7), config, new torch.Generator(3)); // a larger batch: x uses its first rows
+    expect(augment(x, config, new torch.Generator(9)).toArray()).toEqual(first);
     // The input is never changed.
     expect(x.toArray()).toEqual(randomBatch(6, 16, 3).toArray());
   });
 
-  it('gives each sample the result it gets alone in a batch', () => {
+  it.each(configs)('gives each sample the result it gets alone in a batch: %s', (_, config) => {
     const x = randomBatch(12, 16, 6);
-    const params = sampleParams(12, 16, 16, datasheetAugment, new torch.Generator(4));
+    const params = sampleParams(12, 16, 16, config, new torch.Generator(4));
     const batch = applyAugment(x, params);
     for (const i of [0, 5, 11]) {
       const alone = applyAugment(x.slice(0, i, i + 1), [params[i]!]);

@@ -28,9 +28,14 @@ describe('MedMNIST registry', () => {
   });
 
   it('keeps every entry consistent', () => {
-    for (const key of datasetKeys()) {
+    const keys = datasetKeys();
+    expect(new Set(keys).size).toBe(keys.length);
+    const md5s = keys.flatMap((key) => IMAGE_SIZES.map((size) => getDataset(key).files[size].md5).filter((md5) => md5 !== undefined));
+    expect(new Set(md5s).size).toBe(md5s.length);
+    for (const key of keys) {
       const info = getDataset(key);
       expect(info.labels.length, key).toBeGreaterThanOrEqual(2);
+      if (info.task === 'binary-class') expect(info.labels.length, key).toBe(2);
       for (const size of IMAGE_SIZES) {
         expect(info.files[size].size).toBe(size);
         expect(info.files[size].url).toContain(`/${info.files[size].fileName}?`);
