@@ -1,16 +1,17 @@
 // How close is our composed warp to torchvision's pipeline? The datasheet's geometric transforms
-// (flip, rotation, resized crop, affine) with the same parameters on the same images: ours as one
-// resampling of the composed warp (bilinear or nearest), torchvision's per sample on PIL images
-// with three resamplings (bilinear/fidelity.py). Colour jitter is off: ours matches torchvision's
-// up to float rounding, and PIL's 8-bit HSV would only add noise to the comparison.
+// (flip, rotation, resized crop, affine) with the same parameters on the same images: ours
+// resamples the composed warp once (bilinear or nearest), torchvision resamples per sample on PIL
+// images three times (fidelity.py). Colour jitter is off: its kernels match torchvision's up to
+// float rounding, and PIL's 8-bit HSV would only add noise to the comparison.
 //
-//   MEDMNIST_DIR=../shared/data npx tsx bench/augment/fidelity.ts [--count 512] [--size 64] [--seed 0] [--photos DIR]
+//   MEDMNIST_DIR=../shared/data npx tsx bench/augment/fidelity.ts [--count 512] [--size 64] [--seed 0]
+//   npx tsx bench/augment/fidelity.ts --photos ../shared/samples [--count 510]
 //
-// Images: RetinaMNIST's training images, upsampled from 28x28 as training does when the file at
-// --size is absent; or with --photos, the fundus photographs in DIR (e.g. ../shared/samples) as
-// `predict` prepares them, each used count / (number of photos) times. Reported per interpolation: mean absolute difference from torchvision's output
-// in 8-bit levels, over all pixels and over the pixels inside the fundus disc (the frame is black
-// in both, which would flatter every mode alike).
+// Images: RetinaMNIST's first --count training images, upsampled from 28x28 as training does
+// when the file at --size is absent; or with --photos, the fundus photographs in DIR as `predict`
+// prepares them, each used count / (number of photos) times. Reported per interpolation: mean
+// absolute difference from torchvision's output in 8-bit levels, over all pixels and over the
+// pixels inside the fundus disc (the frame is black in both, which would flatter every mode alike).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,7 +42,9 @@ const toBytes = (x: torch.Tensor): Uint8Array =>
 /** The uint8 HWC images both sides start from. */
 async function sourceImages(): Promise<{ images: Uint8Array; description: string }> {
   if (args.photos === undefined) {
-    return { images: toBytes(prepareData({ size }).train.x.slice(0, 0, count)), description: `${count} RetinaMNIST training images` };
+    const train = prepareData({ size }).train;
+    if (count > train.count) throw new Error(`--count ${count}: the training split has ${train.count} images`);
+    return { images: toBytes(train.x.slice(0, 0, count)), description: `${count} RetinaMNIST training images` };
   }
   const files = readdirSync(args.photos).filter((name) => /\.(jpe?g|png|tiff?|webp)$/i.test(name)).sort();
   if (files.length === 0) throw new Error(`no photographs in ${args.photos}`);

@@ -4,9 +4,10 @@
 //
 //   npx tsx bench/augment/run.ts [--count 1024] [--size 64] [--batch 128] [--rounds 3] [--interpolation bilinear,nearest]
 //
-// Ours runs once per round for each interpolation listed: the composed warp resamples once,
-// where torchvision resamples three times (nearest for rotation and affine, bilinear for the
-// crop), so neither mode is torchvision's exactly and both are reported.
+// Ours runs once per round for each interpolation listed (in reverse order every other round).
+// Our composed warp resamples once where torchvision resamples three times (nearest for rotation
+// and affine, bilinear for the crop), so neither mode is torchvision's exactly: both are reported
+// (fidelity.ts measures which is closer).
 //
 // Threads: RETINAGRADE_THREADS (default: every core); the peer gets the same torch.set_num_threads.
 import { spawnSync } from 'node:child_process';
@@ -78,7 +79,10 @@ const peer: number[] = [];
 try {
   for (let round = 1; round <= rounds; round++) {
     const line: string[] = [];
-    for (const [mode, results] of ours) {
+    // Each round reverses the order of our modes, so neither always runs first.
+    const modes = round % 2 === 1 ? interpolations : [...interpolations].reverse();
+    for (const mode of modes) {
+      const results = ours.get(mode)!;
       results.push(oursImagesPerSecond(mode));
       line.push(`ours (${mode} warp) ${results.at(-1)!.toFixed(0)} img/s`);
     }
