@@ -31,4 +31,12 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'default-64-stem2': { size: 64, config: config('stem-stride-2') },
   // No augmentation at all.
   'cnn28-noaug': { model: 'cnn', size: 28, epochs: 60, augment: false },
+  // Single models of the default recipe and one change each (session 3), for more seeds than the
+  // rows above: wider, label smoothing, longer, dropout before the classifier, no augmentation.
+  'single-28': { ensemble: 1 },
+  'single-28-width48': { ensemble: 1, width: 48 },
+  'single-28-smooth0.1': { ensemble: 1, labelSmoothing: 0.1 },
+  'single-28-epochs100': { ensemble: 1, epochs: 100 },
+  'single-28-dropout0.2': { ensemble: 1, dropout: 0.2 },
+  'single-28-noaug': { ensemble: 1, augment: false },
 };
