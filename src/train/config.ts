@@ -34,6 +34,8 @@ const AugmentSchema = z
   .strict();
 
 /** Every default below is the default recipe, chosen on the validation split (RESULTS.md). */
+const MAX_SEED = 2 ** 32 - 1;
+
 export const RunConfigSchema = z
   .object({
     /** The recipe (src/train/recipes.ts) this config was layered on; informational. */
@@ -75,6 +77,7 @@ export const RunConfigSchema = z
     schedule: z
       .object({
         name: z.enum(['cosine', 'multistep', 'onecycle', 'constant']).default('cosine'),
+        /** Linear warm-up of the cosine schedule (the others have none). */
         warmupEpochs: z.number().min(0).default(1),
         /** Multistep milestones as fractions of the run, so they survive a change of epochs. */
         milestones: z.array(z.number().min(0).max(1)).default([0.5, 0.75]),
@@ -92,7 +95,7 @@ export const RunConfigSchema = z
     selectOn: z.enum(['auc', 'acc', 'qwk']).default('auc'),
     /** Stop after this many epochs without improvement of `selectOn`; 0 never stops early. */
     patience: z.number().int().min(0).default(0),
-    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+    seed: z.number().int().min(0).max(MAX_SEED).default(0),
     threads: z.number().int().positive().optional(),
   })
   .strict()
@@ -106,6 +109,10 @@ export const RunConfigSchema = z
       kind === 'focal' && alpha !== undefined && classWeights !== 'none' && 'classWeights (alpha already weighs the classes)',
     ].filter(Boolean);
     for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
+    // Member k of an ensemble trains with seed * ensemble + k (trainer.ts, memberSeed).
+    if (config.seed * config.ensemble + config.ensemble - 1 > MAX_SEED) {
+      ctx.addIssue({ code: 'custom', path: ['seed'], message: `with an ensemble of ${config.ensemble}, the seed must be at most ${Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble)}` });
+    }
     if (config.model.stemStride !== undefined && config.model.name !== 'cnn') {
       ctx.addIssue({ code: 'custom', path: ['model', 'stemStride'], message: `only the compact CNN has a stemStride; ${config.model.name} sets its stem by input size` });
     }

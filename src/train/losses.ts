@@ -64,7 +64,9 @@ export class FocalLoss implements Objective {
   loss(logits: Tensor, labels: Tensor): Tensor {
     return torch.tidy(() => {
       const logpTrue = logits.logSoftmax(1).gather(1, labels.unsqueeze(1)).squeeze(1);
-      const focus = logpTrue.exp().neg().add(1).clamp(0).pow(this.gamma);
+      // (1 - p)^gamma, with 1 - p kept off 0: pow's gradient at 0 is infinite for gamma < 1,
+      // which made whole rows of gradients NaN on confidently right samples.
+      const focus = logpTrue.exp().neg().add(1).clamp(1e-12).pow(this.gamma);
       let perSample = focus.mul(logpTrue).neg();
       if (this.alpha) perSample = perSample.mul(weightsOf(this.alpha, labels, logits));
       return perSample.mean();

@@ -14,17 +14,26 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
   const { model, data } = metrics;
   const members = metrics.members;
   const architecture =
-    `${model.name}${model.width ? `, width ${model.width}` : ''}${model.dropout ? `, dropout ${model.dropout}` : ''}, ` +
-    `${model.size}x${model.size} RGB input in [-1, 1]`;
+    `${model.name}${model.width ? `, width ${model.width}` : ''}${model.dropout ? `, dropout ${model.dropout}` : ''}` +
+    `${model.stemStride === 2 ? ', stride-2 first convolution' : ''}, ${model.size}x${model.size} RGB input in [-1, 1]`;
   const ensemble = members
     ? `an ensemble of ${members.length} such models (seeds ${members.map((m) => m.seed).join(', ')}), class probabilities averaged`
     : 'a single model';
-  const augmentation = config.augment
+  const enabledTransforms = config.augment
     ? Object.entries(config.augment)
         .filter(([, v]) => typeof v === 'object' && v !== null && (v as { enabled?: boolean }).enabled)
         .map(([name]) => name)
-        .join(', ')
-    : 'none';
+    : [];
+  const augmentation = enabledTransforms.length > 0 ? enabledTransforms.join(', ') : 'none';
+  const epochsRun = [metrics.epochs_run].flat();
+  const epochs =
+    epochsRun.every((n) => n === config.epochs)
+      ? `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`
+      : `up to ${config.epochs} epochs, stopped early after ${config.patience} without improvement (epochs run: ${epochsRun.join(', ')})`;
+  const { name: scheduleName, warmupEpochs } = config.schedule;
+  const warmup = scheduleName === 'cosine' && warmupEpochs > 0 ? ` with ${warmupEpochs} warm-up epoch${warmupEpochs === 1 ? '' : 's'}` : '';
+  const schedule = `${scheduleName} learning-rate schedule${warmup}`;
+  const kept = config.ema > 0 ? `an exponential moving average (decay ${config.ema}) of the weights` : 'the weights';
   const ci = test.ci95;
   const rarest = test.per_class.reduce((low, c, i) => (c.support > 0 && c.support < test.per_class[low]!.support ? i : low), 0);
 
@@ -39,8 +48,8 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
 - ${architecture}; ${ensemble}.
 - Output: probabilities of the five diabetic retinopathy grades (${GRADE_NAMES.map((g, i) => `${i} ${g}`).join(', ')}).
 - Trained by retinagrade, recipe \`${config.recipe}\`: loss \`${config.loss.kind}\`, sampler \`${config.sampler}\`,
-  augmentation: ${augmentation}; ${config.optimizer.name} (lr ${config.optimizer.lr}), ${config.epochs} epoch${config.epochs === 1 ? '' : 's'}, batch ${config.batchSize};
-  the weights of the epoch with the best validation ${config.selectOn.toUpperCase()} were kept
+  augmentation: ${augmentation}; ${config.optimizer.name} (lr ${config.optimizer.lr}), ${schedule}, ${epochs}, batch ${config.batchSize};
+  ${kept} of the epoch with the best validation ${config.selectOn.toUpperCase()} were kept
   (epoch ${Array.isArray(metrics.best_epoch) ? metrics.best_epoch.join(', ') : metrics.best_epoch}).
 - Training time: ${metrics.seconds.toFixed(0)} s${members ? ' (summed over members)' : ''}. Full configuration: \`config.json\`.
 

@@ -1,7 +1,7 @@
 // What a finished run leaves behind: metrics.json (val and test, with bootstrap intervals on test)
 // and predictions.csv (one row per test image), written by `train` at the end of a run.
 import { bootstrapMetrics, type EvalMetrics } from '../eval/index.js';
-import type { Module } from '../nn/index.js';
+import type { ModelConfig, Module } from '../nn/index.js';
 import type { RunConfig } from './config.js';
 import type { PreparedData } from './dataset.js';
 import { evaluateSplit, type InferenceOptions, type SplitEvaluation } from './inference.js';
@@ -18,11 +18,14 @@ export interface RunMetrics {
   test: EvalMetrics & { ci95: ReturnType<typeof bootstrapMetrics> };
   /** The selected epoch; for an ensemble, each member's. */
   best_epoch: number | number[];
+  /** Epochs trained (fewer than configured after an early stop); for an ensemble, each member's. */
+  epochs_run: number | number[];
   /** Training time, summed over an ensemble's members. */
   seconds: number;
   /** An ensemble's members, each as it validated alone. */
   members?: MemberSummary[];
   data: PreparedData['source'];
+  /** The model as built: the config's, with the stem stride it implies at this size. */
   model: RunConfig['model'] & { size: number; ensemble: number };
   tta: boolean;
   disclaimer: string;
@@ -31,6 +34,7 @@ export interface RunMetrics {
 export interface MemberSummary {
   seed: number;
   best_epoch: number;
+  epochs_run: number;
   seconds: number;
   val: Pick<EvalMetrics, 'acc' | 'auc' | 'qwk'>;
 }
@@ -51,7 +55,15 @@ export function writeRunOutputs(
   model: Module,
   objective: Objective,
   data: PreparedData,
-  info: { bestEpoch: number | number[]; seconds: number; config: RunConfig; members?: MemberSummary[] },
+  info: {
+    bestEpoch: number | number[];
+    epochsRun: number | number[];
+    seconds: number;
+    config: RunConfig;
+    /** The model config the run built (modelConfigOf). */
+    modelConfig: ModelConfig;
+    members?: MemberSummary[];
+  },
   inference: InferenceOptions = {},
 ): RunMetrics {
   const val = evaluateSplit(model, objective, data.val, inference);
@@ -61,9 +73,15 @@ export function writeRunOutputs(
     val: val.metrics,
     test: { ...test.metrics, ci95: bootstrapMetrics(data.test.labels, test.probs, numClasses, { seed: info.config.seed }) },
     best_epoch: info.bestEpoch,
+    epochs_run: info.epochsRun,
     seconds: info.seconds,
     data: data.source,
-    model: { ...info.config.model, size: info.config.size, ensemble: info.config.ensemble },
+    model: {
+      ...info.config.model,
+      ...(info.modelConfig.stemStride === undefined ? {} : { stemStride: info.modelConfig.stemStride }),
+      size: info.config.size,
+      ensemble: info.config.ensemble,
+    },
     ...(info.members ? { members: info.members } : {}),
     tta: inference.tta ?? false,
     disclaimer: NOT_FOR_CLINICAL_USE,

@@ -62,6 +62,8 @@ interface CheckpointState {
 
 /** Stored in the checkpoint's safetensors metadata, so weights and state are one atomic file. */
 const STATE_KEY = 'retinagrade_state';
+/** Stored in best.safetensors' metadata: the epoch whose weights it holds. */
+const BEST_EPOCH_KEY = 'epoch';
 
 const NUM_CLASSES = 5;
 
@@ -81,7 +83,13 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   try {
     if (config.ensemble === 1) {
       const trained = await trainModel(run, config, data, { ...options, resume: Boolean(options.resume) && run.has('config') });
-      const metrics = writeRunOutputs(run, trained.model, trained.objective, data, { bestEpoch: trained.bestEpoch, seconds: trained.seconds, config });
+      const metrics = writeRunOutputs(run, trained.model, trained.objective, data, {
+        bestEpoch: trained.bestEpoch,
+        epochsRun: trained.epochsRun,
+        seconds: trained.seconds,
+        config,
+        modelConfig: modelConfigOf(config),
+      });
       trained.model.dispose();
       return { runDir: run, metrics };
     }
@@ -130,7 +138,13 @@ async function trainEnsemble(run: RunDir, config: RunConfig, data: PreparedData,
       });
       const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;
       members.push(trained.model);
-      summaries.push({ seed: memberConfig.seed, best_epoch: trained.bestEpoch, seconds: trained.seconds, val: { acc: val.acc, auc: val.auc, qwk: val.qwk } });
+      summaries.push({
+        seed: memberConfig.seed,
+        best_epoch: trained.bestEpoch,
+        epochs_run: trained.epochsRun,
+        seconds: trained.seconds,
+        val: { acc: val.acc, auc: val.auc, qwk: val.qwk },
+      });
       seconds += trained.seconds;
     }
   } catch (error) {
@@ -141,8 +155,10 @@ async function trainEnsemble(run: RunDir, config: RunConfig, data: PreparedData,
   saveSafetensors(run.file('best'), ensemble.stateDict(), { model: JSON.stringify(modelConfig), objective: config.loss.kind, ensemble: String(config.ensemble) });
   const metrics = writeRunOutputs(run, ensemble, new LogProbabilityObjective(NUM_CLASSES), data, {
     bestEpoch: summaries.map((m) => m.best_epoch),
+    epochsRun: summaries.map((m) => m.epochs_run),
     seconds,
     config,
+    modelConfig,
     members: summaries,
   });
   ensemble.dispose();
@@ -172,6 +188,8 @@ interface TrainedModel {
   model: FeatureClassifier;
   objective: Objective;
   bestEpoch: number;
+  /** Epochs trained: fewer than configured when early stopping ended the run. */
+  epochsRun: number;
   seconds: number;
 }
 
@@ -198,6 +216,34 @@ async function trainModel(
   const macs = countMacs(model, [3, config.size, config.size]);
   say(`model ${config.model.name} @${config.size}: ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${((2 * macs) / 1e6).toFixed(1)} MFLOPs per image`);
 
+  try {
+    return await runEpochs(run, config, data, options, { modelConfig, model, ema, optimizer, objective, sampler });
+  } catch (error) {
+    for (const module of [model, ema]) module?.dispose();
+    optimizer.dispose();
+    throw error;
+  }
+}
+
+/** What trainModel builds for runEpochs. */
+interface TrainingParts {
+  modelConfig: ModelConfig;
+  model: FeatureClassifier;
+  ema: FeatureClassifier | undefined;
+  optimizer: Optimizer;
+  objective: Objective;
+  sampler: EpochSampler;
+}
+
+/** trainModel's epochs: returns the selected weights in the evaluated module, and frees the rest. */
+async function runEpochs(
+  run: RunDir,
+  config: RunConfig,
+  data: PreparedData,
+  options: Pick<TrainOptions, 'progress' | 'say'> & { resume: boolean; onEpoch?: () => void },
+  { modelConfig, model, ema, optimizer, objective, sampler }: TrainingParts,
+): Promise<TrainedModel> {
+  const { say = () => {} } = options;
   let state: CheckpointState = { epochsDone: 0, bestEpoch: -1, bestScore: -Infinity, optimizer: {}, secondsSoFar: 0, stopped: false };
   beginRun(run, { ...config, model: modelConfig, threads: undefined }, options.resume);
   if (options.resume && run.has('checkpoint')) {
@@ -272,7 +318,11 @@ async function trainModel(
     if (score > state.bestScore || state.bestEpoch < 0) {
       state.bestScore = score;
       state.bestEpoch = epoch + 1;
-      saveSafetensors(run.file('best'), evaluated.stateDict(), { model: JSON.stringify(modelConfig), objective: config.loss.kind });
+      saveSafetensors(run.file('best'), evaluated.stateDict(), {
+        model: JSON.stringify(modelConfig),
+        objective: config.loss.kind,
+        [BEST_EPOCH_KEY]: String(state.bestEpoch),
+      });
     }
     state.epochsDone = epoch + 1;
     state.secondsSoFar = (performance.now() - started) / 1000;
@@ -287,7 +337,7 @@ async function trainModel(
   if (ema) model.dispose();
   optimizer.dispose();
   evaluated.eval();
-  return { model: evaluated, objective, bestEpoch: state.bestEpoch, seconds: (performance.now() - started) / 1000 };
+  return { model: evaluated, objective, bestEpoch: state.bestEpoch, epochsRun: state.epochsDone, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The EMA decay at step t, warmed up as (1+t)/(10+t) so early epochs do not average in the random init. */
@@ -327,7 +377,18 @@ function resumeFrom(run: RunDir, model: Module, ema: Module | undefined, optimiz
   optimizer.loadStateDict({ tensors: part('optimizer.'), meta: state.optimizer });
   for (const t of saved.values()) t.dispose();
   run.truncateLog(state.epochsDone);
+  // best.safetensors is written before the checkpoint: after an interruption between the two it
+  // holds weights of the epoch about to be re-run, not of state.bestEpoch. That epoch's re-run
+  // must then replace it whatever it scores, or the file and the selected epoch would disagree.
+  if (run.has('best') && bestEpochOnDisk(run) > state.epochsDone) state.bestScore = -Infinity;
   return state;
+}
+
+/** The epoch best.safetensors says it holds (0 for files written before it said so). */
+function bestEpochOnDisk(run: RunDir): number {
+  const best = loadSafetensors(run.file('best'));
+  for (const t of best.tensors.values()) t.dispose();
+  return Number(best.metadata[BEST_EPOCH_KEY] ?? 0);
 }
 
 function disposeData(data: PreparedData): void {

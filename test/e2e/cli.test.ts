@@ -54,6 +54,8 @@ describe('train', () => {
     expect(card).toContain(`| test (400) | ${(100 * metrics.test.acc).toFixed(1)} [`);
     expect(card).toContain(`| 0 No DR | ${metrics.test.per_class[0].support} |`);
     expect(readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(metrics.epochs_run).toBe(2);
+    expect(card).toContain(', 2 epochs, batch 64');
     expect(metrics.data).toMatchObject({ size: 28, upsampled_from: null, md5: 'bd4c0672f1bba3e3a89f0e4e876791e4' });
     for (const split of ['val', 'test']) for (const key of ['acc', 'auc', 'qwk']) expect(metrics[split][key]).toBeTypeOf('number');
     expect(metrics.test.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(400);

@@ -29,6 +29,16 @@ describe('losses match PyTorch', () => {
     const label = torch.tensor([0], [1], 'int64');
     expect(new FocalLoss(5, 4).loss(confident, label).item()).toBeLessThan(1e-6 * new CrossEntropy(5).loss(confident, label).item());
   });
+
+  it('keeps gradients finite for gamma below 1 on a certain, correct prediction', () => {
+    // p = 1 exactly in float32: (1 - p)^0.5 has an infinite derivative at 0.
+    const logits = torch.tensor([120, 0, 0, 0, 0, 0, 3, 0, 0, 0], [2, 5]);
+    logits.requiresGrad = true;
+    new FocalLoss(5, 0.5).loss(logits, torch.tensor([0, 1], [2], 'int64')).backward();
+    const grad = logits.grad!.toArray();
+    expect(grad.every(Number.isFinite)).toBe(true);
+    expect(grad.some((g) => g !== 0)).toBe(true);
+  });
 });
 
 describe('cumulative ordinal objective', () => {

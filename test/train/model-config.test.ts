@@ -21,3 +21,13 @@ describe('modelConfigOf', () => {
     expect(parsed.error?.issues[0]?.message).toMatch(/only the compact CNN has a stemStride/);
   });
 });
+
+describe('RunConfigSchema', () => {
+  it('refuses a seed whose ensemble members would have seeds out of range', () => {
+    expect(RunConfigSchema.safeParse({ seed: 2 ** 32 - 1, ensemble: 1 }).success).toBe(true);
+    const parsed = RunConfigSchema.safeParse({ seed: 2 ** 32 - 1, ensemble: 5 });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.message).toBe('with an ensemble of 5, the seed must be at most 858993458');
+    expect(RunConfigSchema.safeParse({ seed: 858993458, ensemble: 5 }).success).toBe(true);
+  });
+});
