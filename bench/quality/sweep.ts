@@ -41,7 +41,8 @@ for (const name of values.candidates.split(',')) {
     const metricsFile = join(outDir, 'metrics.json');
     if (!existsSync(metricsFile)) {
       process.stderr.write(`training ${name} seed ${seed}\n`);
-      await train({ config: resolveRunConfig({ ...flags, seed }), outDir, dataDir: values['data-dir'], resume: true });
+      const config = resolveRunConfig({ ...flags, seed });
+      await train({ config, outDir, dataDir: values['data-dir'], resume: existsSync(join(outDir, 'config.json')) });
     }
     results.push(JSON.parse(readFileSync(metricsFile, 'utf8')) as RunMetrics);
   }

@@ -61,8 +61,8 @@ export function registerModelCommands(program: Command): void {
     .option('--patience <epochs>', 'stop after this many epochs without improvement (0: never)', parseInteger)
     .option('--seed <n>', 'random seed (same seed and config: same result)', parseInteger)
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', parseInteger)
-    .option('--resume', 'continue an interrupted run in --out from its last checkpoint')
-    .option('--overwrite', 'replace the run already in --out')
+    .addOption(new Option('--resume', 'continue an interrupted run in --out from its last checkpoint').conflicts('overwrite'))
+    .option('--overwrite', 'replace the run (or a run\'s files) already in --out')
     .option('--json', 'print the final metrics as JSON on stdout')
     .addHelpText(
       'after',

@@ -1,16 +1,21 @@
 // `predict`: grade photographs with a trained run. One record per image; a bad file is reported
 // and the rest are still graded; the exit code is 1 when any image failed.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
-import type { Command } from 'commander';
+import { extname, join, relative, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
 import { openRun } from '../train/saved-run.js';
 import { predictImage, type Prediction } from '../train/predict-image.js';
 import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
 import { UserError } from '../errors.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
+/** What --cam writes: left out of folders, so a second run over the same folder skips them. */
+const CAM_SUFFIX = '.gradcam.png';
 
-/** Files named directly, plus the images inside named folders (sorted, not recursive). */
+/**
+ * Files named directly, plus the images inside named folders (sorted, not recursive, without
+ * Grad-CAM pictures of an earlier run). A folder without images is a UserError.
+ */
 export function expandInputs(inputs: string[]): string[] {
   return inputs.flatMap((input) => {
     let isDir = false;
@@ -20,16 +25,34 @@ export function expandInputs(inputs: string[]): string[] {
       return [input]; // reported as a failed record by predictImage
     }
     if (!isDir) return [input];
-    return readdirSync(input)
-      .filter((name) => IMAGE_EXTENSIONS.has(extname(name).toLowerCase()))
+    const images = readdirSync(input)
+      .filter((name) => IMAGE_EXTENSIONS.has(extname(name).toLowerCase()) && !name.endsWith(CAM_SUFFIX))
       .sort()
       .map((name) => join(input, name));
+    if (images.length === 0) throw new UserError(`no PNG, JPEG, TIFF or WebP images in ${input}`);
+    return images;
+  });
+}
+
+/**
+ * One Grad-CAM file name in `dir` per input: the input's path with separators flattened and its
+ * extension kept (a.jpg and a.png are two pictures), numbered when two inputs still collide.
+ */
+export function camFiles(dir: string, files: string[]): string[] {
+  const taken = new Set<string>();
+  return files.map((file) => {
+    const flat = relative('.', resolve(file)).replace(/^(\.\.[/\\])+/, (up) => 'up_'.repeat(up.length / 3)).replace(/[/\\:]+/g, '_');
+    let name = `${flat}${CAM_SUFFIX}`;
+    for (let n = 2; taken.has(name); n++) name = `${flat}-${n}${CAM_SUFFIX}`;
+    taken.add(name);
+    return join(dir, name);
   });
 }
 
 function toCsv(records: Prediction[]): string {
   const quote = (s: string): string => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
-  const header = 'file,grade,grade_name,p0,p1,p2,p3,p4,warnings,error,cam';
+  // The notice is a column, not a comment line, so that every CSV reader keeps it.
+  const header = 'file,grade,grade_name,p0,p1,p2,p3,p4,warnings,error,cam,notice';
   const rows = records.map((r) =>
     [
       quote(r.file),
@@ -39,6 +62,7 @@ function toCsv(records: Prediction[]): string {
       quote(r.warnings.join('; ')),
       quote(r.error ?? ''),
       quote(r.cam ?? ''),
+      quote(NOT_FOR_CLINICAL_USE),
     ].join(','),
   );
   return `${header}\n${rows.join('\n')}\n`;
@@ -61,17 +85,20 @@ export function predictCommand(program: Command): void {
     .description('grade fundus photographs (PNG/JPEG/TIFF/WebP files or folders of them)')
     .argument('<images...>', 'image files or folders')
     .requiredOption('--model <dir>', 'run directory written by `train`')
-    .option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is", 'disc')
-    .option('--cam <dir>', 'also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>')
-    .option('--json', 'one JSON array of records')
+    .addOption(
+      new Option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is").choices(['disc', 'none']).default('disc'),
+    )
+    .option('--cam <dir>', `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input path>${CAM_SUFFIX}`)
+    .addOption(new Option('--json', 'JSON: {disclaimer, predictions: [one record per image]}').conflicts('csv'))
     .option('--csv', 'CSV, one row per image')
     .addHelpText('after', `\nExamples:\n  retinagrade predict --model runs/default photo.jpg\n  retinagrade predict --model runs/default photos/ --csv > grades.csv\n\n${NOT_FOR_CLINICAL_USE}`)
-    .action(async (images: string[], flags: { model: string; crop: string; cam?: string; json?: boolean; csv?: boolean }) => {
-      if (flags.crop !== 'disc' && flags.crop !== 'none') throw new UserError(`--crop must be 'disc' or 'none', got '${flags.crop}'`);
+    .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
+      const files = expandInputs(images);
       const saved = openRun(flags.model);
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
+      const cams = flags.cam ? camFiles(flags.cam, files) : [];
       const records: Prediction[] = [];
-      for (const file of expandInputs(images)) records.push(await predictImage(saved, file, { crop: flags.crop, camDir: flags.cam }));
+      for (const [i, file] of files.entries()) records.push(await predictImage(saved, file, { crop: flags.crop, camFile: cams[i] }));
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));

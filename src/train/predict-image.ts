@@ -8,7 +8,6 @@ import type { SavedRun } from './saved-run.js';
 import { predictProbabilities } from './inference.js';
 import { GRADE_NAMES } from './outputs.js';
 import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
-import { join } from 'node:path';
 
 export interface Prediction {
   file: string;
@@ -53,8 +52,8 @@ const inputPixels = (x: torch.Tensor): Uint8Array =>
 
 export interface PredictOptions {
   crop: CropMode;
-  /** Also write a Grad-CAM picture of the predicted grade into this folder. */
-  camDir?: string;
+  /** Also write a Grad-CAM picture of the predicted grade to this file (PNG). */
+  camFile?: string;
   /** Also return that picture as PNG bytes in the record's `camPng`. */
   camPng?: boolean;
 }
@@ -69,14 +68,13 @@ export async function predictImage(saved: SavedRun, input: ImageInput, options: 
       const grade = probabilities.indexOf(Math.max(...probabilities));
       const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
       // One Grad-CAM per image, however many places it goes to.
-      const cam = options.camDir || options.camPng ? gradCam(saved.model, saved.objective, x, grade) : undefined;
-      if (cam && options.camPng) record.camPng = await camOverlayPng(inputPixels(x), cam);
-      if (cam && options.camDir) {
-        // Named after the whole input path, so photos with one name in two folders do not collide.
-        const flatName = file.replace(/^[./\\]+/, '').replace(/[/\\:]+/g, '_').replace(/\.[^.]*$/, '');
-        record.cam = join(options.camDir, `${flatName}.gradcam.png`);
+      const cam = options.camFile || options.camPng ? gradCam(saved.model, saved.objective, x, grade) : undefined;
+      const pixels = cam ? inputPixels(x) : undefined;
+      if (cam && options.camPng) record.camPng = await camOverlayPng(pixels!, cam);
+      if (cam && options.camFile) {
+        record.cam = options.camFile;
         try {
-          await writeCamOverlay(record.cam, inputPixels(x), cam);
+          await writeCamOverlay(record.cam, pixels!, cam);
         } catch (error) {
           throw new UserError(`cannot write ${record.cam}: ${(error as Error).message}`);
         }

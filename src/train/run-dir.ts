@@ -32,6 +32,10 @@ export class RunDir {
       throw new UserError(`cannot use ${this.path} as a run directory (${(error as NodeJS.ErrnoException).code ?? error})`);
     }
   }
+  /** The files and folders of a run that are here: what clear() would remove. */
+  runFilesPresent(): string[] {
+    return [...Object.values(RUN_FILES), MEMBERS_DIR].filter((name) => existsSync(join(this.path, name)));
+  }
   /** Removes every file a run writes (a fresh start in a used folder). */
   clear(): void {
     for (const name of Object.values(RUN_FILES)) rmSync(join(this.path, name), { force: true });

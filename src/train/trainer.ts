@@ -16,7 +16,7 @@ import { Ensemble, LogProbabilityObjective } from './ensemble.js';
 import type { Objective } from './losses.js';
 import { evaluateSplit } from './inference.js';
 import { prepareData, type PreparedData } from './dataset.js';
-import { RunDir } from './run-dir.js';
+import { RUN_FILES, RunDir } from './run-dir.js';
 import { writeRunOutputs, type MemberSummary, type RunMetrics } from './outputs.js';
 import { UserError } from '../errors.js';
 
@@ -74,15 +74,22 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   const { config, say = () => {} } = options;
   if (config.threads) torch.setNumThreads(config.threads);
   const run = new RunDir(options.outDir);
+  if (options.resume && !run.has('config')) {
+    throw new UserError(`nothing to resume in ${options.outDir}: it holds no run (no ${RUN_FILES.config})`);
+  }
   if (!options.resume && !options.overwrite && run.has('config')) {
     throw new UserError(`${options.outDir} already holds a run: continue it with --resume, replace it with --overwrite, or choose another --out`);
+  }
+  const strayFiles = run.runFilesPresent();
+  if (!options.resume && !options.overwrite && strayFiles.length > 0) {
+    throw new UserError(`${options.outDir} holds files a run would replace (${strayFiles.join(', ')}): choose another --out, or pass --overwrite`);
   }
   run.create();
   const data = prepareData({ dataDir: options.dataDir, size: config.size });
   if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
   try {
     if (config.ensemble === 1) {
-      const trained = await trainModel(run, config, data, { ...options, resume: Boolean(options.resume) && run.has('config') });
+      const trained = await trainModel(run, config, data, { ...options, resume: Boolean(options.resume) });
       const metrics = writeRunOutputs(run, trained.model, trained.objective, data, {
         bestEpoch: trained.bestEpoch,
         epochsRun: trained.epochsRun,
@@ -121,7 +128,7 @@ export const memberSeed = (seed: number, k: number, members: number): number => 
 async function trainEnsemble(run: RunDir, config: RunConfig, data: PreparedData, options: TrainOptions): Promise<RunMetrics> {
   const { say = () => {} } = options;
   const modelConfig = modelConfigOf(config);
-  beginRun(run, { ...config, model: modelConfig, threads: undefined }, Boolean(options.resume) && run.has('config'));
+  beginRun(run, { ...config, model: modelConfig, threads: undefined }, Boolean(options.resume));
   const members: FeatureClassifier[] = [];
   const summaries: MemberSummary[] = [];
   let seconds = 0;

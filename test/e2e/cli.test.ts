@@ -105,6 +105,40 @@ describe('train', () => {
   });
 });
 
+describe('predict outputs', () => {
+  const photo = join(dataDir, '../samples/fundus_a.jpg');
+
+  it('--cam writes one picture per input, even for one name in two formats, and a second run over the folder skips them', () => {
+    const folder = mkdtempSync(join(work, 'photos-'));
+    for (const name of ['a.jpg', 'a.jpeg']) writeFileSync(join(folder, name), readFileSync(photo));
+    const first = cli(['predict', '--model', runDir, '--json', '--cam', folder, folder]);
+    expect(first.code).toBe(0);
+    const cams = (JSON.parse(first.stdout).predictions as { cam: string }[]).map((r) => r.cam);
+    expect(new Set(cams).size).toBe(2);
+    for (const cam of cams) expect(existsSync(cam), cam).toBe(true);
+    const second = cli(['predict', '--model', runDir, '--json', folder]);
+    expect((JSON.parse(second.stdout).predictions as { file: string }[]).map((r) => r.file)).toEqual([join(folder, 'a.jpeg'), join(folder, 'a.jpg')]);
+  });
+
+  it('--csv carries the not-for-clinical-use notice in every row', () => {
+    const result = cli(['predict', '--model', runDir, '--csv', photo]);
+    expect(result.code).toBe(0);
+    const [header, row] = result.stdout.trim().split('\n');
+    expect(header!.split(',').at(-1)).toBe('notice');
+    expect(row).toContain('not for clinical use');
+  });
+
+  it('refuses an empty folder, and --json with --csv', () => {
+    const empty = mkdtempSync(join(work, 'no-photos-'));
+    const none = cli(['predict', '--model', runDir, empty]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`no PNG, JPEG, TIFF or WebP images in ${empty}`);
+    const both = cli(['predict', '--model', runDir, '--json', '--csv', photo]);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/--json.*cannot be used with.*--csv/);
+  });
+});
+
 describe('resume', () => {
   it('a run killed mid-epoch and resumed ends with the metrics of an uninterrupted run', async () => {
     const args = [...common, '--epochs', '3'];
@@ -199,6 +233,25 @@ describe('bad input', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/already holds a run.*--resume.*--overwrite/);
     expect(readFileSync(join(runDir, 'metrics.json'), 'utf8')).toBe(before);
+  });
+
+  it('train refuses a folder holding files a run would replace, and leaves them intact', () => {
+    const folder = mkdtempSync(join(work, 'mine-'));
+    writeFileSync(join(folder, 'predictions.csv'), 'my own predictions\n');
+    const result = cli(['train', ...common, '--epochs', '1', '--out', folder]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/holds files a run would replace \(predictions\.csv\).*--overwrite/);
+    expect(readFileSync(join(folder, 'predictions.csv'), 'utf8')).toBe('my own predictions\n');
+  });
+
+  it('train --resume with no run to resume, or with --overwrite, is refused', () => {
+    const empty = mkdtempSync(join(work, 'empty-'));
+    const nothing = cli(['train', ...common, '--epochs', '1', '--out', empty, '--resume']);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toContain(`nothing to resume in ${empty}: it holds no run (no config.json)`);
+    const both = cli(['train', ...common, '--epochs', '1', '--out', runDir, '--resume', '--overwrite']);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/--resume.*cannot be used with.*--overwrite/);
   });
 
   it('evaluate on a folder that is not a run says what is missing', () => {
