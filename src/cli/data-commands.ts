@@ -55,7 +55,7 @@ export function registerDataCommands(program: Command): void {
     .description('fetch an official MedMNIST file (resumable, md5-verified)')
     .addOption(datasetOption())
     .addOption(sizeOption(64))
-    .option('--dir <dir>', 'folder to put it in (default: --data-dir / $MEDMNIST_DIR / ~/.medmnist)')
+    .addOption(new Option('--dir <dir>', 'folder to put it in (default: --data-dir / $MEDMNIST_DIR / ~/.medmnist)').conflicts('dataDir'))
     .addOption(dataDirOption())
     .option('--mirror <url>', 'base URL replacing the official Zenodo folder, e.g. http://host/medmnist')
     .option('--retries <n>', 'retries after network errors', integerAtLeast(0), 4)

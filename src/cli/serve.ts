@@ -41,7 +41,10 @@ ${NOT_FOR_CLINICAL_USE}`,
       // Stop accepting, finish the requests in flight, stop the worker; a second signal kills.
       const stop = (signal: NodeJS.Signals): void => {
         process.stderr.write(`retinagrade: ${signal}, stopping\n`);
-        void app.close();
+        app.close().catch((error: unknown) => {
+          process.stderr.write(`retinagrade: error while stopping: ${(error as Error).message}\n`);
+          process.exitCode = 1;
+        });
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

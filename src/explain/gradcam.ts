@@ -20,6 +20,10 @@ export function gradCam(model: FeatureClassifier, objective: Objective, x: Tenso
   const size = x.shape[3]!;
   const wasTraining = model.training;
   model.eval();
+  // Only the feature map needs a gradient: the weights' would accumulate in their .grad with
+  // every call (a served model is asked again and again).
+  const parameters = model.parameters().filter((p) => p.requiresGrad);
+  for (const p of parameters) p.requiresGrad = false;
   try {
     const heat = torch.tidy(() => {
       // A leaf copy of the feature map: its .grad is the gradient Grad-CAM weighs channels by.
@@ -35,6 +39,7 @@ export function gradCam(model: FeatureClassifier, objective: Objective, x: Tenso
     });
     return { grade, size, heat };
   } finally {
+    for (const p of parameters) p.requiresGrad = true;
     model.train(wasTraining);
   }
 }

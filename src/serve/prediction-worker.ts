@@ -29,9 +29,18 @@ function startThread(workerData: unknown): Worker {
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
+/** A request not answered within this (queue time included) means the thread is stuck. */
+export const DEFAULT_DEADLINE_MS = 120_000;
+
+export interface WorkerOptions {
+  /** Milliseconds a request may wait for its answer before the thread is stopped as stuck. */
+  deadlineMs?: number;
+}
+
 export class PredictionWorker {
   readonly #worker: Worker;
-  readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void }>();
+  readonly #deadlineMs: number;
+  readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   #nextId = 0;
   /** Set once the thread has died or been closed: later requests fail at once. */
   #dead: Error | undefined;
@@ -39,13 +48,17 @@ export class PredictionWorker {
   private constructor(
     worker: Worker,
     readonly model: LoadedModel,
+    options: WorkerOptions,
   ) {
     this.#worker = worker;
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     worker.on('message', (reply: PredictReply) => {
       const pending = this.#pending.get(reply.id);
+      if (!pending) return;
       this.#pending.delete(reply.id);
-      if ('error' in reply) pending?.reject(new Error(reply.error));
-      else pending?.resolve(reply.predictions);
+      clearTimeout(pending.timer);
+      if ('error' in reply) pending.reject(new Error(reply.error));
+      else pending.resolve(reply.predictions);
     });
     worker.on('error', (error) => this.#failAll(error));
     worker.on('exit', (code) => this.#failAll(new Error(`prediction worker stopped (exit code ${code})`)));
@@ -55,11 +68,11 @@ export class PredictionWorker {
    * Starts a worker that loads the run directory `runDir`; resolves once the model is loaded.
    * An unusable run directory rejects with a UserError, as openRun would.
    */
-  static open(runDir: string): Promise<PredictionWorker> {
+  static open(runDir: string, options: WorkerOptions = {}): Promise<PredictionWorker> {
     const worker = startThread({ runDir });
     return new Promise((resolve, reject) => {
       worker.once('message', (status: WorkerReady) => {
-        if (status.ready) resolve(new PredictionWorker(worker, status.model));
+        if (status.ready) resolve(new PredictionWorker(worker, status.model, options));
         else {
           void worker.terminate();
           reject(status.userError ? new UserError(status.error) : new Error(status.error));
@@ -79,7 +92,13 @@ export class PredictionWorker {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      // A thread that does not answer in time is stuck: stop it, so that every waiting request
+      // fails now (and /health says so) instead of hanging.
+      const timer = setTimeout(() => {
+        this.#failAll(new Error(`grading did not finish within ${this.#deadlineMs / 1000} s; the prediction worker was stopped`));
+        void this.#worker.terminate();
+      }, this.#deadlineMs);
+      this.#pending.set(id, { resolve, reject, timer });
       this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
     });
   }
@@ -95,7 +114,10 @@ export class PredictionWorker {
 
   #failAll(error: Error): void {
     this.#dead ??= error;
-    for (const { reject } of this.#pending.values()) reject(error);
+    for (const { reject, timer } of this.#pending.values()) {
+      clearTimeout(timer);
+      reject(error);
+    }
     this.#pending.clear();
   }
 }

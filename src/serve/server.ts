@@ -14,7 +14,10 @@ import { PredictionWorker } from './prediction-worker.js';
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 /** Photographs waiting for the worker beyond which new ones are turned away (503). */
 export const DEFAULT_MAX_QUEUED = 16;
-/** A request (upload and grading) that takes longer than this is answered 408 by Node. */
+/**
+ * A request whose upload takes longer than this is answered 408 by Node. Grading has its own
+ * deadline (PredictionWorker's), after which the stuck worker is stopped and requests get 500.
+ */
 const REQUEST_TIMEOUT_MS = 120_000;
 
 export interface ServerOptions {
@@ -24,6 +27,8 @@ export interface ServerOptions {
   maxQueued?: number;
   /** Fastify's logger (pino); off unless given. */
   logger?: FastifyServerOptions['logger'];
+  /** Milliseconds a photograph may take to be graded, queue included (PredictionWorker). */
+  gradingDeadlineMs?: number;
 }
 
 type Scores = Pick<EvalMetrics, 'acc' | 'auc' | 'qwk'>;
@@ -55,6 +60,9 @@ export interface ErrorResponse {
   message: string;
 }
 
+/** The methods of each route, for 405's Allow header. */
+const ROUTES: Readonly<Record<string, string>> = { '/': 'GET, HEAD', '/health': 'GET, HEAD', '/v1/model': 'GET, HEAD', '/v1/predict': 'POST' };
+
 const UPLOAD_NAME = 'uploaded image';
 const ACCEPTED_TYPES = 'image/* (PNG, JPEG, TIFF, WebP) or application/octet-stream';
 
@@ -81,7 +89,7 @@ function errorBody(statusCode: number, message: string): ErrorResponse {
 export async function createServer(runDir: string, options: ServerOptions = {}): Promise<FastifyInstance> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const metrics = readMetrics(new RunDir(runDir));
-  const worker = await PredictionWorker.open(runDir);
+  const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs });
   const { model, size, ensemble } = worker.model;
   const description: ModelDescription = {
     model: model.name,
@@ -120,7 +128,13 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     void reply.status(status).send(errorBody(status, message));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send(errorBody(404, `no route ${request.method} ${request.url.split('?')[0]}; see GET / for the page, POST /v1/predict, GET /v1/model, GET /health`));
+    const path = request.url.split('?')[0]!;
+    const allowed = ROUTES[path];
+    if (allowed) {
+      void reply.status(405).header('allow', allowed).send(errorBody(405, `${request.method} ${path} is not served: use ${allowed}`));
+      return;
+    }
+    void reply.status(404).send(errorBody(404, `no route ${request.method} ${path}; see GET / for the page, POST /v1/predict, GET /v1/model, GET /health`));
   });
 
   app.get('/', (_request, reply) => {

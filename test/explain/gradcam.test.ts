@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
-import { Module, type FeatureClassifier } from '../../src/nn/index.js';
+import { Module, ModelConfigSchema, createModel, type FeatureClassifier } from '../../src/nn/index.js';
 import { CrossEntropy } from '../../src/train/losses.js';
 import { gradCam, writeCamOverlay } from '../../src/explain/gradcam.js';
 
@@ -41,6 +41,16 @@ describe('Grad-CAM', () => {
   it('finds no positive evidence for the grade the bright patch argues against', () => {
     const cam = gradCam(model, new CrossEntropy(2), x, 0);
     expect(Math.max(...cam.heat)).toBe(0);
+  });
+
+  it('leaves the weights without gradients, and trainable, however often it is asked', () => {
+    const cnn = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8 }));
+    const image = new torch.Generator(2).uniform([1, 3, 28, 28], -1, 1);
+    for (let i = 0; i < 3; i++) gradCam(cnn, new CrossEntropy(5), image, 2);
+    for (const p of cnn.parameters()) {
+      expect(p.grad).toBeUndefined();
+      expect(p.requiresGrad).toBe(true);
+    }
   });
 
   it('writes the image and its overlay side by side as PNG', async () => {

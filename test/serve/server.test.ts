@@ -114,6 +114,18 @@ describe('POST /v1/predict', () => {
       await small.close();
     }
   });
+
+  it('stops a worker that does not grade in time: 500 for the request, 503 from /health', async () => {
+    const stuck = await createServer(untrainedRun(1), { gradingDeadlineMs: 1 });
+    try {
+      const response = await predict(photo, '', 'image/jpeg', stuck);
+      expect(response.statusCode).toBe(500);
+      expect(response.json().message).toBe('the prediction worker has stopped; restart the server');
+      expect((await stuck.inject('/health')).statusCode).toBe(503);
+    } finally {
+      await stuck.close();
+    }
+  });
 });
 
 describe('the other routes', () => {
@@ -150,6 +162,14 @@ describe('the other routes', () => {
     const response = await app.inject('/v2/predict');
     expect(response.statusCode).toBe(404);
     expect(response.json().message).toMatch(/no route GET \/v2\/predict/);
+  });
+
+  it('a known route with another method is 405 with Allow', async () => {
+    const response = await app.inject('/v1/predict');
+    expect(response.statusCode).toBe(405);
+    expect(response.headers.allow).toBe('POST');
+    expect(response.json().message).toBe('GET /v1/predict is not served: use POST');
+    expect((await app.inject({ method: 'POST', url: '/health' })).headers.allow).toBe('GET, HEAD');
   });
 });
 
