@@ -10,7 +10,7 @@ import { writeMontage } from '../data/montage.js';
 import { resolveRunConfig } from './train-config.js';
 import { RECIPE_NAMES } from '../train/recipes.js';
 import { prepareData } from '../train/dataset.js';
-import { dataDirOption, integerAtLeast } from './main.js';
+import { dataDirOption, integerAtLeast } from './options.js';
 import { UserError } from '../errors.js';
 
 const sizeOption = (fallback: ImageSize): Option =>
@@ -99,7 +99,10 @@ export function registerDataCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet')
     .action(async (flags: { out: string; dataDir?: string; size: string; count: number; variants: number; scale: number; seed: number; recipe: string; config?: string }) => {
       const { augment } = resolveRunConfig({ recipe: flags.recipe, config: flags.config });
-      if (!augment) throw new UserError(`recipe '${flags.recipe}' trains without augmentation: nothing to show`);
+      if (!augment) {
+        const source = flags.config ? `recipe '${flags.recipe}' with ${flags.config}` : `recipe '${flags.recipe}'`;
+        throw new UserError(`${source} trains without augmentation: nothing to show`);
+      }
       const data = prepareData({ dataDir: flags.dataDir, size: Number(flags.size) });
       if (flags.count > data.train.count) throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
       const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {

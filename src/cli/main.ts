@@ -1,31 +1,10 @@
 // The `retinagrade` command. Each subcommand is a thin shell over the library: parse flags,
 // call one function, print the result for people (or --json for machines).
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerModelCommands } from './model-commands.js';
-
-export const parseInteger = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${value}'`);
-  return n;
-};
-/** An integer flag that must be at least `min`. */
-export const integerAtLeast =
-  (min: number) =>
-  (value: string): number => {
-    const n = parseInteger(value);
-    if (n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got '${value}'`);
-    return n;
-  };
-export const parseNumber = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
-  return n;
-};
-export const dataDirOption = (): Option =>
-  new Option('--data-dir <dir>', 'folder holding the MedMNIST .npz files (else $MEDMNIST_DIR, else ~/.medmnist)');
 
 export function buildProgram(): Command {
   const program = new Command('retinagrade')

@@ -6,7 +6,7 @@ import { prepareData } from '../train/dataset.js';
 import { NOT_FOR_CLINICAL_USE, type RunMetrics } from '../train/outputs.js';
 import { evaluateSplit } from '../train/inference.js';
 import { RECIPE_NAMES } from '../train/recipes.js';
-import { dataDirOption, parseInteger, parseNumber } from './main.js';
+import { dataDirOption, parseInteger, parseNumber } from './options.js';
 import { createProgress } from './progress.js';
 import { resolveRunConfig, type TrainFlags } from './train-config.js';
 import { predictCommand } from './predict.js';

@@ -135,7 +135,7 @@ export const INDEX_PAGE = `<!doctype html>
 <body>
 <header>
   <h1>retinagrade</h1>
-  <p class="notice" role="note">Not for clinical use. ${NOT_FOR_CLINICAL_USE} Do not use it to diagnose, screen or treat anyone.</p>
+  <p class="notice" role="note"><strong>${NOT_FOR_CLINICAL_USE}</strong> Do not use it to diagnose, screen or treat anyone.</p>
   <p id="model"></p>
 </header>
 <main>

@@ -12,7 +12,7 @@ import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
 import { PredictionWorker } from './prediction-worker.js';
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
-/** Photographs waiting for the worker beyond which new ones are turned away (503). */
+/** Photographs at the worker (the one being graded included) beyond which new ones are turned away (503). */
 export const DEFAULT_MAX_QUEUED = 16;
 /**
  * A request whose upload takes longer than this is answered 408 by Node. Grading has its own
@@ -23,7 +23,7 @@ const REQUEST_TIMEOUT_MS = 120_000;
 export interface ServerOptions {
   /** Largest request body accepted (413 above it). */
   maxBytes?: number;
-  /** Grading requests queued for the worker at most (503 with Retry-After above it). */
+  /** Grading requests at the worker at most, the one being graded included (503 with Retry-After above it). */
   maxQueued?: number;
   /** Fastify's logger (pino); off unless given. */
   logger?: FastifyServerOptions['logger'];

@@ -41,7 +41,9 @@ export interface TrainOptions {
 
 export interface EpochLog {
   epoch: number;
+  /** The training objective (weighted, smoothed or focal as configured) on augmented batches. */
   train_loss: number;
+  /** Plain negative log-likelihood on the validation split: not comparable with train_loss. */
   val_loss: number;
   val_acc: number;
   val_auc: number;
