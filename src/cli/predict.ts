@@ -1,50 +1,66 @@
 // `predict`: grade photographs with a trained run. One record per image; a bad file is reported
 // and the rest are still graded; the exit code is 1 when any image failed.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
-import { extname, join, relative, resolve } from 'node:path';
+import { extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { openRun } from '../train/saved-run.js';
 import { predictImage, type Prediction } from '../train/predict-image.js';
 import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
-import { UserError } from '../errors.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
 /** What --cam writes: left out of folders, so a second run over the same folder skips them. */
 const CAM_SUFFIX = '.gradcam.png';
 
+/** One input to grade: a file, or a folder that holds none (`error` says so). */
+export interface Input {
+  file: string;
+  error?: string;
+}
+
 /**
  * Files named directly, plus the images inside named folders (sorted, not recursive, without
- * Grad-CAM pictures of an earlier run). A folder without images is a UserError.
+ * Grad-CAM pictures of an earlier run). A folder without images is an input with an error, so it
+ * is reported and the rest are still graded.
  */
-export function expandInputs(inputs: string[]): string[] {
-  return inputs.flatMap((input) => {
+export function expandInputs(inputs: string[]): Input[] {
+  return inputs.flatMap((input): Input[] => {
     let isDir = false;
     try {
       isDir = statSync(input).isDirectory();
     } catch {
-      return [input]; // reported as a failed record by predictImage
+      return [{ file: input }]; // reported as a failed record by predictImage
     }
-    if (!isDir) return [input];
-    const images = readdirSync(input)
-      .filter((name) => IMAGE_EXTENSIONS.has(extname(name).toLowerCase()) && !name.endsWith(CAM_SUFFIX))
-      .sort()
-      .map((name) => join(input, name));
-    if (images.length === 0) throw new UserError(`no PNG, JPEG, TIFF or WebP images in ${input}`);
-    return images;
+    if (!isDir) return [{ file: input }];
+    const names = readdirSync(input);
+    const images = names.filter((name) => IMAGE_EXTENSIONS.has(extname(name).toLowerCase()) && !name.endsWith(CAM_SUFFIX)).sort();
+    if (images.length === 0) {
+      const onlyCams = names.some((name) => name.endsWith(CAM_SUFFIX)) ? ' (Grad-CAM pictures of earlier runs are skipped)' : '';
+      return [{ file: input, error: `no PNG, JPEG, TIFF or WebP images in ${input}${onlyCams}` }];
+    }
+    return images.map((name) => ({ file: join(input, name) }));
   });
 }
 
 /**
- * One Grad-CAM file name in `dir` per input: the input's path with separators flattened and its
- * extension kept (a.jpg and a.png are two pictures), numbered when two inputs still collide.
+ * One Grad-CAM file in `dir` per input: the input's path (relative to the working directory when
+ * inside it, else absolute) with separators flattened and its extension kept (a.jpg and a.png are
+ * two pictures); one file however the same input is named; numbered when two inputs still collide.
  */
 export function camFiles(dir: string, files: string[]): string[] {
+  const nameOfPath = new Map<string, string>();
   const taken = new Set<string>();
   return files.map((file) => {
-    const flat = relative('.', resolve(file)).replace(/^(\.\.[/\\])+/, (up) => 'up_'.repeat(up.length / 3)).replace(/[/\\:]+/g, '_');
-    let name = `${flat}${CAM_SUFFIX}`;
-    for (let n = 2; taken.has(name); n++) name = `${flat}-${n}${CAM_SUFFIX}`;
-    taken.add(name);
+    const path = resolve(file);
+    let name = nameOfPath.get(path);
+    if (name === undefined) {
+      const fromHere = relative('.', path);
+      const shown = fromHere.startsWith('..') || isAbsolute(fromHere) ? path : fromHere;
+      const flat = shown.replace(/^[/\\]+/, '').replace(/[/\\:]+/g, '_');
+      name = `${flat}${CAM_SUFFIX}`;
+      for (let n = 2; taken.has(name); n++) name = `${flat}-${n}${CAM_SUFFIX}`;
+      taken.add(name);
+      nameOfPath.set(path, name);
+    }
     return join(dir, name);
   });
 }
@@ -93,12 +109,14 @@ export function predictCommand(program: Command): void {
     .option('--csv', 'CSV, one row per image')
     .addHelpText('after', `\nExamples:\n  retinagrade predict --model runs/default photo.jpg\n  retinagrade predict --model runs/default photos/ --csv > grades.csv\n\n${NOT_FOR_CLINICAL_USE}`)
     .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
-      const files = expandInputs(images);
+      const inputs = expandInputs(images);
       const saved = openRun(flags.model);
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
-      const cams = flags.cam ? camFiles(flags.cam, files) : [];
+      const cams = flags.cam ? camFiles(flags.cam, inputs.map((input) => input.file)) : [];
       const records: Prediction[] = [];
-      for (const [i, file] of files.entries()) records.push(await predictImage(saved, file, { crop: flags.crop, camFile: cams[i] }));
+      for (const [i, { file, error }] of inputs.entries()) {
+        records.push(error ? { file, warnings: [], error } : await predictImage(saved, file, { crop: flags.crop, camFile: cams[i] }));
+      }
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));

@@ -9,6 +9,7 @@ const port = parentPort!;
 try {
   const saved = openRun((workerData as { runDir: string }).runDir);
   const grade = async ({ id, images, options }: PredictRequest): Promise<void> => {
+    port.postMessage({ id, started: true } satisfies PredictReply); // the grading deadline runs from here
     try {
       const predictions = [];
       for (const image of images) predictions.push(await predictImage(saved, image, options));

@@ -13,7 +13,8 @@ export interface PredictRequest {
   images: Exclude<ImageInput, string>[];
   options: WorkerPredictOptions;
 }
-export type PredictReply = { id: number; predictions: Prediction[] } | { id: number; error: string };
+/** `started`: the thread has begun grading the request (the ones before it are answered). */
+export type PredictReply = { id: number; started: true } | { id: number; predictions: Prediction[] } | { id: number; error: string };
 /** The model the worker loaded, as its run config describes it. */
 export type LoadedModel = Pick<RunConfig, 'model' | 'size' | 'ensemble'>;
 /** `userError`: the run directory is unusable (the user's to fix), not a bug. */
@@ -29,18 +30,18 @@ function startThread(workerData: unknown): Worker {
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
-/** A request not answered within this (queue time included) means the thread is stuck. */
+/** A request not graded within this once the thread has started on it means the thread is stuck. */
 export const DEFAULT_DEADLINE_MS = 120_000;
 
 export interface WorkerOptions {
-  /** Milliseconds a request may wait for its answer before the thread is stopped as stuck. */
+  /** Milliseconds the thread may take over one request before it is stopped as stuck. */
   deadlineMs?: number;
 }
 
 export class PredictionWorker {
   readonly #worker: Worker;
   readonly #deadlineMs: number;
-  readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
   #nextId = 0;
   /** Set once the thread has died or been closed: later requests fail at once. */
   #dead: Error | undefined;
@@ -55,6 +56,15 @@ export class PredictionWorker {
     worker.on('message', (reply: PredictReply) => {
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
+      if ('started' in reply) {
+        // A thread that does not finish in time is stuck: stop it, so that every waiting request
+        // fails now (and /health says so) instead of hanging.
+        pending.timer = setTimeout(() => {
+          this.#failAll(new Error(`grading one request took over ${this.#deadlineMs / 1000} s; the prediction worker was stopped`));
+          void this.#worker.terminate();
+        }, this.#deadlineMs);
+        return;
+      }
       this.#pending.delete(reply.id);
       clearTimeout(pending.timer);
       if ('error' in reply) pending.reject(new Error(reply.error));
@@ -92,13 +102,7 @@ export class PredictionWorker {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      // A thread that does not answer in time is stuck: stop it, so that every waiting request
-      // fails now (and /health says so) instead of hanging.
-      const timer = setTimeout(() => {
-        this.#failAll(new Error(`grading did not finish within ${this.#deadlineMs / 1000} s; the prediction worker was stopped`));
-        void this.#worker.terminate();
-      }, this.#deadlineMs);
-      this.#pending.set(id, { resolve, reject, timer });
+      this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
     });
   }

@@ -16,7 +16,8 @@ export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 export const DEFAULT_MAX_QUEUED = 16;
 /**
  * A request whose upload takes longer than this is answered 408 by Node. Grading has its own
- * deadline (PredictionWorker's), after which the stuck worker is stopped and requests get 500.
+ * deadline per photograph (PredictionWorker's), after which the stuck worker is stopped and
+ * requests get 500.
  */
 const REQUEST_TIMEOUT_MS = 120_000;
 
@@ -27,7 +28,7 @@ export interface ServerOptions {
   maxQueued?: number;
   /** Fastify's logger (pino); off unless given. */
   logger?: FastifyServerOptions['logger'];
-  /** Milliseconds a photograph may take to be graded, queue included (PredictionWorker). */
+  /** Milliseconds the worker may take over one photograph before it is stopped as stuck. */
   gradingDeadlineMs?: number;
 }
 
@@ -59,9 +60,6 @@ export interface ErrorResponse {
   error: string;
   message: string;
 }
-
-/** The methods of each route, for 405's Allow header. */
-const ROUTES: Readonly<Record<string, string>> = { '/': 'GET, HEAD', '/health': 'GET, HEAD', '/v1/model': 'GET, HEAD', '/v1/predict': 'POST' };
 
 const UPLOAD_NAME = 'uploaded image';
 const ACCEPTED_TYPES = 'image/* (PNG, JPEG, TIFF, WebP) or application/octet-stream';
@@ -104,6 +102,11 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: maxBytes, requestTimeout: REQUEST_TIMEOUT_MS });
   app.addHook('onClose', () => worker.close());
+  // The methods of each path, as routes are added: a known path asked with another method is 405.
+  const methodsOf = new Map<string, string[]>();
+  app.addHook('onRoute', ({ url, method }) => {
+    methodsOf.set(url, [...(methodsOf.get(url) ?? []), ...[method].flat()]);
+  });
 
   // Bodies are raw image bytes only: without the JSON and text parsers, any other Content-Type is
   // refused with 415 before a byte reaches the worker.
@@ -129,7 +132,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!;
-    const allowed = ROUTES[path];
+    const allowed = methodsOf.get(path)?.join(', ');
     if (allowed) {
       void reply.status(405).header('allow', allowed).send(errorBody(405, `${request.method} ${path} is not served: use ${allowed}`));
       return;

@@ -3,6 +3,9 @@
 import { z } from 'zod';
 import { validateAugmentConfig } from '../data/augment.js';
 
+/** Seeds are 32-bit unsigned integers (libtorch generators and our samplers take them so). */
+const MAX_SEED = 2 ** 32 - 1;
+
 const range = (lo: number, hi: number) => z.tuple([z.number(), z.number()]).readonly().default([lo, hi]);
 
 /**
@@ -34,8 +37,6 @@ const AugmentSchema = z
   .strict();
 
 /** Every default below is the default recipe, chosen on the validation split (RESULTS.md). */
-const MAX_SEED = 2 ** 32 - 1;
-
 export const RunConfigSchema = z
   .object({
     /** The recipe (src/train/recipes.ts) this config was layered on; informational. */

@@ -29,7 +29,7 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
   const epochs =
     epochsRun.every((n) => n === config.epochs)
       ? `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`
-      : `up to ${config.epochs} epochs, stopped early after ${config.patience} without improvement (epochs run: ${epochsRun.join(', ')})`;
+      : `up to ${config.epochs} epochs, stopped early after ${config.patience} epochs without improvement (epochs run: ${epochsRun.join(', ')})`;
   const { name: scheduleName, warmupEpochs } = config.schedule;
   const warmup = scheduleName === 'cosine' && warmupEpochs > 0 ? ` with ${warmupEpochs} warm-up epoch${warmupEpochs === 1 ? '' : 's'}` : '';
   const schedule = `${scheduleName} learning-rate schedule${warmup}`;

@@ -92,15 +92,18 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   try {
     if (config.ensemble === 1) {
       const trained = await trainModel(run, config, data, { ...options, resume: Boolean(options.resume) });
-      const metrics = writeRunOutputs(run, trained.model, trained.objective, data, {
-        bestEpoch: trained.bestEpoch,
-        epochsRun: trained.epochsRun,
-        seconds: trained.seconds,
-        config,
-        modelConfig: modelConfigOf(config),
-      });
-      trained.model.dispose();
-      return { runDir: run, metrics };
+      try {
+        const metrics = writeRunOutputs(run, trained.model, trained.objective, data, {
+          bestEpoch: trained.bestEpoch,
+          epochsRun: trained.epochsRun,
+          seconds: trained.seconds,
+          config,
+          modelConfig: modelConfigOf(config),
+        });
+        return { runDir: run, metrics };
+      } finally {
+        trained.model.dispose();
+      }
     }
     return { runDir: run, metrics: await trainEnsemble(run, config, data, options) };
   } finally {
@@ -145,8 +148,8 @@ async function trainEnsemble(run: RunDir, config: RunConfig, data: PreparedData,
         resume: Boolean(options.resume) && memberRun.has('config'),
         onEpoch: () => run.writeMemberLog(config.ensemble),
       });
-      const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;
       members.push(trained.model);
+      const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;
       summaries.push({
         seed: memberConfig.seed,
         best_epoch: trained.bestEpoch,
@@ -389,7 +392,10 @@ function resumeFrom(run: RunDir, model: Module, ema: Module | undefined, optimiz
   // best.safetensors is written before the checkpoint: after an interruption between the two it
   // holds weights of the epoch about to be re-run, not of state.bestEpoch. That epoch's re-run
   // must then replace it whatever it scores, or the file and the selected epoch would disagree.
-  if (run.has('best') && bestEpochOnDisk(run) > state.epochsDone) state.bestScore = -Infinity;
+  if (run.has('best') && bestEpochOnDisk(run) > state.epochsDone) {
+    state.bestScore = -Infinity;
+    state.bestEpoch = -1; // kept even if it scores NaN (see the selection in runEpochs)
+  }
   return state;
 }
 

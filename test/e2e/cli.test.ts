@@ -128,11 +128,13 @@ describe('predict outputs', () => {
     expect(row).toContain('not for clinical use');
   });
 
-  it('refuses an empty folder, and --json with --csv', () => {
+  it('reports a folder without images and grades the rest; refuses --json with --csv', () => {
     const empty = mkdtempSync(join(work, 'no-photos-'));
-    const none = cli(['predict', '--model', runDir, empty]);
+    const none = cli(['predict', '--model', runDir, '--json', empty, photo]);
     expect(none.code).toBe(1);
-    expect(none.stderr).toContain(`no PNG, JPEG, TIFF or WebP images in ${empty}`);
+    const [failed, graded] = JSON.parse(none.stdout).predictions;
+    expect(failed.error).toBe(`no PNG, JPEG, TIFF or WebP images in ${empty}`);
+    expect(graded.grade).toBeTypeOf('number');
     const both = cli(['predict', '--model', runDir, '--json', '--csv', photo]);
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(/--json.*cannot be used with.*--csv/);

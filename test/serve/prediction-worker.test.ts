@@ -7,6 +7,7 @@ import { saveSafetensors } from '../../src/io/safetensors.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 import { RunDir } from '../../src/train/run-dir.js';
 import { PredictionWorker } from '../../src/serve/prediction-worker.js';
+import { untrainedRun } from '../helpers/untrained-run.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
 let worker: PredictionWorker;
@@ -43,6 +44,21 @@ describe('PredictionWorker', () => {
   it('reports a bad image in its record, not as a crash', async () => {
     const [record] = await worker.predict([{ name: 'junk.png', bytes: new Uint8Array([1, 2, 3]) }]);
     expect(record!.error).toMatch(/junk\.png/);
+  });
+
+  it('times each request from when grading starts, so a long queue is not a stuck worker', async () => {
+    // ~20 ms a photograph here: 40 queued take far longer than the deadline, none alone does.
+    const patient = await PredictionWorker.open(untrainedRun(1), { deadlineMs: 250 });
+    try {
+      const image = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
+      const started = performance.now();
+      const answers = await Promise.all(Array.from({ length: 40 }, () => patient.predict([image])));
+      expect(performance.now() - started).toBeGreaterThan(250);
+      expect(answers.every(([record]) => record!.grade !== undefined)).toBe(true);
+      expect(patient.alive).toBe(true);
+    } finally {
+      await patient.close();
+    }
   });
 
   it('refuses to open something that is not a run directory', async () => {

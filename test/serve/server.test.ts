@@ -170,6 +170,7 @@ describe('the other routes', () => {
     expect(response.headers.allow).toBe('POST');
     expect(response.json().message).toBe('GET /v1/predict is not served: use POST');
     expect((await app.inject({ method: 'POST', url: '/health' })).headers.allow).toBe('GET, HEAD');
+    expect((await app.inject({ method: 'HEAD', url: '/v1/predict' })).statusCode).toBe(405);
   });
 });
 

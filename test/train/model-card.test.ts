@@ -39,7 +39,7 @@ describe('modelCard', () => {
   it('says when early stopping ended training, per member of an ensemble', () => {
     const config = RunConfigSchema.parse({ ensemble: 2, epochs: 10, patience: 3 });
     const card = modelCard(metricsOf(config, { best_epoch: [4, 10], epochs_run: [7, 10] }), config);
-    expect(card).toContain('up to 10 epochs, stopped early after 3 without improvement (epochs run: 7, 10)');
+    expect(card).toContain('up to 10 epochs, stopped early after 3 epochs without improvement (epochs run: 7, 10)');
   });
 
   it('names the EMA, a schedule without warm-up, no augmentation, and a stride-2 first convolution', () => {
