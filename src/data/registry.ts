@@ -56,6 +56,11 @@ const MEDMNIST_V2_CITATION =
   'Yang, J. et al. MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D biomedical image ' +
   'classification. Scientific Data 10, 41 (2023).';
 
+/** The source of both PneumoniaMNIST and OCTMNIST. */
+const KERMANY_2018 =
+  'Kermany, D. S. et al. Identifying medical diagnoses and treatable diseases by image-based deep ' +
+  'learning. Cell 172(5), 1122-1131 (2018).';
+
 const DATASETS: readonly DatasetInfo[] = [
   {
     key: 'retinamnist',
@@ -88,8 +93,7 @@ const DATASETS: readonly DatasetInfo[] = [
     licence: 'CC BY 4.0',
     citations: [
       MEDMNIST_V2_CITATION,
-      'Kermany, D. S. et al. Identifying medical diagnoses and treatable diseases by image-based deep ' +
-        'learning. Cell 172(5), 1122-1131 (2018).',
+      KERMANY_2018,
     ],
     files: filesFor('pneumoniamnist', {
       28: '28209eda62fecd6e6a2d98b1501bb15f',
@@ -168,8 +172,7 @@ const DATASETS: readonly DatasetInfo[] = [
     licence: 'CC BY 4.0',
     citations: [
       MEDMNIST_V2_CITATION,
-      'Kermany, D. S. et al. Identifying medical diagnoses and treatable diseases by image-based deep ' +
-        'learning. Cell 172(5), 1122-1131 (2018).',
+      KERMANY_2018,
     ],
     files: filesFor('octmnist', {
       28: 'c68d92d5b585d8d81f7112f81e2d0842',
