@@ -3,7 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openRun } from '../train/saved-run.js';
 import { predictImage } from '../train/predict-image.js';
 import { UserError } from '../errors.js';
-import type { PredictReply, PredictRequest, WorkerReady } from './prediction-worker.js';
+import type { CancelRequest, PredictReply, PredictRequest, WorkerReady } from './prediction-worker.js';
 
 const port = parentPort!;
 try {
@@ -19,10 +19,20 @@ try {
     }
   };
   // One request at a time: decoding is asynchronous, and overlapping requests would each hold a
-  // decoded photograph (up to 50 megapixels) at once.
+  // decoded photograph (up to 50 megapixels) at once. A cancel arrives while its request waits
+  // in this queue (the main thread sends none for a request already started).
   let queue = Promise.resolve();
-  port.on('message', (request: PredictRequest) => {
-    queue = queue.then(() => grade(request));
+  const cancelled = new Set<number>();
+  port.on('message', (message: PredictRequest | CancelRequest) => {
+    if ('cancel' in message) {
+      cancelled.add(message.cancel);
+      return;
+    }
+    queue = queue.then(() => {
+      if (cancelled.delete(message.id)) return undefined;
+      for (const id of cancelled) if (id < message.id) cancelled.delete(id); // came after their request started
+      return grade(message);
+    });
   });
   const { model, size, ensemble } = saved.config;
   port.postMessage({ ready: true, model: { model, size, ensemble } } satisfies WorkerReady);

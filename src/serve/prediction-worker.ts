@@ -13,6 +13,10 @@ export interface PredictRequest {
   images: Exclude<ImageInput, string>[];
   options: WorkerPredictOptions;
 }
+/** Drop request `cancel` if the thread has not started on it (its asker has gone). */
+export interface CancelRequest {
+  cancel: number;
+}
 /** `started`: the thread has begun grading the request (the ones before it are answered). */
 export type PredictReply = { id: number; started: true } | { id: number; predictions: Prediction[] } | { id: number; error: string };
 /** The model the worker loaded, as its run config describes it. */
@@ -41,6 +45,7 @@ export interface WorkerOptions {
 export class PredictionWorker {
   readonly #worker: Worker;
   readonly #deadlineMs: number;
+  /** `timer` is set once the thread has started on the request (see DEFAULT_DEADLINE_MS). */
   readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
   #nextId = 0;
   /** Set once the thread has died or been closed: later requests fail at once. */
@@ -98,12 +103,24 @@ export class PredictionWorker {
     return this.#pending.size;
   }
 
-  predict(images: Exclude<ImageInput, string>[], options: WorkerPredictOptions = { crop: 'disc' }): Promise<Prediction[]> {
+  /**
+   * Grades `images` in the thread, after the requests before it. When `signal` aborts before the
+   * thread has started on it, the request is dropped (the thread skips it) and the promise
+   * rejects; once started, it runs to the end.
+   */
+  predict(images: Exclude<ImageInput, string>[], options: WorkerPredictOptions = { crop: 'disc' }, signal?: AbortSignal): Promise<Prediction[]> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
+      signal?.addEventListener('abort', () => {
+        const pending = this.#pending.get(id);
+        if (!pending || pending.timer !== undefined) return; // answered, or being graded
+        this.#pending.delete(id);
+        this.#worker.postMessage({ cancel: id } satisfies CancelRequest);
+        reject(new Error('request cancelled before grading'));
+      }, { once: true });
     });
   }
 

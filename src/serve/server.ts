@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyBodyParser, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { EvalMetrics } from '../eval/index.js';
 import { UserError } from '../errors.js';
-import type { CropMode } from '../train/predict-image.js';
+import type { CropMode, Prediction } from '../train/predict-image.js';
 import { GRADE_NAMES, NOT_FOR_CLINICAL_USE, type RunMetrics } from '../train/outputs.js';
 import { RunDir } from '../train/run-dir.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
@@ -176,7 +176,16 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
         void reply.status(503).header('retry-after', '1');
         return errorBody(503, `busy: ${worker.pending} waiting to be graded (at most ${maxQueued}); retry shortly`);
       }
-      const [record] = await worker.predict([{ name: UPLOAD_NAME, bytes }], { crop: request.query.crop, camPng: request.query.cam === 1 });
+      // A client that goes away while its photograph waits takes it out of the queue.
+      const abandoned = new AbortController();
+      reply.raw.once('close', () => reply.raw.writableFinished || abandoned.abort());
+      let record: Prediction | undefined;
+      try {
+        [record] = await worker.predict([{ name: UPLOAD_NAME, bytes }], { crop: request.query.crop, camPng: request.query.cam === 1 }, abandoned.signal);
+      } catch (error) {
+        if (abandoned.signal.aborted) return reply.status(499).send(); // nobody is listening: nginx's "client closed request"
+        throw error;
+      }
       if (record!.error !== undefined) {
         void reply.status(400);
         return errorBody(400, record!.error);

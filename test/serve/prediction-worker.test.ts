@@ -61,6 +61,21 @@ describe('PredictionWorker', () => {
     }
   });
 
+  it('drops waiting requests whose asker has gone, and grades the rest', async () => {
+    const image = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
+    const gone = new AbortController();
+    const first = worker.predict([image]);
+    const waiting = Array.from({ length: 6 }, () => worker.predict([image], { crop: 'disc' }, gone.signal));
+    const last = worker.predict([image]);
+    gone.abort();
+    const outcomes = await Promise.allSettled(waiting);
+    // The first of them may already be grading when the abort comes; the others never start.
+    expect(outcomes.slice(1).every((o) => o.status === 'rejected' && /cancelled before grading/.test(String(o.reason)))).toBe(true);
+    expect((await first)[0]!.grade).toBeTypeOf('number');
+    expect((await last)[0]!.grade).toBeTypeOf('number');
+    expect(worker.pending).toBe(0);
+  });
+
   it('refuses to open something that is not a run directory', async () => {
     await expect(PredictionWorker.open(tmpdir())).rejects.toThrow(/not a finished run directory/);
   });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -184,6 +185,31 @@ describe('createServer', () => {
       const response = await fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo });
       expect(response.status).toBe(200);
       expect((await response.json()).disclaimer).toBe(NOT_FOR_CLINICAL_USE);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('keeps serving when clients hang up while their photographs wait', async () => {
+    const server = await createServer(untrainedRun(1));
+    try {
+      const url = new URL(await server.listen({ host: '127.0.0.1', port: 0 }));
+      // Send whole requests, then hang up before the answers.
+      await Promise.all(
+        Array.from({ length: 6 }, () =>
+          new Promise<void>((done) => {
+            const request = httpRequest({ host: url.hostname, port: url.port, path: '/v1/predict', method: 'POST', headers: { 'content-type': 'image/jpeg' } });
+            request.on('error', () => done());
+            request.end(photo, () => {
+              request.destroy();
+              done();
+            });
+          }),
+        ),
+      );
+      const response = await fetch(`${url.origin}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo });
+      expect(response.status).toBe(200);
+      expect(await (await fetch(`${url.origin}/health`)).json()).toEqual({ status: 'ok' });
     } finally {
       await server.close();
     }
