@@ -1,7 +1,7 @@
 // `predict`: grade photographs with a trained run. One record per image; a bad file is reported
 // and the rest are still graded; the exit code is 1 when any image failed.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
-import { extname, isAbsolute, join, relative, resolve } from 'node:path';
+import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Option, type Command } from 'commander';
 import { openRun } from '../train/saved-run.js';
 import { predictImage, type Prediction } from '../train/predict-image.js';
@@ -54,7 +54,8 @@ export function camFiles(dir: string, files: string[]): string[] {
     let name = nameOfPath.get(path);
     if (name === undefined) {
       const fromHere = relative('.', path);
-      const shown = fromHere.startsWith('..') || isAbsolute(fromHere) ? path : fromHere;
+      const outside = fromHere === '..' || fromHere.startsWith(`..${sep}`) || isAbsolute(fromHere);
+      const shown = outside ? path : fromHere;
       const flat = shown.replace(/^[/\\]+/, '').replace(/[/\\:]+/g, '_');
       name = `${flat}${CAM_SUFFIX}`;
       for (let n = 2; taken.has(name); n++) name = `${flat}-${n}${CAM_SUFFIX}`;

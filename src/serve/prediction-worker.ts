@@ -42,12 +42,24 @@ export interface WorkerOptions {
   deadlineMs?: number;
 }
 
+/** The rejection of a request whose signal aborted before the thread started on it. */
+export class CancelledError extends Error {
+  constructor() {
+    super('request cancelled before grading');
+  }
+}
+
 export class PredictionWorker {
   readonly #worker: Worker;
   readonly #deadlineMs: number;
-  /** `timer` is set once the thread has started on the request (see DEFAULT_DEADLINE_MS). */
-  readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
+  readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void }>();
   #nextId = 0;
+  /**
+   * The request the thread is grading (it grades one at a time) and its deadline: kept apart
+   * from #pending, because a request cancelled while its `started` was on the way is still graded.
+   */
+  #grading: { id: number; deadline: NodeJS.Timeout } | undefined;
+  #started = 0;
   /** Set once the thread has died or been closed: later requests fail at once. */
   #dead: Error | undefined;
 
@@ -59,19 +71,21 @@ export class PredictionWorker {
     this.#worker = worker;
     this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     worker.on('message', (reply: PredictReply) => {
-      const pending = this.#pending.get(reply.id);
-      if (!pending) return;
       if ('started' in reply) {
+        this.#started++;
         // A thread that does not finish in time is stuck: stop it, so that every waiting request
         // fails now (and /health says so) instead of hanging.
-        pending.timer = setTimeout(() => {
+        const deadline = setTimeout(() => {
           this.#failAll(new Error(`grading one request took over ${this.#deadlineMs / 1000} s; the prediction worker was stopped`));
           void this.#worker.terminate();
         }, this.#deadlineMs);
+        this.#grading = { id: reply.id, deadline };
         return;
       }
+      if (this.#grading?.id === reply.id) this.#stopDeadline();
+      const pending = this.#pending.get(reply.id);
+      if (!pending) return; // cancelled while its grading had already begun
       this.#pending.delete(reply.id);
-      clearTimeout(pending.timer);
       if ('error' in reply) pending.reject(new Error(reply.error));
       else pending.resolve(reply.predictions);
     });
@@ -103,24 +117,34 @@ export class PredictionWorker {
     return this.#pending.size;
   }
 
+  /** Requests the thread has started grading so far (cancelled ones it skipped are not counted). */
+  get started(): number {
+    return this.#started;
+  }
+
   /**
    * Grades `images` in the thread, after the requests before it. When `signal` aborts before the
    * thread has started on it, the request is dropped (the thread skips it) and the promise
-   * rejects; once started, it runs to the end.
+   * rejects with a CancelledError; once started, it runs to the end.
    */
   predict(images: Exclude<ImageInput, string>[], options: WorkerPredictOptions = { crop: 'disc' }, signal?: AbortSignal): Promise<Prediction[]> {
     if (this.#dead) return Promise.reject(this.#dead);
+    if (signal?.aborted) return Promise.reject(new CancelledError());
     const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
-      signal?.addEventListener('abort', () => {
-        const pending = this.#pending.get(id);
-        if (!pending || pending.timer !== undefined) return; // answered, or being graded
+    return new Promise<Prediction[]>((resolve, reject) => {
+      const cancel = (): void => {
+        if (!this.#pending.has(id) || this.#grading?.id === id) return; // answered, or being graded
         this.#pending.delete(id);
         this.#worker.postMessage({ cancel: id } satisfies CancelRequest);
-        reject(new Error('request cancelled before grading'));
-      }, { once: true });
+        reject(new CancelledError());
+      };
+      signal?.addEventListener('abort', cancel, { once: true });
+      const settled = (): void => signal?.removeEventListener('abort', cancel);
+      this.#pending.set(id, {
+        resolve: (predictions) => (settled(), resolve(predictions)),
+        reject: (error) => (settled(), reject(error)),
+      });
+      this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
     });
   }
 
@@ -133,12 +157,15 @@ export class PredictionWorker {
     await this.#worker.terminate();
   }
 
+  #stopDeadline(): void {
+    clearTimeout(this.#grading?.deadline);
+    this.#grading = undefined;
+  }
+
   #failAll(error: Error): void {
     this.#dead ??= error;
-    for (const { reject, timer } of this.#pending.values()) {
-      clearTimeout(timer);
-      reject(error);
-    }
+    this.#stopDeadline();
+    for (const { reject } of this.#pending.values()) reject(error);
     this.#pending.clear();
   }
 }

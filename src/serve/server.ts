@@ -9,7 +9,7 @@ import type { CropMode, Prediction } from '../train/predict-image.js';
 import { GRADE_NAMES, NOT_FOR_CLINICAL_USE, type RunMetrics } from '../train/outputs.js';
 import { RunDir } from '../train/run-dir.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
-import { PredictionWorker } from './prediction-worker.js';
+import { CancelledError, PredictionWorker } from './prediction-worker.js';
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 /** Photographs at the worker (the one being graded included) beyond which new ones are turned away (503). */
@@ -176,14 +176,24 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
         void reply.status(503).header('retry-after', '1');
         return errorBody(503, `busy: ${worker.pending} waiting to be graded (at most ${maxQueued}); retry shortly`);
       }
-      // A client that goes away while its photograph waits takes it out of the queue.
+      // A client that goes away while its photograph waits takes it out of the queue: its
+      // connection closes (also before this handler ran, or under a pipelined request that has
+      // no response socket yet), or its response closes unfinished.
       const abandoned = new AbortController();
-      reply.raw.once('close', () => reply.raw.writableFinished || abandoned.abort());
+      const abandon = (): void => abandoned.abort();
+      const connection = request.raw.socket;
+      if (connection.destroyed) abandon();
+      connection.once('close', abandon);
+      reply.raw.once('close', () => {
+        connection.off('close', abandon);
+        if (!reply.raw.writableFinished) abandon();
+      });
       let record: Prediction | undefined;
       try {
         [record] = await worker.predict([{ name: UPLOAD_NAME, bytes }], { crop: request.query.crop, camPng: request.query.cam === 1 }, abandoned.signal);
       } catch (error) {
-        if (abandoned.signal.aborted) return reply.status(499).send(); // nobody is listening: nginx's "client closed request"
+        // Nobody is listening: nginx's "client closed request", for the log.
+        if (error instanceof CancelledError) return reply.status(499).send();
         throw error;
       }
       if (record!.error !== undefined) {

@@ -32,6 +32,7 @@ describe('camFiles', () => {
   it('gives one file to one input however it is named, and uses the absolute path outside the working directory', () => {
     const [first, second, third] = camFiles('cams', ['a.png', './a.png', resolve('a.png')]);
     expect(new Set([first, second, third]).size).toBe(1);
+    expect(camFiles('cams', ['..x.png'])).toEqual([join('cams', '..x.png.gradcam.png')]);
     const outside = resolve('..', 'x', 'b.png');
     expect(camFiles('cams', [outside])).toEqual([join('cams', `${outside.slice(1).replaceAll('/', '_')}.gradcam.png`)]);
   });

@@ -6,7 +6,7 @@ import { ModelConfigSchema, createModel } from '../../src/nn/index.js';
 import { saveSafetensors } from '../../src/io/safetensors.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 import { RunDir } from '../../src/train/run-dir.js';
-import { PredictionWorker } from '../../src/serve/prediction-worker.js';
+import { CancelledError, PredictionWorker } from '../../src/serve/prediction-worker.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
@@ -47,12 +47,12 @@ describe('PredictionWorker', () => {
   });
 
   it('times each request from when grading starts, so a long queue is not a stuck worker', async () => {
-    // ~20 ms a photograph here: 40 queued take far longer than the deadline, none alone does.
+    // ~15 ms a photograph here: 80 queued take far longer than the deadline, none alone does.
     const patient = await PredictionWorker.open(untrainedRun(1), { deadlineMs: 250 });
     try {
       const image = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
       const started = performance.now();
-      const answers = await Promise.all(Array.from({ length: 40 }, () => patient.predict([image])));
+      const answers = await Promise.all(Array.from({ length: 80 }, () => patient.predict([image])));
       expect(performance.now() - started).toBeGreaterThan(250);
       expect(answers.every(([record]) => record!.grade !== undefined)).toBe(true);
       expect(patient.alive).toBe(true);
@@ -63,17 +63,19 @@ describe('PredictionWorker', () => {
 
   it('drops waiting requests whose asker has gone, and grades the rest', async () => {
     const image = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
+    const startedBefore = worker.started;
     const gone = new AbortController();
     const first = worker.predict([image]);
     const waiting = Array.from({ length: 6 }, () => worker.predict([image], { crop: 'disc' }, gone.signal));
     const last = worker.predict([image]);
-    gone.abort();
+    gone.abort(); // while the thread is still on the first
     const outcomes = await Promise.allSettled(waiting);
-    // The first of them may already be grading when the abort comes; the others never start.
-    expect(outcomes.slice(1).every((o) => o.status === 'rejected' && /cancelled before grading/.test(String(o.reason)))).toBe(true);
+    expect(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof CancelledError)).toBe(true);
     expect((await first)[0]!.grade).toBeTypeOf('number');
     expect((await last)[0]!.grade).toBeTypeOf('number');
+    expect(worker.started - startedBefore).toBe(2); // the thread skipped the six
     expect(worker.pending).toBe(0);
+    await expect(worker.predict([image], { crop: 'disc' }, gone.signal)).rejects.toBeInstanceOf(CancelledError);
   });
 
   it('refuses to open something that is not a run directory', async () => {
