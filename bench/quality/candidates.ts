@@ -25,18 +25,20 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'cnn64-light': { model: 'cnn', size: 64, epochs: 40, config: light },
   'resnet18-64-light': { model: 'resnet18', size: 64, epochs: 30, config: light },
   // The default recipe (src/train/config.ts) as `train` runs it, at 28 and upsampled to 64.
-  'default-28': {},
-  'default-64': { size: 64 },
+  'default-28': { epochs: 60 },
+  'default-64': { size: 64, epochs: 60 },
   // At 64 (upsampled from 28), a stride-2 first convolution: the rest of the net works at 32x32.
-  'default-64-stem2': { size: 64, config: config('stem-stride-2') },
+  'default-64-stem2': { size: 64, epochs: 60, config: config('stem-stride-2') },
   // No augmentation at all.
   'cnn28-noaug': { model: 'cnn', size: 28, epochs: 60, augment: false },
   // Single models of the default recipe and one change each (session 3), for more seeds than the
   // rows above: wider, label smoothing, longer, dropout before the classifier, no augmentation.
-  'single-28': { ensemble: 1 },
-  'single-28-width48': { ensemble: 1, width: 48 },
-  'single-28-smooth0.1': { ensemble: 1, labelSmoothing: 0.1 },
+  'single-28': { ensemble: 1, epochs: 60 },
+  'single-28-width48': { ensemble: 1, epochs: 60, width: 48 },
+  'single-28-smooth0.1': { ensemble: 1, epochs: 60, labelSmoothing: 0.1 },
   'single-28-epochs100': { ensemble: 1, epochs: 100 },
-  'single-28-dropout0.2': { ensemble: 1, dropout: 0.2 },
-  'single-28-noaug': { ensemble: 1, augment: false },
+  'single-28-dropout0.2': { ensemble: 1, epochs: 60, dropout: 0.2 },
+  'single-28-noaug': { ensemble: 1, epochs: 60, augment: false },
+  // The default ensemble trained 100 epochs, from single-28-epochs100 runs (adopt-members.ts).
+  'default-28-epochs100': { epochs: 100 },
 };

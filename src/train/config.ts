@@ -86,7 +86,7 @@ export const RunConfigSchema = z
       })
       .strict()
       .prefault({}),
-    epochs: z.number().int().positive().default(60),
+    epochs: z.number().int().positive().default(100),
     /** At least 2: batch norm cannot train on one image. */
     batchSize: z.number().int().min(2).default(64),
     /** Exponential moving average of the weights, evaluated instead of the raw ones; 0 disables. */

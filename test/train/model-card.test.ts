@@ -43,7 +43,7 @@ describe('modelCard', () => {
   });
 
   it('names the EMA, a schedule without warm-up, no augmentation, and a stride-2 first convolution', () => {
-    const config = RunConfigSchema.parse({ ensemble: 1, size: 64, ema: 0.99, augment: false, schedule: { name: 'multistep' } });
+    const config = RunConfigSchema.parse({ ensemble: 1, size: 64, epochs: 60, ema: 0.99, augment: false, schedule: { name: 'multistep' } });
     const card = modelCard(metricsOf(config, { best_epoch: 3, epochs_run: 60, stemStride: 2 }), config);
     expect(card).toContain('an exponential moving average (decay 0.99) of the weights of the epoch');
     expect(card).toContain('augmentation: none; adamw (lr 0.001), multistep learning-rate schedule, 60 epochs');
