@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
-import { applyAugment, datasheetAugment, identityParams, sampleParams, type AugmentConfig, type SampleParams } from '../../src/data/augment.js';
+import { applyAugment, datasheetAugment, identityParams, sampleParams, type AugmentConfig, type SampleParams } from '../../src/data/augment/index.js';
 import { toTensor } from '../../src/data/preprocess.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 

@@ -2,7 +2,8 @@
 given parameters, per sample on PIL images, with torchvision's own interpolation per transform
 (nearest for RandomRotation and RandomAffine, bilinear for RandomResizedCrop: their defaults).
 
-Usage: /usr/bin/python3 fidelity.py IMAGES_FILE PARAMS_JSON OUT_FILE COUNT SIZE
+Usage, with Debian's python3 (python3-torchvision):
+    python3 fidelity.py IMAGES_FILE PARAMS_JSON OUT_FILE COUNT SIZE
 """
 import json
 import sys

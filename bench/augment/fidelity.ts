@@ -19,8 +19,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
-import { applyAugment, datasheetAugment, sampleParams, type AugmentConfig, type Interpolation } from '../../src/data/augment.js';
-import { prepareData } from '../../src/train/dataset.js';
+import { applyAugment, datasheetAugment, sampleParams, type AugmentConfig, type Interpolation } from '../../src/data/augment/index.js';
+import { loadRetinaTensors } from '../../src/data/retinamnist.js';
 import { preprocessFundus } from '../../src/data/fundus.js';
 import { toTensor } from '../../src/data/preprocess.js';
 
@@ -42,7 +42,7 @@ const toBytes = (x: torch.Tensor): Uint8Array =>
 /** The uint8 HWC images both sides start from. */
 async function sourceImages(): Promise<{ images: Uint8Array; description: string }> {
   if (args.photos === undefined) {
-    const train = prepareData({ size }).train;
+    const train = loadRetinaTensors({ size }).train;
     if (count > train.count) throw new Error(`--count ${count}: the training split has ${train.count} images`);
     return { images: toBytes(train.x.slice(0, 0, count)), description: `${count} RetinaMNIST training images` };
   }

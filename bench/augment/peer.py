@@ -2,7 +2,8 @@
 datasheet's five transforms, from uint8 HWC arrays to a normalized float batch (what a
 DataLoader with these transforms hands to the model). Prints one JSON line.
 
-Usage: /usr/bin/python3 peer.py IMAGES_FILE COUNT SIZE BATCH THREADS
+Usage, with Debian's python3 (python3-torch, python3-torchvision):
+    python3 peer.py IMAGES_FILE COUNT SIZE BATCH THREADS
 """
 import json
 import sys

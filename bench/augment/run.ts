@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
-import { augment, datasheetAugment, type AugmentConfig, type Interpolation } from '../../src/data/augment.js';
+import { augment, datasheetAugment, type AugmentConfig, type Interpolation } from '../../src/data/augment/index.js';
 import { toTensor } from '../../src/data/preprocess.js';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch and python3-torchvision

@@ -4,14 +4,14 @@
 //   node --import tsx bench/engine/ours.ts --model resnet18 --size 28 [--batch 128]
 //        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--no-yield]
 //
-// Like the trainer (src/train/trainer.ts), every step ends by turning the event loop (await
+// Like the trainer (src/train/loop.ts), every step ends by turning the event loop (await
 // setImmediate), inside the timing, so Node runs the deferred finalizers of disposed tensor
 // handles. --no-yield skips that: a synchronous loop, to show what it costs (bench/README.md).
 import { setImmediate as turnEventLoop } from 'node:timers/promises';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
 import { Adam } from '../../src/optim/index.js';
-import { CrossEntropy } from '../../src/train/losses.js';
+import { CrossEntropy } from '../../src/nn/index.js';
 import { intArg, parseArgs, peakRssMiB } from '../common.js';
 
 interface Timing {
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const x = torch.keep(gen.normal([batch, 3, size, size]));
   const y = torch.keep(gen.randint(0, 5, [batch]));
 
-  // Training: the trainer's step (src/train/trainer.ts) without augmentation or data loading.
+  // Training: the trainer's step (src/train/loop.ts) without augmentation or data loading.
   model.train();
   let lastLoss = 0;
   const trainStep = (): void => {

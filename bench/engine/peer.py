@@ -2,7 +2,7 @@
 layer as src/nn/models.ts builds them), the same synthetic batch, Adam, cross-entropy; training
 and inference throughput, then peak RSS. Prints one JSON line.
 
-    /usr/bin/python3 bench/engine/peer.py --model resnet18 --size 28 [--batch 128] [--warmup 2]
+    python3 bench/engine/peer.py --model resnet18 --size 28 [--batch 128] [--warmup 2]
         [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2]
 """
 import argparse

@@ -1,6 +1,6 @@
 // Engine benchmark: the same models trained and run in our engine (TypeScript over libtorch) and
 // in the PyTorch peer, side by side. Each measurement is its own child process (ours: node,
-// peer: /usr/bin/python3), alternating peer/ours in ABBA order so that drift in the machine's
+// peer: Debian's python3), alternating peer/ours in ABBA order so that drift in the machine's
 // load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
 //
 //   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]

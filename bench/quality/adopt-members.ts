@@ -1,6 +1,6 @@
 // Starts an ensemble run from finished single-model runs, so that a sweep does not train them
 // again: member k of `--ensemble K --seed s` is the single run with seed s*K+k and otherwise the
-// same config (src/train/trainer.ts, memberSeed). Each adopted run's config.json must equal the
+// same config (src/train/ensemble.ts, memberSeed). Each adopted run's config.json must equal the
 // config the member would have; the ensemble's `--resume` then finds those members finished and
 // trains only the rest. With the same thread count the result is the same as training them all.
 //
@@ -9,9 +9,10 @@
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { resolveRunConfig } from '../../src/cli/train-config.js';
-import { memberSeed, modelConfigOf } from '../../src/train/trainer.js';
-import { RunDir } from '../../src/train/run-dir.js';
+import { resolveRunConfig } from '../../src/cli/train/config-flags.js';
+import { modelConfigOf } from '../../src/train/config.js';
+import { memberSeed } from '../../src/train/ensemble.js';
+import { RunDir } from '../../src/model/run-dir.js';
 import { CANDIDATES } from './candidates.js';
 
 const { values } = parseArgs({

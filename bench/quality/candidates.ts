@@ -1,7 +1,7 @@
 // The recipes compared on validation (RESULTS.md). Each is a set of `train` flags; `config` names
 // a JSON file in ./configs for what flags cannot say (augmentation parameters).
 import { fileURLToPath } from 'node:url';
-import type { TrainFlags } from '../../src/cli/train-config.js';
+import type { TrainFlags } from '../../src/cli/train/config-flags.js';
 
 const config = (name: string): string => fileURLToPath(new URL(`./configs/${name}.json`, import.meta.url));
 // Spelled out, so a change of the schema's defaults cannot change what a finished sweep measured.
@@ -24,14 +24,14 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'cnn28-light-ema': { model: 'cnn', size: 28, epochs: 60, ema: 0.99, config: light },
   'cnn64-light': { model: 'cnn', size: 64, epochs: 40, config: light },
   'resnet18-64-light': { model: 'resnet18', size: 64, epochs: 30, config: light },
-  // The default recipe (src/train/config.ts) as `train` runs it, at 28 and upsampled to 64.
+  // The default recipe (src/train/config.ts) at 60 epochs, at 28 and upsampled to 64.
   'default-28': { epochs: 60 },
   'default-64': { size: 64, epochs: 60 },
   // At 64 (upsampled from 28), a stride-2 first convolution: the rest of the net works at 32x32.
   'default-64-stem2': { size: 64, epochs: 60, config: config('stem-stride-2') },
   // No augmentation at all.
   'cnn28-noaug': { model: 'cnn', size: 28, epochs: 60, augment: false },
-  // Single models of the default recipe and one change each (session 3), for more seeds than the
+  // Single models of the default recipe at 60 epochs and one change each, for more seeds than the
   // rows above: wider, label smoothing, longer, dropout before the classifier, no augmentation.
   'single-28': { ensemble: 1, epochs: 60 },
   'single-28-width48': { ensemble: 1, epochs: 60, width: 48 },
@@ -39,6 +39,7 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'single-28-epochs100': { ensemble: 1, epochs: 100 },
   'single-28-dropout0.2': { ensemble: 1, epochs: 60, dropout: 0.2 },
   'single-28-noaug': { ensemble: 1, epochs: 60, augment: false },
-  // The default ensemble trained 100 epochs, from single-28-epochs100 runs (adopt-members.ts).
+  // The default recipe as `train` runs it (100 epochs); its members can be adopted from
+  // single-28-epochs100 runs (adopt-members.ts).
   'default-28-epochs100': { epochs: 100 },
 };

@@ -1,15 +1,15 @@
 // How many members should an ensemble have? Answered on the validation split from finished
 // single-model runs: member k of `--ensemble K --seed s` is exactly the single run with seed
-// s*K+k (src/train/trainer.ts, memberSeed), so averaging the probabilities of runs 0..K-1,
+// s*K+k (src/train/ensemble.ts, memberSeed), so averaging the probabilities of runs 0..K-1,
 // K..2K-1, ... gives the validation metrics those ensembles would have, without retraining.
 //
 //   npx tsx bench/quality/ensemble-size.ts --runs runs/sweep/default-28-s0,...,runs/ens/d28-s9 --sizes 1,2,3,5
 //
 // Runs are taken in the order given (seed order): groups of K consecutive runs form ensembles.
 import { parseArgs } from 'node:util';
-import { openRun } from '../../src/train/saved-run.js';
-import { prepareData } from '../../src/train/dataset.js';
-import { predictProbabilities } from '../../src/train/inference.js';
+import { openRun } from '../../src/model/open-run.js';
+import { loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { predictProbabilities } from '../../src/model/inference.js';
 import { computeMetrics } from '../../src/eval/index.js';
 
 const { values } = parseArgs({
@@ -23,9 +23,9 @@ if (!values.runs) throw new Error('--runs DIR,DIR,... is required');
 
 const runDirs = values.runs.split(',');
 const saved = runDirs.map((dir) => openRun(dir));
-const size = saved[0]!.config.size;
-if (saved.some((s) => s.config.size !== size)) throw new Error('all runs must have the same input size');
-const val = prepareData({ dataDir: values['data-dir'], size }).val;
+const size = saved[0]!.modelConfig.inputSize;
+if (saved.some((s) => s.modelConfig.inputSize !== size)) throw new Error('all runs must have the same input size');
+const val = loadRetinaTensors({ dataDir: values['data-dir'], size }).val;
 const probabilities = saved.map((s) => predictProbabilities(s.model, s.objective, val.x));
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -10,9 +10,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { train } from '../../src/train/trainer.js';
-import { resolveRunConfig, type TrainFlags } from '../../src/cli/train-config.js';
-import type { RunMetrics } from '../../src/train/outputs.js';
+import { train } from '../../src/train/run.js';
+import { resolveRunConfig, type TrainFlags } from '../../src/cli/train/config-flags.js';
+import type { RunMetrics } from '../../src/model/run-metrics.js';
 import { CANDIDATES } from './candidates.js';
 
 const { values } = parseArgs({

@@ -9,19 +9,14 @@
 // Without --model it makes a run directory holding an untrained model of the default recipe's
 // architecture (an ensemble of 5 compact CNNs at 28 px): grading time does not depend on the
 // weights. The clients share this process with the server, so their cost is in the figures too.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { createModel } from '../../src/nn/index.js';
-import { saveSafetensors } from '../../src/io/safetensors.js';
-import { RunConfigSchema } from '../../src/train/config.js';
-import { Ensemble } from '../../src/train/ensemble.js';
-import { createObjective } from '../../src/train/objective.js';
-import { RunDir } from '../../src/train/run-dir.js';
-import { modelConfigOf } from '../../src/train/trainer.js';
 import { createServer } from '../../src/serve/server.js';
+import { RunConfigSchema, modelConfigOf } from '../../src/train/config.js';
+import { untrainedRun } from '../../test/helpers/untrained-run.js';
 import { fmt, repoRoot, runMain } from '../common.js';
 
 const { values } = parseArgs({
@@ -36,17 +31,10 @@ const { values } = parseArgs({
 });
 
 /** A run directory with an untrained model of the default recipe's architecture. */
-function defaultRecipeRun(): string {
-  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-bench-serve-')));
+const defaultRecipeRun = (): string => {
   const config = RunConfigSchema.parse({});
-  const modelConfig = modelConfigOf(config);
-  const members = Array.from({ length: config.ensemble }, () => createModel(modelConfig));
-  const model = config.ensemble === 1 ? members[0]! : new Ensemble(members, createObjective(config.loss, modelConfig.numClasses));
-  run.writeJson('config', { ...config, model: modelConfig });
-  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig), ensemble: String(config.ensemble) });
-  model.dispose();
-  return run.path;
-}
+  return untrainedRun(config.ensemble, { modelConfig: modelConfigOf(config) });
+};
 
 /** /health is probed at this pace, not back to back: a tight loop would take a core from the worker. */
 const HEALTH_INTERVAL_MS = 50;

@@ -1,8 +1,8 @@
 // One timed training epoch in our stack (run as a child process by run.ts), with the trainer's
-// own pieces and the steps of its loop (src/train/trainer.ts): shuffle sampler, indexSelect,
+// own pieces and the steps of its loop (src/train/loop.ts): shuffle sampler, indexSelect,
 // batched datasheet augmentation, ResNet-18, cross-entropy, AdamW. The data are synthetic uint8
 // 28x28 RGB images, preprocessed (and upsampled when --size > 28) once before timing, as
-// prepareData does. Prints one JSON line.
+// loadRetinaTensors does. Prints one JSON line.
 //
 //   node --import tsx bench/train/ours.ts --size 28 [--n 1080] [--batch 128] [--warmup 2]
 //        [--threads 2] [--seed 0] [--no-yield]
@@ -12,11 +12,11 @@
 import { setImmediate as turnEventLoop } from 'node:timers/promises';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
-import { augment, datasheetAugment } from '../../src/data/augment.js';
+import { augment, datasheetAugment } from '../../src/data/augment/index.js';
 import { resizeBatch, toTensor } from '../../src/data/preprocess.js';
 import { ShuffleSampler } from '../../src/data/sampler.js';
-import { createObjective } from '../../src/train/objective.js';
-import { createOptimizer } from '../../src/train/optimizer.js';
+import { createObjective } from '../../src/nn/index.js';
+import { createOptimizer } from '../../src/optim/index.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 import { intArg, parseArgs, peakRssMiB } from '../common.js';
 

@@ -4,7 +4,7 @@ transforms applied per sample, DataLoader(batch 128, shuffle, num_workers 0), cr
 AdamW. Synthetic uint8 28x28 RGB images, upsampled once (PIL bilinear) when --size > 28.
 Prints one JSON line.
 
-    /usr/bin/python3 bench/train/peer.py --size 28 [--n 1080] [--batch 128] [--warmup 2]
+    python3 bench/train/peer.py --size 28 [--n 1080] [--batch 128] [--warmup 2]
         [--threads 2] [--seed 0]
 """
 import argparse

@@ -1,17 +1,11 @@
-// info, download and montage: the commands about the dataset itself.
+// info and download: the commands about the dataset itself.
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import * as torch from '../torch/index.js';
 import { datasetCard, loadMedMNIST } from '../data/medmnist.js';
 import { defaultDataDir, locateDatasetFile } from '../data/locate.js';
 import { downloadDataset } from '../data/download.js';
 import { IMAGE_SIZES, datasetKeys, getDatasetFile, type ImageSize } from '../data/registry.js';
-import { writeMontage } from '../data/montage.js';
-import { resolveRunConfig } from './train-config.js';
-import { RECIPE_NAMES } from '../train/recipes.js';
-import { prepareData } from '../train/dataset.js';
 import { dataDirOption, integerAtLeast } from './options.js';
-import { UserError } from '../errors.js';
 
 const sizeOption = (fallback: ImageSize): Option =>
   new Option('--size <px>', 'image size of the file').choices(IMAGE_SIZES.map(String)).default(String(fallback));
@@ -82,36 +76,5 @@ export function registerDataCommands(program: Command): void {
         for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
         process.stdout.write(`${result.alreadyPresent ? 'already present' : 'downloaded'}: ${result.path} (md5 ${result.md5})\n`);
       }
-    });
-
-  program
-    .command('montage')
-    .description('write a PNG grid of real training images (top row) and augmented versions (rows below)')
-    .requiredOption('--out <png>', 'PNG file to write')
-    .addOption(dataDirOption())
-    .addOption(new Option('--size <px>', 'model input size the images are shown at').choices(IMAGE_SIZES.map(String)).default('64'))
-    .option('--count <n>', 'images (columns)', integerAtLeast(1), 8)
-    .option('--variants <n>', 'augmented rows', integerAtLeast(1), 4)
-    .option('--scale <n>', 'integer upscaling for visibility', integerAtLeast(1), 3)
-    .option('--seed <n>', 'seed of the augmentation draws', integerAtLeast(0), 0)
-    .addOption(new Option('--recipe <name>', "whose augmentation to show").choices(RECIPE_NAMES).default('default'))
-    .option('--config <file>', 'run config JSON whose augmentation to show (layered on the recipe)')
-    .addHelpText('after', '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet')
-    .action(async (flags: { out: string; dataDir?: string; size: string; count: number; variants: number; scale: number; seed: number; recipe: string; config?: string }) => {
-      const { augment } = resolveRunConfig({ recipe: flags.recipe, config: flags.config });
-      if (!augment) {
-        const source = flags.config ? `recipe '${flags.recipe}' with ${flags.config}` : `recipe '${flags.recipe}'`;
-        throw new UserError(`${source} trains without augmentation: nothing to show`);
-      }
-      const data = prepareData({ dataDir: flags.dataDir, size: Number(flags.size) });
-      if (flags.count > data.train.count) throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
-      const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
-        count: flags.count,
-        variants: flags.variants,
-        scale: flags.scale,
-      }).catch((error: Error) => {
-        throw new UserError(`cannot write ${flags.out}: ${error.message}`);
-      });
-      process.stdout.write(`wrote ${flags.out} (${width}x${height})${data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : ''}\n`);
     });
 }

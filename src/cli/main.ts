@@ -2,16 +2,23 @@
 // call one function, print the result for people (or --json for machines).
 import { Command } from 'commander';
 import { UserError } from '../errors.js';
-import { NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
+import { GRADE_NAMES } from '../data/grades.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { registerDataCommands } from './data-commands.js';
-import { registerModelCommands } from './model-commands.js';
+import { evaluateCommand } from './evaluate.js';
+import { predictCommand } from './predict.js';
+import { serveCommand } from './serve.js';
+import { registerTrainCommands } from './train/commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('retinagrade')
-    .description(`Diabetic retinopathy grading (0 No DR .. 4 Proliferative) on RetinaMNIST.\n${NOT_FOR_CLINICAL_USE}`)
+    .description(`Diabetic retinopathy grading (${GRADE_NAMES.map((name, grade) => `${grade} ${name}`).join(', ')}).\n${NOT_FOR_CLINICAL_USE}`)
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
-  registerModelCommands(program);
+  registerTrainCommands(program);
+  evaluateCommand(program);
+  predictCommand(program);
+  serveCommand(program);
   registerDataCommands(program);
   return program;
 }

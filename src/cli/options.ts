@@ -14,6 +14,14 @@ export const integerAtLeast =
     if (n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got '${value}'`);
     return n;
   };
+/** An integer flag that must be one of `choices`. */
+export const integerChoice =
+  (choices: readonly number[]) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!choices.includes(n)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}, got '${value}'`);
+    return n;
+  };
 export const parseNumber = (value: string): number => {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);

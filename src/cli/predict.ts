@@ -3,9 +3,10 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Option, type Command } from 'commander';
-import { openRun } from '../train/saved-run.js';
-import { predictImage, type Prediction } from '../train/predict-image.js';
-import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
+import { GRADE_NAMES } from '../data/grades.js';
+import { predictImage, type Prediction } from '../model/grade-photo.js';
+import { openRun } from '../model/open-run.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
 /** What --cam writes: left out of folders, so a second run over the same folder skips them. */
@@ -69,7 +70,7 @@ export function camFiles(dir: string, files: string[]): string[] {
 function toCsv(records: Prediction[]): string {
   const quote = (s: string): string => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
   // The notice is a column, not a comment line, so that every CSV reader keeps it.
-  const header = 'file,grade,grade_name,p0,p1,p2,p3,p4,warnings,error,cam,notice';
+  const header = ['file', 'grade', 'grade_name', ...GRADE_NAMES.map((_, k) => `p${k}`), 'warnings', 'error', 'cam', 'notice'].join(',');
   const rows = records.map((r) =>
     [
       quote(r.file),
@@ -111,12 +112,12 @@ export function predictCommand(program: Command): void {
     .addHelpText('after', `\nExamples:\n  retinagrade predict --model runs/default photo.jpg\n  retinagrade predict --model runs/default photos/ --csv > grades.csv\n\n${NOT_FOR_CLINICAL_USE}`)
     .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
       const inputs = expandInputs(images);
-      const saved = openRun(flags.model);
+      const opened = openRun(flags.model);
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
       const cams = flags.cam ? camFiles(flags.cam, inputs.map((input) => input.file)) : [];
       const records: Prediction[] = [];
       for (const [i, { file, error }] of inputs.entries()) {
-        records.push(error ? { file, warnings: [], error } : await predictImage(saved, file, { crop: flags.crop, camFile: cams[i] }));
+        records.push(error ? { file, warnings: [], error } : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i] }));
       }
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { createServer, DEFAULT_MAX_BYTES } from '../serve/server.js';
-import { NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { integerAtLeast, parseInteger } from './options.js';
 
 const parsePort = (value: string): number => {

@@ -2,7 +2,7 @@
 // below shows one augmented draw of the same samples, all upscaled with nearest-neighbour.
 import sharp from 'sharp';
 import * as torch from '../torch/index.js';
-import { augment as augmentBatch, type AugmentConfig } from './augment.js';
+import { augment as augmentBatch, type AugmentConfig } from './augment/index.js';
 
 export interface MontageOptions {
   /** Samples (columns), taken from the start of the batch. Default 8. */

@@ -50,7 +50,8 @@ export class WeightedRandomSampler implements EpochSampler {
   }
 }
 
-export type ClassWeightMode = 'inverse' | 'sqrt-inverse' | 'effective-number';
+export const CLASS_WEIGHT_MODES = ['inverse', 'sqrt-inverse', 'effective-number'] as const;
+export type ClassWeightMode = (typeof CLASS_WEIGHT_MODES)[number];
 
 /**
  * Per-class loss weights from the label histogram, scaled to mean 1 so that the loss keeps its

@@ -5,8 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import type { FeatureClassifier } from '../nn/index.js';
-import type { Objective } from '../train/losses.js';
+import { withEval, type FeatureClassifier, type Objective } from '../nn/index.js';
 
 /** A heat map over one image: size x size values in [0, 1] (1 = most evidence for the grade). */
 export interface ClassActivationMap {
@@ -18,14 +17,12 @@ export interface ClassActivationMap {
 /** Grad-CAM of `grade` for one image `x` (1 x C x S x S). */
 export function gradCam(model: FeatureClassifier, objective: Objective, x: Tensor, grade: number): ClassActivationMap {
   const size = x.shape[3]!;
-  const wasTraining = model.training;
-  model.eval();
   // Only the feature map needs a gradient: the weights' would accumulate in their .grad with
   // every call (a served model is asked again and again).
   const parameters = model.parameters().filter((p) => p.requiresGrad);
   for (const p of parameters) p.requiresGrad = false;
   try {
-    const heat = torch.tidy(() => {
+    const heat = withEval(model, () => torch.tidy(() => {
       // A leaf copy of the feature map: its .grad is the gradient Grad-CAM weighs channels by.
       const features = torch.noGrad(() => model.features(x)).detach();
       features.requiresGrad = true;
@@ -36,11 +33,10 @@ export function gradCam(model: FeatureClassifier, objective: Objective, x: Tenso
       const upsampled = torch.interpolate(cam, [size, size], { mode: 'bilinear' });
       const peak = upsampled.max().item();
       return (peak > 0 ? upsampled.div(peak) : upsampled).data() as Float32Array;
-    });
+    }));
     return { grade, size, heat };
   } finally {
     for (const p of parameters) p.requiresGrad = true;
-    model.train(wasTraining);
   }
 }
 

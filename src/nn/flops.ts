@@ -1,7 +1,7 @@
 // Counts multiply-accumulates of one forward pass: Conv2d and Linear report theirs while a
 // count is running. They pass a function, evaluated only then, so training pays no shape queries.
 import * as torch from '../torch/index.js';
-import type { Module } from './module.js';
+import { withEval, type Module } from './module.js';
 
 let counter: { macs: number } | null = null;
 
@@ -11,14 +11,11 @@ export function recordMacs(macs: () => number): void {
 
 /** Multiply-accumulates for one image of shape [C, H, W]; FLOPs are conventionally 2x this. */
 export function countMacs(model: Module, inputShape: [number, number, number]): number {
-  const wasTraining = model.training;
   counter = { macs: 0 };
   try {
-    model.eval();
-    torch.tidy(() => torch.noGrad(() => model.forward(torch.zeros([1, ...inputShape]))));
+    withEval(model, () => torch.tidy(() => torch.noGrad(() => model.forward(torch.zeros([1, ...inputShape])))));
     return counter.macs;
   } finally {
     counter = null;
-    model.train(wasTraining);
   }
 }

@@ -16,12 +16,14 @@ import {
 } from './layers.js';
 import { Module } from './module.js';
 
+export const ModelNameSchema = z.enum(['cnn', 'resnet18', 'resnet50']);
+
 export const ModelConfigSchema = z
   .object({
-    name: z.enum(['cnn', 'resnet18', 'resnet50']),
+    name: ModelNameSchema,
     inputSize: z.number().int().positive(),
     inChannels: z.number().int().positive().default(3),
-    numClasses: z.number().int().min(2).default(5),
+    numClasses: z.number().int().min(2),
     /** Channels of the first stage; later stages double it. */
     width: z.number().int().positive().optional(),
     dropout: z.number().min(0).max(0.95).default(0),

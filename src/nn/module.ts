@@ -98,3 +98,14 @@ export abstract class Module {
     }
   }
 }
+
+/** Runs `fn` with `model` in eval mode, then restores the mode it was in (even if `fn` throws). */
+export function withEval<T>(model: Module, fn: () => T): T {
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    return fn();
+  } finally {
+    model.train(wasTraining);
+  }
+}

@@ -1,6 +1,7 @@
 // The page `GET /` serves: choose or drop a photograph, see its grade. One self-contained HTML
 // document (inline CSS and JS, no external resources, no framework) that talks to /v1/predict.
-import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../train/outputs.js';
+import { GRADE_NAMES } from '../data/grades.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 
 /** Only inline code, same-origin requests, and data:/blob: pictures (the Grad-CAM, the preview). */
 export const INDEX_PAGE_CSP =

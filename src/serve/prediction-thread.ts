@@ -1,18 +1,18 @@
 // The worker thread behind PredictionWorker: loads the run once, then grades on request.
 import { parentPort, workerData } from 'node:worker_threads';
-import { openRun } from '../train/saved-run.js';
-import { predictImage } from '../train/predict-image.js';
+import { predictImage } from '../model/grade-photo.js';
+import { openRun } from '../model/open-run.js';
 import { UserError } from '../errors.js';
 import type { CancelRequest, PredictReply, PredictRequest, WorkerReady } from './prediction-worker.js';
 
 const port = parentPort!;
 try {
-  const saved = openRun((workerData as { runDir: string }).runDir);
+  const opened = openRun((workerData as { runDir: string }).runDir);
   const grade = async ({ id, images, options }: PredictRequest): Promise<void> => {
     port.postMessage({ id, started: true } satisfies PredictReply); // the grading deadline runs from here
     try {
       const predictions = [];
-      for (const image of images) predictions.push(await predictImage(saved, image, options));
+      for (const image of images) predictions.push(await predictImage(opened, image, options));
       port.postMessage({ id, predictions } satisfies PredictReply);
     } catch (error) {
       port.postMessage({ id, error: (error as Error).message } satisfies PredictReply);
@@ -34,8 +34,8 @@ try {
       return grade(message);
     });
   });
-  const { model, size, ensemble } = saved.config;
-  port.postMessage({ ready: true, model: { model, size, ensemble } } satisfies WorkerReady);
+  const { modelConfig, ensemble } = opened;
+  port.postMessage({ ready: true, model: { modelConfig, ensemble } } satisfies WorkerReady);
 } catch (error) {
   port.postMessage({ ready: false, error: (error as Error).message, userError: error instanceof UserError } satisfies WorkerReady);
 }

@@ -1,9 +1,8 @@
 // Grading off the event loop: a worker thread owns the model (the libtorch binding loads per
 // thread) and answers requests by message, so a server keeps serving while a forward pass runs.
 import { Worker } from 'node:worker_threads';
-import type { ImageInput } from '../data/fundus.js';
-import type { PredictOptions, Prediction } from '../train/predict-image.js';
-import type { RunConfig } from '../train/config.js';
+import type { ImageInput, PredictOptions, Prediction } from '../model/grade-photo.js';
+import type { OpenedModel } from '../model/open-run.js';
 import { UserError } from '../errors.js';
 
 /** What a worker may be asked for per request (no files: a server has no folder to write into). */
@@ -19,8 +18,8 @@ export interface CancelRequest {
 }
 /** `started`: the thread has begun grading the request (the ones before it are answered). */
 export type PredictReply = { id: number; started: true } | { id: number; predictions: Prediction[] } | { id: number; error: string };
-/** The model the worker loaded, as its run config describes it. */
-export type LoadedModel = Pick<RunConfig, 'model' | 'size' | 'ensemble'>;
+/** The model the worker loaded, as its weights describe it. */
+export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble'>;
 /** `userError`: the run directory is unusable (the user's to fix), not a bug. */
 export type WorkerReady = { ready: true; model: LoadedModel } | { ready: false; error: string; userError: boolean };
 

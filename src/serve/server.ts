@@ -5,9 +5,11 @@ import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyBodyParser, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { EvalMetrics } from '../eval/index.js';
 import { UserError } from '../errors.js';
-import type { CropMode, Prediction } from '../train/predict-image.js';
-import { GRADE_NAMES, NOT_FOR_CLINICAL_USE, type RunMetrics } from '../train/outputs.js';
-import { RunDir } from '../train/run-dir.js';
+import { GRADE_NAMES } from '../data/grades.js';
+import type { CropMode, Prediction } from '../model/grade-photo.js';
+import { RunDir } from '../model/run-dir.js';
+import type { RunMetrics } from '../model/run-metrics.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
 import { CancelledError, PredictionWorker } from './prediction-worker.js';
 
@@ -88,11 +90,11 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const metrics = readMetrics(new RunDir(runDir));
   const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs });
-  const { model, size, ensemble } = worker.model;
+  const { modelConfig, ensemble } = worker.model;
   const description: ModelDescription = {
-    model: model.name,
-    width: model.width ?? null,
-    input_size: size,
+    model: modelConfig.name,
+    width: modelConfig.width ?? null,
+    input_size: modelConfig.inputSize,
     ensemble,
     grades: GRADE_NAMES,
     metrics,

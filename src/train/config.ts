@@ -1,40 +1,14 @@
 // The one schema of a training run. CLI flags and `--config run.json` both land here; unknown keys
 // are errors. Recipes are named partial configs layered under the user's choices.
 import { z } from 'zod';
-import { validateAugmentConfig } from '../data/augment.js';
+import { AugmentSchema } from '../data/augment/index.js';
+import { NUM_GRADES } from '../data/grades.js';
+import { IMAGE_SIZES } from '../data/registry.js';
+import { LossConfigSchema, ModelConfigSchema, ModelNameSchema, createObjective, type ModelConfig } from '../nn/index.js';
+import { OptimizerConfigSchema, ScheduleConfigSchema } from '../optim/index.js';
 
 /** Seeds are 32-bit unsigned integers (libtorch generators and our samplers take them so). */
 const MAX_SEED = 2 ** 32 - 1;
-
-const range = (lo: number, hi: number) => z.tuple([z.number(), z.number()]).readonly().default([lo, hi]);
-
-/**
- * The datasheet's five transforms (src/data/augment.ts), each switchable. The defaults are the
- * default recipe's milder strengths (RESULTS.md: the datasheet's hue/saturation jitter and deep
- * crops cost validation AUC at 28x28); the datasheet recipe sets the datasheet's own.
- */
-const AugmentSchema = z
-  .object({
-    horizontalFlip: z.object({ enabled: z.boolean().default(true), p: z.number().min(0).max(1).default(0.5) }).strict().prefault({}),
-    rotation: z.object({ enabled: z.boolean().default(true), degrees: z.number().min(0).default(45) }).strict().prefault({}),
-    resizedCrop: z
-      .object({ enabled: z.boolean().default(true), scale: range(0.85, 1), ratio: range(0.9, 1 / 0.9) })
-      .strict()
-      .prefault({}),
-    colorJitter: z
-      .object({
-        enabled: z.boolean().default(true),
-        brightness: z.number().min(0).default(0.2),
-        contrast: z.number().min(0).default(0.2),
-        saturation: z.number().min(0).default(0),
-        hue: z.number().min(0).max(0.5).default(0),
-      })
-      .strict()
-      .prefault({}),
-    affine: z.object({ enabled: z.boolean().default(true), translate: range(0.05, 0.05), scale: range(0.95, 1.05) }).strict().prefault({}),
-    interpolation: z.enum(['bilinear', 'nearest']).default('bilinear'),
-  })
-  .strict();
 
 /** Every default below is the default recipe, chosen on the validation split (RESULTS.md). */
 export const RunConfigSchema = z
@@ -43,49 +17,18 @@ export const RunConfigSchema = z
     recipe: z.string().default('default'),
     dataset: z.literal('retinamnist').default('retinamnist'),
     /** Model input size; images from a smaller file are upsampled (recorded in metrics.json). */
-    size: z.union([z.literal(28), z.literal(64), z.literal(128), z.literal(224)]).default(28),
-    model: z
-      .object({
-        name: z.enum(['cnn', 'resnet18', 'resnet50']).default('cnn'),
-        width: z.number().int().positive().optional(),
-        dropout: z.number().min(0).max(0.95).default(0),
-        stemStride: z.union([z.literal(1), z.literal(2)]).optional(),
-      })
+    size: z.literal([...IMAGE_SIZES]).default(28),
+    /** The architecture; the input size, channels and head width follow from the rest (modelConfigOf). */
+    model: ModelConfigSchema.pick({ width: true, dropout: true, stemStride: true })
+      .extend({ name: ModelNameSchema.default('cnn') })
       .strict()
       .prefault({}),
-    loss: z
-      .object({
-        kind: z.enum(['ce', 'focal', 'ordinal']).default('ce'),
-        gamma: z.number().min(0).default(4),
-        alpha: z.array(z.number().positive()).length(5).optional(),
-        classWeights: z.enum(['none', 'inverse', 'sqrt-inverse', 'effective-number']).default('none'),
-        labelSmoothing: z.number().min(0).max(0.5).default(0),
-      })
-      .strict()
-      .prefault({}),
+    loss: LossConfigSchema.prefault({}),
     sampler: z.enum(['shuffle', 'weighted']).default('shuffle'),
     /** false disables augmentation; otherwise the datasheet's five transforms, each switchable. */
     augment: z.union([z.literal(false), AugmentSchema]).prefault({}),
-    optimizer: z
-      .object({
-        name: z.enum(['adamw', 'adam', 'sgd']).default('adamw'),
-        lr: z.number().positive().default(1e-3),
-        weightDecay: z.number().min(0).default(1e-4),
-        momentum: z.number().min(0).max(1).default(0.9),
-      })
-      .strict()
-      .prefault({}),
-    schedule: z
-      .object({
-        name: z.enum(['cosine', 'multistep', 'onecycle', 'constant']).default('cosine'),
-        /** Linear warm-up of the cosine schedule (the others have none). */
-        warmupEpochs: z.number().min(0).default(1),
-        /** Multistep milestones as fractions of the run, so they survive a change of epochs. */
-        milestones: z.array(z.number().min(0).max(1)).default([0.5, 0.75]),
-        gamma: z.number().positive().default(0.1),
-      })
-      .strict()
-      .prefault({}),
+    optimizer: OptimizerConfigSchema.prefault({}),
+    schedule: ScheduleConfigSchema.prefault({}),
     epochs: z.number().int().positive().default(100),
     /** At least 2: batch norm cannot train on one image. */
     batchSize: z.number().int().min(2).default(64),
@@ -110,22 +53,31 @@ export const RunConfigSchema = z
       kind === 'focal' && alpha !== undefined && classWeights !== 'none' && 'classWeights (alpha already weighs the classes)',
     ].filter(Boolean);
     for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
-    // Member k of an ensemble trains with seed * ensemble + k (trainer.ts, memberSeed).
+    // Member k of an ensemble trains with seed * ensemble + k (src/train/ensemble.ts, memberSeed).
     if (config.seed * config.ensemble + config.ensemble - 1 > MAX_SEED) {
       ctx.addIssue({ code: 'custom', path: ['seed'], message: `with an ensemble of ${config.ensemble}, the seed must be at most ${Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble)}` });
     }
     if (config.model.stemStride !== undefined && config.model.name !== 'cnn') {
       ctx.addIssue({ code: 'custom', path: ['model', 'stemStride'], message: `only the compact CNN has a stemStride; ${config.model.name} sets its stem by input size` });
     }
-    if (config.augment) {
-      try {
-        validateAugmentConfig(config.augment);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', path: ['augment'], message: (error as Error).message });
-      }
-    }
   });
 
 export type RunConfig = z.infer<typeof RunConfigSchema>;
-export type AugmentConfig = z.infer<typeof AugmentSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
+
+/**
+ * The model config a run config implies: the head's width depends on the objective, and above
+ * 32 px the compact CNN's first convolution has stride 2 unless the config says otherwise (like
+ * ResNet's standard stem; at 64 px, upsampled from 28, it validated better at a quarter of the FLOPs).
+ */
+export function modelConfigOf(config: RunConfig): ModelConfig {
+  const outputs = createObjective(config.loss, NUM_GRADES).outputs;
+  const stem = config.model.name === 'cnn' && config.size > 32 ? { stemStride: config.model.stemStride ?? 2 } : {};
+  return ModelConfigSchema.parse({ ...config.model, ...stem, inputSize: config.size, inChannels: 3, numClasses: NUM_GRADES, outputs });
+}
+
+/** What config.json holds: this configuration as `--config` accepts it, less the machine's thread count. */
+export const savedConfigOf = (config: RunConfig): RunConfig => ({ ...config, threads: undefined });
+
+/** config.json as runs wrote it before it held only the run configuration: the model as built. */
+export const legacySavedConfigOf = (config: RunConfig): object => ({ ...savedConfigOf(config), model: modelConfigOf(config) });

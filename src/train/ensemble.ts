@@ -1,66 +1,75 @@
-// A seed ensemble: K models of one architecture, trained from different seeds, whose class
-// probabilities are averaged. Averaging cancels much of the seed-to-seed variance that 1,080
-// training images leave in a single model (RESULTS.md measures it on validation).
-import * as torch from '../torch/index.js';
-import type { Tensor } from '../torch/index.js';
-import { Module, type FeatureClassifier } from '../nn/index.js';
-import type { Objective } from './losses.js';
+// Training a seed ensemble: the members one after another, each a complete run in members/<k>/
+// (its own log, checkpoint and best weights, so --resume continues the member that was
+// interrupted), then all of them saved as one model in the run's best.safetensors.
+import { NUM_GRADES } from '../data/grades.js';
+import type { RetinaTensors } from '../data/retinamnist.js';
+import { saveSafetensors } from '../io/safetensors.js';
+import { Ensemble } from '../model/ensemble.js';
+import { evaluateSplit } from '../model/inference.js';
+import { WEIGHTS_METADATA } from '../model/open-run.js';
+import type { RunDir } from '../model/run-dir.js';
+import type { MemberSummary } from '../model/run-metrics.js';
+import { LogProbabilityObjective, createObjective, type FeatureClassifier } from '../nn/index.js';
+import { beginRun } from './checkpoint.js';
+import { modelConfigOf, type RunConfig } from './config.js';
+import { trainModel, type LoopOptions } from './loop.js';
 
-/** The smallest probability whose log an ensemble outputs (keeps log(0) out of losses and metrics). */
-const MIN_PROBABILITY = 1e-12;
+/** Member k's seed: ensembles of different seeds share no member (seed s uses s*K ... s*K+K-1). */
+export const memberSeed = (seed: number, k: number, members: number): number => seed * members + k;
 
-/**
- * Outputs log of the members' mean probability per class, so that a softmax of the output is that
- * mean (`LogProbabilityObjective` reads it). Members are children `member0`, `member1`, ..., so
- * the state dict holds every member's weights under its prefix.
- */
-export class Ensemble extends Module implements FeatureClassifier {
-  readonly members: FeatureClassifier[];
-
-  /** `memberObjective` turns one member's outputs into class probabilities. */
-  constructor(members: FeatureClassifier[], private readonly memberObjective: Objective) {
-    super();
-    if (members.length === 0) throw new Error('an ensemble needs at least one member');
-    this.members = members.map((m, k) => this.child(`member${k}`, m));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.meanLogProbability(this.members.map((m) => () => m.forward(x)));
-  }
-
-  /** The members' feature maps side by side on the channel axis (Grad-CAM weighs all of them). */
-  features(x: Tensor): Tensor {
-    return torch.cat(
-      this.members.map((m) => m.features(x)),
-      1,
-    );
-  }
-
-  classify(features: Tensor): Tensor {
-    const channels = features.shape[1]! / this.members.length;
-    return this.meanLogProbability(this.members.map((m, k) => () => m.classify(features.slice(1, k * channels, (k + 1) * channels))));
-  }
-
-  private meanLogProbability(memberOutputs: (() => Tensor)[]): Tensor {
-    return torch.tidy(() => {
-      let sum: Tensor | undefined;
-      for (const output of memberOutputs) {
-        const p = this.memberObjective.probabilities(output());
-        sum = sum ? sum.add(p) : p;
-      }
-      return sum!.div(memberOutputs.length).clamp(MIN_PROBABILITY).log();
-    });
-  }
+export interface TrainedEnsemble {
+  /** In eval mode; outputs log mean probabilities (read with `objective`). */
+  model: Ensemble;
+  objective: LogProbabilityObjective;
+  members: MemberSummary[];
+  bestEpoch: number[];
+  epochsRun: number[];
+  /** Summed over the members. */
+  seconds: number;
 }
 
-/** The objective of a model that outputs log-probabilities (an Ensemble): NLL, and exp. */
-export class LogProbabilityObjective implements Objective {
-  constructor(readonly outputs: number) {}
-  loss(logProbabilities: Tensor, labels: Tensor): Tensor {
-    return torch.tidy(() => logProbabilities.gather(1, labels.unsqueeze(1)).mean().neg());
+export async function trainEnsemble(run: RunDir, config: RunConfig, data: RetinaTensors, options: LoopOptions): Promise<TrainedEnsemble> {
+  const { say = () => {} } = options;
+  beginRun(run, config, options.resume);
+  const members: FeatureClassifier[] = [];
+  const summaries: MemberSummary[] = [];
+  try {
+    for (let k = 0; k < config.ensemble; k++) {
+      const memberRun = run.member(k);
+      memberRun.create();
+      const memberConfig: RunConfig = { ...config, ensemble: 1, seed: memberSeed(config.seed, k, config.ensemble) };
+      say(`ensemble member ${k + 1}/${config.ensemble} (seed ${memberConfig.seed})`);
+      const trained = await trainModel(memberRun, memberConfig, data, {
+        ...options,
+        resume: options.resume && memberRun.has('config'),
+        onEpoch: () => run.writeMemberLog(config.ensemble),
+      });
+      members.push(trained.model);
+      const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;
+      summaries.push({
+        seed: memberConfig.seed,
+        best_epoch: trained.bestEpoch,
+        epochs_run: trained.epochsRun,
+        seconds: trained.seconds,
+        val: { acc: val.acc, auc: val.auc, qwk: val.qwk },
+      });
+    }
+  } catch (error) {
+    for (const member of members) member.dispose(); // the finished members' weights are on disk
+    throw error;
   }
-  probabilities(logProbabilities: Tensor): Tensor {
-    // softmax rather than exp: exactly normalized even after the clamp above.
-    return logProbabilities.softmax(1);
-  }
+  const ensemble = new Ensemble(members, createObjective(config.loss, NUM_GRADES));
+  saveSafetensors(run.file('best'), ensemble.stateDict(), {
+    [WEIGHTS_METADATA.model]: JSON.stringify(modelConfigOf(config)),
+    [WEIGHTS_METADATA.objective]: config.loss.kind,
+    [WEIGHTS_METADATA.ensemble]: String(config.ensemble),
+  });
+  return {
+    model: ensemble,
+    objective: new LogProbabilityObjective(NUM_GRADES),
+    members: summaries,
+    bestEpoch: summaries.map((m) => m.best_epoch),
+    epochsRun: summaries.map((m) => m.epochs_run),
+    seconds: summaries.reduce((sum, m) => sum + m.seconds, 0),
+  };
 }

@@ -1,9 +1,11 @@
 // MODEL_CARD.md, written into every finished run directory: what the model is, what it was
 // trained and measured on, how well it did, and what it must not be used for (after Mitchell et
 // al., "Model Cards for Model Reporting", FAT* 2019).
+import { GRADE_NAMES } from '../data/grades.js';
 import { getDataset } from '../data/registry.js';
+import type { RunMetrics } from '../model/run-metrics.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import type { RunConfig } from './config.js';
-import { GRADE_NAMES, NOT_FOR_CLINICAL_USE, type RunMetrics } from './outputs.js';
 
 const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : 'n/a');
 const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
@@ -46,7 +48,7 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
 ## Model
 
 - ${architecture}; ${ensemble}.
-- Output: probabilities of the five diabetic retinopathy grades (${GRADE_NAMES.map((g, i) => `${i} ${g}`).join(', ')}).
+- Output: a probability for each diabetic retinopathy grade (${GRADE_NAMES.map((g, i) => `${i} ${g}`).join(', ')}).
 - Trained by retinagrade, recipe \`${config.recipe}\`: loss \`${config.loss.kind}\`, sampler \`${config.sampler}\`,
   augmentation: ${augmentation}; ${config.optimizer.name} (lr ${config.optimizer.lr}), ${schedule}, ${epochs}, batch ${config.batchSize};
   ${kept} of the epoch with the best validation ${config.selectOn.toUpperCase()} were kept

@@ -1,43 +1,15 @@
 // What a finished run leaves behind: metrics.json (val and test, with bootstrap intervals on test)
 // and predictions.csv (one row per test image), written by `train` at the end of a run.
-import { bootstrapMetrics, type EvalMetrics } from '../eval/index.js';
-import type { ModelConfig, Module } from '../nn/index.js';
-import type { RunConfig } from './config.js';
-import type { PreparedData } from './dataset.js';
-import { evaluateSplit, type InferenceOptions, type SplitEvaluation } from './inference.js';
-import type { Objective } from './losses.js';
+import type { RetinaTensors } from '../data/retinamnist.js';
+import { bootstrapMetrics } from '../eval/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { evaluateSplit, type InferenceOptions, type SplitEvaluation } from '../model/inference.js';
+import type { RunDir } from '../model/run-dir.js';
+import type { MemberSummary, RunMetrics } from '../model/run-metrics.js';
+import type { ModelConfig, Module, Objective } from '../nn/index.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import type { RunConfig } from './config.js';
 import { modelCard } from './model-card.js';
-import type { RunDir } from './run-dir.js';
-
-export const GRADE_NAMES = ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'] as const;
-export const NOT_FOR_CLINICAL_USE = 'Research software: not a medical device and not for clinical use.';
-
-export interface RunMetrics {
-  val: EvalMetrics;
-  test: EvalMetrics & { ci95: ReturnType<typeof bootstrapMetrics> };
-  /** The selected epoch; for an ensemble, each member's. */
-  best_epoch: number | number[];
-  /** Epochs trained (fewer than configured after an early stop); for an ensemble, each member's. */
-  epochs_run: number | number[];
-  /** Training time, summed over an ensemble's members. */
-  seconds: number;
-  /** An ensemble's members, each as it validated alone. */
-  members?: MemberSummary[];
-  data: PreparedData['source'];
-  /** The model as built: the config's, with the stem stride it implies at this size. */
-  model: RunConfig['model'] & { size: number; ensemble: number };
-  tta: boolean;
-  disclaimer: string;
-}
-
-export interface MemberSummary {
-  seed: number;
-  best_epoch: number;
-  epochs_run: number;
-  seconds: number;
-  val: Pick<EvalMetrics, 'acc' | 'auc' | 'qwk'>;
-}
 
 export function predictionsCsv(labels: Uint8Array, evaluation: SplitEvaluation): string {
   const k = evaluation.probs.length / labels.length;
@@ -54,7 +26,7 @@ export function writeRunOutputs(
   run: RunDir,
   model: Module,
   objective: Objective,
-  data: PreparedData,
+  data: RetinaTensors,
   info: {
     bestEpoch: number | number[];
     epochsRun: number | number[];

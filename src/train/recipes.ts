@@ -1,5 +1,5 @@
 // Named recipes: partial run configs the user's flags are layered onto.
-import { datasheetAugment } from '../data/augment.js';
+import { datasheetAugment } from '../data/augment/index.js';
 import type { RunConfigInput } from './config.js';
 
 export const RECIPES = {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
 import { Module, ModelConfigSchema, createModel, type FeatureClassifier } from '../../src/nn/index.js';
-import { CrossEntropy } from '../../src/train/losses.js';
+import { CrossEntropy } from '../../src/nn/index.js';
 import { gradCam, writeCamOverlay } from '../../src/explain/gradcam.js';
 
 /** Feature map = the image's first channel; grade 1's logit = its mean brightness, grade 0's = minus that. */
@@ -44,7 +44,7 @@ describe('Grad-CAM', () => {
   });
 
   it('leaves the weights without gradients, and trainable, however often it is asked', () => {
-    const cnn = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8 }));
+    const cnn = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 }));
     const image = new torch.Generator(2).uniform([1, 3, 28, 28], -1, 1);
     for (let i = 0; i < 3; i++) gradCam(cnn, new CrossEntropy(5), image, 2);
     for (const p of cnn.parameters()) {

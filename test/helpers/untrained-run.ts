@@ -1,24 +1,28 @@
+// A run directory holding an untrained model, for tests (and benchmarks) of what uses a run.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModelConfigSchema, createModel } from '../../src/nn/index.js';
 import { saveSafetensors } from '../../src/io/safetensors.js';
-import { RunConfigSchema } from '../../src/train/config.js';
-import { RunDir } from '../../src/train/run-dir.js';
-import { Ensemble } from '../../src/train/ensemble.js';
-import { createObjective } from '../../src/train/objective.js';
+import { Ensemble } from '../../src/model/ensemble.js';
+import { RunDir } from '../../src/model/run-dir.js';
+import { ModelConfigSchema, createModel, createObjective, LossConfigSchema, type ModelConfig } from '../../src/nn/index.js';
 
-/** A run directory holding an untrained compact CNN (28 px, width 8), or an ensemble of them. */
-export function untrainedRun(ensemble: number, metrics?: object): string {
-  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-serve-')));
-  const modelConfig = ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8 });
-  const config = RunConfigSchema.parse({ size: 28, ensemble });
-  run.writeJson('config', { ...config, model: modelConfig });
-  const model =
-    ensemble === 1
-      ? createModel(modelConfig)
-      : new Ensemble(Array.from({ length: ensemble }, () => createModel(modelConfig)), createObjective(config.loss, 5));
-  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig), ensemble: String(ensemble) });
-  if (metrics) run.writeJson('metrics', metrics);
+export interface UntrainedRunOptions {
+  /** Default: a compact CNN at 28 px, width 8. */
+  modelConfig?: ModelConfig;
+  /** Written as the run's metrics.json when given. */
+  metrics?: object;
+}
+
+/** A run directory holding an untrained model, or an ensemble of `ensemble` of them. */
+export function untrainedRun(ensemble: number, options: UntrainedRunOptions = {}): string {
+  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-untrained-')));
+  const modelConfig = options.modelConfig ?? ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 });
+  const loss = LossConfigSchema.parse({});
+  const members = Array.from({ length: ensemble }, () => createModel(modelConfig));
+  const model = ensemble === 1 ? members[0]! : new Ensemble(members, createObjective(loss, modelConfig.numClasses));
+  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig), objective: loss.kind, ensemble: String(ensemble) });
+  model.dispose();
+  if (options.metrics) run.writeJson('metrics', options.metrics);
   return run.path;
 }

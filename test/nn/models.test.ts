@@ -3,7 +3,7 @@ import * as torch from '../../src/torch/index.js';
 import { BatchNorm2d, Conv2d, Linear, ModelConfigSchema, Sequential, countMacs, createModel, seedInit } from '../../src/nn/index.js';
 import { AdamW } from '../../src/optim/index.js';
 
-const model = (name: 'cnn' | 'resnet18' | 'resnet50', inputSize: number) => createModel(ModelConfigSchema.parse({ name, inputSize }));
+const model = (name: 'cnn' | 'resnet18' | 'resnet50', inputSize: number) => createModel(ModelConfigSchema.parse({ name, inputSize, numClasses: 5 }));
 
 describe('models', () => {
   it('ResNet-18 has torchvision parameter count with a 5-class head', () => {
@@ -70,7 +70,7 @@ describe('models', () => {
     const gen = new torch.Generator(0);
     const x = torch.keep(gen.normal([64, 3, 28, 28]));
     const y = torch.keep(gen.randint(0, 5, [64]));
-    const net = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 16 }));
+    const net = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 16, numClasses: 5 }));
     const optimizer = new AdamW(net.parameters(), { lr: 3e-3, weightDecay: 0 });
     for (let step = 0; step < 150; step++) {
       torch.tidy(() => {

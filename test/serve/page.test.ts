@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/serve/server.js';
-import { GRADE_NAMES, NOT_FOR_CLINICAL_USE } from '../../src/train/outputs.js';
+import { GRADE_NAMES } from '../../src/data/grades.js';
+import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');

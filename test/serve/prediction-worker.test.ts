@@ -1,11 +1,8 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelConfigSchema, createModel } from '../../src/nn/index.js';
-import { saveSafetensors } from '../../src/io/safetensors.js';
-import { RunConfigSchema } from '../../src/train/config.js';
-import { RunDir } from '../../src/train/run-dir.js';
+import { ModelConfigSchema } from '../../src/nn/index.js';
 import { CancelledError, PredictionWorker } from '../../src/serve/prediction-worker.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 
@@ -14,12 +11,8 @@ let worker: PredictionWorker;
 
 beforeAll(async () => {
   // A run directory with an untrained ResNet-18 at 64 px: slow enough per image to matter.
-  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-worker-')));
-  const modelConfig = ModelConfigSchema.parse({ name: 'resnet18', inputSize: 64 });
-  run.writeJson('config', { ...RunConfigSchema.parse({ size: 64, ensemble: 1 }), model: modelConfig });
-  const model = createModel(modelConfig);
-  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig) });
-  worker = await PredictionWorker.open(run.path);
+  const modelConfig = ModelConfigSchema.parse({ name: 'resnet18', inputSize: 64, numClasses: 5 });
+  worker = await PredictionWorker.open(untrainedRun(1, { modelConfig }));
 });
 afterAll(() => worker?.close());
 

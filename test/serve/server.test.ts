@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bombPng } from '../helpers/bomb-png.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
-import { NOT_FOR_CLINICAL_USE } from '../../src/train/outputs.js';
+import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import { NOT_FUNDUS_WARNING } from '../../src/data/fundus.js';
 import { createServer } from '../../src/serve/server.js';
 import { UserError } from '../../src/errors.js';
@@ -24,7 +24,7 @@ let app: FastifyInstance;
 let ensembleApp: FastifyInstance;
 
 beforeAll(async () => {
-  [app, ensembleApp] = await Promise.all([createServer(untrainedRun(1, metrics), { maxBytes: MAX_BYTES }), createServer(untrainedRun(2))]);
+  [app, ensembleApp] = await Promise.all([createServer(untrainedRun(1, { metrics }), { maxBytes: MAX_BYTES }), createServer(untrainedRun(2))]);
 });
 afterAll(async () => {
   await Promise.all([app?.close(), ensembleApp?.close()]);

@@ -80,6 +80,9 @@ describe('wrong JavaScript arguments throw TypeError naming the argument', () =>
 
   it('data that does not fit the shape is a RangeError', () => {
     expect(() => torch.tensor([1, 2, 3], [2, 2])).toThrow(new RangeError('data has 3 elements but shape needs 4'));
+    // 2^62 * 4 wraps to 0 in int64, which an empty array would have matched.
+    expect(() => torch.tensor(new Float32Array(0), [2 ** 62, 4])).toThrow(new RangeError('shape [4611686018427387904, 4] has more than 2^63 - 1 elements'));
+    expect(torch.tidy(() => torch.tensor(new Float32Array(0), [2 ** 62, 4, 0]).shape)).toEqual([2 ** 62, 4, 0]);
   });
 });
 

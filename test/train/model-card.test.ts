@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { bootstrapMetrics, computeMetrics } from '../../src/eval/index.js';
 import { RunConfigSchema, type RunConfig } from '../../src/train/config.js';
 import { modelCard } from '../../src/train/model-card.js';
-import { NOT_FOR_CLINICAL_USE, type RunMetrics } from '../../src/train/outputs.js';
+import type { RunMetrics } from '../../src/model/run-metrics.js';
+import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 
 /** metrics.json of a run with made-up but well-formed results. */
 function metricsOf(config: RunConfig, extra: Pick<RunMetrics, 'best_epoch' | 'epochs_run'> & { stemStride?: 1 | 2 }): RunMetrics {

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { RunConfigSchema } from '../../src/train/config.js';
-import { train } from '../../src/train/trainer.js';
+import { train } from '../../src/train/run.js';
 
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
 

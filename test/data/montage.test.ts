@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
-import { datasheetAugment } from '../../src/data/augment.js';
+import { datasheetAugment } from '../../src/data/augment/index.js';
 import { writeMontage } from '../../src/data/montage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'retinagrade-montage-'));

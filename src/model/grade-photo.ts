@@ -1,13 +1,15 @@
-// Grading one photograph with a saved run: decode, crop, resize, normalize, forward, softmax.
+// Grading one photograph with an opened run: decode, crop, resize, normalize, forward, softmax.
 // Used by the `predict` command and by the prediction worker a server runs.
 import * as torch from '../torch/index.js';
 import { decodeImage, preprocessFundus, type ImageInput } from '../data/fundus.js';
+import { GRADE_NAMES } from '../data/grades.js';
 import { resizeBatch, toTensor } from '../data/preprocess.js';
 import { UserError } from '../errors.js';
-import type { SavedRun } from './saved-run.js';
-import { predictProbabilities } from './inference.js';
-import { GRADE_NAMES } from './outputs.js';
 import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
+import { predictProbabilities } from './inference.js';
+import type { OpenedModel } from './open-run.js';
+
+export type { ImageInput };
 
 export interface Prediction {
   file: string;
@@ -37,8 +39,8 @@ async function loadInput(input: ImageInput, size: number, crop: CropMode): Promi
     throw new UserError(`${inputName(input)}: crop 'none' needs a square image, got ${image.width}x${image.height}`);
   }
   const x = torch.tidy(() => {
-    const native = toTensor(image.rgb, 1, image.width, 3);
-    return image.width === size ? native : resizeBatch(native, size);
+    const decoded = toTensor(image.rgb, 1, image.width, 3);
+    return image.width === size ? decoded : resizeBatch(decoded, size);
   });
   return { x, warnings: [] };
 }
@@ -59,16 +61,16 @@ export interface PredictOptions {
 }
 
 /** Grades one image; a problem with the image becomes the record's `error`, not an exception. */
-export async function predictImage(saved: SavedRun, input: ImageInput, options: PredictOptions): Promise<Prediction> {
+export async function predictImage(opened: OpenedModel, input: ImageInput, options: PredictOptions): Promise<Prediction> {
   const file = inputName(input);
   try {
-    const { x, warnings } = await loadInput(input, saved.config.size, options.crop);
+    const { x, warnings } = await loadInput(input, opened.modelConfig.inputSize, options.crop);
     try {
-      const probabilities = Array.from(predictProbabilities(saved.model, saved.objective, x));
+      const probabilities = Array.from(predictProbabilities(opened.model, opened.objective, x));
       const grade = probabilities.indexOf(Math.max(...probabilities));
       const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
       // One Grad-CAM per image, however many places it goes to.
-      const cam = options.camFile || options.camPng ? gradCam(saved.model, saved.objective, x, grade) : undefined;
+      const cam = options.camFile || options.camPng ? gradCam(opened.model, opened.objective, x, grade) : undefined;
       const pixels = cam ? inputPixels(x) : undefined;
       if (cam && options.camPng) record.camPng = await camOverlayPng(pixels!, cam);
       if (cam && options.camFile) {

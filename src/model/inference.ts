@@ -1,10 +1,9 @@
 // Batched inference: model outputs -> class probabilities, without autograd.
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import type { Module } from '../nn/index.js';
-import type { Objective } from './losses.js';
+import { withEval, type Module, type Objective } from '../nn/index.js';
 import { computeMetrics, type EvalMetrics } from '../eval/index.js';
-import type { SplitTensors } from './dataset.js';
+import type { SplitTensors } from '../data/retinamnist.js';
 
 export interface InferenceOptions {
   batchSize?: number;
@@ -15,11 +14,9 @@ export interface InferenceOptions {
 /** Row-major N x K probabilities for the images `x` (N,C,H,W float32 in [-1,1]). */
 export function predictProbabilities(model: Module, objective: Objective, x: Tensor, options: InferenceOptions = {}): Float32Array {
   const { batchSize = 256, tta = false } = options;
-  const wasTraining = model.training;
-  model.eval();
   const n = x.shape[0];
   const chunks: Float32Array[] = [];
-  try {
+  withEval(model, () =>
     torch.noGrad(() => {
       for (let start = 0; start < n; start += batchSize) {
         const chunk = torch.tidy(() => {
@@ -31,10 +28,8 @@ export function predictProbabilities(model: Module, objective: Objective, x: Ten
         });
         chunks.push(chunk);
       }
-    });
-  } finally {
-    model.train(wasTraining);
-  }
+    }),
+  );
   const out = new Float32Array(chunks.reduce((s, c) => s + c.length, 0));
   let offset = 0;
   for (const c of chunks) {

@@ -2,9 +2,9 @@
 // Precedence, lowest first: schema defaults, the recipe, the config file, the flags.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { UserError } from '../errors.js';
-import { RunConfigSchema, type RunConfig } from '../train/config.js';
-import { RECIPES, RECIPE_NAMES, type RecipeName } from '../train/recipes.js';
+import { UserError } from '../../errors.js';
+import { RunConfigSchema, type RunConfig } from '../../train/config.js';
+import { RECIPES, RECIPE_NAMES, type RecipeName } from '../../train/recipes.js';
 
 export interface TrainFlags {
   config?: string;

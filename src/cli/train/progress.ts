@@ -1,8 +1,7 @@
 // Progress for long work: a bar with rate and ETA on a terminal, nothing per step in logs (the
 // per-epoch summary lines are the log there), so CI output stays readable.
 import cliProgress from 'cli-progress';
-import type { Progress } from '../train/trainer.js';
-
+import type { Progress } from '../../train/loop.js';
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr): Progress | undefined {
   if (!stream.isTTY || process.env.CI) return undefined;

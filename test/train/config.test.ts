@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RunConfigSchema } from '../../src/train/config.js';
-import { modelConfigOf } from '../../src/train/trainer.js';
+import { RunConfigSchema, modelConfigOf, savedConfigOf } from '../../src/train/config.js';
+import { RECIPES } from '../../src/train/recipes.js';
 
 describe('modelConfigOf', () => {
   it('gives the compact CNN a stride-2 stem above 32 px unless the config chooses', () => {
@@ -29,5 +29,16 @@ describe('RunConfigSchema', () => {
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues[0]?.message).toBe('with an ensemble of 5, the seed must be at most 858993458');
     expect(RunConfigSchema.safeParse({ seed: 858993458, ensemble: 5 }).success).toBe(true);
+  });
+});
+
+describe('savedConfigOf', () => {
+  it('is what --config accepts: every recipe round-trips through config.json unchanged', () => {
+    for (const recipe of Object.values(RECIPES)) {
+      const config = RunConfigSchema.parse({ ...recipe, threads: 2 });
+      const saved = JSON.parse(JSON.stringify(savedConfigOf(config)));
+      expect(saved.threads).toBeUndefined();
+      expect(RunConfigSchema.parse(saved)).toEqual({ ...config, threads: undefined });
+    }
   });
 });

@@ -3,22 +3,22 @@ import * as torch from '../../src/torch/index.js';
 import {
   applyAugment,
   augment,
+  AugmentSchema,
   datasheetAugment,
   identityParams,
   sampleParams,
-  validateAugmentConfig,
-  type AugmentConfig,
   type SampleParams,
-} from '../../src/data/augment.js';
+} from '../../src/data/augment/index.js';
 
-const allOff: AugmentConfig = {
+// Configs written here are parsed, as every caller's are: augment and sampleParams do not validate.
+const allOff = AugmentSchema.parse({
   ...datasheetAugment,
   horizontalFlip: { ...datasheetAugment.horizontalFlip, enabled: false },
   rotation: { ...datasheetAugment.rotation, enabled: false },
   resizedCrop: { ...datasheetAugment.resizedCrop, enabled: false },
   colorJitter: { ...datasheetAugment.colorJitter, enabled: false },
   affine: { ...datasheetAugment.affine, enabled: false },
-};
+});
 
 /** A random batch in [-1, 1]. */
 const randomBatch = (n: number, size: number, seed = 1): torch.Tensor =>
@@ -46,14 +46,14 @@ describe('identity', () => {
   });
 
   it('returns the input exactly for identity parameter values with every transform on', () => {
-    const identityValued: AugmentConfig = {
+    const identityValued = AugmentSchema.parse({
       ...datasheetAugment,
       horizontalFlip: { enabled: true, p: 0 },
       rotation: { enabled: true, degrees: 0 },
       resizedCrop: { enabled: true, scale: [1, 1], ratio: [1, 1] },
       colorJitter: { enabled: true, brightness: 0, contrast: 0, saturation: 0, hue: 0 },
       affine: { enabled: true, translate: [0, 0], scale: [1, 1] },
-    };
+    });
     const x = randomBatch(4, 16);
     expect(augment(x, identityValued, new torch.Generator(0)).toArray()).toEqual(x.toArray());
   });
@@ -260,7 +260,7 @@ describe('sampleParams', () => {
   });
 
   it('gives the enabled transforms the same parameters when another is switched off', () => {
-    const noRotation = { ...datasheetAugment, rotation: { enabled: false, degrees: 45 } };
+    const noRotation = AugmentSchema.parse({ ...datasheetAugment, rotation: { enabled: false, degrees: 45 } });
     const a = sampleParams(50, size, size, datasheetAugment, new torch.Generator(3));
     const b = sampleParams(50, size, size, noRotation, new torch.Generator(3));
     expect(b.every((p) => p.angle === 0)).toBe(true);
@@ -288,10 +288,10 @@ describe('augment', () => {
   // The datasheet's jitter sorts samples into hue groups; brightness and contrast alone (as in
   // the default recipe) make one group, jittered in place without the sort, and blend stages
   // without a grayscale term.
-  const brightnessContrastOnly: AugmentConfig = {
+  const brightnessContrastOnly = AugmentSchema.parse({
     ...datasheetAugment,
     colorJitter: { enabled: true, brightness: 0.2, contrast: 0.2, saturation: 0, hue: 0 },
-  };
+  });
   const configs = [
     ['the datasheet augmentation', datasheetAugment],
     ['brightness and contrast jitter only', brightnessContrastOnly],
@@ -319,13 +319,44 @@ describe('augment', () => {
     }
   });
 
-  it('rejects out-of-range settings, naming the field', () => {
-    expect(() => validateAugmentConfig({ ...datasheetAugment, colorJitter: { ...datasheetAugment.colorJitter, hue: 0.7 } })).toThrow(
-      /colorJitter\.hue/,
-    );
-    expect(() => validateAugmentConfig({ ...datasheetAugment, resizedCrop: { enabled: true, scale: [0.9, 0.6], ratio: [1, 1] } })).toThrow(
-      /resizedCrop\.scale/,
-    );
+  it('rejects a parameter list of the wrong length', () => {
     expect(() => applyAugment(randomBatch(2, 8), [identityParams(8, 8)])).toThrow(/1 parameter sets for a batch of 2/);
+  });
+});
+
+describe('AugmentSchema', () => {
+  it('defaults to the default recipe\'s strengths', () => {
+    expect(AugmentSchema.parse({})).toEqual({
+      horizontalFlip: { enabled: true, p: 0.5 },
+      rotation: { enabled: true, degrees: 45 },
+      resizedCrop: { enabled: true, scale: [0.85, 1], ratio: [0.9, 1 / 0.9] },
+      colorJitter: { enabled: true, brightness: 0.2, contrast: 0.2, saturation: 0, hue: 0 },
+      affine: { enabled: true, translate: [0.05, 0.05], scale: [0.95, 1.05] },
+      interpolation: 'bilinear',
+    });
+  });
+
+  it('accepts the datasheet\'s values, and its parsed configs cannot be changed', () => {
+    expect(AugmentSchema.parse(datasheetAugment)).toEqual(datasheetAugment);
+    expect(Object.isFrozen(datasheetAugment) && Object.isFrozen(datasheetAugment.resizedCrop)).toBe(true);
+    expect(Object.isFrozen(datasheetAugment.resizedCrop.scale)).toBe(true);
+  });
+
+  it.each([
+    ['horizontalFlip.p', { horizontalFlip: { p: 1.5 } }],
+    ['rotation.degrees', { rotation: { degrees: -1 } }],
+    ['resizedCrop.scale', { resizedCrop: { scale: [0.9, 0.6] } }],
+    ['resizedCrop.scale.1', { resizedCrop: { scale: [0.6, 1.1] } }],
+    ['resizedCrop.ratio.0', { resizedCrop: { ratio: [0, 1] } }],
+    ['resizedCrop.ratio', { resizedCrop: { ratio: [4 / 3, 3 / 4] } }],
+    ['colorJitter.saturation', { colorJitter: { saturation: -0.1 } }],
+    ['colorJitter.hue', { colorJitter: { hue: 0.7 } }],
+    ['affine.translate.1', { affine: { translate: [0.1, 1.5] } }],
+    ['affine.scale.0', { affine: { scale: [0, 1] } }],
+    ['affine.scale', { affine: { scale: [1.2, 0.8] } }],
+    ['interpolation', { interpolation: 'bicubic' }],
+  ])('rejects an out-of-range %s, naming the field', (field, config) => {
+    const result = AugmentSchema.safeParse(config);
+    expect(result.error?.issues.map((issue) => issue.path.join('.'))).toEqual([field]);
   });
 });

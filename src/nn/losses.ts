@@ -1,7 +1,24 @@
 // Training objectives for K ordered grades. Each objective says how many outputs the model head
 // needs and how to turn those outputs into K class probabilities (what metrics and predictions use).
+import { z } from 'zod';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
+import { CLASS_WEIGHT_MODES } from '../data/sampler.js';
+import { NUM_GRADES } from '../data/grades.js';
+
+export const LOSS_KINDS = ['ce', 'focal', 'ordinal'] as const;
+
+/** A run's loss, as its config holds it. */
+export const LossConfigSchema = z
+  .object({
+    kind: z.enum(LOSS_KINDS).default('ce'),
+    gamma: z.number().min(0).default(4),
+    alpha: z.array(z.number().positive()).length(NUM_GRADES).optional(),
+    classWeights: z.enum(['none', ...CLASS_WEIGHT_MODES]).default('none'),
+    labelSmoothing: z.number().min(0).max(0.5).default(0),
+  })
+  .strict();
+export type LossConfig = z.infer<typeof LossConfigSchema>;
 
 export interface Objective {
   /** Width of the model's final layer. */
@@ -107,5 +124,32 @@ export class CumulativeOrdinal implements Objective {
       const cumulative = torch.cat([torch.ones([n, 1]), ...columns, torch.zeros([n, 1])], 1);
       return cumulative.slice(1, 0, k + 1).sub(cumulative.slice(1, 1, k + 2));
     });
+  }
+}
+
+/** The objective of a model that outputs log-probabilities (an ensemble): NLL, and softmax. */
+export class LogProbabilityObjective implements Objective {
+  constructor(readonly outputs: number) {}
+  loss(logProbabilities: Tensor, labels: Tensor): Tensor {
+    return torch.tidy(() => logProbabilities.gather(1, labels.unsqueeze(1)).mean().neg());
+  }
+  probabilities(logProbabilities: Tensor): Tensor {
+    // softmax rather than exp: exactly normalized even after an ensemble's clamp of its mean.
+    return logProbabilities.softmax(1);
+  }
+}
+
+/**
+ * The objective a loss config asks for. `classWeights` (src/data/sampler.ts) weight the loss per
+ * grade; they change training only, so a saved model's probabilities can be rebuilt without them.
+ */
+export function createObjective(loss: LossConfig, numClasses: number, classWeights?: number[]): Objective {
+  switch (loss.kind) {
+    case 'ce':
+      return new CrossEntropy(numClasses, classWeights, loss.labelSmoothing);
+    case 'focal':
+      return new FocalLoss(numClasses, loss.gamma, loss.alpha ?? classWeights);
+    case 'ordinal':
+      return new CumulativeOrdinal(numClasses);
   }
 }

@@ -1,14 +1,14 @@
-// From the MedMNIST file on disk to the tensors training and evaluation use: each split as
+// RetinaMNIST at a model's input size, as training and evaluation use it: each split as
 // float32 NCHW in [-1,1] at the model's input size, plus int64 labels. When the file's images
 // are smaller than the model's input (only the 28x28 file here), they are upsampled once,
 // bilinearly, and the run records that it did.
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { loadMedMNIST, type LoadedDataset, type SplitData } from '../data/medmnist.js';
-import { locateDatasetFile } from '../data/locate.js';
-import { IMAGE_SIZES, getDatasetFile } from '../data/registry.js';
+import { loadMedMNIST, type LoadedDataset, type SplitData } from './medmnist.js';
+import { locateDatasetFile } from './locate.js';
+import { IMAGE_SIZES, getDatasetFile } from './registry.js';
 import { UserError } from '../errors.js';
-import { resizeBatch, toTensor } from '../data/preprocess.js';
+import { resizeBatch, toTensor } from './preprocess.js';
 
 export interface SplitTensors {
   /** N x 3 x S x S float32 in [-1, 1]. */
@@ -28,7 +28,7 @@ export interface DataSource {
   upsampled_from: number | null;
 }
 
-export interface PreparedData {
+export interface RetinaTensors {
   train: SplitTensors;
   val: SplitTensors;
   test: SplitTensors;
@@ -37,8 +37,8 @@ export interface PreparedData {
 
 function splitTensors(split: SplitData, loaded: LoadedDataset, size: number): SplitTensors {
   return torch.tidy(() => {
-    const native = toTensor(split.images, split.count, loaded.size, loaded.channels);
-    const x = loaded.size === size ? native : resizeBatch(native, size);
+    const stored = toTensor(split.images, split.count, loaded.size, loaded.channels);
+    const x = loaded.size === size ? stored : resizeBatch(stored, size);
     const y = torch.tensor(split.labels, [split.count], 'int64');
     return { x, y, labels: split.labels, count: split.count };
   });
@@ -62,7 +62,7 @@ function locateForSize(size: number, dataDir: string | undefined): { file: strin
 }
 
 /** Loads RetinaMNIST at `size`, or the largest smaller file upsampled when that size is absent. */
-export function prepareData(options: { dataDir?: string; size: number }): PreparedData {
+export function loadRetinaTensors(options: { dataDir?: string; size: number }): RetinaTensors {
   const found = locateForSize(options.size, options.dataDir);
   const loaded = loadMedMNIST(found.file, DATASET, { expectedMd5: found.md5 });
   return {
@@ -76,4 +76,12 @@ export function prepareData(options: { dataDir?: string; size: number }): Prepar
       upsampled_from: loaded.size === options.size ? null : loaded.size,
     },
   };
+}
+
+/** Frees the tensors of every split. */
+export function disposeRetinaTensors(data: RetinaTensors): void {
+  for (const split of [data.train, data.val, data.test]) {
+    split.x.dispose();
+    split.y.dispose();
+  }
 }

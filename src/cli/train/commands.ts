@@ -1,0 +1,138 @@
+// train and montage: the commands about training (the only part of the CLI that imports src/train).
+import { Option, type Command } from 'commander';
+import { GRADE_NAMES } from '../../data/grades.js';
+import { writeMontage } from '../../data/montage.js';
+import { IMAGE_SIZES } from '../../data/registry.js';
+import { loadRetinaTensors } from '../../data/retinamnist.js';
+import { UserError } from '../../errors.js';
+import type { RunMetrics } from '../../model/run-metrics.js';
+import { NOT_FOR_CLINICAL_USE } from '../../notice.js';
+import * as torch from '../../torch/index.js';
+import { RunConfigSchema } from '../../train/config.js';
+import { RECIPE_NAMES } from '../../train/recipes.js';
+import { train } from '../../train/run.js';
+import { dataDirOption, integerAtLeast, integerChoice, parseInteger, parseNumber } from '../options.js';
+import { createProgress } from './progress.js';
+import { resolveRunConfig, type TrainFlags } from './config-flags.js';
+
+const say = (line: string): void => void process.stderr.write(`${line}\n`);
+const pct = (x: number): string => (100 * x).toFixed(2);
+
+function summary(metrics: RunMetrics): string {
+  const t = metrics.test;
+  const ci = t.ci95;
+  return [
+    Array.isArray(metrics.best_epoch)
+      ? `ensemble of ${metrics.best_epoch.length}, best epochs ${metrics.best_epoch.join(', ')}, ${metrics.seconds.toFixed(0)} s`
+      : `best epoch ${metrics.best_epoch}, ${metrics.seconds.toFixed(0)} s`,
+    `val   ACC ${pct(metrics.val.acc)}  AUC ${pct(metrics.val.auc)}  QWK ${metrics.val.qwk.toFixed(3)}`,
+    `test  ACC ${pct(t.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}]  AUC ${pct(t.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}]  ` +
+      `QWK ${t.qwk.toFixed(3)} [${ci.qwk.lo.toFixed(3)}, ${ci.qwk.hi.toFixed(3)}]  macro-F1 ${t.macro_f1.toFixed(3)}  ECE ${t.ece.toFixed(3)}`,
+    metrics.data.upsampled_from ? `(inputs upsampled from ${metrics.data.upsampled_from}x${metrics.data.upsampled_from})` : '',
+    NOT_FOR_CLINICAL_USE,
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+/** A zod field with a default, as commander choices with that default shown in --help. */
+interface EnumWithDefault {
+  unwrap(): { options: readonly string[] };
+  def: { defaultValue: unknown };
+}
+const choiceOption = (flags: string, description: string, field: EnumWithDefault): Option =>
+  new Option(flags, `${description} (default: ${String(field.def.defaultValue)})`).choices(field.unwrap().options);
+
+const fields = RunConfigSchema.shape;
+const defaultOf = (field: { def: { defaultValue: unknown } }): string => ` (default: ${JSON.stringify(field.def.defaultValue)})`;
+
+export function registerTrainCommands(program: Command): void {
+  const model = fields.model.unwrap().shape;
+  const loss = fields.loss.unwrap().shape;
+  const optimizer = fields.optimizer.unwrap().shape;
+  program
+    .command('train')
+    .description(`train a model to grade ${GRADE_NAMES.length} DR grades on RetinaMNIST, select it on validation, evaluate it on test`)
+    .requiredOption('--out <dir>', 'run directory to create (config, log, weights, metrics, predictions)')
+    .addOption(dataDirOption())
+    .option('--config <file>', 'run config JSON (a run\'s own config.json works); flags override it')
+    .addOption(new Option('--recipe <name>', 'preset the flags are layered on (default: default)').choices(RECIPE_NAMES))
+    .addOption(choiceOption('--model <name>', 'architecture', model.name))
+    .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', parseInteger)
+    .option('--dropout <p>', `dropout before the classifier${defaultOf(model.dropout)}`, parseNumber)
+    .option('--size <px>', `model input size${defaultOf(fields.size)}`, integerChoice(IMAGE_SIZES))
+    .option('--epochs <n>', `training epochs${defaultOf(fields.epochs)}`, parseInteger)
+    .option('--batch-size <n>', `images per step, at least 2${defaultOf(fields.batchSize)}`, parseInteger)
+    .addOption(choiceOption('--optimizer <name>', 'optimizer', optimizer.name))
+    .option('--lr <rate>', `peak learning rate${defaultOf(optimizer.lr)}`, parseNumber)
+    .option('--weight-decay <wd>', `weight decay${defaultOf(optimizer.weightDecay)}`, parseNumber)
+    .addOption(choiceOption('--schedule <name>', 'learning-rate schedule', fields.schedule.unwrap().shape.name))
+    .addOption(choiceOption('--loss <kind>', 'training loss', loss.kind))
+    .addOption(choiceOption('--class-weights <mode>', 'per-grade loss weights from the label histogram', loss.classWeights))
+    .option('--label-smoothing <eps>', `cross-entropy label smoothing${defaultOf(loss.labelSmoothing)}`, parseNumber)
+    .addOption(choiceOption('--sampler <kind>', 'how epochs draw training images', fields.sampler))
+    .option('--no-augment', 'train without augmentation')
+    .option('--ema <decay>', `evaluate an exponential moving average of the weights, e.g. 0.99${defaultOf(fields.ema)}`, parseNumber)
+    .option('--ensemble <k>', `train k models from different seeds and average their probabilities${defaultOf(fields.ensemble)}`, parseInteger)
+    .addOption(choiceOption('--select-on <metric>', 'validation metric that picks the best epoch', fields.selectOn))
+    .option('--patience <epochs>', `stop after this many epochs without improvement, 0 never${defaultOf(fields.patience)}`, parseInteger)
+    .option('--seed <n>', `random seed: same seed and config, same result${defaultOf(fields.seed)}`, parseInteger)
+    .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', parseInteger)
+    .addOption(new Option('--resume', 'continue an interrupted run in --out from its last checkpoint').conflicts('overwrite'))
+    .option('--overwrite', "replace the run (or a run's files) already in --out")
+    .option('--json', 'print the final metrics as JSON on stdout')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  retinagrade train --out runs/default                 # the default recipe (RESULTS.md)
+  retinagrade train --recipe datasheet --out runs/ds   # the datasheet's recipe, exactly
+  retinagrade train --model cnn --epochs 2 --out runs/quick --data-dir ../shared/data
+  retinagrade train --out runs/default --resume        # after an interruption`,
+    )
+    .action(async (flags: TrainFlags & { out: string; dataDir?: string; resume?: boolean; overwrite?: boolean; json?: boolean }) => {
+      const config = resolveRunConfig(flags);
+      const { metrics } = await train({
+        config,
+        outDir: flags.out,
+        dataDir: flags.dataDir,
+        resume: flags.resume,
+        overwrite: flags.overwrite,
+        progress: createProgress(),
+        say,
+      });
+      if (flags.json) process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
+      else process.stdout.write(`${summary(metrics)}\n`);
+    });
+
+  program
+    .command('montage')
+    .description('write a PNG grid of real training images (top row) and augmented versions (rows below)')
+    .requiredOption('--out <png>', 'PNG file to write')
+    .addOption(dataDirOption())
+    .addOption(new Option('--size <px>', 'model input size the images are shown at').choices(IMAGE_SIZES.map(String)).default('64'))
+    .option('--count <n>', 'images (columns)', integerAtLeast(1), 8)
+    .option('--variants <n>', 'augmented rows', integerAtLeast(1), 4)
+    .option('--scale <n>', 'integer upscaling for visibility', integerAtLeast(1), 3)
+    .option('--seed <n>', 'seed of the augmentation draws', integerAtLeast(0), 0)
+    .addOption(new Option('--recipe <name>', "whose augmentation to show").choices(RECIPE_NAMES).default('default'))
+    .option('--config <file>', 'run config JSON whose augmentation to show (layered on the recipe)')
+    .addHelpText('after', '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet')
+    .action(async (flags: { out: string; dataDir?: string; size: string; count: number; variants: number; scale: number; seed: number; recipe: string; config?: string }) => {
+      const { augment } = resolveRunConfig({ recipe: flags.recipe, config: flags.config });
+      if (!augment) {
+        const source = flags.config ? `recipe '${flags.recipe}' with ${flags.config}` : `recipe '${flags.recipe}'`;
+        throw new UserError(`${source} trains without augmentation: nothing to show`);
+      }
+      const data = loadRetinaTensors({ dataDir: flags.dataDir, size: Number(flags.size) });
+      if (flags.count > data.train.count) throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
+      const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
+        count: flags.count,
+        variants: flags.variants,
+        scale: flags.scale,
+      }).catch((error: Error) => {
+        throw new UserError(`cannot write ${flags.out}: ${error.message}`);
+      });
+      process.stdout.write(`wrote ${flags.out} (${width}x${height})${data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : ''}\n`);
+    });
+}

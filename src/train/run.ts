@@ -1,0 +1,61 @@
+// `train`: the whole run. Decides what may happen to the --out folder, loads the data, trains a
+// single model (loop.ts) or an ensemble (ensemble.ts), and writes the outputs (outputs.ts).
+import { disposeRetinaTensors, loadRetinaTensors } from '../data/retinamnist.js';
+import { UserError } from '../errors.js';
+import { RUN_FILES, RunDir } from '../model/run-dir.js';
+import type { RunMetrics } from '../model/run-metrics.js';
+import * as torch from '../torch/index.js';
+import { modelConfigOf, type RunConfig } from './config.js';
+import { trainEnsemble } from './ensemble.js';
+import { trainModel, type Progress } from './loop.js';
+import { writeRunOutputs } from './outputs.js';
+
+export interface TrainOptions {
+  config: RunConfig;
+  outDir: string;
+  dataDir?: string;
+  resume?: boolean;
+  /** Replace a finished or interrupted run in `outDir` instead of refusing to. */
+  overwrite?: boolean;
+  progress?: Progress;
+  /** Human-readable lines (epoch summaries); the JSONL log is always written. */
+  say?: (line: string) => void;
+}
+
+/** Refuses to resume nothing, and to write over a run or a run's files without --overwrite. */
+function checkOutDir(run: RunDir, options: TrainOptions): void {
+  if (options.resume && !run.has('config')) {
+    throw new UserError(`nothing to resume in ${options.outDir}: it holds no run (no ${RUN_FILES.config})`);
+  }
+  if (options.resume || options.overwrite) return;
+  if (run.has('config')) {
+    throw new UserError(`${options.outDir} already holds a run: continue it with --resume, replace it with --overwrite, or choose another --out`);
+  }
+  const strayFiles = run.runFilesPresent();
+  if (strayFiles.length > 0) {
+    throw new UserError(`${options.outDir} holds files a run would replace (${strayFiles.join(', ')}): choose another --out, or pass --overwrite`);
+  }
+}
+
+export async function train(options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
+  const { config, say = () => {} } = options;
+  if (config.threads) torch.setNumThreads(config.threads);
+  const run = new RunDir(options.outDir);
+  checkOutDir(run, options);
+  run.create();
+  const data = loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
+  if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
+  const loopOptions = { ...options, resume: Boolean(options.resume) };
+  try {
+    const trained = config.ensemble === 1 ? await trainModel(run, config, data, loopOptions) : await trainEnsemble(run, config, data, loopOptions);
+    try {
+      const { model, objective, ...summary } = trained;
+      const metrics = writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) });
+      return { runDir: run, metrics };
+    } finally {
+      trained.model.dispose();
+    }
+  } finally {
+    disposeRetinaTensors(data);
+  }
+}
