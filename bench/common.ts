@@ -98,7 +98,12 @@ export function oursCommand(script: string, args: string[]): [string, string[]] 
 export const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
 /** Writes a benchmark's results file (machine, load, settings, summary, raw runs) and says where. */
-export function writeResults(out: string, tag: string, startLoad: number, body: { settings: object; summary: unknown; runs: unknown }): void {
+export function writeResults(
+  out: string,
+  tag: string,
+  startLoad: number,
+  body: { settings: object; summary: unknown; runs: unknown },
+): void {
   const machine = { cpu: cpus()[0]?.model, cores: cpus().length };
   const payload = { date: new Date().toISOString(), machine, loadAverage: { start: startLoad, end: loadavg()[0] }, ...body };
   writeFileSync(out, `${JSON.stringify(payload, null, 2)}\n`);

@@ -13,7 +13,9 @@ export default function setup(): () => void {
   try {
     execFileSync(PYTHON, [join(import.meta.dirname, 'fixtures/data/make_npz_fixtures.py'), dir], { stdio: 'pipe' });
   } catch (error) {
-    throw new Error(`could not write the numpy fixtures with ${PYTHON} (is python3-numpy installed? run scripts/setup.sh): ${(error as Error).message}`);
+    throw new Error(
+      `could not write the numpy fixtures with ${PYTHON} (is python3-numpy installed? run scripts/setup.sh): ${(error as Error).message}`,
+    );
   }
   process.env.NPZ_FIXTURES_DIR = dir;
   return () => rmSync(dir, { recursive: true, force: true });

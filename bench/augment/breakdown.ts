@@ -13,7 +13,14 @@
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
-import { applyAugment, datasheetAugment, identityParams, sampleParams, type AugmentConfig, type SampleParams } from '../../src/data/augment/index.js';
+import {
+  applyAugment,
+  datasheetAugment,
+  identityParams,
+  sampleParams,
+  type AugmentConfig,
+  type SampleParams,
+} from '../../src/data/augment/index.js';
 import { toTensor } from '../../src/data/preprocess.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 
@@ -37,7 +44,9 @@ const x = torch.keep(toTensor(bytes, batch, size, 3));
 const params = sampleParams(batch, size, size, config, gen);
 const identity = identityParams(size, size);
 const geometryOnly = params.map((p): SampleParams => ({ ...p, brightness: 1, contrast: 1, saturation: 1, hue: 0 }));
-const colourOnly = params.map((p): SampleParams => ({ ...p, flip: false, angle: 0, crop: identity.crop, translate: identity.translate, scale: 1 }));
+const colourOnly = params.map(
+  (p): SampleParams => ({ ...p, flip: false, angle: 0, crop: identity.crop, translate: identity.translate, scale: 1 }),
+);
 const grid = torch.keep(gen.uniform([batch, size, size, 2], -1, 1));
 
 function report(name: string, run: () => void): void {
@@ -79,6 +88,20 @@ report('  geometry only, bilinear', () => void applyAugment(x, geometryOnly, 'bi
 report('    gridSample alone, bilinear', () => void torch.gridSample(x, grid, { mode: 'bilinear' }));
 report('    gridSample alone, nearest', () => void torch.gridSample(x, grid, { mode: 'nearest' }));
 report('  colour only', () => void applyAugment(x, colourOnly));
-report('    hue shift alone', () => void applyAugment(x, colourOnly.map((p) => ({ ...p, brightness: 1, contrast: 1, saturation: 1 }))));
-report('    brightness, contrast, saturation alone', () => void applyAugment(x, colourOnly.map((p) => ({ ...p, hue: 0 }))));
+report(
+  '    hue shift alone',
+  () =>
+    void applyAugment(
+      x,
+      colourOnly.map((p) => ({ ...p, brightness: 1, contrast: 1, saturation: 1 })),
+    ),
+);
+report(
+  '    brightness, contrast, saturation alone',
+  () =>
+    void applyAugment(
+      x,
+      colourOnly.map((p) => ({ ...p, hue: 0 })),
+    ),
+);
 console.log(`${'PyTorch F.grid_sample, bilinear / nearest'.padEnd(48)} ${peerGridSample('bilinear')} / ${peerGridSample('nearest')} ms`);

@@ -46,7 +46,9 @@ async function sourceImages(): Promise<{ images: Uint8Array; description: string
     if (count > train.count) throw new Error(`--count ${count}: the training split has ${train.count} images`);
     return { images: toBytes(train.x.slice(0, 0, count)), description: `${count} RetinaMNIST training images` };
   }
-  const files = readdirSync(args.photos).filter((name) => /\.(jpe?g|png|tiff?|webp)$/i.test(name)).sort();
+  const files = readdirSync(args.photos)
+    .filter((name) => /\.(jpe?g|png|tiff?|webp)$/i.test(name))
+    .sort();
   if (files.length === 0) throw new Error(`no photographs in ${args.photos}`);
   const photos = await Promise.all(files.map((name) => preprocessFundus(join(args.photos!, name), size)));
   const images = new Uint8Array(count * size * size * 3);
@@ -61,7 +63,11 @@ const params = sampleParams(count, size, size, geometryOnly, new torch.Generator
 const dir = mkdtempSync(join(tmpdir(), 'retinagrade-bench-fidelity-'));
 let reference: Uint8Array;
 try {
-  const [imagesFile, paramsFile, outFile] = ['images.u8', 'params.json', 'out.u8'].map((name) => join(dir, name)) as [string, string, string];
+  const [imagesFile, paramsFile, outFile] = ['images.u8', 'params.json', 'out.u8'].map((name) => join(dir, name)) as [
+    string,
+    string,
+    string,
+  ];
   writeFileSync(imagesFile, images);
   writeFileSync(paramsFile, JSON.stringify(params));
   const script = join(dirname(fileURLToPath(import.meta.url)), 'fidelity.py');
@@ -94,5 +100,7 @@ console.log(`geometric transforms of the datasheet, ${description} at ${size}x${
 console.log('mean |ours - torchvision| in 8-bit levels:');
 for (const mode of ['bilinear', 'nearest'] as Interpolation[]) {
   const ours = toBytes(torch.tidy(() => applyAugment(x, params, mode)));
-  console.log(`  ${mode.padEnd(8)} warp: all pixels ${meanAbsoluteDifference(ours).toFixed(2)}, inside the disc ${meanAbsoluteDifference(ours, inside).toFixed(2)}`);
+  console.log(
+    `  ${mode.padEnd(8)} warp: all pixels ${meanAbsoluteDifference(ours).toFixed(2)}, inside the disc ${meanAbsoluteDifference(ours, inside).toFixed(2)}`,
+  );
 }

@@ -55,7 +55,14 @@ interface Run {
   raw: Record<string, unknown>;
 }
 
-async function measure(c: Case, side: Side, round: number, stepArgs: string[], threads: number, baseEnv: Record<string, string>): Promise<Run> {
+async function measure(
+  c: Case,
+  side: Side,
+  round: number,
+  stepArgs: string[],
+  threads: number,
+  baseEnv: Record<string, string>,
+): Promise<Run> {
   const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), ...stepArgs];
   const env: Record<string, string> = { ...baseEnv, RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   if (side === 'ours-heap') Object.assign(env, { RETINAGRADE_CPU_CACHE: '0', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '4000000000' });
@@ -94,10 +101,12 @@ async function main(): Promise<void> {
   const cases = CASES.filter((c) => wanted.includes(c.id));
   if (cases.length === 0) throw new Error(`--cases: none of ${wanted.join(', ')} is one of ${CASES.map((c) => c.id).join(', ')}`);
   const variants = (args.get('variants') ?? '').split(',').filter(Boolean);
-  for (const v of variants) if (!(v in VARIANTS)) throw new Error(`--variants: unknown '${v}' (expected ${Object.keys(VARIANTS).join(', ')})`);
+  for (const v of variants)
+    if (!(v in VARIANTS)) throw new Error(`--variants: unknown '${v}' (expected ${Object.keys(VARIANTS).join(', ')})`);
   const sides: Side[] = ['peer', 'ours', ...variants.map((v) => VARIANTS[v]!)];
   const ompWaitPolicy = args.get('omp-wait-policy');
-  if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy)) throw new Error(`--omp-wait-policy must be passive or active`);
+  if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy))
+    throw new Error(`--omp-wait-policy must be passive or active`);
   const baseEnv: Record<string, string> = ompWaitPolicy ? { OMP_WAIT_POLICY: ompWaitPolicy.toUpperCase() } : {};
   const stepArgs = quick
     ? ['--batch', String(batch), '--warmup', '1', '--steps', '3', '--infer-warmup', '1', '--infer-steps', '3']
@@ -137,7 +146,18 @@ async function main(): Promise<void> {
           },
         ];
       }),
-    ) as Record<Side, { trainImgPerSec: number; inferImgPerSec: number; peakRssMiB: number; trainCpuPerImageMs: number; trainRuns: number[]; inferRuns: number[]; rssRuns: number[] }>;
+    ) as Record<
+      Side,
+      {
+        trainImgPerSec: number;
+        inferImgPerSec: number;
+        peakRssMiB: number;
+        trainCpuPerImageMs: number;
+        trainRuns: number[];
+        inferRuns: number[];
+        rssRuns: number[];
+      }
+    >;
     // Ratios per round (each round's pair ran back to back), then the median of those.
     const pairedRatio = (side: Side, key: 'trainImgPerSec' | 'inferImgPerSec' | 'peakRssMiB'): number =>
       median(
@@ -150,7 +170,10 @@ async function main(): Promise<void> {
     const ratios = Object.fromEntries(
       sides
         .filter((s) => s !== 'peer')
-        .map((s) => [s, { train: pairedRatio(s, 'trainImgPerSec'), infer: pairedRatio(s, 'inferImgPerSec'), peakRss: pairedRatio(s, 'peakRssMiB') }]),
+        .map((s) => [
+          s,
+          { train: pairedRatio(s, 'trainImgPerSec'), infer: pairedRatio(s, 'inferImgPerSec'), peakRss: pairedRatio(s, 'peakRssMiB') },
+        ]),
     );
     return { case: c.id, label: c.label, sides: bySide, ratios };
   });
@@ -180,7 +203,11 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`);
 
   const out = resolve(repoRoot, args.get('out') ?? 'bench/engine/results.json');
-  writeResults(out, 'engine', startLoad, { settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null }, summary, runs });
+  writeResults(out, 'engine', startLoad, {
+    settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null },
+    summary,
+    runs,
+  });
 }
 
 runMain(main);

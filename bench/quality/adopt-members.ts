@@ -10,9 +10,10 @@ import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { resolveRunConfig } from '../../src/cli/train/config-flags.js';
-import { modelConfigOf } from '../../src/train/config.js';
-import { memberSeed } from '../../src/train/ensemble.js';
 import { RunDir } from '../../src/model/run-dir.js';
+import { recordsConfig } from '../../src/train/checkpoint.js';
+import { savedConfigOf } from '../../src/train/config.js';
+import { memberSeed } from '../../src/train/ensemble.js';
 import { CANDIDATES } from './candidates.js';
 
 const { values } = parseArgs({
@@ -33,17 +34,18 @@ if (run.has('config')) throw new Error(`${values.out} already holds a run`);
 
 const adopted = values.runs.split(',').map((dir, k) => {
   if (dir === '') return undefined;
-  const expected = { ...config, ensemble: 1, seed: memberSeed(config.seed, k, config.ensemble), model: modelConfigOf(config), threads: undefined };
+  const member = { ...config, ensemble: 1, seed: memberSeed(config.seed, k, config.ensemble) };
   const actual = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as object;
-  if (JSON.stringify(actual) !== JSON.stringify(expected)) throw new Error(`${dir} is not member ${k}: its config.json differs`);
+  if (!recordsConfig(actual, member)) throw new Error(`${dir} is not member ${k}: its config.json differs`);
   if (!existsSync(join(dir, 'checkpoint.safetensors'))) throw new Error(`${dir} has no checkpoint`);
   return dir;
 });
 
 run.create();
-run.writeJson('config', { ...config, model: modelConfigOf(config), threads: undefined });
+run.writeJson('config', savedConfigOf(config));
 adopted.forEach((dir, k) => {
   if (!dir) return;
-  for (const file of ['config.json', 'log.jsonl', 'checkpoint.safetensors', 'best.safetensors']) cpSync(join(dir, file), join(run.member(k).path, file));
+  for (const file of ['config.json', 'log.jsonl', 'checkpoint.safetensors', 'best.safetensors'])
+    cpSync(join(dir, file), join(run.member(k).path, file));
   process.stderr.write(`member ${k}: ${dir}\n`);
 });

@@ -42,5 +42,7 @@ for (const k of values.sizes.split(',').map(Number)) {
     return computeMetrics(val.labels, averaged, 5);
   });
   const column = (key: 'acc' | 'auc' | 'qwk'): number[] => metrics.map((m) => m[key]);
-  process.stdout.write(`| ${k} | ${groups} | ${fmt(column('acc'))} | ${fmt(column('auc'))} | ${mean(column('qwk')).toFixed(3)} ± ${std(column('qwk')).toFixed(3)} |\n`);
+  process.stdout.write(
+    `| ${k} | ${groups} | ${fmt(column('acc'))} | ${fmt(column('auc'))} | ${mean(column('qwk')).toFixed(3)} ± ${std(column('qwk')).toFixed(3)} |\n`,
+  );
 }

@@ -47,7 +47,9 @@ for (const name of values.candidates.split(',')) {
     results.push(JSON.parse(readFileSync(metricsFile, 'utf8')) as RunMetrics);
   }
   const metric = (key: 'acc' | 'auc' | 'qwk'): number[] => results.map((r) => r[split][key]);
-  rows.push(`| ${name} | ${fmt(metric('acc'))} | ${fmt(metric('auc'))} | ${(mean(metric('qwk'))).toFixed(3)} ± ${std(metric('qwk')).toFixed(3)} | ${mean(results.map((r) => r.seconds)).toFixed(0)} |`);
+  rows.push(
+    `| ${name} | ${fmt(metric('acc'))} | ${fmt(metric('auc'))} | ${(mean(metric('qwk'))).toFixed(3)} ± ${std(metric('qwk')).toFixed(3)} | ${mean(results.map((r) => r.seconds)).toFixed(0)} |`,
+  );
   process.stdout.write(`${rows.at(-1)}\n`);
 }
 process.stdout.write(`\n${rows.join('\n')}\n`);

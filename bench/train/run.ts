@@ -46,7 +46,8 @@ async function main(): Promise<void> {
     sides.push('ours-noyield');
   }
   const ompWaitPolicy = args.get('omp-wait-policy');
-  if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy)) throw new Error(`--omp-wait-policy must be passive or active`);
+  if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy))
+    throw new Error(`--omp-wait-policy must be passive or active`);
   const env: Record<string, string> = {
     RETINAGRADE_THREADS: String(threads),
     OMP_NUM_THREADS: String(threads),
@@ -58,7 +59,18 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? sides : [...sides].reverse();
       for (const side of order) {
-        const common = ['--size', String(size), '--n', String(n), '--batch', String(batch), '--warmup', String(warmup), '--threads', String(threads)];
+        const common = [
+          '--size',
+          String(size),
+          '--n',
+          String(n),
+          '--batch',
+          String(batch),
+          '--warmup',
+          String(warmup),
+          '--threads',
+          String(threads),
+        ];
         const [command, commandArgs] =
           side === 'peer'
             ? [PEER_PYTHON, [join(repoRoot, 'bench/train/peer.py'), ...common]]
@@ -130,13 +142,19 @@ async function main(): Promise<void> {
       );
     }
     for (const [side, r] of Object.entries(s.ratios)) {
-      lines.push(`| ${s.size}x${s.size} | **ratio ${side}/peer (time)** | **${fmt(r, 2)}** | | | | median of per-round ratios; goal <= 1.0 |`);
+      lines.push(
+        `| ${s.size}x${s.size} | **ratio ${side}/peer (time)** | **${fmt(r, 2)}** | | | | median of per-round ratios; goal <= 1.0 |`,
+      );
     }
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 
   const out = resolve(repoRoot, args.get('out') ?? 'bench/train/results.json');
-  writeResults(out, 'train', startLoad, { settings: { sizes, rounds, threads, batch, n, warmup, sides, ompWaitPolicy: ompWaitPolicy ?? null }, summary, runs });
+  writeResults(out, 'train', startLoad, {
+    settings: { sizes, rounds, threads, batch, n, warmup, sides, ompWaitPolicy: ompWaitPolicy ?? null },
+    summary,
+    runs,
+  });
 }
 
 runMain(main);

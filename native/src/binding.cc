@@ -11,25 +11,76 @@
 
 #include "cpu_allocator.h"
 
+#include <sched.h>
+
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace {
 
-// Per-environment state, so the addon also loads in worker threads.
+// ---------------------------------------------------------------------------------------------
+// Handles
+
+// The memory tensors hold, reported to V8 so that its garbage collector runs when unreferenced
+// tensors hold a lot. Counted per storage, not per handle: views, expands and grad() share their
+// base's storage (counted per handle, an expand counted its whole broadcast size).
+class StorageLedger {
+ public:
+  // Counts the storage of `t` unless another handle already does; returns the key for Release.
+  const c10::StorageImpl* Retain(napi_env env, const at::Tensor& t) {
+    if (!t.defined() || !t.has_storage()) return nullptr;
+    const c10::StorageImpl* key = t.storage().unsafeGetStorageImpl();
+    Entry& entry = entries_[key];
+    if (entry.handles++ == 0) {
+      // Clamped: V8 ends the process on a change of 2^60 bytes or more.
+      entry.bytes = static_cast<int64_t>(std::min<size_t>(t.storage().nbytes(), kMaxCountedBytes));
+      Adjust(env, entry.bytes);
+    }
+    return key;
+  }
+
+  // Runs in finalizers, also while a stopping thread's environment is torn down: never throws.
+  void Release(napi_env env, const c10::StorageImpl* key) noexcept {
+    auto it = entries_.find(key);
+    if (it == entries_.end() || --it->second.handles > 0) return;
+    Adjust(env, -it->second.bytes);
+    entries_.erase(it);
+  }
+
+ private:
+  static constexpr size_t kMaxCountedBytes = size_t{1} << 40;
+  struct Entry {
+    int64_t handles = 0;
+    int64_t bytes = 0;
+  };
+  // A hint to the garbage collector: a failure (a stopping thread) is not worth an exception.
+  static void Adjust(napi_env env, int64_t change) noexcept {
+    int64_t total = 0;
+    if (change != 0) napi_adjust_external_memory(env, change, &total);
+  }
+  std::unordered_map<const c10::StorageImpl*, Entry> entries_;
+};
+
+// Per-environment state, so the addon also loads in worker threads. Handles share the ledger, so
+// that it outlives them whatever order a stopping environment finalizes them and this in.
 struct AddonData {
   Napi::FunctionReference tensorCtor;
   Napi::FunctionReference generatorCtor;
+  std::shared_ptr<StorageLedger> ledger = std::make_shared<StorageLedger>();
 };
 
 AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
-
-// ---------------------------------------------------------------------------------------------
-// Handles
 
 class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
  public:
@@ -37,29 +88,28 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
     return DefineClass(env, "TensorHandle", {});
   }
 
+  // Called by Wrap only: moves the tensor out of the slot Wrap passes in.
   explicit TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {
     if (info.Length() != 1 || !info[0].IsExternal()) {
       throw Napi::TypeError::New(info.Env(), "TensorHandle cannot be constructed from JavaScript");
     }
-    auto* owned = info[0].As<Napi::External<at::Tensor>>().Data();
-    tensor_ = std::move(*owned);
-    delete owned;
-    accounted_ = tensor_.defined() ? static_cast<int64_t>(tensor_.nbytes()) : 0;
-    if (accounted_ > 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), accounted_);
+    tensor_ = std::move(*info[0].As<Napi::External<at::Tensor>>().Data());
+    ledger_ = Data(info.Env()).ledger;
+    storage_ = ledger_->Retain(info.Env(), tensor_);
   }
 
+  // A finalizer: it must not throw, or the C++ runtime terminates the process.
   ~TensorHandle() override { Release(Env()); }
 
   static Napi::Object Wrap(Napi::Env env, at::Tensor tensor) {
-    auto owned = std::make_unique<at::Tensor>(std::move(tensor));
-    auto handle = Data(env).tensorCtor.New({Napi::External<at::Tensor>::New(env, owned.get())});
-    owned.release();  // the constructor took ownership
-    return handle;
+    // If no object can be made (the thread is stopping), `tensor` still holds the tensor and
+    // frees it on return; once made, the object holds it.
+    return Data(env).tensorCtor.New({Napi::External<at::Tensor>::New(env, &tensor)});
   }
 
-  void Release(Napi::Env env) {
-    if (accounted_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
-    accounted_ = 0;
+  void Release(napi_env env) noexcept {
+    if (storage_ != nullptr) ledger_->Release(env, storage_);
+    storage_ = nullptr;
     tensor_.reset();
     disposed_ = true;
   }
@@ -69,7 +119,8 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
 
  private:
   at::Tensor tensor_;
-  int64_t accounted_ = 0;
+  std::shared_ptr<StorageLedger> ledger_;
+  const c10::StorageImpl* storage_ = nullptr;
   bool disposed_ = false;
 };
 
@@ -266,6 +317,23 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // Creation, data transfer, metadata
 
+// The element count of `shape`, checked: a product that wrapped around could match the data.
+int64_t Numel(Napi::Env env, const std::vector<int64_t>& shape) {
+  if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) {
+    throw Napi::RangeError::New(env, "shape has a negative dimension");
+  }
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(numel, d, &numel)) {
+      std::string dims;
+      for (int64_t e : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(e);
+      throw Napi::RangeError::New(env, "shape [" + dims + "] has more than 2^63 - 1 elements");
+    }
+  }
+  return numel;
+}
+
 Napi::Value FromData(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsTypedArray()) TypeFail(info, 0, "a TypedArray");
   auto array = info[0].As<Napi::TypedArray>();
@@ -281,11 +349,7 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
     case napi_uint8_clamped_array: source = at::kByte; break;
     default: TypeFail(info, 0, "a Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array");
   }
-  int64_t numel = 1;
-  for (int64_t d : shape) {
-    if (d < 0) throw Napi::RangeError::New(info.Env(), "shape has a negative dimension");
-    numel *= d;
-  }
+  int64_t numel = Numel(info.Env(), shape);
   if (numel != static_cast<int64_t>(array.ElementLength())) {
     throw Napi::RangeError::New(info.Env(), "data has " + std::to_string(array.ElementLength()) +
                                                 " elements but shape needs " +
@@ -420,20 +484,15 @@ Napi::Value Sub(const Napi::CallbackInfo& info) {
 BINARY_OP(Mul, at::mul)
 BINARY_OP(Div, at::div)
 BINARY_OP(Pow, at::pow)
-BINARY_OP(Remainder, at::remainder)
 BINARY_OP(Eq, at::eq)
-BINARY_OP(Ne, at::ne)
 BINARY_OP(Lt, at::lt)
-BINARY_OP(Le, at::le)
 BINARY_OP(Gt, at::gt)
-BINARY_OP(Ge, at::ge)
 #undef BINARY_OP
 
 #define TENSOR_BINARY_OP(NAME, ATEN)                                  \
   Napi::Value NAME(const Napi::CallbackInfo& info) {                  \
     return Out(info, ATEN(TensorArg(info, 0), TensorArg(info, 1)));   \
   }
-TENSOR_BINARY_OP(Maximum, at::maximum)
 TENSOR_BINARY_OP(Minimum, at::minimum)
 TENSOR_BINARY_OP(Matmul, at::matmul)
 // (input, batch1, batch2, out?): input + batch1 @ batch2 per batch entry; input broadcasts to the
@@ -446,8 +505,6 @@ Napi::Value Baddbmm(const Napi::CallbackInfo& info) {
   }
   return Out(info, at::baddbmm(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
 }
-TENSOR_BINARY_OP(LogicalAnd, at::logical_and)
-TENSOR_BINARY_OP(LogicalOr, at::logical_or)
 #undef TENSOR_BINARY_OP
 
 #define UNARY_OP(NAME, ATEN) \
@@ -456,19 +513,14 @@ UNARY_OP(Neg, at::neg)
 UNARY_OP(Exp, at::exp)
 UNARY_OP(Log, at::log)
 UNARY_OP(Sqrt, at::sqrt)
-UNARY_OP(Rsqrt, at::rsqrt)
 UNARY_OP(Abs, at::abs)
-UNARY_OP(Sign, at::sign)
 UNARY_OP(Floor, at::floor)
 UNARY_OP(Round, at::round)
-UNARY_OP(Sin, at::sin)
-UNARY_OP(Cos, at::cos)
 UNARY_OP(Relu, at::relu)
 UNARY_OP(Silu, at::silu)
 UNARY_OP(Sigmoid, at::sigmoid)
 UNARY_OP(Tanh, at::tanh)
 UNARY_OP(LogicalNot, at::logical_not)
-UNARY_OP(IsNan, at::isnan)
 #undef UNARY_OP
 
 Napi::Value Clamp(const Napi::CallbackInfo& info) {
@@ -499,9 +551,6 @@ Napi::Value LogSoftmax(const Napi::CallbackInfo& info) {
 }
 Napi::Value Dropout(const Napi::CallbackInfo& info) {
   return Out(info, at::dropout(TensorArg(info, 0), NumberArg(info, 1), BoolArg(info, 2)));
-}
-Napi::Value OneHot(const Napi::CallbackInfo& info) {
-  return Out(info, at::one_hot(TensorArg(info, 0), IntArg(info, 1)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,14 +779,6 @@ Napi::Value Addcdiv(const Napi::CallbackInfo& info) {
   at::addcdiv_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
   return info.Env().Undefined();
 }
-Napi::Value AddcmulInPlace(const Napi::CallbackInfo& info) {
-  TensorArg(info, 0).addcmul_(TensorArg(info, 1), TensorArg(info, 2), NumberArg(info, 3));
-  return info.Env().Undefined();
-}
-Napi::Value AddcdivInPlace(const Napi::CallbackInfo& info) {
-  TensorArg(info, 0).addcdiv_(TensorArg(info, 1), TensorArg(info, 2), NumberArg(info, 3));
-  return info.Env().Undefined();
-}
 Napi::Value LerpInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).lerp_(TensorArg(info, 1), NumberArg(info, 2));
   return info.Env().Undefined();
@@ -768,10 +809,6 @@ Napi::Value AbsInPlace(const Napi::CallbackInfo& info) {
 }
 Napi::Value CopyInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).copy_(TensorArg(info, 1));
-  return info.Env().Undefined();
-}
-Napi::Value FillInPlace(const Napi::CallbackInfo& info) {
-  TensorArg(info, 0).fill_(NumberArg(info, 1));
   return info.Env().Undefined();
 }
 
@@ -834,6 +871,12 @@ Napi::Value CpuCacheStats(const Napi::CallbackInfo& info) {
   set("grownBytes", stats.grownBytes);
   return out;
 }
+// The external memory V8 counts for this thread's isolate (what the handles reported, with
+// what others did, e.g. typed arrays).
+Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
+  int64_t total = Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
+}
 Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {
   retinagrade::EmptyCpuCache();
   return info.Env().Undefined();
@@ -878,36 +921,24 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("mul", Mul);
   EXPORT("div", Div);
   EXPORT("pow", Pow);
-  EXPORT("remainder", Remainder);
   EXPORT("eq", Eq);
-  EXPORT("ne", Ne);
   EXPORT("lt", Lt);
-  EXPORT("le", Le);
   EXPORT("gt", Gt);
-  EXPORT("ge", Ge);
-  EXPORT("maximum", Maximum);
   EXPORT("minimum", Minimum);
   EXPORT("matmul", Matmul);
   EXPORT("baddbmm", Baddbmm);
-  EXPORT("logicalAnd", LogicalAnd);
-  EXPORT("logicalOr", LogicalOr);
   EXPORT("neg", Neg);
   EXPORT("exp", Exp);
   EXPORT("log", Log);
   EXPORT("sqrt", Sqrt);
-  EXPORT("rsqrt", Rsqrt);
   EXPORT("abs", Abs);
-  EXPORT("sign", Sign);
   EXPORT("floor", Floor);
   EXPORT("round", Round);
-  EXPORT("sin", Sin);
-  EXPORT("cos", Cos);
   EXPORT("relu", Relu);
   EXPORT("silu", Silu);
   EXPORT("sigmoid", Sigmoid);
   EXPORT("tanh", Tanh);
   EXPORT("logicalNot", LogicalNot);
-  EXPORT("isnan", IsNan);
   EXPORT("clamp", Clamp);
   EXPORT("where", Where);
   EXPORT("maskedFill", MaskedFill);
@@ -916,7 +947,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("softmax", Softmax);
   EXPORT("logSoftmax", LogSoftmax);
   EXPORT("dropout", Dropout);
-  EXPORT("oneHot", OneHot);
 
   EXPORT("sum", Sum);
   EXPORT("mean", Mean);
@@ -958,15 +988,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("mulInPlace", MulInPlace);
   EXPORT("addcmul", Addcmul);
   EXPORT("addcdiv", Addcdiv);
-  EXPORT("addcmulInPlace", AddcmulInPlace);
-  EXPORT("addcdivInPlace", AddcdivInPlace);
   EXPORT("lerpInPlace", LerpInPlace);
   EXPORT("divInPlace", DivInPlace);
   EXPORT("clampInPlace", ClampInPlace);
   EXPORT("absInPlace", AbsInPlace);
   EXPORT("floorInPlace", FloorInPlace);
   EXPORT("copyInPlace", CopyInPlace);
-  EXPORT("fillInPlace", FillInPlace);
 
   EXPORT("generator", NewGenerator);
   EXPORT("rand", Rand);
@@ -982,6 +1009,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("version", Version);
   EXPORT("cpuCacheStats", CpuCacheStats);
   EXPORT("emptyCpuCache", EmptyCpuCache);
+  EXPORT("externalMemory", ExternalMemory);
 #undef EXPORT
   return exports;
 }

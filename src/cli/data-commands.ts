@@ -54,27 +54,43 @@ export function registerDataCommands(program: Command): void {
     .option('--mirror <url>', 'base URL replacing the official Zenodo folder, e.g. http://host/medmnist')
     .option('--retries <n>', 'retries after network errors', integerAtLeast(0), 4)
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExamples:\n  retinagrade download --size 64\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist')
-    .action(async (flags: { dataset: string; size: string; dir?: string; dataDir?: string; mirror?: string; retries: number; json?: boolean }) => {
-      const bar = process.stderr.isTTY && !flags.json ? new cliProgress.SingleBar({ format: 'download [{bar}] {percentage}% | {value}/{total} bytes | ETA {eta_formatted}' }) : undefined;
-      let started = false;
-      const result = await downloadDataset({
-        dataset: flags.dataset,
-        size: Number(flags.size) as ImageSize,
-        dir: flags.dir ?? defaultDataDir({ dataDir: flags.dataDir }),
-        mirror: flags.mirror,
-        retries: flags.retries,
-        onProgress: ({ bytes, total }) => {
-          if (!bar || total === undefined) return;
-          if (!started) bar.start(total, bytes);
-          started = true;
-          bar.update(bytes);
-        },
-      }).finally(() => bar?.stop());
-      if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else {
-        for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
-        process.stdout.write(`${result.alreadyPresent ? 'already present' : 'downloaded'}: ${result.path} (md5 ${result.md5})\n`);
-      }
-    });
+    .addHelpText(
+      'after',
+      '\nExamples:\n  retinagrade download --size 64\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist',
+    )
+    .action(
+      async (flags: {
+        dataset: string;
+        size: string;
+        dir?: string;
+        dataDir?: string;
+        mirror?: string;
+        retries: number;
+        json?: boolean;
+      }) => {
+        const bar =
+          process.stderr.isTTY && !flags.json
+            ? new cliProgress.SingleBar({ format: 'download [{bar}] {percentage}% | {value}/{total} bytes | ETA {eta_formatted}' })
+            : undefined;
+        let started = false;
+        const result = await downloadDataset({
+          dataset: flags.dataset,
+          size: Number(flags.size) as ImageSize,
+          dir: flags.dir ?? defaultDataDir({ dataDir: flags.dataDir }),
+          mirror: flags.mirror,
+          retries: flags.retries,
+          onProgress: ({ bytes, total }) => {
+            if (!bar || total === undefined) return;
+            if (!started) bar.start(total, bytes);
+            started = true;
+            bar.update(bytes);
+          },
+        }).finally(() => bar?.stop());
+        if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        else {
+          for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+          process.stdout.write(`${result.alreadyPresent ? 'already present' : 'downloaded'}: ${result.path} (md5 ${result.md5})\n`);
+        }
+      },
+    );
 }

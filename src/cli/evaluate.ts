@@ -22,7 +22,13 @@ export function evaluateCommand(program: Command): void {
       const opened = openRun(flags.model);
       const data = loadRetinaTensors({ dataDir: flags.dataDir, size: opened.modelConfig.inputSize });
       const result = evaluateSplit(opened.model, opened.objective, data[flags.split], { tta: flags.tta });
-      const report = { split: flags.split, tta: Boolean(flags.tta), ...result.metrics, data: data.source, disclaimer: NOT_FOR_CLINICAL_USE };
+      const report = {
+        split: flags.split,
+        tta: Boolean(flags.tta),
+        ...result.metrics,
+        data: data.source,
+        disclaimer: NOT_FOR_CLINICAL_USE,
+      };
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {

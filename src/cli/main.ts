@@ -12,7 +12,9 @@ import { registerTrainCommands } from './train/commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('retinagrade')
-    .description(`Diabetic retinopathy grading (${GRADE_NAMES.map((name, grade) => `${grade} ${name}`).join(', ')}).\n${NOT_FOR_CLINICAL_USE}`)
+    .description(
+      `Diabetic retinopathy grading (${GRADE_NAMES.map((name, grade) => `${grade} ${name}`).join(', ')}).\n${NOT_FOR_CLINICAL_USE}`,
+    )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)');
   registerTrainCommands(program);

@@ -104,17 +104,30 @@ export function predictCommand(program: Command): void {
     .argument('<images...>', 'image files or folders')
     .requiredOption('--model <dir>', 'run directory written by `train`')
     .addOption(
-      new Option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is").choices(['disc', 'none']).default('disc'),
+      new Option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is")
+        .choices(['disc', 'none'])
+        .default('disc'),
     )
-    .option('--cam <dir>', `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input path>${CAM_SUFFIX}`)
+    .option(
+      '--cam <dir>',
+      `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input path>${CAM_SUFFIX}`,
+    )
     .addOption(new Option('--json', 'JSON: {disclaimer, predictions: [one record per image]}').conflicts('csv'))
     .option('--csv', 'CSV, one row per image')
-    .addHelpText('after', `\nExamples:\n  retinagrade predict --model runs/default photo.jpg\n  retinagrade predict --model runs/default photos/ --csv > grades.csv\n\n${NOT_FOR_CLINICAL_USE}`)
+    .addHelpText(
+      'after',
+      `\nExamples:\n  retinagrade predict --model runs/default photo.jpg\n  retinagrade predict --model runs/default photos/ --csv > grades.csv\n\n${NOT_FOR_CLINICAL_USE}`,
+    )
     .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
       const inputs = expandInputs(images);
       const opened = openRun(flags.model);
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
-      const cams = flags.cam ? camFiles(flags.cam, inputs.map((input) => input.file)) : [];
+      const cams = flags.cam
+        ? camFiles(
+            flags.cam,
+            inputs.map((input) => input.file),
+          )
+        : [];
       const records: Prediction[] = [];
       for (const [i, { file, error }] of inputs.entries()) {
         records.push(error ? { file, warnings: [], error } : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i] }));

@@ -68,8 +68,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
     const actualMd5 = await md5OfFile(destination);
     if (expectedMd5 !== undefined && actualMd5 !== expectedMd5) {
       throw new UserError(
-        `${destination} already exists but its md5 is ${actualMd5}, expected ${expectedMd5}: ` +
-          'delete or move it, then download again',
+        `${destination} already exists but its md5 is ${actualMd5}, expected ${expectedMd5}: ` + 'delete or move it, then download again',
       );
     }
     return result(existing, actualMd5, true);
@@ -98,9 +97,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
   const actualMd5 = await md5OfFile(part);
   if (expectedMd5 !== undefined && actualMd5 !== expectedMd5) {
     await rm(part, { force: true });
-    throw new UserError(
-      `downloaded ${url} but its md5 is ${actualMd5}, expected ${expectedMd5}; the download was deleted.\n${byHand}`,
-    );
+    throw new UserError(`downloaded ${url} but its md5 is ${actualMd5}, expected ${expectedMd5}; the download was deleted.\n${byHand}`);
   }
   await rename(part, destination);
   return result((await fileSize(destination))!, actualMd5, false);
@@ -191,10 +188,7 @@ function describeError(error: unknown): string {
 function byHandInstructions({ url, officialUrl, destination, md5 }: DownloadFileOptions): string {
   const urls = officialUrl && officialUrl !== url ? `${url}\n  or ${officialUrl}` : url;
   const check = md5 ? `check that its md5 is ${md5}` : 'no md5 is recorded for it';
-  return (
-    `To get it by hand: download\n  ${urls}\n${check}, and put it in ${dirname(destination)} ` +
-    `as ${basename(destination)}.`
-  );
+  return `To get it by hand: download\n  ${urls}\n${check}, and put it in ${dirname(destination)} ` + `as ${basename(destination)}.`;
 }
 
 async function fileSize(path: string): Promise<number | undefined> {
@@ -231,8 +225,7 @@ export function datasetUrl(dataset: string, size: number, mirror?: string): stri
   return new URL(file.fileName, base).href;
 }
 
-export interface DownloadDatasetOptions
-  extends Pick<DownloadFileOptions, 'retries' | 'backoffMs' | 'idleTimeoutMs' | 'onProgress'> {
+export interface DownloadDatasetOptions extends Pick<DownloadFileOptions, 'retries' | 'backoffMs' | 'idleTimeoutMs' | 'onProgress'> {
   dataset: string;
   size: ImageSize;
   /** Folder to put the file in (see locate.ts's defaultDataDir). */

@@ -37,8 +37,7 @@ export interface FundusImage {
   disc: Disc | null;
 }
 
-export const NOT_FUNDUS_WARNING =
-  'does not look like a fundus photograph (no dark border around a bright disc found); used a centre crop';
+export const NOT_FUNDUS_WARNING = 'does not look like a fundus photograph (no dark border around a bright disc found); used a centre crop';
 
 export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
   const { name, bytes } = await readInput(input);

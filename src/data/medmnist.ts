@@ -4,15 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { formatShape, parseNpz, type NpyArray } from './npz.js';
-import {
-  IMAGE_SIZES,
-  SPLITS,
-  getDataset,
-  isImageSize,
-  type DatasetInfo,
-  type ImageSize,
-  type Split,
-} from './registry.js';
+import { IMAGE_SIZES, SPLITS, getDataset, isImageSize, type DatasetInfo, type ImageSize, type Split } from './registry.js';
 
 export interface SplitData {
   /** N x H x W x C uint8 (C = 1 for grey datasets, so N x H x W). */
@@ -70,9 +62,7 @@ export function loadMedMNIST(file: string, datasetKey: string, options: LoadOpti
   for (const split of SPLITS) {
     const expected = info.splitSizes[split];
     if (splits[split].count !== expected) {
-      throw new UserError(
-        `${file}: split '${split}' has ${splits[split].count} images, expected ${expected} for ${info.title}`,
-      );
+      throw new UserError(`${file}: split '${split}' has ${splits[split].count} images, expected ${expected} for ${info.title}`);
     }
   }
   return { dataset: info.key, size, channels: info.channels, file, md5, ...splits };
@@ -95,18 +85,14 @@ function checkImages(array: NpyArray, info: DatasetInfo, where: string, sizeOfTr
   const rankOk = info.channels === 3 ? shape.length === 4 && shape[3] === 3 : shape.length === 3;
   if (dtype !== 'uint8' || !rankOk || shape[2] !== side) {
     const expected = info.channels === 3 ? '(N, S, S, 3)' : '(N, S, S)';
-    throw new UserError(
-      `${where}: expected ${expected} uint8 images for ${info.title}, found ${formatShape(shape)} ${dtype}`,
-    );
+    throw new UserError(`${where}: expected ${expected} uint8 images for ${info.title}, found ${formatShape(shape)} ${dtype}`);
   }
   if (!isImageSize(side)) {
     const sizes = IMAGE_SIZES.join(', ');
     throw new UserError(`${where}: image size ${side}x${side} is not a MedMNIST size (expected ${sizes})`);
   }
   if (sizeOfTrain !== undefined && side !== sizeOfTrain) {
-    throw new UserError(
-      `${where}: expected ${sizeOfTrain}x${sizeOfTrain} images like train_images, found ${side}x${side}`,
-    );
+    throw new UserError(`${where}: expected ${sizeOfTrain}x${sizeOfTrain} images like train_images, found ${side}x${side}`);
   }
   return side;
 }
@@ -115,18 +101,14 @@ function checkLabels(array: NpyArray, count: number, info: DatasetInfo, where: s
   const { shape, dtype } = array;
   const integer = dtype.startsWith('int') || dtype.startsWith('uint');
   if (!integer || shape.length !== 2 || shape[0] !== count || shape[1] !== 1) {
-    throw new UserError(
-      `${where}: expected (${count}, 1) integer labels (one per image), found ${formatShape(shape)} ${dtype}`,
-    );
+    throw new UserError(`${where}: expected (${count}, 1) integer labels (one per image), found ${formatShape(shape)} ${dtype}`);
   }
   const classes = info.labels.length;
   const labels = new Uint8Array(count);
   for (let i = 0; i < count; i++) {
     const label = Number(array.data[i]);
     if (label < 0 || label >= classes) {
-      throw new UserError(
-        `${where}: label ${label} at index ${i} is out of range (expected 0..${classes - 1} for ${info.title})`,
-      );
+      throw new UserError(`${where}: label ${label} at index ${i} is out of range (expected 0..${classes - 1} for ${info.title})`);
     }
     labels[i] = label;
   }
@@ -191,8 +173,6 @@ function splitCard({ images, labels, count }: SplitData, classes: number, channe
   const perChannel = images.length / channels;
   const channelMean = [...sum].map((s) => s / perChannel / 255);
   // Var = E[x^2] - E[x]^2, clamped at 0 against rounding.
-  const channelStd = [...sumSquares].map((s, c) =>
-    Math.sqrt(Math.max(0, s / perChannel / 255 ** 2 - channelMean[c]! ** 2)),
-  );
+  const channelStd = [...sumSquares].map((s, c) => Math.sqrt(Math.max(0, s / perChannel / 255 ** 2 - channelMean[c]! ** 2)));
   return { count, classCounts, channelMean, channelStd };
 }

@@ -29,7 +29,11 @@ export async function writeMontage(
     throw new RangeError(`writeMontage: expected RGB NCHW images, got [${images.shape.join(', ')}]`);
   }
   const [n, , height, width] = images.shape as [number, number, number, number];
-  for (const [name, value, max] of [['count', count, n], ['variants', variants, Infinity], ['scale', scale, Infinity]] as const) {
+  for (const [name, value, max] of [
+    ['count', count, n],
+    ['variants', variants, Infinity],
+    ['scale', scale, Infinity],
+  ] as const) {
     if (!Number.isInteger(value) || value < 1 || value > max) {
       throw new RangeError(`writeMontage: ${name} must be an integer in [1, ${max}], got ${value}`);
     }

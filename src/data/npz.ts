@@ -6,18 +6,7 @@ import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
 import { UserError } from '../errors.js';
 
-export type NpyDtype =
-  | 'bool'
-  | 'uint8'
-  | 'uint16'
-  | 'uint32'
-  | 'uint64'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'float32'
-  | 'float64';
+export type NpyDtype = 'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'int8' | 'int16' | 'int32' | 'int64' | 'float32' | 'float64';
 
 export type NpyData =
   | Uint8Array
@@ -83,9 +72,7 @@ export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
   const dataOffset = 8 + lengthBytes + headerLength;
   if (dataOffset > bytes.length) throw fail(`truncated .npy header (expected ${headerLength} header bytes)`);
   // Version 3 allows UTF-8 in the header (structured field names); 1 and 2 are latin-1.
-  const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(
-    bytes.subarray(8 + lengthBytes, dataOffset),
-  );
+  const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(8 + lengthBytes, dataOffset));
 
   let header: PyValue;
   try {
@@ -118,16 +105,12 @@ export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
   const actualBytes = bytes.length - dataOffset;
   if (actualBytes !== expectedBytes) {
     throw fail(
-      `data length does not match shape ${formatShape(shape)} of ${spec.dtype}: ` +
-        `expected ${expectedBytes} bytes, found ${actualBytes}`,
+      `data length does not match shape ${formatShape(shape)} of ${spec.dtype}: ` + `expected ${expectedBytes} bytes, found ${actualBytes}`,
     );
   }
   // Typed views need a byte offset that is a multiple of the item size; copy only when it is not.
   const start = bytes.byteOffset + dataOffset;
-  const data =
-    start % spec.bytes === 0
-      ? spec.view(bytes.buffer, start, count)
-      : spec.view(bytes.slice(dataOffset).buffer, 0, count);
+  const data = start % spec.bytes === 0 ? spec.view(bytes.buffer, start, count) : spec.view(bytes.slice(dataOffset).buffer, 0, count);
   return { dtype: spec.dtype, shape: shape, data };
 }
 
@@ -144,16 +127,11 @@ function dtypeFromDescr(descr: string, fail: (what: string) => UserError): Dtype
   const match = /^([<>|=])([a-zA-Z])(\d+)$/.exec(descr);
   const spec = match ? DTYPES[`${match[2]}${match[3]}`] : undefined;
   if (!match || !spec) {
-    throw fail(
-      `unsupported dtype '${descr}' (expected one of bool, uint8/16/32/64, int8/16/32/64, float32, float64)`,
-    );
+    throw fail(`unsupported dtype '${descr}' (expected one of bool, uint8/16/32/64, int8/16/32/64, float32, float64)`);
   }
   if (match[1] === '>' && spec.bytes > 1) {
     const littleEndian = `<${match[2]}${match[3]}`;
-    throw fail(
-      `big-endian dtype '${descr}' is not supported ` +
-        `(expected little-endian; convert with arr.astype('${littleEndian}'))`,
-    );
+    throw fail(`big-endian dtype '${descr}' is not supported ` + `(expected little-endian; convert with arr.astype('${littleEndian}'))`);
   }
   return spec;
 }
@@ -174,8 +152,7 @@ export function parseNpz(bytes: Uint8Array, file: string): Map<string, NpyArray>
   } catch (error) {
     const at = current === undefined ? '' : `, entry '${current}'`;
     throw new UserError(
-      `${file}${at}: truncated or corrupt zip archive (${(error as Error).message}); ` +
-        'expected a complete .npz file: download it again',
+      `${file}${at}: truncated or corrupt zip archive (${(error as Error).message}); ` + 'expected a complete .npz file: download it again',
     );
   }
   const arrays = new Map<string, NpyArray>();

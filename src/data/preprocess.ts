@@ -6,9 +6,7 @@ import * as torch from '../torch/index.js';
 export function toTensor(images: Uint8Array, n: number, size: number, channels: number): torch.Tensor {
   const expected = n * size * size * channels;
   if (images.length !== expected) {
-    throw new RangeError(
-      `toTensor: expected ${n}x${size}x${size}x${channels} = ${expected} bytes, got ${images.length}`,
-    );
+    throw new RangeError(`toTensor: expected ${n}x${size}x${size}x${channels} = ${expected} bytes, got ${images.length}`);
   }
   return torch.tidy(() => {
     const pixels = torch.tensor(images, [n, size, size, channels], 'uint8');

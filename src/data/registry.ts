@@ -1,6 +1,6 @@
 // The MedMNIST datasets this project knows, as data: one entry per 2D dataset.
 // Facts come from the medmnist package's INFO record (MedMNIST+, Zenodo record 10519652),
-// the same record /work/shared/data/README.md quotes for RetinaMNIST; each entry's 28x28 md5 and
+// the record the official RetinaMNIST file's README quotes; each entry's 28x28 md5 and
 // split sizes also match the MedMNIST v2 record (Zenodo 6496656). Not here: ChestMNIST (multi-label:
 // the loader reads single labels) and the Organ{A,C,S}MNIST entries, whose MedMNIST+ files and
 // split sizes differ from v2's and could not be checked against a second source.
@@ -72,8 +72,7 @@ const DATASETS: readonly DatasetInfo[] = [
     licence: 'CC BY 4.0',
     citations: [
       MEDMNIST_V2_CITATION,
-      'Liu, R. et al. DeepDRiD: Diabetic Retinopathy - Grading and Image Quality Estimation Challenge. ' +
-        'Patterns 3(6), 100512 (2022).',
+      'Liu, R. et al. DeepDRiD: Diabetic Retinopathy - Grading and Image Quality Estimation Challenge. ' + 'Patterns 3(6), 100512 (2022).',
     ],
     files: filesFor('retinamnist', {
       28: 'bd4c0672f1bba3e3a89f0e4e876791e4',
@@ -91,10 +90,7 @@ const DATASETS: readonly DatasetInfo[] = [
     splitSizes: { train: 4708, val: 524, test: 624 },
     channels: 1,
     licence: 'CC BY 4.0',
-    citations: [
-      MEDMNIST_V2_CITATION,
-      KERMANY_2018,
-    ],
+    citations: [MEDMNIST_V2_CITATION, KERMANY_2018],
     files: filesFor('pneumoniamnist', {
       28: '28209eda62fecd6e6a2d98b1501bb15f',
       64: '8f4eceb4ccffa70c672198ea285246c6',
@@ -170,10 +166,7 @@ const DATASETS: readonly DatasetInfo[] = [
     splitSizes: { train: 97477, val: 10832, test: 1000 },
     channels: 1,
     licence: 'CC BY 4.0',
-    citations: [
-      MEDMNIST_V2_CITATION,
-      KERMANY_2018,
-    ],
+    citations: [MEDMNIST_V2_CITATION, KERMANY_2018],
     files: filesFor('octmnist', {
       28: 'c68d92d5b585d8d81f7112f81e2d0842',
       64: 'e229e9440236b774d9f0dfef9d07bdaf',
@@ -191,8 +184,7 @@ const DATASETS: readonly DatasetInfo[] = [
     licence: 'CC BY 4.0',
     citations: [
       MEDMNIST_V2_CITATION,
-      'Al-Dhabyani, W., Gomaa, M., Khaled, H. & Fahmy, A. Dataset of breast ultrasound images. ' +
-        'Data in Brief 28, 104863 (2020).',
+      'Al-Dhabyani, W., Gomaa, M., Khaled, H. & Fahmy, A. Dataset of breast ultrasound images. ' + 'Data in Brief 28, 104863 (2020).',
     ],
     files: filesFor('breastmnist', {
       28: '750601b1f35ba3300ea97c75c52ff8f6',

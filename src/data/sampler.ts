@@ -36,13 +36,17 @@ export class WeightedRandomSampler implements EpochSampler {
     const bad = this.weights.findIndex((w) => !(w >= 0 && Number.isFinite(w)));
     if (bad >= 0) throw new RangeError(`WeightedRandomSampler: weight ${bad} is ${this.weights[bad]}; weights must be finite and >= 0`);
     if (!this.weights.some((w) => w > 0)) throw new RangeError('WeightedRandomSampler: all weights are zero');
-    if (!Number.isInteger(length) || length < 1) throw new RangeError(`WeightedRandomSampler: length must be a positive integer, got ${length}`);
+    if (!Number.isInteger(length) || length < 1)
+      throw new RangeError(`WeightedRandomSampler: length must be a positive integer, got ${length}`);
   }
 
   /** Weights 1 / count(class of the sample): every class is drawn equally often on average. */
   static balanced(labels: ArrayLike<number>, numClasses: number, length: number = labels.length): WeightedRandomSampler {
     const counts = classCounts(labels, numClasses);
-    return new WeightedRandomSampler(Array.from(labels, (label) => 1 / counts[label]), length);
+    return new WeightedRandomSampler(
+      Array.from(labels, (label) => 1 / counts[label]),
+      length,
+    );
   }
 
   epoch(gen: torch.Generator): Int32Array {
@@ -61,11 +65,9 @@ export type ClassWeightMode = (typeof CLASS_WEIGHT_MODES)[number];
 export function classWeights(labels: ArrayLike<number>, numClasses: number, mode: ClassWeightMode, beta = 0.999): number[] {
   if (mode === 'effective-number' && !(beta >= 0 && beta < 1)) throw new RangeError(`classWeights: beta must be in [0, 1), got ${beta}`);
   const counts = classCounts(labels, numClasses);
-  const empty = counts.findIndex((n) => n === 0);
+  const empty = counts.indexOf(0);
   if (empty >= 0) throw new RangeError(`classWeights: class ${empty} has no samples, so it has no weight`);
-  const raw = counts.map((n) =>
-    mode === 'inverse' ? 1 / n : mode === 'sqrt-inverse' ? 1 / Math.sqrt(n) : (1 - beta) / (1 - beta ** n),
-  );
+  const raw = counts.map((n) => (mode === 'inverse' ? 1 / n : mode === 'sqrt-inverse' ? 1 / Math.sqrt(n) : (1 - beta) / (1 - beta ** n)));
   const mean = raw.reduce((a, b) => a + b, 0) / numClasses;
   return raw.map((w) => w / mean);
 }

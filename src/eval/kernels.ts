@@ -3,12 +3,7 @@
 // sample was drawn, so a resample is scored without copying it.
 
 /** K x K counts, rows = true class, columns = predicted class. */
-export function confusionCounts(
-  labels: Int32Array,
-  preds: Int32Array,
-  numClasses: number,
-  weights?: ArrayLike<number>,
-): number[][] {
+export function confusionCounts(labels: Int32Array, preds: Int32Array, numClasses: number, weights?: ArrayLike<number>): number[][] {
   const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
   for (let i = 0; i < labels.length; i++) confusion[labels[i]][preds[i]] += weights ? weights[i] : 1;
   return confusion;

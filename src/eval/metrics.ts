@@ -35,8 +35,7 @@ export interface EvalMetrics {
   per_class: ClassMetrics[];
 }
 
-const confusionOf = (input: EvalInputs): number[][] =>
-  confusionCounts(input.labels, argmaxRows(input), input.numClasses);
+const confusionOf = (input: EvalInputs): number[][] => confusionCounts(input.labels, argmaxRows(input), input.numClasses);
 
 function perClassAucOf({ labels, scores, numClasses }: EvalInputs): number[] {
   return Array.from({ length: numClasses }, (_, cls) => {
@@ -56,8 +55,7 @@ function perClassAucOf({ labels, scores, numClasses }: EvalInputs): number[] {
 const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
 
 /** Mean recall over the classes present in the labels (sklearn's balanced_accuracy_score). */
-const balancedAccuracyOf = (perClass: ClassMetrics[]): number =>
-  mean(perClass.filter((c) => c.support > 0).map((c) => c.recall));
+const balancedAccuracyOf = (perClass: ClassMetrics[]): number => mean(perClass.filter((c) => c.support > 0).map((c) => c.recall));
 
 /** Mean F1 over all K classes (sklearn's f1_score(average='macro', labels=range(K), zero_division=0)). */
 const macroF1Of = (perClass: ClassMetrics[]): number => mean(perClass.map((c) => c.f1));

@@ -22,18 +22,25 @@ export function gradCam(model: FeatureClassifier, objective: Objective, x: Tenso
   const parameters = model.parameters().filter((p) => p.requiresGrad);
   for (const p of parameters) p.requiresGrad = false;
   try {
-    const heat = withEval(model, () => torch.tidy(() => {
-      // A leaf copy of the feature map: its .grad is the gradient Grad-CAM weighs channels by.
-      const features = torch.noGrad(() => model.features(x)).detach();
-      features.requiresGrad = true;
-      const probs = objective.probabilities(model.classify(features));
-      probs.slice(1, grade, grade + 1).clamp(1e-12).log().sum().backward();
-      const weights = features.grad!.mean([2, 3], true);
-      const cam = torch.noGrad(() => features.mul(weights).sum(1, true).relu());
-      const upsampled = torch.interpolate(cam, [size, size], { mode: 'bilinear' });
-      const peak = upsampled.max().item();
-      return (peak > 0 ? upsampled.div(peak) : upsampled).data() as Float32Array;
-    }));
+    const heat = withEval(model, () =>
+      torch.tidy(() => {
+        // A leaf copy of the feature map: its .grad is the gradient Grad-CAM weighs channels by.
+        const features = torch.noGrad(() => model.features(x)).detach();
+        features.requiresGrad = true;
+        const probs = objective.probabilities(model.classify(features));
+        probs
+          .slice(1, grade, grade + 1)
+          .clamp(1e-12)
+          .log()
+          .sum()
+          .backward();
+        const weights = features.grad!.mean([2, 3], true);
+        const cam = torch.noGrad(() => features.mul(weights).sum(1, true).relu());
+        const upsampled = torch.interpolate(cam, [size, size], { mode: 'bilinear' });
+        const peak = upsampled.max().item();
+        return (peak > 0 ? upsampled.div(peak) : upsampled).data() as Float32Array;
+      }),
+    );
     return { grade, size, heat };
   } finally {
     for (const p of parameters) p.requiresGrad = true;

@@ -18,7 +18,10 @@ export class Ensemble extends Module implements FeatureClassifier {
   readonly members: FeatureClassifier[];
 
   /** `memberObjective` turns one member's outputs into class probabilities. */
-  constructor(members: FeatureClassifier[], private readonly memberObjective: Objective) {
+  constructor(
+    members: FeatureClassifier[],
+    private readonly memberObjective: Objective,
+  ) {
     super();
     if (members.length === 0) throw new Error('an ensemble needs at least one member');
     this.members = members.map((m, k) => this.child(`member${k}`, m));

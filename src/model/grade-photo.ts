@@ -90,4 +90,3 @@ export async function predictImage(opened: OpenedModel, input: ImageInput, optio
     throw error;
   }
 }
-

@@ -39,14 +39,17 @@ export interface OpenedModel {
 }
 
 const MetadataSchema = z.object({
-  model: z.string().transform((json, ctx) => {
-    try {
-      return JSON.parse(json) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'the model config is not JSON' });
-      return z.NEVER;
-    }
-  }).pipe(ModelConfigSchema),
+  model: z
+    .string()
+    .transform((json, ctx) => {
+      try {
+        return JSON.parse(json) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'the model config is not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(ModelConfigSchema),
   objective: LossConfigSchema.shape.kind,
   ensemble: z.coerce.number().int().min(1).max(64).default(1),
 });
@@ -64,7 +67,10 @@ export function openRun(path: string): OpenedModel {
       const single = metadata.ensemble === 1;
       const model = single
         ? createModel(modelConfig)
-        : new Ensemble(Array.from({ length: metadata.ensemble }, () => createModel(modelConfig)), memberObjective);
+        : new Ensemble(
+            Array.from({ length: metadata.ensemble }, () => createModel(modelConfig)),
+            memberObjective,
+          );
       try {
         model.loadStateDict(weights.tensors);
       } catch (error) {

@@ -50,7 +50,11 @@ export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | undefined;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    bias = true,
+  ) {
     super();
     this.weight = this.parameter('weight', defaultWeight([outFeatures, inFeatures], inFeatures));
     this.bias = bias ? this.parameter('bias', defaultWeight([outFeatures], inFeatures)) : undefined;
@@ -70,7 +74,11 @@ export class BatchNorm2d extends Module {
   readonly runningVar: Tensor;
   readonly #batchesTracked: Tensor;
 
-  constructor(readonly channels: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+  constructor(
+    readonly channels: number,
+    readonly eps = 1e-5,
+    readonly momentum = 0.1,
+  ) {
     super();
     this.weight = this.parameter('weight', torch.ones([channels]));
     this.bias = this.parameter('bias', torch.zeros([channels]));
@@ -125,13 +133,19 @@ export class Sequential extends Module {
     this.layers = layers.map((layer, i) => this.child(String(i), layer));
   }
   forward(x: Tensor): Tensor {
-    return pipe(x, this.layers.map((layer) => (h: Tensor) => layer.forward(h)));
+    return pipe(
+      x,
+      this.layers.map((layer) => (h: Tensor) => layer.forward(h)),
+    );
   }
 }
 
 /** A parameter-free layer defined by a function of its input. */
 export class Lambda extends Module {
-  constructor(readonly name: string, readonly fn: (x: Tensor) => Tensor) {
+  constructor(
+    readonly name: string,
+    readonly fn: (x: Tensor) => Tensor,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -149,5 +163,4 @@ export const Identity = (): Lambda => new Lambda('Identity', (x) => x);
 export const Flatten = (): Lambda => new Lambda('Flatten', (x) => x.flatten(1));
 export const MaxPool2d = (kernel: number, stride = kernel, padding = 0): Lambda =>
   new Lambda('MaxPool2d', (x) => torch.maxPool2d(x, kernel, { stride, padding }));
-export const GlobalAvgPool = (): Lambda =>
-  new Lambda('GlobalAvgPool', (x) => torch.adaptiveAvgPool2d(x, 1).flatten(1));
+export const GlobalAvgPool = (): Lambda => new Lambda('GlobalAvgPool', (x) => torch.adaptiveAvgPool2d(x, 1).flatten(1));

@@ -43,7 +43,11 @@ function weightsOf(classWeights: number[], labels: Tensor, like: Tensor): Tensor
  */
 export class CrossEntropy implements Objective {
   readonly outputs: number;
-  constructor(readonly numClasses: number, readonly classWeights?: number[], readonly labelSmoothing = 0) {
+  constructor(
+    readonly numClasses: number,
+    readonly classWeights?: number[],
+    readonly labelSmoothing = 0,
+  ) {
     this.outputs = numClasses;
   }
   loss(logits: Tensor, labels: Tensor): Tensor {
@@ -75,7 +79,11 @@ export class CrossEntropy implements Objective {
  */
 export class FocalLoss implements Objective {
   readonly outputs: number;
-  constructor(readonly numClasses: number, readonly gamma: number, readonly alpha?: number[]) {
+  constructor(
+    readonly numClasses: number,
+    readonly gamma: number,
+    readonly alpha?: number[],
+  ) {
     this.outputs = numClasses;
   }
   loss(logits: Tensor, labels: Tensor): Tensor {

@@ -3,17 +3,7 @@ import { z } from 'zod';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { kaimingNormalFanOut } from './init.js';
-import {
-  BatchNorm2d,
-  Conv2d,
-  Dropout,
-  GlobalAvgPool,
-  Linear,
-  MaxPool2d,
-  ReLU,
-  Sequential,
-  pipe,
-} from './layers.js';
+import { BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential, pipe } from './layers.js';
 import { Module } from './module.js';
 
 export const ModelNameSchema = z.enum(['cnn', 'resnet18', 'resnet50']);
@@ -73,10 +63,16 @@ export class CompactCnn extends Sequential implements FeatureClassifier {
   }
 
   features(x: Tensor): Tensor {
-    return pipe(x, this.layers.slice(0, -HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)));
+    return pipe(
+      x,
+      this.layers.slice(0, -HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)),
+    );
   }
   classify(features: Tensor): Tensor {
-    return pipe(features, this.layers.slice(-HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)));
+    return pipe(
+      features,
+      this.layers.slice(-HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)),
+    );
   }
 }
 
@@ -119,7 +115,13 @@ class BasicBlock extends ResidualBlock {
   }
 
   forward(x: Tensor): Tensor {
-    const out = pipe(x, [(h) => this.conv1.forward(h), (h) => this.bn1.forward(h), (h) => h.relu(), (h) => this.conv2.forward(h), (h) => this.bn2.forward(h)]);
+    const out = pipe(x, [
+      (h) => this.conv1.forward(h),
+      (h) => this.bn1.forward(h),
+      (h) => h.relu(),
+      (h) => this.conv2.forward(h),
+      (h) => this.bn2.forward(h),
+    ]);
     return this.merge(out, x);
   }
 }
@@ -214,7 +216,10 @@ export class ResNet extends Module implements FeatureClassifier {
   }
 
   features(x: Tensor): Tensor {
-    return pipe(x, [this.stem, ...this.stages].map((stage) => (h: Tensor) => stage.forward(h)));
+    return pipe(
+      x,
+      [this.stem, ...this.stages].map((stage) => (h: Tensor) => stage.forward(h)),
+    );
   }
   classify(features: Tensor): Tensor {
     return this.head.forward(features);

@@ -39,10 +39,8 @@ export class Adam extends Optimizer {
       if (this.decoupledWeightDecay) param.mulInPlace(1 - this.lr * this.weightDecay);
       else grad = grad.add(param, this.weightDecay);
     }
-    const expAvg =
-      state.buffers.get('exp_avg') ?? this.setBuffer(state, 'exp_avg', torch.zeros(param.shape, param.dtype));
-    const expAvgSq =
-      state.buffers.get('exp_avg_sq') ?? this.setBuffer(state, 'exp_avg_sq', torch.zeros(param.shape, param.dtype));
+    const expAvg = state.buffers.get('exp_avg') ?? this.setBuffer(state, 'exp_avg', torch.zeros(param.shape, param.dtype));
+    const expAvgSq = state.buffers.get('exp_avg_sq') ?? this.setBuffer(state, 'exp_avg_sq', torch.zeros(param.shape, param.dtype));
     expAvg.lerpInPlace(grad, 1 - beta1);
     expAvgSq.mulInPlace(beta2).addcmulInPlace(grad, grad, 1 - beta2);
 

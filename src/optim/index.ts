@@ -3,7 +3,15 @@ export { Optimizer, type OptimizerKind, type OptimizerMeta, type OptimizerStateD
 export { SGD, type SgdOptions } from './sgd.js';
 export { Adam, AdamW, type AdamOptions } from './adam.js';
 export { clipGradNorm } from './clip.js';
-export { multiStepLr, cosineWarmupLr, oneCycleLr, type LrSchedule, type MultiStepOptions, type CosineWarmupOptions, type OneCycleOptions } from './schedules.js';
+export {
+  multiStepLr,
+  cosineWarmupLr,
+  oneCycleLr,
+  type LrSchedule,
+  type MultiStepOptions,
+  type CosineWarmupOptions,
+  type OneCycleOptions,
+} from './schedules.js';
 export {
   OptimizerConfigSchema,
   ScheduleConfigSchema,

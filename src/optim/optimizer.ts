@@ -113,9 +113,7 @@ export abstract class Optimizer {
       const value = tensors.get(key);
       if (value === undefined) throw new Error(`state dict is missing tensor '${key}'`);
       if (value.dtype !== param.dtype || value.shape.join() !== param.shape.join()) {
-        throw new Error(
-          `state dict tensor '${key}' is ${value.dtype} [${value.shape}], the parameter is ${param.dtype} [${param.shape}]`,
-        );
+        throw new Error(`state dict tensor '${key}' is ${value.dtype} [${value.shape}], the parameter is ${param.dtype} [${param.shape}]`);
       }
     }
     this.lr = meta.lr;

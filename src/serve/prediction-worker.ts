@@ -126,7 +126,11 @@ export class PredictionWorker {
    * thread has started on it, the request is dropped (the thread skips it) and the promise
    * rejects with a CancelledError; once started, it runs to the end.
    */
-  predict(images: Exclude<ImageInput, string>[], options: WorkerPredictOptions = { crop: 'disc' }, signal?: AbortSignal): Promise<Prediction[]> {
+  predict(
+    images: Exclude<ImageInput, string>[],
+    options: WorkerPredictOptions = { crop: 'disc' },
+    signal?: AbortSignal,
+  ): Promise<Prediction[]> {
     if (this.#dead) return Promise.reject(this.#dead);
     if (signal?.aborted) return Promise.reject(new CancelledError());
     const id = this.#nextId++;
@@ -140,8 +144,14 @@ export class PredictionWorker {
       signal?.addEventListener('abort', cancel, { once: true });
       const settled = (): void => signal?.removeEventListener('abort', cancel);
       this.#pending.set(id, {
-        resolve: (predictions) => (settled(), resolve(predictions)),
-        reject: (error) => (settled(), reject(error)),
+        resolve: (predictions) => {
+          settled();
+          resolve(predictions);
+        },
+        reject: (error) => {
+          settled();
+          reject(error);
+        },
       });
       this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
     });

@@ -136,10 +136,15 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     const path = request.url.split('?')[0]!;
     const allowed = methodsOf.get(path)?.join(', ');
     if (allowed) {
-      void reply.status(405).header('allow', allowed).send(errorBody(405, `${request.method} ${path} is not served: use ${allowed}`));
+      void reply
+        .status(405)
+        .header('allow', allowed)
+        .send(errorBody(405, `${request.method} ${path} is not served: use ${allowed}`));
       return;
     }
-    void reply.status(404).send(errorBody(404, `no route ${request.method} ${path}; see GET / for the page, POST /v1/predict, GET /v1/model, GET /health`));
+    void reply
+      .status(404)
+      .send(errorBody(404, `no route ${request.method} ${path}; see GET / for the page, POST /v1/predict, GET /v1/model, GET /health`));
   });
 
   app.get('/', (_request, reply) => {
@@ -192,7 +197,11 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
       });
       let record: Prediction | undefined;
       try {
-        [record] = await worker.predict([{ name: UPLOAD_NAME, bytes }], { crop: request.query.crop, camPng: request.query.cam === 1 }, abandoned.signal);
+        [record] = await worker.predict(
+          [{ name: UPLOAD_NAME, bytes }],
+          { crop: request.query.crop, camPng: request.query.cam === 1 },
+          abandoned.signal,
+        );
       } catch (error) {
         // Nobody is listening: nginx's "client closed request", for the log.
         if (error instanceof CancelledError) return reply.status(499).send();

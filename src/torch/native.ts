@@ -147,6 +147,7 @@ export interface NativeBinding {
   version(): string;
   cpuCacheStats(): CpuCacheStats;
   emptyCpuCache(): void;
+  externalMemory(): number;
 }
 
 /** The binding's cache of large freed tensor blocks (native/src/cpu_allocator.cc), in bytes. */

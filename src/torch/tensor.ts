@@ -509,3 +509,5 @@ export const libtorchVersion = (): string => native.version();
 export const cpuCacheStats = (): CpuCacheStats => native.cpuCacheStats();
 /** Unmaps every cached (freed) large tensor block; live tensors are untouched. */
 export const emptyCpuCache = (): void => native.emptyCpuCache();
+/** Bytes this thread's V8 heap counts as held outside it (tensors, typed arrays): what drives GC to free unreferenced tensors. */
+export const externalMemory = (): number => native.externalMemory();

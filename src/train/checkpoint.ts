@@ -43,17 +43,20 @@ export interface TrainedState {
 /** JSON's view of a value: key order is not meaningful and undefined keys are dropped. */
 const asJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
+/** Whether a config.json (as read) records `config`, in today's form or the legacy one; threads may differ. */
+export function recordsConfig(saved: object, config: RunConfig): boolean {
+  const previous = asJson({ ...saved, threads: undefined });
+  return [savedConfigOf(config), legacySavedConfigOf(config)].some((form) => isDeepStrictEqual(previous, asJson(form)));
+}
+
 /**
  * Starts a run directory afresh (config written, old outputs removed), or, resuming, checks that
  * the run there has this configuration: a mismatch is refused before anything is removed.
  */
 export function beginRun(run: RunDir, config: RunConfig, resume: boolean): void {
   if (resume) {
-    const previous = asJson({ ...run.readJson<Record<string, unknown>>('config'), threads: undefined }) as Record<string, unknown>;
-    const same = [savedConfigOf(config), legacySavedConfigOf(config)].some((form) => isDeepStrictEqual(previous, asJson(form)));
-    if (!same) {
-      const hint = previous.ensemble === undefined ? ' (it was saved before ensembles existed: add --ensemble 1)' : ' (resume with the same flags)';
-      throw new UserError(`cannot resume ${run.path}: its config.json differs from this run's configuration${hint}`);
+    if (!recordsConfig(run.readJson<object>('config'), config)) {
+      throw new UserError(`cannot resume ${run.path}: its config.json differs from this run's configuration (resume with the same flags)`);
     }
   } else {
     run.clear(); // an --overwrite must not leave the old run's weights for a later --resume

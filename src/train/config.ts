@@ -55,10 +55,18 @@ export const RunConfigSchema = z
     for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
     // Member k of an ensemble trains with seed * ensemble + k (src/train/ensemble.ts, memberSeed).
     if (config.seed * config.ensemble + config.ensemble - 1 > MAX_SEED) {
-      ctx.addIssue({ code: 'custom', path: ['seed'], message: `with an ensemble of ${config.ensemble}, the seed must be at most ${Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble)}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['seed'],
+        message: `with an ensemble of ${config.ensemble}, the seed must be at most ${Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble)}`,
+      });
     }
     if (config.model.stemStride !== undefined && config.model.name !== 'cnn') {
-      ctx.addIssue({ code: 'custom', path: ['model', 'stemStride'], message: `only the compact CNN has a stemStride; ${config.model.name} sets its stem by input size` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'stemStride'],
+        message: `only the compact CNN has a stemStride; ${config.model.name} sets its stem by input size`,
+      });
     }
   });
 

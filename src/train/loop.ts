@@ -103,7 +103,9 @@ export async function trainModel(run: RunDir, config: RunConfig, data: RetinaTen
   ema?.loadStateDict(model.stateDict());
   const optimizer = createOptimizer(config.optimizer, model.parameters());
   const macs = countMacs(model, [3, config.size, config.size]);
-  say(`model ${config.model.name} @${config.size}: ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${((2 * macs) / 1e6).toFixed(1)} MFLOPs per image`);
+  say(
+    `model ${config.model.name} @${config.size}: ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${((2 * macs) / 1e6).toFixed(1)} MFLOPs per image`,
+  );
   try {
     return await runEpochs(run, config, data, options, { model, ema, optimizer }, objective, sampler);
   } catch (error) {
@@ -217,5 +219,11 @@ async function runEpochs(
   if (ema) model.dispose();
   optimizer.dispose();
   evaluated.eval();
-  return { model: evaluated, objective, bestEpoch: state.bestEpoch, epochsRun: state.epochsDone, seconds: (performance.now() - started) / 1000 };
+  return {
+    model: evaluated,
+    objective,
+    bestEpoch: state.bestEpoch,
+    epochsRun: state.epochsDone,
+    seconds: (performance.now() - started) / 1000,
+  };
 }

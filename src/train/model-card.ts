@@ -28,10 +28,9 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
     : [];
   const augmentation = enabledTransforms.length > 0 ? enabledTransforms.join(', ') : 'none';
   const epochsRun = [metrics.epochs_run].flat();
-  const epochs =
-    epochsRun.every((n) => n === config.epochs)
-      ? `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`
-      : `up to ${config.epochs} epochs, stopped early after ${config.patience} epochs without improvement (epochs run: ${epochsRun.join(', ')})`;
+  const epochs = epochsRun.every((n) => n === config.epochs)
+    ? `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`
+    : `up to ${config.epochs} epochs, stopped early after ${config.patience} epochs without improvement (epochs run: ${epochsRun.join(', ')})`;
   const { name: scheduleName, warmupEpochs } = config.schedule;
   const warmup = scheduleName === 'cosine' && warmupEpochs > 0 ? ` with ${warmupEpochs} warm-up epoch${warmupEpochs === 1 ? '' : 's'}` : '';
   const schedule = `${scheduleName} learning-rate schedule${warmup}`;

@@ -6,7 +6,7 @@ export const RECIPES = {
   /**
    * The RetinaMNIST datasheet exactly: [-1,1] inputs, its five augmentations, weighted sampling
    * AND focal loss (gamma 4, alpha [0.2,1,1,4,4]). Kept for reproducibility; measured, it corrects
-   * the imbalance twice and collapses toward the severe grades (DESIGN.md, RESULTS.md).
+   * the imbalance twice and collapses toward the severe grades (RESULTS.md).
    */
   datasheet: {
     ensemble: 1,

@@ -29,11 +29,15 @@ function checkOutDir(run: RunDir, options: TrainOptions): void {
   }
   if (options.resume || options.overwrite) return;
   if (run.has('config')) {
-    throw new UserError(`${options.outDir} already holds a run: continue it with --resume, replace it with --overwrite, or choose another --out`);
+    throw new UserError(
+      `${options.outDir} already holds a run: continue it with --resume, replace it with --overwrite, or choose another --out`,
+    );
   }
   const strayFiles = run.runFilesPresent();
   if (strayFiles.length > 0) {
-    throw new UserError(`${options.outDir} holds files a run would replace (${strayFiles.join(', ')}): choose another --out, or pass --overwrite`);
+    throw new UserError(
+      `${options.outDir} holds files a run would replace (${strayFiles.join(', ')}): choose another --out, or pass --overwrite`,
+    );
   }
 }
 
@@ -44,10 +48,12 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   checkOutDir(run, options);
   run.create();
   const data = loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
-  if (data.source.upsampled_from) say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
+  if (data.source.upsampled_from)
+    say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
   const loopOptions = { ...options, resume: Boolean(options.resume) };
   try {
-    const trained = config.ensemble === 1 ? await trainModel(run, config, data, loopOptions) : await trainEnsemble(run, config, data, loopOptions);
+    const trained =
+      config.ensemble === 1 ? await trainModel(run, config, data, loopOptions) : await trainEnsemble(run, config, data, loopOptions);
     try {
       const { model, objective, ...summary } = trained;
       const metrics = writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) });

@@ -8,7 +8,11 @@ describe('expandInputs', () => {
   it("lists a folder's images, sorted, without Grad-CAM pictures of an earlier run", () => {
     const folder = mkdtempSync(join(tmpdir(), 'retinagrade-inputs-'));
     for (const name of ['b.png', 'a.JPG', 'a.jpg.gradcam.png', 'notes.txt']) writeFileSync(join(folder, name), '');
-    expect(expandInputs([folder, 'missing.png'])).toEqual([{ file: join(folder, 'a.JPG') }, { file: join(folder, 'b.png') }, { file: 'missing.png' }]);
+    expect(expandInputs([folder, 'missing.png'])).toEqual([
+      { file: join(folder, 'a.JPG') },
+      { file: join(folder, 'b.png') },
+      { file: 'missing.png' },
+    ]);
   });
 
   it('turns a folder without images into an input with an error', () => {

@@ -21,8 +21,7 @@ const allOff = AugmentSchema.parse({
 });
 
 /** A random batch in [-1, 1]. */
-const randomBatch = (n: number, size: number, seed = 1): torch.Tensor =>
-  new torch.Generator(seed).uniform([n, 3, size, size], -1, 1);
+const randomBatch = (n: number, size: number, seed = 1): torch.Tensor => new torch.Generator(seed).uniform([n, 3, size, size], -1, 1);
 
 /** Applies the same hand-written parameters to every image of `x`. */
 function applyToAll(x: torch.Tensor, overrides: Partial<SampleParams>): torch.Tensor {
@@ -133,7 +132,7 @@ describe('colour', () => {
     [-1, -1, 1, 1, -1, -1].forEach((v, i) => expect(values[i]).toBeCloseTo(v, 5));
   });
 
-  it('shifts hue as torchvision\'s HSV round trip does, including ties, grays and wrap-around', () => {
+  it("shifts hue as torchvision's HSV round trip does, including ties, grays and wrap-around", () => {
     // torchvision's _rgb2hsv / _hsv2rgb for one [0, 1] pixel, in float64.
     const reference = (rgb: [number, number, number], shift: number): [number, number, number] => {
       const [r, g, b] = rgb;
@@ -151,12 +150,33 @@ describe('colour', () => {
       const f = h * 6 - Math.floor(h * 6);
       const clamp = (v: number): number => Math.min(1, Math.max(0, v));
       const [v, p, q, t] = [max, clamp(max * (1 - s)), clamp(max * (1 - s * f)), clamp(max * (1 - s * (1 - f)))];
-      return ([[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]] as const)[i]!.slice() as [number, number, number];
+      return (
+        [
+          [v, t, p],
+          [q, v, p],
+          [p, v, t],
+          [p, q, v],
+          [t, p, v],
+          [v, p, q],
+        ] as const
+      )[i]!.slice() as [number, number, number];
     };
     const pixels: [number, number, number][] = [
-      [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.5, 0.5], [0, 0, 0], [1, 1, 1], // primaries, grays
-      [0.8, 0.8, 0.2], [0.2, 0.8, 0.8], [0.8, 0.2, 0.8], [0.9, 0.9, 0.9], [0.6, 0.6, 0.1], // ties for the max
-      [0.9, 0.1, 0.1], [0.9, 0.1, 0.2], [0.9, 0.2, 0.1], [0.3, 0.2, 0.25], // near red: wrap-around
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+      [0.5, 0.5, 0.5],
+      [0, 0, 0],
+      [1, 1, 1], // primaries, grays
+      [0.8, 0.8, 0.2],
+      [0.2, 0.8, 0.8],
+      [0.8, 0.2, 0.8],
+      [0.9, 0.9, 0.9],
+      [0.6, 0.6, 0.1], // ties for the max
+      [0.9, 0.1, 0.1],
+      [0.9, 0.1, 0.2],
+      [0.9, 0.2, 0.1],
+      [0.3, 0.2, 0.25], // near red: wrap-around
     ];
     const gen = new torch.Generator(11);
     const random = gen.uniform([40, 3], 0, 1).toArray();
@@ -184,7 +204,7 @@ describe('colour', () => {
     expect(flat.max().sub(flat.min()).item()).toBeLessThan(1e-6);
   });
 
-  it('applies the operations in each sample\'s own order', () => {
+  it("applies the operations in each sample's own order", () => {
     // Brightness 2 then contrast 0 differs from contrast 0 then brightness 2 (the clamp sees different values).
     const x = randomBatch(1, 8).expand([2, 3, 8, 8]).contiguous();
     const base = { ...identityParams(8, 8), brightness: 2, contrast: 0 };
@@ -325,7 +345,7 @@ describe('augment', () => {
 });
 
 describe('AugmentSchema', () => {
-  it('defaults to the default recipe\'s strengths', () => {
+  it("defaults to the default recipe's strengths", () => {
     expect(AugmentSchema.parse({})).toEqual({
       horizontalFlip: { enabled: true, p: 0.5 },
       rotation: { enabled: true, degrees: 45 },
@@ -336,7 +356,7 @@ describe('AugmentSchema', () => {
     });
   });
 
-  it('accepts the datasheet\'s values, and its parsed configs cannot be changed', () => {
+  it("accepts the datasheet's values, and its parsed configs cannot be changed", () => {
     expect(AugmentSchema.parse(datasheetAugment)).toEqual(datasheetAugment);
     expect(Object.isFrozen(datasheetAugment) && Object.isFrozen(datasheetAugment.resizedCrop)).toBe(true);
     expect(Object.isFrozen(datasheetAugment.resizedCrop.scale)).toBe(true);

@@ -60,7 +60,9 @@ describe('finding the retina disc', () => {
   }
 
   it('locates an off-centre disc within a few pixels, despite noise', async () => {
-    const png = await raw(discImage(400, 300, 240, 130, 90, 0.02), 400, 300).png().toBuffer();
+    const png = await raw(discImage(400, 300, 240, 130, 90, 0.02), 400, 300)
+      .png()
+      .toBuffer();
     const disc = await findDisc(await decodeImage({ name: 'synthetic.png', bytes: png }));
     expect(Math.abs(disc!.cx - 240)).toBeLessThan(3);
     expect(Math.abs(disc!.cy - 130)).toBeLessThan(3);
@@ -68,7 +70,9 @@ describe('finding the retina disc', () => {
   });
 
   it('handles a disc clipped at the top and bottom, padding the crop with black', async () => {
-    const jpeg = await raw(discImage(400, 240, 200, 120, 140), 400, 240).jpeg().toBuffer();
+    const jpeg = await raw(discImage(400, 240, 200, 120, 140), 400, 240)
+      .jpeg()
+      .toBuffer();
     const result = await preprocessFundus({ name: 'clipped.jpg', bytes: jpeg }, 56);
     expect(Math.abs(result.disc!.cx - 200)).toBeLessThan(3);
     expect(Math.abs(result.disc!.cy - 120)).toBeLessThan(3);
@@ -80,7 +84,9 @@ describe('finding the retina disc', () => {
   });
 
   it('puts the centre a radius in from the far side when one edge clips the disc', async () => {
-    const png = await raw(discImage(400, 300, 60, 150, 100), 400, 300).png().toBuffer();
+    const png = await raw(discImage(400, 300, 60, 150, 100), 400, 300)
+      .png()
+      .toBuffer();
     const disc = await findDisc(await decodeImage({ name: 'left.png', bytes: png }));
     expect(Math.abs(disc!.cx - 60)).toBeLessThan(3);
     expect(Math.abs(disc!.cy - 150)).toBeLessThan(3);
@@ -100,11 +106,13 @@ describe('finding the retina disc', () => {
     expect(brightnessAt(result.pixels, 32, 0, 16)).toBeLessThan(brightnessAt(result.pixels, 32, 31, 16));
     expect(result.pixels.length).toBe(32 * 32 * 3);
 
-    const grey = await sharp({ create: { width: 50, height: 50, channels: 3, background: '#808080' } }).png().toBuffer();
+    const grey = await sharp({ create: { width: 50, height: 50, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
     expect((await preprocessFundus({ name: 'grey.png', bytes: grey }, 16)).warnings).toEqual([NOT_FUNDUS_WARNING]);
     const square = Buffer.alloc(100 * 100 * 3);
     for (let y = 20; y < 80; y++) square.fill(200, (y * 100 + 20) * 3, (y * 100 + 80) * 3);
-    expect((await findDisc(await decodeImage({ name: 'square.png', bytes: await raw(square, 100, 100).png().toBuffer() })))).toBeNull();
+    expect(await findDisc(await decodeImage({ name: 'square.png', bytes: await raw(square, 100, 100).png().toBuffer() }))).toBeNull();
   });
 });
 
@@ -128,7 +136,9 @@ describe('decoding photographs safely', () => {
       .toBuffer();
     const flattened = await decodeImage({ name: 'rgba.png', bytes: rgba });
     expect([...flattened.rgb.subarray(0, 3)]).toEqual([100, 0, 0]);
-    const grey = await sharp(Buffer.alloc(32, 90), { raw: { width: 8, height: 4, channels: 1 } }).png().toBuffer();
+    const grey = await sharp(Buffer.alloc(32, 90), { raw: { width: 8, height: 4, channels: 1 } })
+      .png()
+      .toBuffer();
     const decoded = await decodeImage({ name: 'grey.png', bytes: grey });
     expect(decoded.rgb.length).toBe(8 * 4 * 3);
     expect([...decoded.rgb.subarray(0, 3)]).toEqual([90, 90, 90]);
@@ -141,7 +151,9 @@ describe('decoding photographs safely', () => {
     );
     const empty = writeTmp('empty.png', '');
     await expect(preprocessFundus(empty, 28)).rejects.toThrow(`${empty}: empty file (expected a PNG, JPEG, TIFF or WebP image)`);
-    const gif = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#fff' } }).gif().toBuffer();
+    const gif = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#fff' } })
+      .gif()
+      .toBuffer();
     await expect(decodeImage({ name: 'anim.gif', bytes: gif })).rejects.toThrow("anim.gif: unsupported image format 'gif'");
     await expect(decodeImage(join(tmp, 'missing.jpg'))).rejects.toThrow(/missing\.jpg: cannot read the image/);
   });
@@ -149,7 +161,9 @@ describe('decoding photographs safely', () => {
   it('refuses a truncated JPEG', async () => {
     const jpeg = readFileSync(join(SAMPLES, 'fundus_a.jpg'));
     const half = writeTmp('half.jpg', jpeg.subarray(0, jpeg.length >> 1));
-    await expect(preprocessFundus(half, 28)).rejects.toThrow(`${half}: truncated or corrupt image data (VipsJpeg: premature end of JPEG image`);
+    await expect(preprocessFundus(half, 28)).rejects.toThrow(
+      `${half}: truncated or corrupt image data (VipsJpeg: premature end of JPEG image`,
+    );
   });
 
   it('refuses a decompression bomb from its header alone', async () => {

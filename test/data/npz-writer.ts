@@ -9,7 +9,7 @@ export function npy(descr: string, shape: readonly number[], data: Uint8Array): 
 
 /** `dict` is the header's Python literal, written as given. */
 export function npyWithHeader(dict: string, data: Uint8Array): Uint8Array {
-  const header = dict.padEnd(Math.ceil((10 + dict.length + 1) / 64) * 64 - 10 - 1) + '\n';
+  const header = `${dict.padEnd(Math.ceil((10 + dict.length + 1) / 64) * 64 - 10 - 1)}\n`;
   const out = new Uint8Array(10 + header.length + data.length);
   out.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0, header.length & 0xff, header.length >> 8]);
   out.set(new TextEncoder().encode(header), 10);

@@ -88,7 +88,7 @@ describe('npz reader refusals name the file, key and what was expected', () => {
   it('refuses data whose length does not match the shape', () => {
     const bytes = fixture('v2_header.npy');
     expect(() => parseNpy(bytes.subarray(0, bytes.length - 2), 'short.npy')).toThrow(
-      "short.npy: data length does not match shape (2, 3, 4) of int16: expected 48 bytes, found 46",
+      'short.npy: data length does not match shape (2, 3, 4) of int16: expected 48 bytes, found 46',
     );
   });
 

@@ -11,7 +11,10 @@ describe('WeightedRandomSampler', () => {
     const sampler = WeightedRandomSampler.balanced(trainLabels, 5, 100_000);
     const indices = sampler.epoch(new torch.Generator(0));
     expect(indices.length).toBe(100_000);
-    const drawn = classCounts(Array.from(indices, (i) => trainLabels[i]!), 5);
+    const drawn = classCounts(
+      Array.from(indices, (i) => trainLabels[i]!),
+      5,
+    );
     for (const count of drawn) expect(Math.abs(count / 100_000 - 0.2)).toBeLessThan(0.01);
   });
 

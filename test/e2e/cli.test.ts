@@ -32,7 +32,11 @@ function trainUntilLogged(args: string[], log: string): Promise<void> {
         done();
       }
     }, 20);
-    child.on('exit', (code) => code !== null && (clearInterval(poll), fail(new Error(`training ended (${code}) before it could be killed`))));
+    child.on('exit', (code) => {
+      if (code === null) return; // killed by us
+      clearInterval(poll);
+      fail(new Error(`training ended (${code}) before it could be killed`));
+    });
   });
 }
 
@@ -61,7 +65,11 @@ describe('train', () => {
     expect(metrics.test.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(400);
 
     // predictions.csv agrees with metrics.json.
-    const rows = readFileSync(join(runDir, 'predictions.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+    const rows = readFileSync(join(runDir, 'predictions.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(',').map(Number));
     expect(rows).toHaveLength(400);
     const correct = rows.filter(([, label, predicted]) => label === predicted).length;
     expect(correct / 400).toBeCloseTo(metrics.test.acc, 10);
@@ -85,12 +93,18 @@ describe('train', () => {
     const count = 24;
     for (let i = 0; i < count; i++) {
       const pixels = data.test.images.subarray(i * 28 * 28 * 3, (i + 1) * 28 * 28 * 3);
-      await sharp(pixels, { raw: { width: 28, height: 28, channels: 3 } }).png().toFile(join(pngDir, `test-${String(i).padStart(3, '0')}.png`));
+      await sharp(pixels, { raw: { width: 28, height: 28, channels: 3 } })
+        .png()
+        .toFile(join(pngDir, `test-${String(i).padStart(3, '0')}.png`));
     }
     const predicted = cli(['predict', '--model', runDir, '--crop', 'none', '--json', pngDir]);
     expect(predicted.code).toBe(0);
     const records = JSON.parse(predicted.stdout).predictions as { grade: number }[];
-    const expected = readFileSync(join(runDir, 'predictions.csv'), 'utf8').trim().split('\n').slice(1, count + 1).map((l) => Number(l.split(',')[2]));
+    const expected = readFileSync(join(runDir, 'predictions.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1, count + 1)
+      .map((l) => Number(l.split(',')[2]));
     expect(records.map((r) => r.grade)).toEqual(expected);
   });
 
@@ -117,7 +131,10 @@ describe('predict outputs', () => {
     expect(new Set(cams).size).toBe(2);
     for (const cam of cams) expect(existsSync(cam), cam).toBe(true);
     const second = cli(['predict', '--model', runDir, '--json', folder]);
-    expect((JSON.parse(second.stdout).predictions as { file: string }[]).map((r) => r.file)).toEqual([join(folder, 'a.jpeg'), join(folder, 'a.jpg')]);
+    expect((JSON.parse(second.stdout).predictions as { file: string }[]).map((r) => r.file)).toEqual([
+      join(folder, 'a.jpeg'),
+      join(folder, 'a.jpg'),
+    ]);
   });
 
   it('--csv carries the not-for-clinical-use notice in every row', () => {
@@ -170,8 +187,16 @@ describe('ensemble', () => {
     const a = json(join(straight, 'metrics.json'));
     expect(a.members.map((m: { seed: number }) => m.seed)).toEqual([6, 7]); // seed 3, 2 members
     expect(a.best_epoch).toHaveLength(2);
-    const log = readFileSync(join(straight, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(log.map((e) => [e.member, e.epoch])).toEqual([[0, 1], [0, 2], [1, 1], [1, 2]]);
+    const log = readFileSync(join(straight, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(log.map((e) => [e.member, e.epoch])).toEqual([
+      [0, 1],
+      [0, 2],
+      [1, 1],
+      [1, 2],
+    ]);
 
     // Killed while the second member trains; the first is kept, the second resumed.
     const interrupted = join(work, 'ensemble-interrupted');
@@ -259,7 +284,7 @@ describe('bad input', () => {
   it('evaluate on a folder that is not a run says what is missing', () => {
     const result = cli(['evaluate', '--model', work, '--data-dir', dataDir]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/not a finished run directory.*config\.json/);
+    expect(result.stderr).toMatch(/not a finished run directory.*best\.safetensors is missing/);
   });
 
   it('a missing dataset names where it looked and how to get it', () => {

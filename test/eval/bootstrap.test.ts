@@ -62,6 +62,15 @@ describe('bootstrapMetrics', () => {
     expect(() => bootstrapMetrics(labels, probs, K, { resamples: 0 })).toThrow(/resamples must be a positive integer, got 0/);
     expect(() => bootstrapMetrics(labels, probs, K, { level: 95 })).toThrow(/level must lie strictly between 0 and 1, got 95/);
     expect(() => bootstrapMetrics(labels, probs, K, { seed: -1 })).toThrow(/seed must be an integer in 0..4294967295, got -1/);
-    expect(() => bootstrapMetrics([0, 0], [[1, 0], [1, 0]], 2)).toThrow(/AUC is undefined: every sample is labelled class 0/);
+    expect(() =>
+      bootstrapMetrics(
+        [0, 0],
+        [
+          [1, 0],
+          [1, 0],
+        ],
+        2,
+      ),
+    ).toThrow(/AUC is undefined: every sample is labelled class 0/);
   });
 });

@@ -96,7 +96,16 @@ describe('hand-worked metrics', () => {
 
   it('quadratic weighted kappa is NaN when undefined, as sklearn returns', () => {
     // Labels and predictions all class 1: expected disagreement is 0.
-    expect(quadraticWeightedKappa([1, 1], [[0, 1, 0], [0, 1, 0]], 3)).toBeNaN();
+    expect(
+      quadraticWeightedKappa(
+        [1, 1],
+        [
+          [0, 1, 0],
+          [0, 1, 0],
+        ],
+        3,
+      ),
+    ).toBeNaN();
   });
 
   it('one-vs-rest AUC per class and their mean', () => {
@@ -131,11 +140,30 @@ describe('hand-worked metrics', () => {
   it('expected calibration error puts a confidence on a bin edge in the lower bin', () => {
     // bins = 2: .5 (right) falls in (0, .5], .6 (wrong) in (.5, 1] -> (.5 + .6) / 2.
     // Were .5 binned with .6 the result would be |1 - 1.1| / 2 = .05.
-    expect(expectedCalibrationError([0, 1], [[0.5, 0.5], [0.6, 0.4]], 2, 2)).toBeCloseTo(0.55, 12);
+    expect(
+      expectedCalibrationError(
+        [0, 1],
+        [
+          [0.5, 0.5],
+          [0.6, 0.4],
+        ],
+        2,
+        2,
+      ),
+    ).toBeCloseTo(0.55, 12);
   });
 
   it('expected calibration error is 0 for confident, correct predictions', () => {
-    expect(expectedCalibrationError([0, 1], [[1, 0], [0, 1]], 2)).toBe(0);
+    expect(
+      expectedCalibrationError(
+        [0, 1],
+        [
+          [1, 0],
+          [0, 1],
+        ],
+        2,
+      ),
+    ).toBe(0);
   });
 
   it('computeMetrics returns every metric under its snake_case key', () => {
@@ -163,15 +191,80 @@ describe('input validation', () => {
     ['mismatched row count', () => accuracy([0, 1], [[1, 0]], 2), /labels has 2 entries but probs has 1 rows/],
     ['mismatched flat length', () => accuracy([0, 1], [1, 0, 0], 2), /probs has 3 values, expected .* 2 x 2 = 4/],
     ['a short row', () => accuracy([0, 1], [[1, 0], [1]], 2), /probs row 1 has 1 scores, expected 2/],
-    ['a label too large', () => accuracy([0, 2], [[1, 0], [0, 1]], 2), /label at index 1 is 2, expected an integer in 0..1/],
-    ['a negative label', () => accuracy([-1, 0], [[1, 0], [0, 1]], 2), /label at index 0 is -1/],
-    ['a fractional label', () => accuracy([0, 0.5], [[1, 0], [0, 1]], 2), /label at index 1 is 0.5/],
+    [
+      'a label too large',
+      () =>
+        accuracy(
+          [0, 2],
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          2,
+        ),
+      /label at index 1 is 2, expected an integer in 0..1/,
+    ],
+    [
+      'a negative label',
+      () =>
+        accuracy(
+          [-1, 0],
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          2,
+        ),
+      /label at index 0 is -1/,
+    ],
+    [
+      'a fractional label',
+      () =>
+        accuracy(
+          [0, 0.5],
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          2,
+        ),
+      /label at index 1 is 0.5/,
+    ],
     ['a NaN score', () => accuracy([0, 1], new Float32Array([1, 0, NaN, 1]), 2), /score at row 1, class 0 is NaN/],
-    ['an infinite score', () => accuracy([0, 1], [[1, 0], [0, Infinity]], 2), /score at row 1, class 1 is Infinity/],
+    [
+      'an infinite score',
+      () =>
+        accuracy(
+          [0, 1],
+          [
+            [1, 0],
+            [0, Infinity],
+          ],
+          2,
+        ),
+      /score at row 1, class 1 is Infinity/,
+    ],
     ['no samples', () => accuracy([], [], 2), /labels is empty/],
     ['fewer than 2 classes', () => accuracy([0], [[1]], 1), /numClasses must be an integer >= 2, got 1/],
-    ['a class absent from labels (AUC)', () => multiclassAuc([0, 0, 1], [[1, 0, 0], [1, 0, 0], [0, 1, 0]], 3), /AUC is undefined: no sample is labelled class 2/],
-    ['logits given to ECE', () => expectedCalibrationError([0], [[3.2, -1]], 2), /needs probabilities in \[0, 1\], but row 0 has top score 3.2/],
+    [
+      'a class absent from labels (AUC)',
+      () =>
+        multiclassAuc(
+          [0, 0, 1],
+          [
+            [1, 0, 0],
+            [1, 0, 0],
+            [0, 1, 0],
+          ],
+          3,
+        ),
+      /AUC is undefined: no sample is labelled class 2/,
+    ],
+    [
+      'logits given to ECE',
+      () => expectedCalibrationError([0], [[3.2, -1]], 2),
+      /needs probabilities in \[0, 1\], but row 0 has top score 3.2/,
+    ],
   ])('rejects %s', (_, call, message) => {
     expect(call).toThrow(message);
   });

@@ -26,7 +26,13 @@ class BrightnessModel extends Module implements FeatureClassifier {
 describe('Grad-CAM', () => {
   // An 8x8 image, dark (0) except a bright 2x2 patch at rows 1-2, columns 5-6.
   const pixels = new Float32Array(3 * 64);
-  for (const [r, c] of [[1, 5], [1, 6], [2, 5], [2, 6]]) pixels[r * 8 + c] = 1;
+  for (const [r, c] of [
+    [1, 5],
+    [1, 6],
+    [2, 5],
+    [2, 6],
+  ])
+    pixels[r * 8 + c] = 1;
   const x = torch.tensor(pixels, [1, 3, 8, 8]);
   const model = new BrightnessModel();
 

@@ -21,7 +21,11 @@ export function untrainedRun(ensemble: number, options: UntrainedRunOptions = {}
   const loss = LossConfigSchema.parse({});
   const members = Array.from({ length: ensemble }, () => createModel(modelConfig));
   const model = ensemble === 1 ? members[0]! : new Ensemble(members, createObjective(loss, modelConfig.numClasses));
-  saveSafetensors(run.file('best'), model.stateDict(), { model: JSON.stringify(modelConfig), objective: loss.kind, ensemble: String(ensemble) });
+  saveSafetensors(run.file('best'), model.stateDict(), {
+    model: JSON.stringify(modelConfig),
+    objective: loss.kind,
+    ensemble: String(ensemble),
+  });
   model.dispose();
   if (options.metrics) run.writeJson('metrics', options.metrics);
   return run.path;

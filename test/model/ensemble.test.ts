@@ -28,7 +28,9 @@ describe('Ensemble', () => {
 
   it('classify(features(x)) is forward(x), so Grad-CAM sees the ensemble’s own output', () => {
     const ensemble = new Ensemble(members(2), new CrossEntropy(5)).eval();
-    const [direct, split] = torch.noGrad(() => [ensemble.forward(x).data(), ensemble.classify(ensemble.features(x)).data()] as Float32Array[]);
+    const [direct, split] = torch.noGrad(
+      () => [ensemble.forward(x).data(), ensemble.classify(ensemble.features(x)).data()] as Float32Array[],
+    );
     expect(Array.from(split!)).toEqual(Array.from(direct!));
     expect(torch.noGrad(() => ensemble.features(x).shape)).toEqual([3, 2 * 16, 3, 3]);
   });

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { CrossEntropy, CumulativeOrdinal, FocalLoss } from '../../src/nn/losses.js';
 
-// Values from PyTorch 1.13 (test/fixtures/train/make_loss_fixture.py).
-const ref = JSON.parse(readFileSync(new URL('../fixtures/train/losses.json', import.meta.url), 'utf8')) as Record<string, number> & {
+// Values from PyTorch 1.13 (test/fixtures/nn/make_loss_fixture.py).
+const ref = JSON.parse(readFileSync(new URL('../fixtures/nn/losses.json', import.meta.url), 'utf8')) as Record<string, number> & {
   logits: number[][];
   labels: number[];
   weights: number[];

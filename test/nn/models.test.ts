@@ -3,7 +3,8 @@ import * as torch from '../../src/torch/index.js';
 import { BatchNorm2d, Conv2d, Linear, ModelConfigSchema, Sequential, countMacs, createModel, seedInit } from '../../src/nn/index.js';
 import { AdamW } from '../../src/optim/index.js';
 
-const model = (name: 'cnn' | 'resnet18' | 'resnet50', inputSize: number) => createModel(ModelConfigSchema.parse({ name, inputSize, numClasses: 5 }));
+const model = (name: 'cnn' | 'resnet18' | 'resnet50', inputSize: number) =>
+  createModel(ModelConfigSchema.parse({ name, inputSize, numClasses: 5 }));
 
 describe('models', () => {
   it('ResNet-18 has torchvision parameter count with a 5-class head', () => {

@@ -82,9 +82,15 @@ describe('state dict', () => {
       return { tensors, meta: good.meta };
     };
     torch.tidy(() => {
-      expect(() => optimizer.loadStateDict({ tensors: good.tensors, meta: { ...good.meta, optimizer: 'adam' } })).toThrow(/for 'adam', not 'adamw'/);
-      expect(() => optimizer.loadStateDict({ tensors: good.tensors, meta: { ...good.meta, steps: [1] } })).toThrow(/must list 2 step counts/);
-      expect(() => optimizer.loadStateDict({ tensors: good.tensors, meta: { ...good.meta, steps: [1, 0.5] } })).toThrow(/non-negative integer/);
+      expect(() => optimizer.loadStateDict({ tensors: good.tensors, meta: { ...good.meta, optimizer: 'adam' } })).toThrow(
+        /for 'adam', not 'adamw'/,
+      );
+      expect(() => optimizer.loadStateDict({ tensors: good.tensors, meta: { ...good.meta, steps: [1] } })).toThrow(
+        /must list 2 step counts/,
+      );
+      expect(() => optimizer.loadStateDict({ tensors: good.tensors, meta: { ...good.meta, steps: [1, 0.5] } })).toThrow(
+        /non-negative integer/,
+      );
       expect(() => optimizer.loadStateDict({ tensors: good.tensors, meta: null })).toThrow(/optimizer state is for/);
       expect(() => optimizer.loadStateDict(withTensors((m) => m.delete('1.exp_avg')))).toThrow(/missing tensor '1.exp_avg'/);
       expect(() => optimizer.loadStateDict(withTensors((m) => m.set('0.momentum_buffer', torch.zeros([4], 'float64'))))).toThrow(
@@ -109,7 +115,12 @@ describe('stepping', () => {
     unused!.requiresGrad = true;
     const optimizer = new SGD([used!, unused!], { lr: 0.5, momentum: 0.9 });
     own(optimizer);
-    torch.tidy(() => used!.mul(torch.tensor([1, 2])).sum().backward());
+    torch.tidy(() =>
+      used!
+        .mul(torch.tensor([1, 2]))
+        .sum()
+        .backward(),
+    );
     optimizer.step();
     expect(used!.toArray()).toEqual([0.5, 0]);
     expect(unused!.toArray()).toEqual([1, 1, 1]);

@@ -51,8 +51,11 @@ describe('schedules match torch.optim.lr_scheduler', () => {
     lrs.forEach((lr, step) => expect(schedule(step)).toBeCloseTo(lr, 15));
   });
 
-  it.each(reference.schedules.one_cycle.map((c) => [JSON.stringify(c.options), c] as const))('oneCycleLr equals OneCycleLR %s', (_name, c) => {
-    const schedule = oneCycleLr(c.options);
-    c.lrs.forEach((lr, step) => expect(schedule(step)).toBeCloseTo(lr, 15));
-  });
+  it.each(reference.schedules.one_cycle.map((c) => [JSON.stringify(c.options), c] as const))(
+    'oneCycleLr equals OneCycleLR %s',
+    (_name, c) => {
+      const schedule = oneCycleLr(c.options);
+      c.lrs.forEach((lr, step) => expect(schedule(step)).toBeCloseTo(lr, 15));
+    },
+  );
 });

@@ -19,7 +19,11 @@ export function makeParams(): [Tensor, Tensor] {
 
 export function quadraticLoss([p0, p1]: Tensor[]): Tensor {
   const [A, b, K] = [float64(problem.A), float64(problem.b), float64(problem.K)];
-  return A.matmul(p0!).sub(b).pow(2).sum().add(K.mul(p1!.pow(2)).sum());
+  return A.matmul(p0!)
+    .sub(b)
+    .pow(2)
+    .sum()
+    .add(K.mul(p1!.pow(2)).sum());
 }
 
 /** One training step: clear gradients, backpropagate the loss, update. */

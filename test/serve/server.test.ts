@@ -24,7 +24,10 @@ let app: FastifyInstance;
 let ensembleApp: FastifyInstance;
 
 beforeAll(async () => {
-  [app, ensembleApp] = await Promise.all([createServer(untrainedRun(1, { metrics }), { maxBytes: MAX_BYTES }), createServer(untrainedRun(2))]);
+  [app, ensembleApp] = await Promise.all([
+    createServer(untrainedRun(1, { metrics }), { maxBytes: MAX_BYTES }),
+    createServer(untrainedRun(2)),
+  ]);
 });
 afterAll(async () => {
   await Promise.all([app?.close(), ensembleApp?.close()]);
@@ -48,7 +51,9 @@ describe('POST /v1/predict', () => {
   });
 
   it('warns when the image does not look like a fundus photograph', async () => {
-    const grey = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).png().toBuffer();
+    const grey = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
     const response = await predict(grey, '', 'image/png');
     expect(response.statusCode).toBe(200);
     expect(response.json().warnings).toEqual([NOT_FUNDUS_WARNING]);
@@ -80,7 +85,9 @@ describe('POST /v1/predict', () => {
   });
 
   it('refuses crop=none for an image that is not square', async () => {
-    const wide = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).png().toBuffer();
+    const wide = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
     const response = await predict(wide, '?crop=none', 'image/png');
     expect(response.statusCode).toBe(400);
     expect(response.json().message).toMatch(/crop 'none' needs a square image, got 64x48/);
@@ -196,15 +203,23 @@ describe('createServer', () => {
       const url = new URL(await server.listen({ host: '127.0.0.1', port: 0 }));
       // Send whole requests, then hang up before the answers.
       await Promise.all(
-        Array.from({ length: 6 }, () =>
-          new Promise<void>((done) => {
-            const request = httpRequest({ host: url.hostname, port: url.port, path: '/v1/predict', method: 'POST', headers: { 'content-type': 'image/jpeg' } });
-            request.on('error', () => done());
-            request.end(photo, () => {
-              request.destroy();
-              done();
-            });
-          }),
+        Array.from(
+          { length: 6 },
+          () =>
+            new Promise<void>((done) => {
+              const request = httpRequest({
+                host: url.hostname,
+                port: url.port,
+                path: '/v1/predict',
+                method: 'POST',
+                headers: { 'content-type': 'image/jpeg' },
+              });
+              request.on('error', () => done());
+              request.end(photo, () => {
+                request.destroy();
+                done();
+              });
+            }),
         ),
       );
       const response = await fetch(`${url.origin}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo });

@@ -38,6 +38,20 @@ describe('in-place and out= forms equal the allocating ones', () => {
       same(outDiv, torch.addcdiv(a, b, c));
     }));
 
+  it('addcmul and addcdiv scale the product or quotient by `value`, also into an input (the optimizers)', () =>
+    torch.tidy(() => {
+      const a = rand([2, 3, 4], 11);
+      const b = rand([2, 3, 4], 12);
+      const c = rand([2, 3, 4], 13, 0.5, 2);
+      close(torch.addcmul(a, b, c, undefined, -0.25), a.add(b.mul(c).mul(-0.25)));
+      close(torch.addcdiv(a, b, c, undefined, 3), a.add(b.div(c).mul(3)));
+      const updated = a.clone();
+      expect(torch.addcmul(updated, b, c, updated, -0.25)).toBe(updated);
+      same(updated, torch.addcmul(a, b, c, undefined, -0.25));
+      torch.addcdiv(updated, b, c, updated, 3);
+      same(updated, torch.addcdiv(torch.addcmul(a, b, c, undefined, -0.25), b, c, undefined, 3));
+    }));
+
   it('baddbmm, max, min and indexSelect into an out tensor (also a strided view)', () =>
     torch.tidy(() => {
       const input = rand([3, 2, 1], 7);
@@ -58,6 +72,12 @@ describe('in-place and out= forms equal the allocating ones', () => {
       x.min(1, true, minPlane);
       same(maxPlane, x.max(1, true));
       same(minPlane, x.min(1, true));
+      // Over all elements too: `out` is honoured whether or not dims are given.
+      const extremes = torch.empty([2]);
+      expect(x.max(undefined, false, extremes.slice(0, 0, 1).squeeze(0)).shape).toEqual([]);
+      x.min(undefined, false, extremes.slice(0, 1, 2).squeeze(0));
+      expect(extremes.toArray()).toEqual([x.max().item(), x.min().item()]);
+      expect(x.max(undefined, true).shape).toEqual([1, 1, 1, 1]);
 
       const index = torch.tensor(BigInt64Array.from([2n, 0n, 3n]), [3]);
       const rows = torch.empty([3, 3, 2, 2]);

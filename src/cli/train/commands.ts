@@ -55,10 +55,10 @@ export function registerTrainCommands(program: Command): void {
     .description(`train a model to grade ${GRADE_NAMES.length} DR grades on RetinaMNIST, select it on validation, evaluate it on test`)
     .requiredOption('--out <dir>', 'run directory to create (config, log, weights, metrics, predictions)')
     .addOption(dataDirOption())
-    .option('--config <file>', 'run config JSON (a run\'s own config.json works); flags override it')
+    .option('--config <file>', "run config JSON (a run's own config.json works); flags override it")
     .addOption(new Option('--recipe <name>', 'preset the flags are layered on (default: default)').choices(RECIPE_NAMES))
     .addOption(choiceOption('--model <name>', 'architecture', model.name))
-    .option('--width <n>', 'channels of the first stage (default: the architecture\'s)', parseInteger)
+    .option('--width <n>', "channels of the first stage (default: the architecture's)", parseInteger)
     .option('--dropout <p>', `dropout before the classifier${defaultOf(model.dropout)}`, parseNumber)
     .option('--size <px>', `model input size${defaultOf(fields.size)}`, integerChoice(IMAGE_SIZES))
     .option('--epochs <n>', `training epochs${defaultOf(fields.epochs)}`, parseInteger)
@@ -73,7 +73,11 @@ export function registerTrainCommands(program: Command): void {
     .addOption(choiceOption('--sampler <kind>', 'how epochs draw training images', fields.sampler))
     .option('--no-augment', 'train without augmentation')
     .option('--ema <decay>', `evaluate an exponential moving average of the weights, e.g. 0.99${defaultOf(fields.ema)}`, parseNumber)
-    .option('--ensemble <k>', `train k models from different seeds and average their probabilities${defaultOf(fields.ensemble)}`, parseInteger)
+    .option(
+      '--ensemble <k>',
+      `train k models from different seeds and average their probabilities${defaultOf(fields.ensemble)}`,
+      parseInteger,
+    )
     .addOption(choiceOption('--select-on <metric>', 'validation metric that picks the best epoch', fields.selectOn))
     .option('--patience <epochs>', `stop after this many epochs without improvement, 0 never${defaultOf(fields.patience)}`, parseInteger)
     .option('--seed <n>', `random seed: same seed and config, same result${defaultOf(fields.seed)}`, parseInteger)
@@ -115,24 +119,42 @@ Examples:
     .option('--variants <n>', 'augmented rows', integerAtLeast(1), 4)
     .option('--scale <n>', 'integer upscaling for visibility', integerAtLeast(1), 3)
     .option('--seed <n>', 'seed of the augmentation draws', integerAtLeast(0), 0)
-    .addOption(new Option('--recipe <name>', "whose augmentation to show").choices(RECIPE_NAMES).default('default'))
+    .addOption(new Option('--recipe <name>', 'whose augmentation to show').choices(RECIPE_NAMES).default('default'))
     .option('--config <file>', 'run config JSON whose augmentation to show (layered on the recipe)')
-    .addHelpText('after', '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet')
-    .action(async (flags: { out: string; dataDir?: string; size: string; count: number; variants: number; scale: number; seed: number; recipe: string; config?: string }) => {
-      const { augment } = resolveRunConfig({ recipe: flags.recipe, config: flags.config });
-      if (!augment) {
-        const source = flags.config ? `recipe '${flags.recipe}' with ${flags.config}` : `recipe '${flags.recipe}'`;
-        throw new UserError(`${source} trains without augmentation: nothing to show`);
-      }
-      const data = loadRetinaTensors({ dataDir: flags.dataDir, size: Number(flags.size) });
-      if (flags.count > data.train.count) throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
-      const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
-        count: flags.count,
-        variants: flags.variants,
-        scale: flags.scale,
-      }).catch((error: Error) => {
-        throw new UserError(`cannot write ${flags.out}: ${error.message}`);
-      });
-      process.stdout.write(`wrote ${flags.out} (${width}x${height})${data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : ''}\n`);
-    });
+    .addHelpText(
+      'after',
+      '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet',
+    )
+    .action(
+      async (flags: {
+        out: string;
+        dataDir?: string;
+        size: string;
+        count: number;
+        variants: number;
+        scale: number;
+        seed: number;
+        recipe: string;
+        config?: string;
+      }) => {
+        const { augment } = resolveRunConfig({ recipe: flags.recipe, config: flags.config });
+        if (!augment) {
+          const source = flags.config ? `recipe '${flags.recipe}' with ${flags.config}` : `recipe '${flags.recipe}'`;
+          throw new UserError(`${source} trains without augmentation: nothing to show`);
+        }
+        const data = loadRetinaTensors({ dataDir: flags.dataDir, size: Number(flags.size) });
+        if (flags.count > data.train.count)
+          throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
+        const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
+          count: flags.count,
+          variants: flags.variants,
+          scale: flags.scale,
+        }).catch((error: Error) => {
+          throw new UserError(`cannot write ${flags.out}: ${error.message}`);
+        });
+        process.stdout.write(
+          `wrote ${flags.out} (${width}x${height})${data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : ''}\n`,
+        );
+      },
+    );
 }

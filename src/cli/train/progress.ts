@@ -23,7 +23,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Pro
       bar.start(total, 0, { label, rate: '-', loss: '-' });
     },
     tick(values = {}) {
-      const done = (bar.getProgress() * bar.getTotal()) + 1;
+      const done = bar.getProgress() * bar.getTotal() + 1;
       const rate = (done / ((performance.now() - started) / 1000)).toFixed(1);
       bar.increment(1, { label, rate, ...values });
     },

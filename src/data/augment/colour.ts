@@ -48,7 +48,12 @@ export function colorJitter(x: torch.Tensor, params: readonly SampleParams[], sc
   let start = 0;
   for (const [hueStage, members] of groups) {
     const end = start + members.length;
-    jitterGroup(sorted.slice(0, start, end), scratch.planes.slice(1, start, end), members.map((i) => params[i]!), hueStage);
+    jitterGroup(
+      sorted.slice(0, start, end),
+      scratch.planes.slice(1, start, end),
+      members.map((i) => params[i]!),
+      hueStage,
+    );
     start = end;
   }
   const position = new Array<number>(params.length);
@@ -70,7 +75,11 @@ function jitterGroup(image: torch.Tensor, planes: torch.Tensor, params: readonly
     if (stage === hueStage) {
       if (!shifted) image.addInPlace(1);
       shifted = true;
-      shiftHue(image, planes, params.map((p) => p.hue));
+      shiftHue(
+        image,
+        planes,
+        params.map((p) => p.hue),
+      );
       continue;
     }
     const ops = params.map((p) => p.jitterOrder[stage]!);
@@ -106,9 +115,7 @@ function blendStage(
   torch.tidy(() => {
     const factorOf = (i: number): number => (ops[i] === 'hue' ? 1 : params[i]![ops[i]!]);
     // Per-channel means, for the contrast samples' mean of the grayscale image.
-    const means = ops.some((op, i) => op === 'contrast' && factorOf(i) !== 1)
-      ? (image.mean([2, 3]).data() as Float32Array)
-      : undefined;
+    const means = ops.some((op, i) => op === 'contrast' && factorOf(i) !== 1) ? (image.mean([2, 3]).data() as Float32Array) : undefined;
     const factors = new Float32Array(n);
     const grayWeights = new Float32Array(n * 3); // per-sample multiple of w
     const constants = new Float32Array(n);
@@ -170,7 +177,12 @@ function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): 
   if (shifts.every((s) => s === 0)) return;
   torch.tidy(() => {
     const [max, min, chroma, hue, a, b] = [0, 1, 2, 3, 4, 5].map((j) => plane(planes, j)) as [
-      torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+      torch.Tensor,
+      torch.Tensor,
+      torch.Tensor,
+      torch.Tensor,
+      torch.Tensor,
+      torch.Tensor,
     ];
     const [red, green, blue] = rgb(image);
     const scalar = (v: number): torch.Tensor => torch.tensor([v], [1]);
@@ -206,11 +218,21 @@ function shiftHue(image: torch.Tensor, planes: torch.Tensor, shifts: number[]): 
     // and an in-place add: as one operation with two broadcast scalars it would leave libtorch's
     // vectorized loop. The division and the shift are one pass.
     b.copyInPlace(chroma).addInPlace(2 ** -100);
-    torch.addcdiv(torch.tensor(Float32Array.from(shifts, (s) => 6 * s), [shifts.length, 1, 1, 1]), hue, b, hue);
+    torch.addcdiv(
+      torch.tensor(
+        Float32Array.from(shifts, (s) => 6 * s),
+        [shifts.length, 1, 1, 1],
+      ),
+      hue,
+      b,
+      hue,
+    );
     // H mod 6 as H - 6 floor(H / 6) (remainder() is several times slower). Rounding in H / 6 can
     // put a result a rounding error outside [0, 6); the colour formulas below are continuous
     // there, so that moves the colour by a rounding error too.
-    b.copyInPlace(hue).mulInPlace(1 / 6).floorInPlace();
+    b.copyInPlace(hue)
+      .mulInPlace(1 / 6)
+      .floorInPlace();
     torch.addcmul(hue, b, scalar(-6), hue);
     // The three channels at once, written over the image:
     // min + chroma * clamp(|H - (3, 2, 4)| * (1, -1, -1) + (-1, 2, 2), 0, 1).

@@ -22,9 +22,17 @@ const range = (end: z.ZodNumber, defaults: readonly [number, number]) =>
 export const AugmentSchema = z
   .object({
     /** RandomHorizontalFlip(p). */
-    horizontalFlip: z.object({ enabled: z.boolean().default(true), p: fraction.default(0.5) }).strict().readonly().prefault({}),
+    horizontalFlip: z
+      .object({ enabled: z.boolean().default(true), p: fraction.default(0.5) })
+      .strict()
+      .readonly()
+      .prefault({}),
     /** RandomRotation(degrees): counter-clockwise angle uniform in [-degrees, degrees]. */
-    rotation: z.object({ enabled: z.boolean().default(true), degrees: z.number().min(0).default(45) }).strict().readonly().prefault({}),
+    rotation: z
+      .object({ enabled: z.boolean().default(true), degrees: z.number().min(0).default(45) })
+      .strict()
+      .readonly()
+      .prefault({}),
     /** RandomResizedCrop back to the input size: `scale` is the area fraction, `ratio` width/height. */
     resizedCrop: z
       .object({ enabled: z.boolean().default(true), scale: range(fraction, [0.85, 1]), ratio: range(positive, [0.9, 1 / 0.9]) })

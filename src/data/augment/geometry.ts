@@ -90,13 +90,13 @@ function samplingGrid(params: readonly SampleParams[], height: number, width: nu
     for (let col = 0; col < width; col++) {
       const xn = (2 * col + 1) / width - 1;
       const off = masked && !inside(col, width, p.translate[0], p.scale) ? OUTSIDE : 0;
-      columns[(i * 2) * width + col] = a * xn + c + off;
+      columns[i * 2 * width + col] = a * xn + c + off;
       columns[(i * 2 + 1) * width + col] = d * xn + f;
     }
     for (let row = 0; row < height; row++) {
       const yn = (2 * row + 1) / height - 1;
       const off = masked && !inside(row, height, p.translate[1], p.scale) ? OUTSIDE : 0;
-      rows[(i * 2) * height + row] = b * yn + off;
+      rows[i * 2 * height + row] = b * yn + off;
       rows[(i * 2 + 1) * height + row] = e * yn;
     }
   });

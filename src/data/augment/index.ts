@@ -47,11 +47,7 @@ export function augment(x: torch.Tensor, config: AugmentConfig, gen: torch.Gener
  * Applies per-sample parameters to a float32 NCHW batch in [-1, 1]; returns a new tensor of the
  * same shape in [-1, 1]. Work is skipped for stages where every sample's parameters are identity.
  */
-export function applyAugment(
-  x: torch.Tensor,
-  params: readonly SampleParams[],
-  interpolation: Interpolation = 'bilinear',
-): torch.Tensor {
+export function applyAugment(x: torch.Tensor, params: readonly SampleParams[], interpolation: Interpolation = 'bilinear'): torch.Tensor {
   const [n, channels, height, width] = batchShape(x);
   if (params.length !== n) throw new RangeError(`applyAugment: ${params.length} parameter sets for a batch of ${n}`);
   const colour = params.some((p) => !isColourIdentity(p));

@@ -55,13 +55,7 @@ const CROP_ATTEMPTS = 10; // torchvision's RandomResizedCrop tries 10 boxes, the
 const DRAWS_PER_SAMPLE = 1 + 1 + 2 * CROP_ATTEMPTS + 2 + 3 + 4 + 4;
 
 /** Draws the augmentation parameters of `n` images of height x width; `config` is parsed (AugmentSchema), not checked here. */
-export function sampleParams(
-  n: number,
-  height: number,
-  width: number,
-  config: AugmentConfig,
-  gen: torch.Generator,
-): SampleParams[] {
+export function sampleParams(n: number, height: number, width: number, config: AugmentConfig, gen: torch.Generator): SampleParams[] {
   const uniforms = torch.tidy(() => gen.uniform([n, DRAWS_PER_SAMPLE], 0, 1, 'float64').data() as Float64Array);
   const identity = identityParams(height, width);
   const { horizontalFlip, rotation, resizedCrop, colorJitter, affine } = config;
