@@ -277,6 +277,15 @@ Napi::Value Out(const Napi::CallbackInfo& info, at::Tensor t) {
   return TensorHandle::Wrap(info.Env(), std::move(t));
 }
 
+// The one rule for an `out` argument (argument `i`): when given, `into` writes the result there
+// (the op's _out form) and nothing is returned; when missing, `make`'s new tensor is returned.
+template <typename Make, typename Into>
+Napi::Value NewOrInto(const Napi::CallbackInfo& info, size_t i, Make make, Into into) {
+  if (IsMissing(info, i)) return Out(info, make());
+  into(TensorArg(info, i));
+  return info.Env().Undefined();
+}
+
 // A JavaScript number as a Scalar for `t`: integral when both are, so that in-place updates of
 // integer tensors (counters) keep their dtype, as Python ints do in PyTorch.
 at::Scalar ScalarFor(const at::Tensor& t, double v) {
@@ -496,14 +505,11 @@ BINARY_OP(Gt, at::gt)
 TENSOR_BINARY_OP(Minimum, at::minimum)
 TENSOR_BINARY_OP(Matmul, at::matmul)
 // (input, batch1, batch2, out?): input + batch1 @ batch2 per batch entry; input broadcasts to the
-// result. With `out`, written there (at::baddbmm_out), nothing returned.
+// result.
 Napi::Value Baddbmm(const Napi::CallbackInfo& info) {
-  if (!IsMissing(info, 3)) {
-    at::Tensor& out = TensorArg(info, 3);
-    at::baddbmm_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
-    return info.Env().Undefined();
-  }
-  return Out(info, at::baddbmm(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
+  const at::Tensor &input = TensorArg(info, 0), &batch1 = TensorArg(info, 1), &batch2 = TensorArg(info, 2);
+  return NewOrInto(info, 3, [&] { return at::baddbmm(input, batch1, batch2); },
+                   [&](at::Tensor& out) { at::baddbmm_out(out, input, batch1, batch2); });
 }
 #undef TENSOR_BINARY_OP
 
@@ -566,28 +572,18 @@ Napi::Value Mean(const Napi::CallbackInfo& info) {
   if (IsMissing(info, 1)) return Out(info, at::mean(x));
   return Out(info, at::mean(x, at::IntArrayRef(IntListArg(info, 1)), BoolArg(info, 2)));
 }
-// (t, dims?, keepdim, out?): with `out`, the result is written there (at::amax_out) and
-// nothing is returned.
-Napi::Value Amax(const Napi::CallbackInfo& info) {
-  const at::Tensor& x = TensorArg(info, 0);
-  if (IsMissing(info, 1)) return Out(info, at::max(x));
-  if (!IsMissing(info, 3)) {
-    at::Tensor& out = TensorArg(info, 3);
-    at::amax_out(out, x, IntListArg(info, 1), BoolArg(info, 2));
-    return info.Env().Undefined();
+// (t, dims?, keepdim, out?): missing dims are an empty list, which ATen reduces over all dims.
+#define EXTREME_OP(NAME, ATEN)                                                                     \
+  Napi::Value NAME(const Napi::CallbackInfo& info) {                                               \
+    const at::Tensor& x = TensorArg(info, 0);                                                      \
+    std::vector<int64_t> dims = IsMissing(info, 1) ? std::vector<int64_t>() : IntListArg(info, 1); \
+    bool keepdim = BoolArg(info, 2);                                                               \
+    return NewOrInto(info, 3, [&] { return at::ATEN(x, dims, keepdim); },                         \
+                     [&](at::Tensor& out) { at::ATEN##_out(out, x, dims, keepdim); });             \
   }
-  return Out(info, at::amax(x, IntListArg(info, 1), BoolArg(info, 2)));
-}
-Napi::Value Amin(const Napi::CallbackInfo& info) {
-  const at::Tensor& x = TensorArg(info, 0);
-  if (IsMissing(info, 1)) return Out(info, at::min(x));
-  if (!IsMissing(info, 3)) {
-    at::Tensor& out = TensorArg(info, 3);
-    at::amin_out(out, x, IntListArg(info, 1), BoolArg(info, 2));
-    return info.Env().Undefined();
-  }
-  return Out(info, at::amin(x, IntListArg(info, 1), BoolArg(info, 2)));
-}
+EXTREME_OP(Amax, amax)
+EXTREME_OP(Amin, amin)
+#undef EXTREME_OP
 Napi::Value Argmax(const Napi::CallbackInfo& info) {
   const at::Tensor& x = TensorArg(info, 0);
   if (IsMissing(info, 1)) return Out(info, at::argmax(x));
@@ -646,14 +642,13 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
   return Out(info, at::slice(TensorArg(info, 0), IntArg(info, 1), IntArg(info, 2), IntArg(info, 3),
                              IntArg(info, 4)));
 }
-// (t, dim, index, out?): with `out`, written there (at::index_select_out), nothing returned.
+// (t, dim, index, out?)
 Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
-  if (!IsMissing(info, 3)) {
-    at::Tensor& out = TensorArg(info, 3);
-    at::index_select_out(out, TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2));
-    return info.Env().Undefined();
-  }
-  return Out(info, at::index_select(TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2)));
+  const at::Tensor& x = TensorArg(info, 0);
+  int64_t dim = IntArg(info, 1);
+  const at::Tensor& index = TensorArg(info, 2);
+  return NewOrInto(info, 3, [&] { return at::index_select(x, dim, index); },
+                   [&](at::Tensor& out) { at::index_select_out(out, x, dim, index); });
 }
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   return Out(info, at::gather(TensorArg(info, 0), IntArg(info, 1), TensorArg(info, 2)));
@@ -760,25 +755,19 @@ Napi::Value MulInPlace(const Napi::CallbackInfo& info) {
   }
   return info.Env().Undefined();
 }
-// (self, tensor1, tensor2, out?): self + tensor1 * tensor2, broadcasting; written to `out` when
-// given (which may be one of the inputs: the op is elementwise).
-Napi::Value Addcmul(const Napi::CallbackInfo& info) {
-  if (IsMissing(info, 3)) {
-    return Out(info, at::addcmul(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
+// (self, tensor1, tensor2, out?, value = 1): self + value * tensor1 * tensor2 (addcmul) or
+// tensor1 / tensor2 (addcdiv), broadcasting. `out` may be one of the inputs (the op is
+// elementwise): that is how the optimizers update in place.
+#define POINTWISE_OP(NAME, ATEN)                                                                        \
+  Napi::Value NAME(const Napi::CallbackInfo& info) {                                                    \
+    const at::Tensor &self = TensorArg(info, 0), &tensor1 = TensorArg(info, 1), &tensor2 = TensorArg(info, 2); \
+    at::Scalar value = ScalarFor(self, OptNumberArg(info, 4).value_or(1.0));                            \
+    return NewOrInto(info, 3, [&] { return at::ATEN(self, tensor1, tensor2, value); },                  \
+                     [&](at::Tensor& out) { at::ATEN##_out(out, self, tensor1, tensor2, value); });     \
   }
-  at::Tensor& out = TensorArg(info, 3);
-  at::addcmul_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
-  return info.Env().Undefined();
-}
-// (self, tensor1, tensor2, out?): self + tensor1 / tensor2, broadcasting; into `out` as addcmul.
-Napi::Value Addcdiv(const Napi::CallbackInfo& info) {
-  if (IsMissing(info, 3)) {
-    return Out(info, at::addcdiv(TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2)));
-  }
-  at::Tensor& out = TensorArg(info, 3);
-  at::addcdiv_out(out, TensorArg(info, 0), TensorArg(info, 1), TensorArg(info, 2));
-  return info.Env().Undefined();
-}
+POINTWISE_OP(Addcmul, addcmul)
+POINTWISE_OP(Addcdiv, addcdiv)
+#undef POINTWISE_OP
 Napi::Value LerpInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).lerp_(TensorArg(info, 1), NumberArg(info, 2));
   return info.Env().Undefined();
@@ -846,9 +835,14 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // Runtime
 
+// libtorch's thread count is one for the process: the calling thread takes it at once, every
+// other thread at its next parallel op if it has not run one yet. Each thread that computes runs
+// a team of its own of that many threads.
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   int64_t n = IntArg(info, 0);
-  if (n < 1) throw Napi::RangeError::New(info.Env(), "thread count must be at least 1");
+  if (n < 1 || n > INT_MAX) {
+    throw Napi::RangeError::New(info.Env(), "thread count must be an integer from 1 to " + std::to_string(INT_MAX));
+  }
   at::set_num_threads(static_cast<int>(n));
   return info.Env().Undefined();
 }
@@ -871,8 +865,7 @@ Napi::Value CpuCacheStats(const Napi::CallbackInfo& info) {
   set("grownBytes", stats.grownBytes);
   return out;
 }
-// The external memory V8 counts for this thread's isolate (what the handles reported, with
-// what others did, e.g. typed arrays).
+// The external memory V8 counts for this thread (the handles' storages, typed arrays, ...).
 Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
   int64_t total = Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0);
   return Napi::Number::New(info.Env(), static_cast<double>(total));
@@ -882,12 +875,34 @@ Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// RETINAGRADE_THREADS, else every core the process may run on (Node's availableParallelism).
+int DefaultNumThreads() {
+  cpu_set_t cpus;
+  int cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
+  if (cores < 1) cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const char* env = std::getenv("RETINAGRADE_THREADS");
+  if (env == nullptr || *env == '\0') return cores;
+  char* end = nullptr;
+  long n = std::strtol(env, &end, 10);
+  if (*end == '\0' && n >= 1 && n <= INT_MAX) return static_cast<int>(n);
+  std::fprintf(stderr, "retinagrade: ignoring RETINAGRADE_THREADS=%s (expected a whole number from 1)\n", env);
+  return cores;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Before any tensor is made: large tensor blocks are cached instead of re-faulted every step
-  // (native/src/cpu_allocator.cc).
-  retinagrade::InstallCpuAllocator();
+  // Once per process, by the first thread (main or worker) to load the addon, before any tensor
+  // is made: large tensor blocks are cached instead of re-faulted every step
+  // (native/src/cpu_allocator.cc), and the default thread count is set; a worker thread that
+  // loads the addon later must not reset a count the process chose. (Debian's libtorch would
+  // start with one thread.) The OpenMP wait policy cannot be set here: libgomp reads the
+  // environment when it is loaded, before this runs (src/torch/native.ts sets it).
+  static std::once_flag configured;
+  std::call_once(configured, [] {
+    retinagrade::InstallCpuAllocator();
+    at::set_num_threads(DefaultNumThreads());
+  });
   auto* data = new AddonData();
   data->tensorCtor = Napi::Persistent(TensorHandle::Define(env));
   data->generatorCtor = Napi::Persistent(GeneratorHandle::Define(env));

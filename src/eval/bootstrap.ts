@@ -1,7 +1,7 @@
 // Percentile bootstrap confidence intervals for ACC, AUC and QWK. A RetinaMNIST test split has
 // 400 images, so a point estimate alone hides several points of sampling noise.
 import { argmaxRows, checkInputs, type Scores } from './inputs.js';
-import { accuracyFromConfusion, confusionCounts, oneVsRestAuc, orderByClassScore, qwkFromConfusion } from './kernels.js';
+import { accuracyFromConfusion, confusionCounts, oneVsRestAuc, orderByClassScore, qwkFromConfusion } from './weighted-counts.js';
 import { accuracy, multiclassAuc, quadraticWeightedKappa } from './metrics.js';
 
 export interface BootstrapOptions {

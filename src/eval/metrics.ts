@@ -11,10 +11,10 @@ import {
   orderByClassScore,
   qwkFromConfusion,
   type ClassMetrics,
-} from './kernels.js';
+} from './weighted-counts.js';
 
 export type { Scores } from './inputs.js';
-export type { ClassMetrics } from './kernels.js';
+export type { ClassMetrics } from './weighted-counts.js';
 
 /** Guo et al. (2017) use 15 bins; so do most papers reporting ECE. */
 export const DEFAULT_CALIBRATION_BINS = 15;

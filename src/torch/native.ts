@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 /** An opaque libtorch tensor owned by the binding. */
 export interface TensorHandle {
@@ -15,6 +16,7 @@ export interface GeneratorHandle {
 type T = TensorHandle;
 type TOrNumber = TensorHandle | number;
 
+/** The functions of the binding. Those taking `out` write into it and return undefined; without it they return a new tensor. */
 export interface NativeBinding {
   fromData(data: ArrayBufferView, shape: number[], dtype: string): T;
   toData(t: T): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
@@ -43,36 +45,24 @@ export interface NativeBinding {
   mul(a: T, b: TOrNumber): T;
   div(a: T, b: TOrNumber): T;
   pow(a: T, b: TOrNumber): T;
-  remainder(a: T, b: TOrNumber): T;
   eq(a: T, b: TOrNumber): T;
-  ne(a: T, b: TOrNumber): T;
   lt(a: T, b: TOrNumber): T;
-  le(a: T, b: TOrNumber): T;
   gt(a: T, b: TOrNumber): T;
-  ge(a: T, b: TOrNumber): T;
-  maximum(a: T, b: T): T;
   minimum(a: T, b: T): T;
   matmul(a: T, b: T): T;
-  baddbmm(input: T, batch1: T, batch2: T, out?: T): T;
-  logicalAnd(a: T, b: T): T;
-  logicalOr(a: T, b: T): T;
+  baddbmm(input: T, batch1: T, batch2: T, out?: T): T | undefined;
   neg(t: T): T;
   exp(t: T): T;
   log(t: T): T;
   sqrt(t: T): T;
-  rsqrt(t: T): T;
   abs(t: T): T;
-  sign(t: T): T;
   floor(t: T): T;
   round(t: T): T;
-  sin(t: T): T;
-  cos(t: T): T;
   relu(t: T): T;
   silu(t: T): T;
   sigmoid(t: T): T;
   tanh(t: T): T;
   logicalNot(t: T): T;
-  isnan(t: T): T;
   clamp(t: T, min?: number, max?: number): T;
   where(cond: T, a: T, b: T): T;
   maskedFill(t: T, mask: T, value: number): T;
@@ -81,12 +71,11 @@ export interface NativeBinding {
   softmax(t: T, dim: number): T;
   logSoftmax(t: T, dim: number): T;
   dropout(t: T, p: number, train: boolean): T;
-  oneHot(t: T, classes: number): T;
 
   sum(t: T, dims?: number[], keepdim?: boolean): T;
   mean(t: T, dims?: number[], keepdim?: boolean): T;
-  amax(t: T, dims?: number[], keepdim?: boolean, out?: T): T;
-  amin(t: T, dims?: number[], keepdim?: boolean, out?: T): T;
+  amax(t: T, dims: number[] | undefined, keepdim: boolean, out?: T): T | undefined;
+  amin(t: T, dims: number[] | undefined, keepdim: boolean, out?: T): T | undefined;
   argmax(t: T, dim?: number, keepdim?: boolean): T;
   var(t: T, dims: number[] | undefined, unbiased: boolean, keepdim?: boolean): T;
   logsumexp(t: T, dims: number[], keepdim: boolean): T;
@@ -104,7 +93,7 @@ export interface NativeBinding {
   cat(ts: T[], dim: number): T;
   stack(ts: T[], dim: number): T;
   slice(t: T, dim: number, start: number, end: number, step: number): T;
-  indexSelect(t: T, dim: number, index: T, out?: T): T;
+  indexSelect(t: T, dim: number, index: T, out?: T): T | undefined;
   gather(t: T, dim: number, index: T): T;
   flip(t: T, dims: number[]): T;
   pad(t: T, pad: number[], mode: string, value?: number): T;
@@ -121,17 +110,14 @@ export interface NativeBinding {
 
   addInPlace(a: T, b: TOrNumber, alpha?: number): void;
   mulInPlace(a: T, b: TOrNumber): void;
-  addcmul(self: T, t1: T, t2: T, out?: T): T | undefined;
-  addcdiv(self: T, t1: T, t2: T, out?: T): T | undefined;
-  addcmulInPlace(a: T, t1: T, t2: T, value: number): void;
-  addcdivInPlace(a: T, t1: T, t2: T, value: number): void;
+  addcmul(self: T, t1: T, t2: T, out?: T, value?: number): T | undefined;
+  addcdiv(self: T, t1: T, t2: T, out?: T, value?: number): T | undefined;
   lerpInPlace(a: T, end: T, weight: number): void;
   divInPlace(a: T, b: TOrNumber): void;
   clampInPlace(t: T, min?: number, max?: number): void;
   absInPlace(t: T): void;
   floorInPlace(t: T): void;
   copyInPlace(dst: T, src: T): void;
-  fillInPlace(t: T, value: number): void;
 
   generator(seed: number): GeneratorHandle;
   rand(shape: number[], gen: GeneratorHandle, dtype: string): T;
@@ -170,8 +156,11 @@ function loadBinding(): NativeBinding {
   // OpenMP threads that spin while waiting make libtorch 5-20x slower whenever another process
   // wants the same cores (measured: bench/augment on a busy 2-core machine), and threads that
   // sleep at once cost a few percent on an idle one. So: spin briefly (20,000 rounds, ~0.2 ms),
-  // then sleep (BENCHMARKS.md), unless the user chose; libgomp reads these once, at load.
-  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+  // then sleep (BENCHMARKS.md), unless the user chose. libgomp reads the process environment
+  // once, when the binding first loads it, so only the main thread can set these: a worker
+  // thread's process.env is a private copy. (A process whose first load is in a worker thread
+  // runs with libgomp's defaults, unless its environment sets them.)
+  if (isMainThread && process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
     process.env.OMP_WAIT_POLICY = 'PASSIVE';
     process.env.GOMP_SPINCOUNT = '20000';
   }

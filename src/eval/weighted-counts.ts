@@ -1,4 +1,4 @@
-// Metric kernels over checked inputs. Every sample carries a weight, the number of times it
+// Metrics from weighted sample counts, over checked inputs. Every sample carries a weight, the number of times it
 // is counted: the plain metrics count each sample once, the bootstrap passes how often each
 // sample was drawn, so a resample is scored without copying it.
 
