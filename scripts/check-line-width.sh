@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 width=$(node -p "require('./biome.json').formatter.lineWidth")
 git ls-files -z -- '*.ts' '*.js' '*.mjs' '*.py' '*.sh' '*.cc' '*.h' '*.gyp' \
-  | xargs -0 awk -v width="$width" 'length > width { printf "%s:%d: %d characters (at most %d)\n", FILENAME, FNR, length, width; bad = 1 } END { exit bad }'
+  | xargs -0 awk -v width="$width" '
+      length > width { printf "%s:%d: %d characters (at most %d)\n", FILENAME, FNR, length, width; bad = 1 }
+      END { exit bad }'

@@ -100,7 +100,7 @@ console.log(`geometric transforms of the datasheet, ${description} at ${size}x${
 console.log('mean |ours - torchvision| in 8-bit levels:');
 for (const mode of ['bilinear', 'nearest'] as Interpolation[]) {
   const ours = toBytes(torch.tidy(() => applyAugment(x, params, mode)));
-  console.log(
-    `  ${mode.padEnd(8)} warp: all pixels ${meanAbsoluteDifference(ours).toFixed(2)}, inside the disc ${meanAbsoluteDifference(ours, inside).toFixed(2)}`,
-  );
+  const allPixels = meanAbsoluteDifference(ours).toFixed(2);
+  const insideDisc = meanAbsoluteDifference(ours, inside).toFixed(2);
+  console.log(`  ${mode.padEnd(8)} warp: all pixels ${allPixels}, inside the disc ${insideDisc}`);
 }

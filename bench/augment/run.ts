@@ -92,8 +92,9 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+const peerMedian = median(peer);
 for (const [mode, results] of ours) {
-  console.log(
-    `median, ${mode} warp: ours ${median(results).toFixed(0)} img/s, peer ${median(peer).toFixed(0)} img/s, ratio ${(median(results) / median(peer)).toFixed(2)}x`,
-  );
+  const oursMedian = median(results);
+  const ratio = (oursMedian / peerMedian).toFixed(2);
+  console.log(`median, ${mode} warp: ours ${oursMedian.toFixed(0)} img/s, peer ${peerMedian.toFixed(0)} img/s, ratio ${ratio}x`);
 }

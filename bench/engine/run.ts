@@ -178,25 +178,29 @@ async function main(): Promise<void> {
     return { case: c.id, label: c.label, sides: bySide, ratios };
   });
 
+  const steps = quick ? 'quick (1 warm-up + 3 timed steps)' : '2 warm-up + 10 timed steps';
+  const load = `load average ${fmt(startLoad, 2)} at start, ${fmt(loadavg()[0]!, 2)} at end`;
   const lines: string[] = [];
   lines.push(
-    `Engine benchmark: batch ${batch}, ${threads} threads, Adam, synthetic data, ${quick ? 'quick (1 warm-up + 3 timed steps)' : '2 warm-up + 10 timed steps'}, ` +
-      `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; load average ${fmt(startLoad, 2)} at start, ${fmt(loadavg()[0]!, 2)} at end.`,
+    `Engine benchmark: batch ${batch}, ${threads} threads, Adam, synthetic data, ${steps}, ` +
+      `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; ${load}.`,
     '',
     '| model | side | train img/s | infer img/s | peak RSS MiB | train CPU ms/img | runs (train / infer img/s) |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- |',
   );
+  const bold = (ratio: number): string => `**${fmt(ratio, 2)}**`;
   for (const s of summary) {
     for (const side of sides) {
       const v = s.sides[side];
+      const sideRuns = `${v.trainRuns.map((x) => fmt(x)).join(', ')} / ${v.inferRuns.map((x) => fmt(x)).join(', ')}`;
       lines.push(
-        `| ${s.label} | ${SIDE_LABEL[side]} | ${fmt(v.trainImgPerSec)} | ${fmt(v.inferImgPerSec)} | ${fmt(v.peakRssMiB, 0)} | ${fmt(v.trainCpuPerImageMs)} | ` +
-          `${v.trainRuns.map((x) => fmt(x)).join(', ')} / ${v.inferRuns.map((x) => fmt(x)).join(', ')} |`,
+        `| ${s.label} | ${SIDE_LABEL[side]} | ${fmt(v.trainImgPerSec)} | ${fmt(v.inferImgPerSec)} | ${fmt(v.peakRssMiB, 0)} | ` +
+          `${fmt(v.trainCpuPerImageMs)} | ${sideRuns} |`,
       );
     }
     for (const [side, r] of Object.entries(s.ratios)) {
       lines.push(
-        `| ${s.label} | **ratio ${side}/peer** | **${fmt(r.train, 2)}** | **${fmt(r.infer, 2)}** | **${fmt(r.peakRss, 2)}** | | median of per-round ratios |`,
+        `| ${s.label} | **ratio ${side}/peer** | ${bold(r.train)} | ${bold(r.infer)} | ${bold(r.peakRss)} | | median of per-round ratios |`,
       );
     }
   }

@@ -31,6 +31,7 @@ const probabilities = saved.map((s) => predictProbabilities(s.model, s.objective
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
 const fmt = (xs: number[]): string => `${(100 * mean(xs)).toFixed(1)} ± ${(100 * std(xs)).toFixed(1)}`;
+const fmtQwk = (xs: number[]): string => `${mean(xs).toFixed(3)} ± ${std(xs).toFixed(3)}`;
 
 process.stdout.write('| members | ensembles | val ACC | val AUC | val QWK |\n| ---: | ---: | --- | --- | --- |\n');
 for (const k of values.sizes.split(',').map(Number)) {
@@ -42,7 +43,5 @@ for (const k of values.sizes.split(',').map(Number)) {
     return computeMetrics(val.labels, averaged, 5);
   });
   const column = (key: 'acc' | 'auc' | 'qwk'): number[] => metrics.map((m) => m[key]);
-  process.stdout.write(
-    `| ${k} | ${groups} | ${fmt(column('acc'))} | ${fmt(column('auc'))} | ${mean(column('qwk')).toFixed(3)} ± ${std(column('qwk')).toFixed(3)} |\n`,
-  );
+  process.stdout.write(`| ${k} | ${groups} | ${fmt(column('acc'))} | ${fmt(column('auc'))} | ${fmtQwk(column('qwk'))} |\n`);
 }

@@ -28,6 +28,7 @@ const { values } = parseArgs({
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
 const fmt = (xs: number[]): string => `${(100 * mean(xs)).toFixed(1)} ± ${(100 * std(xs)).toFixed(1)}`;
+const fmtQwk = (xs: number[]): string => `${mean(xs).toFixed(3)} ± ${std(xs).toFixed(3)}`;
 
 const split = values.report === 'test' ? 'test' : 'val';
 const seeds = values.seeds.split(',').map(Number);
@@ -47,9 +48,8 @@ for (const name of values.candidates.split(',')) {
     results.push(JSON.parse(readFileSync(metricsFile, 'utf8')) as RunMetrics);
   }
   const metric = (key: 'acc' | 'auc' | 'qwk'): number[] => results.map((r) => r[split][key]);
-  rows.push(
-    `| ${name} | ${fmt(metric('acc'))} | ${fmt(metric('auc'))} | ${(mean(metric('qwk'))).toFixed(3)} ± ${std(metric('qwk')).toFixed(3)} | ${mean(results.map((r) => r.seconds)).toFixed(0)} |`,
-  );
+  const secondsPerRun = mean(results.map((r) => r.seconds)).toFixed(0);
+  rows.push(`| ${name} | ${fmt(metric('acc'))} | ${fmt(metric('auc'))} | ${fmtQwk(metric('qwk'))} | ${secondsPerRun} |`);
   process.stdout.write(`${rows.at(-1)}\n`);
 }
 process.stdout.write(`\n${rows.join('\n')}\n`);

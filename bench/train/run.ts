@@ -127,9 +127,10 @@ async function main(): Promise<void> {
     return { size, sides: bySide, ratios };
   });
 
+  const load = `load average ${fmt(startLoad, 2)} at start, ${fmt(loadavg()[0]!, 2)} at end`;
   const lines = [
     `Epoch benchmark: ResNet-18, ${n} images, batch ${batch}, datasheet augmentation, CE, AdamW, ${threads} threads, ` +
-      `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; load average ${fmt(startLoad, 2)} at start, ${fmt(loadavg()[0]!, 2)} at end.`,
+      `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; ${load}.`,
     '',
     '| input | side | s/epoch | of which data + augment s | CPU s | peak RSS MiB | runs s/epoch |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- |',
@@ -137,8 +138,10 @@ async function main(): Promise<void> {
   for (const s of summary) {
     for (const side of sides) {
       const v = s.sides[side];
+      const epochRuns = v.epochRuns.map((x) => fmt(x, 2)).join(', ');
       lines.push(
-        `| ${s.size}x${s.size} | ${SIDE_LABEL[side]} | ${fmt(v.epochSeconds, 2)} | ${fmt(v.dataSeconds, 2)} | ${fmt(v.cpuSeconds, 1)} | ${fmt(v.peakRssMiB, 0)} | ${v.epochRuns.map((x) => fmt(x, 2)).join(', ')} |`,
+        `| ${s.size}x${s.size} | ${SIDE_LABEL[side]} | ${fmt(v.epochSeconds, 2)} | ${fmt(v.dataSeconds, 2)} | ${fmt(v.cpuSeconds, 1)} | ` +
+          `${fmt(v.peakRssMiB, 0)} | ${epochRuns} |`,
       );
     }
     for (const [side, r] of Object.entries(s.ratios)) {

@@ -306,7 +306,9 @@ Napi::Value Binary(const Napi::CallbackInfo& info, TT withTensor, TS withScalar)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Error translation: every exported function runs inside this guard.
+// Error translation: every exported function runs inside this guard. In a worker thread being
+// terminated no error can reach JavaScript; node-addon-api then drops it (binding.gyp's
+// NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS) rather than let the C++ runtime end the process.
 
 using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
 
@@ -326,14 +328,11 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // Creation, data transfer, metadata
 
-// The element count of `shape`, checked: a product that wrapped around could match the data.
+// The element count of `shape`, checked: a product that wrapped around could match the data's.
 int64_t Numel(Napi::Env env, const std::vector<int64_t>& shape) {
-  if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) {
-    throw Napi::RangeError::New(env, "shape has a negative dimension");
-  }
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t numel = 1;
   for (int64_t d : shape) {
+    if (d < 0) throw Napi::RangeError::New(env, "shape has a negative dimension");
     if (__builtin_mul_overflow(numel, d, &numel)) {
       std::string dims;
       for (int64_t e : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(e);
@@ -758,12 +757,12 @@ Napi::Value MulInPlace(const Napi::CallbackInfo& info) {
 // (self, tensor1, tensor2, out?, value = 1): self + value * tensor1 * tensor2 (addcmul) or
 // tensor1 / tensor2 (addcdiv), broadcasting. `out` may be one of the inputs (the op is
 // elementwise): that is how the optimizers update in place.
-#define POINTWISE_OP(NAME, ATEN)                                                                        \
-  Napi::Value NAME(const Napi::CallbackInfo& info) {                                                    \
-    const at::Tensor &self = TensorArg(info, 0), &tensor1 = TensorArg(info, 1), &tensor2 = TensorArg(info, 2); \
-    at::Scalar value = ScalarFor(self, OptNumberArg(info, 4).value_or(1.0));                            \
-    return NewOrInto(info, 3, [&] { return at::ATEN(self, tensor1, tensor2, value); },                  \
-                     [&](at::Tensor& out) { at::ATEN##_out(out, self, tensor1, tensor2, value); });     \
+#define POINTWISE_OP(NAME, ATEN)                                                                 \
+  Napi::Value NAME(const Napi::CallbackInfo& info) {                                             \
+    const at::Tensor &self = TensorArg(info, 0), &t1 = TensorArg(info, 1), &t2 = TensorArg(info, 2); \
+    at::Scalar value = ScalarFor(self, OptNumberArg(info, 4).value_or(1.0));                     \
+    return NewOrInto(info, 3, [&] { return at::ATEN(self, t1, t2, value); },                     \
+                     [&](at::Tensor& out) { at::ATEN##_out(out, self, t1, t2, value); });        \
   }
 POINTWISE_OP(Addcmul, addcmul)
 POINTWISE_OP(Addcdiv, addcdiv)
@@ -798,6 +797,10 @@ Napi::Value AbsInPlace(const Napi::CallbackInfo& info) {
 }
 Napi::Value CopyInPlace(const Napi::CallbackInfo& info) {
   TensorArg(info, 0).copy_(TensorArg(info, 1));
+  return info.Env().Undefined();
+}
+Napi::Value FillInPlace(const Napi::CallbackInfo& info) {
+  TensorArg(info, 0).fill_(NumberArg(info, 1));
   return info.Env().Undefined();
 }
 
@@ -865,14 +868,14 @@ Napi::Value CpuCacheStats(const Napi::CallbackInfo& info) {
   set("grownBytes", stats.grownBytes);
   return out;
 }
+Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {
+  retinagrade::EmptyCpuCache();
+  return info.Env().Undefined();
+}
 // The external memory V8 counts for this thread (the handles' storages, typed arrays, ...).
 Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
   int64_t total = Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0);
   return Napi::Number::New(info.Env(), static_cast<double>(total));
-}
-Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {
-  retinagrade::EmptyCpuCache();
-  return info.Env().Undefined();
 }
 
 // RETINAGRADE_THREADS, else every core the process may run on (Node's availableParallelism).
@@ -1009,6 +1012,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("absInPlace", AbsInPlace);
   EXPORT("floorInPlace", FloorInPlace);
   EXPORT("copyInPlace", CopyInPlace);
+  EXPORT("fillInPlace", FillInPlace);
 
   EXPORT("generator", NewGenerator);
   EXPORT("rand", Rand);

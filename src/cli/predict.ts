@@ -116,7 +116,12 @@ export function predictCommand(program: Command): void {
     .option('--csv', 'CSV, one row per image')
     .addHelpText(
       'after',
-      `\nExamples:\n  retinagrade predict --model runs/default photo.jpg\n  retinagrade predict --model runs/default photos/ --csv > grades.csv\n\n${NOT_FOR_CLINICAL_USE}`,
+      `
+Examples:
+  retinagrade predict --model runs/default photo.jpg
+  retinagrade predict --model runs/default photos/ --csv > grades.csv
+
+${NOT_FOR_CLINICAL_USE}`,
     )
     .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
       const inputs = expandInputs(images);

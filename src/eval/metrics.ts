@@ -70,7 +70,8 @@ function calibrationErrorOf(input: EvalInputs, bins: number): number {
     const confidence = scores[i * numClasses + preds[i]];
     if (confidence < 0 || confidence > 1) {
       throw new Error(
-        `expected calibration error needs probabilities in [0, 1], but row ${i} has top score ${confidence} (apply softmax to logits first)`,
+        `expected calibration error needs probabilities in [0, 1], but row ${i} has top score ${confidence} ` +
+          '(apply softmax to logits first)',
       );
     }
     // Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of exactly 0 joins bin 0.

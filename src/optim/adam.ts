@@ -42,12 +42,12 @@ export class Adam extends Optimizer {
     const expAvg = state.buffers.get('exp_avg') ?? this.setBuffer(state, 'exp_avg', torch.zeros(param.shape, param.dtype));
     const expAvgSq = state.buffers.get('exp_avg_sq') ?? this.setBuffer(state, 'exp_avg_sq', torch.zeros(param.shape, param.dtype));
     expAvg.lerpInPlace(grad, 1 - beta1);
-    expAvgSq.mulInPlace(beta2).addcmulInPlace(grad, grad, 1 - beta2);
+    torch.addcmul(expAvgSq.mulInPlace(beta2), grad, grad, expAvgSq, 1 - beta2);
 
     const biasCorrection1 = 1 - beta1 ** state.step;
     const biasCorrection2 = 1 - beta2 ** state.step;
     const denominator = expAvgSq.sqrt().div(Math.sqrt(biasCorrection2)).add(this.eps);
-    param.addcdivInPlace(expAvg, denominator, -this.lr / biasCorrection1);
+    torch.addcdiv(param, expAvg, denominator, param, -this.lr / biasCorrection1);
   }
 
   protected override bufferNames(): string[] {

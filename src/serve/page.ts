@@ -4,8 +4,19 @@ import { GRADE_NAMES } from '../data/grades.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 
 /** Only inline code, same-origin requests, and data:/blob: pictures (the Grad-CAM, the preview). */
-export const INDEX_PAGE_CSP =
-  "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const INDEX_PAGE_CSP = [
+  "default-src 'none'",
+  "style-src 'unsafe-inline'",
+  "script-src 'unsafe-inline'",
+  'img-src data: blob:',
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const DROP_ZONE_STYLE =
+  'display: block; border: 2px dashed #777; border-radius: 0.5rem; padding: 1.5rem; text-align: center; background: #fff; cursor: pointer;';
 
 const STYLE = `
   :root { font-family: system-ui, sans-serif; line-height: 1.45; color: #1a1a1a; background: #fafafa; }
@@ -14,7 +25,7 @@ const STYLE = `
   .notice { border: 3px solid #b00020; background: #fdecee; padding: 0.75rem 1rem; font-weight: 600; }
   #model { color: #555; }
   form { display: grid; gap: 0.75rem; margin: 1rem 0; }
-  #drop { display: block; border: 2px dashed #777; border-radius: 0.5rem; padding: 1.5rem; text-align: center; background: #fff; cursor: pointer; }
+  #drop { ${DROP_ZONE_STYLE} }
   #drop.over { border-color: #0057b8; background: #eaf2fd; }
   button { font: inherit; padding: 0.4rem 1rem; justify-self: start; }
   #status.error { color: #b00020; font-weight: 600; }

@@ -100,7 +100,16 @@ export interface NativeBinding {
 
   linear(x: T, weight: T, bias?: T): T;
   conv2d(x: T, weight: T, bias: T | undefined, stride: number[], padding: number[], dilation: number[], groups: number): T;
-  batchNorm(x: T, weight: T | undefined, bias: T | undefined, runningMean: T | undefined, runningVar: T | undefined, training: boolean, momentum: number, eps: number): T;
+  batchNorm(
+    x: T,
+    weight: T | undefined,
+    bias: T | undefined,
+    runningMean: T | undefined,
+    runningVar: T | undefined,
+    training: boolean,
+    momentum: number,
+    eps: number,
+  ): T;
   maxPool2d(x: T, kernel: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): T;
   avgPool2d(x: T, kernel: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean): T;
   adaptiveAvgPool2d(x: T, size: number[]): T;
@@ -118,6 +127,7 @@ export interface NativeBinding {
   absInPlace(t: T): void;
   floorInPlace(t: T): void;
   copyInPlace(dst: T, src: T): void;
+  fillInPlace(t: T, value: number): void;
 
   generator(seed: number): GeneratorHandle;
   rand(shape: number[], gen: GeneratorHandle, dtype: string): T;

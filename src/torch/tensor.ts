@@ -108,41 +108,20 @@ export class Tensor implements Disposable {
   pow(exponent: Operand): Tensor {
     return new Tensor(native.pow(this.handle, h(exponent)));
   }
-  remainder(other: Operand): Tensor {
-    return new Tensor(native.remainder(this.handle, h(other)));
-  }
   eq(other: Operand): Tensor {
     return new Tensor(native.eq(this.handle, h(other)));
-  }
-  ne(other: Operand): Tensor {
-    return new Tensor(native.ne(this.handle, h(other)));
   }
   lt(other: Operand): Tensor {
     return new Tensor(native.lt(this.handle, h(other)));
   }
-  le(other: Operand): Tensor {
-    return new Tensor(native.le(this.handle, h(other)));
-  }
   gt(other: Operand): Tensor {
     return new Tensor(native.gt(this.handle, h(other)));
-  }
-  ge(other: Operand): Tensor {
-    return new Tensor(native.ge(this.handle, h(other)));
-  }
-  maximum(other: Tensor): Tensor {
-    return new Tensor(native.maximum(this.handle, other.handle));
   }
   minimum(other: Tensor): Tensor {
     return new Tensor(native.minimum(this.handle, other.handle));
   }
   matmul(other: Tensor): Tensor {
     return new Tensor(native.matmul(this.handle, other.handle));
-  }
-  logicalAnd(other: Tensor): Tensor {
-    return new Tensor(native.logicalAnd(this.handle, other.handle));
-  }
-  logicalOr(other: Tensor): Tensor {
-    return new Tensor(native.logicalOr(this.handle, other.handle));
   }
   neg(): Tensor {
     return new Tensor(native.neg(this.handle));
@@ -156,26 +135,14 @@ export class Tensor implements Disposable {
   sqrt(): Tensor {
     return new Tensor(native.sqrt(this.handle));
   }
-  rsqrt(): Tensor {
-    return new Tensor(native.rsqrt(this.handle));
-  }
   abs(): Tensor {
     return new Tensor(native.abs(this.handle));
-  }
-  sign(): Tensor {
-    return new Tensor(native.sign(this.handle));
   }
   floor(): Tensor {
     return new Tensor(native.floor(this.handle));
   }
   round(): Tensor {
     return new Tensor(native.round(this.handle));
-  }
-  sin(): Tensor {
-    return new Tensor(native.sin(this.handle));
-  }
-  cos(): Tensor {
-    return new Tensor(native.cos(this.handle));
   }
   relu(): Tensor {
     return new Tensor(native.relu(this.handle));
@@ -198,9 +165,6 @@ export class Tensor implements Disposable {
   logicalNot(): Tensor {
     return new Tensor(native.logicalNot(this.handle));
   }
-  isnan(): Tensor {
-    return new Tensor(native.isnan(this.handle));
-  }
   clamp(min?: number, max?: number): Tensor {
     return new Tensor(native.clamp(this.handle, min, max));
   }
@@ -213,9 +177,6 @@ export class Tensor implements Disposable {
   logSoftmax(dim: number): Tensor {
     return new Tensor(native.logSoftmax(this.handle, dim));
   }
-  oneHot(classes: number): Tensor {
-    return new Tensor(native.oneHot(this.handle, classes));
-  }
 
   // --- reductions (no dims: over all elements) ---
   sum(dims?: number | number[], keepdim = false): Tensor {
@@ -226,19 +187,11 @@ export class Tensor implements Disposable {
   }
   /** The maximum over `dims` (all elements if none); written into `out` when given, and `out` returned. */
   max(dims?: number | number[], keepdim = false, out?: Tensor): Tensor {
-    if (out !== undefined && dims !== undefined) {
-      native.amax(this.handle, dimList(dims), keepdim, out.handle);
-      return out;
-    }
-    return new Tensor(native.amax(this.handle, dimList(dims), keepdim));
+    return into(out, native.amax(this.handle, dimList(dims), keepdim, out?.handle));
   }
   /** The minimum over `dims` (all elements if none); written into `out` when given, and `out` returned. */
   min(dims?: number | number[], keepdim = false, out?: Tensor): Tensor {
-    if (out !== undefined && dims !== undefined) {
-      native.amin(this.handle, dimList(dims), keepdim, out.handle);
-      return out;
-    }
-    return new Tensor(native.amin(this.handle, dimList(dims), keepdim));
+    return into(out, native.amin(this.handle, dimList(dims), keepdim, out?.handle));
   }
   argmax(dim?: number, keepdim = false): Tensor {
     return new Tensor(native.argmax(this.handle, dim, keepdim));
@@ -288,11 +241,7 @@ export class Tensor implements Disposable {
   }
   /** The slices `index` (int64) along `dim`; written into `out` when given, and `out` returned. */
   indexSelect(dim: number, index: Tensor, out?: Tensor): Tensor {
-    if (out !== undefined) {
-      native.indexSelect(this.handle, dim, index.handle, out.handle);
-      return out;
-    }
-    return new Tensor(native.indexSelect(this.handle, dim, index.handle));
+    return into(out, native.indexSelect(this.handle, dim, index.handle, out?.handle));
   }
   gather(dim: number, index: Tensor): Tensor {
     return new Tensor(native.gather(this.handle, dim, index.handle));
@@ -312,14 +261,6 @@ export class Tensor implements Disposable {
   }
   mulInPlace(other: Operand): this {
     native.mulInPlace(this.handle, h(other));
-    return this;
-  }
-  addcmulInPlace(t1: Tensor, t2: Tensor, value = 1): this {
-    native.addcmulInPlace(this.handle, t1.handle, t2.handle, value);
-    return this;
-  }
-  addcdivInPlace(t1: Tensor, t2: Tensor, value = 1): this {
-    native.addcdivInPlace(this.handle, t1.handle, t2.handle, value);
     return this;
   }
   lerpInPlace(end: Tensor, weight: number): this {
@@ -356,6 +297,14 @@ function dimList(dims: number | number[] | undefined): number[] | undefined {
   return typeof dims === 'number' ? [dims] : dims;
 }
 
+/**
+ * The result of an op that takes `out`: `out` when given (the op wrote into it), else the new
+ * tensor the op returned. Every `out` argument of this API is honoured, this way.
+ */
+function into(out: Tensor | undefined, made: TensorHandle | undefined): Tensor {
+  return out ?? new Tensor(made!);
+}
+
 // --- creation ---
 
 const dtypeOfArray = (data: TypedArray): DType =>
@@ -379,36 +328,31 @@ export const zeros = (shape: number[], dtype: DType = 'float32'): Tensor => new 
 export const ones = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.ones(shape, dtype));
 /** A tensor with uninitialized contents: fill it completely (e.g. copyInPlace) before reading it. */
 export const empty = (shape: number[], dtype: DType = 'float32'): Tensor => new Tensor(native.empty(shape, dtype));
-export const full = (shape: number[], value: number, dtype: DType = 'float32'): Tensor =>
-  new Tensor(native.full(shape, value, dtype));
+export const full = (shape: number[], value: number, dtype: DType = 'float32'): Tensor => new Tensor(native.full(shape, value, dtype));
 export const arange = (start: number, end: number, step = 1, dtype: DType = 'int64'): Tensor =>
   new Tensor(native.arange(start, end, step, dtype));
-export const cat = (tensors: Tensor[], dim = 0): Tensor => new Tensor(native.cat(tensors.map((t) => t.handle), dim));
-export const stack = (tensors: Tensor[], dim = 0): Tensor =>
-  new Tensor(native.stack(tensors.map((t) => t.handle), dim));
-/** self + t1 * t2 (broadcasting), into `out` when given (it may be one of the inputs), else a new tensor. */
-export function addcmul(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor): Tensor {
-  if (out === undefined) return new Tensor(native.addcmul(self.handle, t1.handle, t2.handle)!);
-  native.addcmul(self.handle, t1.handle, t2.handle, out.handle);
-  return out;
+const handles = (tensors: Tensor[]): TensorHandle[] => tensors.map((t) => t.handle);
+export const cat = (tensors: Tensor[], dim = 0): Tensor => new Tensor(native.cat(handles(tensors), dim));
+export const stack = (tensors: Tensor[], dim = 0): Tensor => new Tensor(native.stack(handles(tensors), dim));
+/**
+ * self + value * t1 * t2 (broadcasting), into `out` when given, else a new tensor. `out` may be
+ * one of the inputs: `addcmul(a, b, c, a, v)` updates `a` in place.
+ */
+export function addcmul(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor, value = 1): Tensor {
+  return into(out, native.addcmul(self.handle, t1.handle, t2.handle, out?.handle, value));
 }
-/** self + t1 / t2 (broadcasting), into `out` when given (it may be one of the inputs), else a new tensor. */
-export function addcdiv(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor): Tensor {
-  if (out === undefined) return new Tensor(native.addcdiv(self.handle, t1.handle, t2.handle)!);
-  native.addcdiv(self.handle, t1.handle, t2.handle, out.handle);
-  return out;
+/** self + value * t1 / t2 (broadcasting), into `out` as addcmul. */
+export function addcdiv(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor, value = 1): Tensor {
+  return into(out, native.addcdiv(self.handle, t1.handle, t2.handle, out?.handle, value));
 }
 /**
  * input + batch1 @ batch2 for each batch entry ([b, n, m] @ [b, m, p]); `input` broadcasts to
  * [b, n, p]. Written into `out` when given (it must not overlap batch1 or batch2), and `out` returned.
  */
 export function baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out?: Tensor): Tensor {
-  if (out === undefined) return new Tensor(native.baddbmm(input.handle, batch1.handle, batch2.handle));
-  native.baddbmm(input.handle, batch1.handle, batch2.handle, out.handle);
-  return out;
+  return into(out, native.baddbmm(input.handle, batch1.handle, batch2.handle, out?.handle));
 }
-export const where = (condition: Tensor, a: Tensor, b: Tensor): Tensor =>
-  new Tensor(native.where(condition.handle, a.handle, b.handle));
+export const where = (condition: Tensor, a: Tensor, b: Tensor): Tensor => new Tensor(native.where(condition.handle, a.handle, b.handle));
 
 // --- functional neural-network kernels ---
 
@@ -424,9 +368,7 @@ export interface Conv2dOptions {
 }
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
   const { stride = 1, padding = 0, dilation = 1, groups = 1 } = options;
-  return new Tensor(
-    native.conv2d(x.handle, weight.handle, bias?.handle, pair(stride), pair(padding), pair(dilation), groups),
-  );
+  return new Tensor(native.conv2d(x.handle, weight.handle, bias?.handle, pair(stride), pair(padding), pair(dilation), groups));
 }
 
 export interface BatchNormOptions {
@@ -451,7 +393,11 @@ export interface PoolOptions {
   padding?: number | [number, number];
   ceilMode?: boolean;
 }
-export function maxPool2d(x: Tensor, kernel: number | [number, number], options: PoolOptions & { dilation?: number | [number, number] } = {}): Tensor {
+export function maxPool2d(
+  x: Tensor,
+  kernel: number | [number, number],
+  options: PoolOptions & { dilation?: number | [number, number] } = {},
+): Tensor {
   const { stride = kernel, padding = 0, dilation = 1, ceilMode = false } = options;
   return new Tensor(native.maxPool2d(x.handle, pair(kernel), pair(stride), pair(padding), pair(dilation), ceilMode));
 }
@@ -501,6 +447,10 @@ export function noGrad<R>(fn: () => R): R {
     native.setGradEnabled(previous);
   }
 }
+/**
+ * libtorch's thread count, one for the process: this thread uses it at once, every other thread from its first op on
+ * (one that has already computed keeps its count). Each thread that computes runs a team of its own.
+ */
 export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
 export const libtorchVersion = (): string => native.version();

@@ -55,10 +55,11 @@ export const RunConfigSchema = z
     for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
     // Member k of an ensemble trains with seed * ensemble + k (src/train/ensemble.ts, memberSeed).
     if (config.seed * config.ensemble + config.ensemble - 1 > MAX_SEED) {
+      const largestSeed = Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble);
       ctx.addIssue({
         code: 'custom',
         path: ['seed'],
-        message: `with an ensemble of ${config.ensemble}, the seed must be at most ${Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble)}`,
+        message: `with an ensemble of ${config.ensemble}, the seed must be at most ${largestSeed}`,
       });
     }
     if (config.model.stemStride !== undefined && config.model.name !== 'cnn') {

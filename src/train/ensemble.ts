@@ -42,7 +42,10 @@ export async function trainEnsemble(run: RunDir, config: RunConfig, data: Retina
       const trained = await trainModel(memberRun, memberConfig, data, {
         ...options,
         resume: options.resume && memberRun.has('config'),
-        onEpoch: () => run.writeMemberLog(config.ensemble),
+        onEpoch: () => {
+          run.writeMemberLog(config.ensemble);
+          options.onEpoch?.();
+        },
       });
       members.push(trained.model);
       const val = evaluateSplit(trained.model, trained.objective, data.val).metrics;

@@ -103,9 +103,9 @@ export async function trainModel(run: RunDir, config: RunConfig, data: RetinaTen
   ema?.loadStateDict(model.stateDict());
   const optimizer = createOptimizer(config.optimizer, model.parameters());
   const macs = countMacs(model, [3, config.size, config.size]);
-  say(
-    `model ${config.model.name} @${config.size}: ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${((2 * macs) / 1e6).toFixed(1)} MFLOPs per image`,
-  );
+  const megaParameters = (model.parameterCount() / 1e6).toFixed(2);
+  const megaFlops = ((2 * macs) / 1e6).toFixed(1);
+  say(`model ${config.model.name} @${config.size}: ${megaParameters}M parameters, ${megaFlops} MFLOPs per image`);
   try {
     return await runEpochs(run, config, data, options, { model, ema, optimizer }, objective, sampler);
   } catch (error) {

@@ -9,6 +9,15 @@ import type { RunConfig } from './config.js';
 
 const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : 'n/a');
 const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const tableRow = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
+
+/** The blockquote that opens the card. */
+const WARNING = [
+  `> **${NOT_FOR_CLINICAL_USE}**`,
+  '> This model has not been validated on any patient population. ' +
+    'It must not be used to diagnose, screen, triage or treat anyone, nor to decide whether someone',
+  '> needs an eye examination.',
+].join('\n');
 
 export function modelCard(metrics: RunMetrics, config: RunConfig): string {
   const dataset = getDataset(config.dataset);
@@ -30,19 +39,43 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
   const epochsRun = [metrics.epochs_run].flat();
   const epochs = epochsRun.every((n) => n === config.epochs)
     ? `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`
-    : `up to ${config.epochs} epochs, stopped early after ${config.patience} epochs without improvement (epochs run: ${epochsRun.join(', ')})`;
+    : `up to ${config.epochs} epochs, stopped early after ${config.patience} epochs without improvement ` +
+      `(epochs run: ${epochsRun.join(', ')})`;
   const { name: scheduleName, warmupEpochs } = config.schedule;
   const warmup = scheduleName === 'cosine' && warmupEpochs > 0 ? ` with ${warmupEpochs} warm-up epoch${warmupEpochs === 1 ? '' : 's'}` : '';
   const schedule = `${scheduleName} learning-rate schedule${warmup}`;
   const kept = config.ema > 0 ? `an exponential moving average (decay ${config.ema}) of the weights` : 'the weights';
+  const upsampling = data.upsampled_from
+    ? `, upsampled from ${data.upsampled_from}x${data.upsampled_from} to ${model.size}x${model.size}`
+    : '';
   const ci = test.ci95;
+  const valRow = tableRow([
+    `validation (${dataset.splitSizes.val})`,
+    pct(val.acc),
+    pct(val.auc),
+    fixed(val.qwk),
+    fixed(val.macro_f1),
+    pct(val.balanced_acc),
+    fixed(val.ece),
+  ]);
+  const testRow = tableRow([
+    `test (${dataset.splitSizes.test})`,
+    `${pct(test.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}]`,
+    `${pct(test.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}]`,
+    `${fixed(test.qwk)} [${fixed(ci.qwk.lo)}, ${fixed(ci.qwk.hi)}]`,
+    fixed(test.macro_f1),
+    pct(test.balanced_acc),
+    fixed(test.ece),
+  ]);
+  const gradeRows = test.per_class.map((c, i) =>
+    tableRow([`${i} ${GRADE_NAMES[i]}`, c.support, fixed(c.precision), fixed(c.recall), fixed(c.f1)]),
+  );
   const rarest = test.per_class.reduce((low, c, i) => (c.support > 0 && c.support < test.per_class[low]!.support ? i : low), 0);
+  const rarestClass = test.per_class[rarest]!;
 
   return `# Model card
 
-> **${NOT_FOR_CLINICAL_USE}**
-> This model has not been validated on any patient population. It must not be used to diagnose, screen, triage or treat anyone, nor to decide whether someone
-> needs an eye examination.
+${WARNING}
 
 ## Model
 
@@ -59,7 +92,7 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
 - ${dataset.title} (MedMNIST v2), licence ${dataset.licence}: fundus photographs from the DeepDRiD
   challenge, downsampled to ${data.size}x${data.size}; official splits ${dataset.splitSizes.train} train /
   ${dataset.splitSizes.val} validation / ${dataset.splitSizes.test} test.
-- File \`${data.file}\` (md5 \`${data.md5}\`)${data.upsampled_from ? `, upsampled from ${data.upsampled_from}x${data.upsampled_from} to ${model.size}x${model.size}` : ''}.
+- File \`${data.file}\` (md5 \`${data.md5}\`)${upsampling}.
 - Cite: ${dataset.citations.join(' ')}
 
 ## Intended use
@@ -74,21 +107,21 @@ The official splits: epochs were selected on validation only, and test was evalu
 
 | split | ACC | AUC | QWK | macro-F1 | balanced ACC | ECE |
 | --- | --- | --- | --- | --- | --- | --- |
-| validation (${dataset.splitSizes.val}) | ${pct(val.acc)} | ${pct(val.auc)} | ${fixed(val.qwk)} | ${fixed(val.macro_f1)} | ${pct(val.balanced_acc)} | ${fixed(val.ece)} |
-| test (${dataset.splitSizes.test}) | ${pct(test.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}] | ${pct(test.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}] | ${fixed(test.qwk)} [${fixed(ci.qwk.lo)}, ${fixed(ci.qwk.hi)}] | ${fixed(test.macro_f1)} | ${pct(test.balanced_acc)} | ${fixed(test.ece)} |
+${valRow}
+${testRow}
 
 Brackets: bootstrap 95% intervals over test images. Per grade on test:
 
 | grade | support | precision | recall | F1 |
 | --- | ---: | ---: | ---: | ---: |
-${test.per_class.map((c, i) => `| ${i} ${GRADE_NAMES[i]} | ${c.support} | ${fixed(c.precision)} | ${fixed(c.recall)} | ${fixed(c.f1)} |`).join('\n')}
+${gradeRows.join('\n')}
 
 ## Limitations
 
 - The images are ${data.size}x${data.size}: the small lesions that define the milder grades
   (microaneurysms, small haemorrhages) are a pixel or less, so grading rests on coarse cues.
 - Small and imbalanced data: ${dataset.splitSizes.train} training images; the rarest test grade
-  (${rarest} ${GRADE_NAMES[rarest]}) has ${test.per_class[rarest]!.support} images, and its recall is ${fixed(test.per_class[rarest]!.recall)}.
+  (${rarest} ${GRADE_NAMES[rarest]}) has ${rarestClass.support} images, and its recall is ${fixed(rarestClass.recall)}.
   The intervals above are wide for the same reason.
 - One source dataset, no external validation, no subgroup analysis (age, sex, ethnicity, camera).
 `;

@@ -175,7 +175,8 @@ describe('loadMedMNIST', () => {
     expect(() => loadMedMNIST(join(tmp, 'nope.npz'), 'retinamnist')).toThrow(UserError);
     expect(() => loadMedMNIST(join(tmp, 'nope.npz'), 'retinamnist')).toThrow(/nope\.npz: cannot read the dataset file/);
     expect(() => loadMedMNIST(join(FIXTURES, 'fake_medmnist_bad_label.npz'), 'cifar')).toThrow(
-      "unknown dataset 'cifar' (expected one of: retinamnist, pneumoniamnist, dermamnist, pathmnist, octmnist, breastmnist, bloodmnist, tissuemnist)",
+      "unknown dataset 'cifar' (expected one of: retinamnist, pneumoniamnist, dermamnist, pathmnist, " +
+        'octmnist, breastmnist, bloodmnist, tissuemnist)',
     );
   });
 });

@@ -47,7 +47,8 @@ describe('MedMNIST registry', () => {
 
   it('refuses unknown datasets and sizes', () => {
     expect(() => getDataset('retina')).toThrow(
-      "unknown dataset 'retina' (expected one of: retinamnist, pneumoniamnist, dermamnist, pathmnist, octmnist, breastmnist, bloodmnist, tissuemnist)",
+      "unknown dataset 'retina' (expected one of: retinamnist, pneumoniamnist, dermamnist, pathmnist, " +
+        'octmnist, breastmnist, bloodmnist, tissuemnist)',
     );
     expect(() => getDatasetFile('retinamnist', 32)).toThrow(
       'unsupported image size 32 for retinamnist (expected one of: 28, 64, 128, 224)',

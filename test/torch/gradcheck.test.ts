@@ -26,8 +26,9 @@ const mask = (values: number[], shape: number[]): Tensor => torch.tensor(Uint8Ar
 function gradientErrors(c: GradCase, seed: number): number[] {
   return torch.tidy(() => {
     const gen = new torch.Generator(seed);
-    const values = c.inputs.map((spec) =>
-      (spec.positive ? gen.uniform(spec.shape, 0.5, 2, 'float64') : gen.normal(spec.shape, 0, 1, 'float64')).data() as Float64Array,
+    const values = c.inputs.map(
+      (spec) =>
+        (spec.positive ? gen.uniform(spec.shape, 0.5, 2, 'float64') : gen.normal(spec.shape, 0, 1, 'float64')).data() as Float64Array,
     );
     const build = (vals: Float64Array[]): Tensor[] => vals.map((v, i) => torch.tensor(v, c.inputs[i]!.shape, 'float64'));
     const projection = gen.normal(c.fn(build(values)).shape, 0, 1, 'float64');
@@ -118,7 +119,11 @@ const cases: GradCase[] = [
       }),
   },
   { name: 'maxPool2d', inputs: [any(1, 2, 5, 5)], fn: ([x]) => torch.maxPool2d(x!, 3, { stride: 2, padding: 1 }) },
-  { name: 'maxPool2d dilation, ceil mode', inputs: [any(1, 1, 6, 6)], fn: ([x]) => torch.maxPool2d(x!, 2, { stride: 2, dilation: 2, ceilMode: true }) },
+  {
+    name: 'maxPool2d dilation, ceil mode',
+    inputs: [any(1, 1, 6, 6)],
+    fn: ([x]) => torch.maxPool2d(x!, 2, { stride: 2, dilation: 2, ceilMode: true }),
+  },
   { name: 'avgPool2d', inputs: [any(1, 2, 5, 5)], fn: ([x]) => torch.avgPool2d(x!, 3, { stride: 2, padding: 1, countIncludePad: false }) },
   { name: 'adaptiveAvgPool2d', inputs: [any(1, 2, 5, 5)], fn: ([x]) => torch.adaptiveAvgPool2d(x!, [2, 3]) },
   { name: 'interpolate bilinear', inputs: [any(1, 2, 3, 4)], fn: ([x]) => torch.interpolate(x!, [5, 7]) },

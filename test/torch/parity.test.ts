@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { expectClose, fromRef, reference } from './reference.js';
 
-describe('parity with PyTorch ' + reference.torch_version, () => {
+describe(`parity with PyTorch ${reference.torch_version}`, () => {
   it('conv2d with stride, padding, dilation and groups', () =>
     torch.tidy(() => {
       const { x, cases } = reference.conv2d;

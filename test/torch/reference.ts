@@ -15,9 +15,21 @@ export interface TorchReference {
   torch_version: string;
   conv2d: {
     x: RefTensor;
-    cases: { name: string; weight: RefTensor; bias: RefTensor; stride: Pair; padding: Pair; dilation: Pair; groups: number; out: RefTensor }[];
+    cases: {
+      name: string;
+      weight: RefTensor;
+      bias: RefTensor;
+      stride: Pair;
+      padding: Pair;
+      dilation: Pair;
+      groups: number;
+      out: RefTensor;
+    }[];
   };
-  batch_norm: Record<'x' | 'weight' | 'bias' | 'running_mean' | 'running_var' | 'train_out' | 'train_running_mean' | 'train_running_var' | 'eval_out', RefTensor> & {
+  batch_norm: Record<
+    'x' | 'weight' | 'bias' | 'running_mean' | 'running_var' | 'train_out' | 'train_running_mean' | 'train_running_var' | 'eval_out',
+    RefTensor
+  > & {
     momentum: number;
     eps: number;
   };
@@ -39,12 +51,20 @@ export interface TorchReference {
   };
   optim: {
     problem: { A: number[][]; b: number[]; K: number[][]; p0: number[]; p1: number[][] };
-    cases: { name: string; kind: 'sgd' | 'adam' | 'adamw'; options: SgdOptions & AdamOptions; trajectory: { p0: number[]; p1: number[] }[] }[];
+    cases: {
+      name: string;
+      kind: 'sgd' | 'adam' | 'adamw';
+      options: SgdOptions & AdamOptions;
+      trajectory: { p0: number[]; p1: number[] }[];
+    }[];
   };
   clip_grad_norm: { max_norm: number; grads: RefTensor[]; total_norm: number; clipped: RefTensor[] }[];
   schedules: {
     multistep: { options: { baseLr: number; milestones: number[]; gamma: number }; lrs: number[] };
-    one_cycle: { options: { maxLr: number; totalSteps: number; pctStart?: number; divFactor?: number; finalDivFactor?: number }; lrs: number[] }[];
+    one_cycle: {
+      options: { maxLr: number; totalSteps: number; pctStart?: number; divFactor?: number; finalDivFactor?: number };
+      lrs: number[];
+    }[];
   };
   random: {
     seed: number;

@@ -57,7 +57,11 @@ describe('beginRun', () => {
     beginRun(run, config, false);
     run.appendLog({ epoch: 1 });
     writeFileSync(run.file('checkpoint'), 'state');
-    for (const changed of [{ ...config, epochs: 4 }, { ...config, model: { ...config.model, width: 8 } }, { ...config, seed: 1 }]) {
+    for (const changed of [
+      { ...config, epochs: 4 },
+      { ...config, model: { ...config.model, width: 8 } },
+      { ...config, seed: 1 },
+    ]) {
       let error: unknown;
       try {
         beginRun(run, changed, true);
@@ -188,6 +192,7 @@ describe('trainModel checkpoint and resume', () => {
 
   it('an interrupted and resumed run ends bit-identical to an uninterrupted one', async () => {
     expect(reference.epochsRun).toBe(3);
+    expect(reference.bestEpoch).toBeGreaterThan(1); // so the compared best weights come from an epoch trained after the resume
     const run = tempRun();
     await interruptedAfter(run, config, 1);
     expect(logOf(run).map((e) => e.epoch)).toEqual([1, 2]); // epoch 2 was logged, not checkpointed
@@ -227,11 +232,15 @@ describe('trainModel checkpoint and resume', () => {
   function crashedRun(bestFileEpoch: number, epochLabel: string | undefined): RunDir {
     const run = tempRun();
     run.writeJson('config', savedConfigOf(config));
-    writeFileSync(run.file('log'), readFileSync(uninterrupted.file('log'), 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    const logLines = readFileSync(uninterrupted.file('log'), 'utf8').split('\n').slice(0, 2);
+    writeFileSync(run.file('log'), `${logLines.join('\n')}\n`);
     const checkpoint = loadSafetensors(checkpointAfter(1));
     const state = JSON.parse(checkpoint.metadata[STATE_KEY]!) as { bestEpoch: number; bestScore: number };
     expect(state.bestEpoch).toBe(1);
-    saveSafetensors(run.file('checkpoint'), checkpoint.tensors, { ...checkpoint.metadata, [STATE_KEY]: JSON.stringify({ ...state, bestScore: 1 }) });
+    saveSafetensors(run.file('checkpoint'), checkpoint.tensors, {
+      ...checkpoint.metadata,
+      [STATE_KEY]: JSON.stringify({ ...state, bestScore: 1 }),
+    });
     for (const t of checkpoint.tensors.values()) t.dispose();
 
     const weights = loadSafetensors(checkpointAfter(bestFileEpoch)).tensors;
@@ -258,7 +267,7 @@ describe('trainModel checkpoint and resume', () => {
   it.each([
     ['the checkpoint epoch', '1'],
     ['no epoch (a file from before best.safetensors recorded it)', undefined],
-  ])('keeps the checkpoint\'s selection when best.safetensors names %s', async (_, label) => {
+  ])("keeps the checkpoint's selection when best.safetensors names %s", async (_, label) => {
     const run = crashedRun(1, label);
     const resumed = await trainFor(run, config, true);
     expect(resumed.bestEpoch).toBe(1); // nothing beats the checkpoint's best score of 1
@@ -279,7 +288,11 @@ describe('trainModel early stopping', () => {
     expect(first.epochsRun - first.bestEpoch).toBe(config.patience);
     expect(epochs).toBe(first.epochsRun);
     expect(logOf(run)).toHaveLength(first.epochsRun);
-    expect(loopState(snapshot(run.file('checkpoint')))).toMatchObject({ stopped: true, epochsDone: first.epochsRun, bestEpoch: first.bestEpoch });
+    expect(loopState(snapshot(run.file('checkpoint')))).toMatchObject({
+      stopped: true,
+      epochsDone: first.epochsRun,
+      bestEpoch: first.bestEpoch,
+    });
 
     const files = (['best', 'checkpoint', 'log'] as const).map((name) => readFileSync(run.file(name)));
     let resumedEpochs = 0;

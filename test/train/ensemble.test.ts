@@ -29,7 +29,12 @@ describe('trainEnsemble on synthetic data', () => {
   beforeAll(() => {
     torch.setNumThreads(1);
     const generator = new torch.Generator(7);
-    data = { train: split(generator, 24), val: split(generator, 8), test: split(generator, 8), source: { file: 'synthetic', md5: '', size: 28, upsampled_from: null } };
+    data = {
+      train: split(generator, 24),
+      val: split(generator, 8),
+      test: split(generator, 8),
+      source: { file: 'synthetic', md5: '', size: 28, upsampled_from: null },
+    };
   });
   afterAll(() => {
     for (const s of [data.train, data.val, data.test]) {
@@ -38,7 +43,16 @@ describe('trainEnsemble on synthetic data', () => {
     }
   });
 
-  const config = RunConfigSchema.parse({ model: { width: 4 }, epochs: 2, ensemble: 2, seed: 4, batchSize: 8, threads: 1, augment: false, optimizer: { lr: 0.01 } });
+  const config = RunConfigSchema.parse({
+    model: { width: 4 },
+    epochs: 2,
+    ensemble: 2,
+    seed: 4,
+    batchSize: 8,
+    threads: 1,
+    augment: false,
+    optimizer: { lr: 0.01 },
+  });
   const tempRun = (): RunDir => new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-ensemble-')));
   /** Every tensor of a safetensors file as bytes, and its metadata (the tensors are freed). */
   function contents(file: string): { metadata: Record<string, string>; tensors: Record<string, Buffer> } {
@@ -57,7 +71,7 @@ describe('trainEnsemble on synthetic data', () => {
       .filter(Boolean)
       .map((line) => ({ ...(JSON.parse(line) as object), seconds: 0 }));
 
-  it('trains the members with their own seeds and configs, and a resume after an interruption in member 1 matches an uninterrupted run', async () => {
+  it('trains members with their seeds and configs; resuming after a crash in member 1 matches an uninterrupted run', async () => {
     const whole = tempRun();
     const reference = await trainEnsemble(whole, config, data, { resume: false });
     reference.model.dispose();
@@ -65,7 +79,12 @@ describe('trainEnsemble on synthetic data', () => {
     expect(reference.epochsRun).toEqual([2, 2]);
     expect(whole.member(1).readJson('config')).toEqual(JSON.parse(JSON.stringify(savedConfigOf({ ...config, ensemble: 1, seed: 9 }))));
     const log = untimedLog(whole) as { member: number; epoch: number }[];
-    expect(log.map((e) => [e.member, e.epoch])).toEqual([[0, 1], [0, 2], [1, 1], [1, 2]]);
+    expect(log.map((e) => [e.member, e.epoch])).toEqual([
+      [0, 1],
+      [0, 2],
+      [1, 1],
+      [1, 2],
+    ]);
     const best = contents(whole.file('best'));
     expect(best.metadata.ensemble).toBe('2');
     expect(Object.keys(best.tensors).some((k) => k.startsWith('member1.'))).toBe(true);
@@ -92,5 +111,12 @@ describe('trainEnsemble on synthetic data', () => {
     expect(resumed.epochsRun).toEqual([2, 2]);
     expect(contents(run.file('best'))).toEqual(best);
     expect(untimedLog(run)).toEqual(log);
+  });
+
+  it("calls the caller's onEpoch after every member epoch", async () => {
+    let calls = 0;
+    const trained = await trainEnsemble(tempRun(), config, data, { resume: false, onEpoch: () => calls++ });
+    trained.model.dispose();
+    expect(calls).toBe(config.ensemble * config.epochs);
   });
 });

@@ -42,7 +42,13 @@ describe('stopsEarly', () => {
   });
 
   it('never stops with patience 0', () => {
-    for (const [done, best] of [[1, 1], [10, 1], [100, -1], [1000, 0]] as const) expect(stopsEarly(0, done, best)).toBe(false);
+    for (const [done, best] of [
+      [1, 1],
+      [10, 1],
+      [100, -1],
+      [1000, 0],
+    ] as const)
+      expect(stopsEarly(0, done, best)).toBe(false);
   });
 });
 

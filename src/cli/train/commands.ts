@@ -27,7 +27,8 @@ function summary(metrics: RunMetrics): string {
       : `best epoch ${metrics.best_epoch}, ${metrics.seconds.toFixed(0)} s`,
     `val   ACC ${pct(metrics.val.acc)}  AUC ${pct(metrics.val.auc)}  QWK ${metrics.val.qwk.toFixed(3)}`,
     `test  ACC ${pct(t.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}]  AUC ${pct(t.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}]  ` +
-      `QWK ${t.qwk.toFixed(3)} [${ci.qwk.lo.toFixed(3)}, ${ci.qwk.hi.toFixed(3)}]  macro-F1 ${t.macro_f1.toFixed(3)}  ECE ${t.ece.toFixed(3)}`,
+      `QWK ${t.qwk.toFixed(3)} [${ci.qwk.lo.toFixed(3)}, ${ci.qwk.hi.toFixed(3)}]  ` +
+      `macro-F1 ${t.macro_f1.toFixed(3)}  ECE ${t.ece.toFixed(3)}`,
     metrics.data.upsampled_from ? `(inputs upsampled from ${metrics.data.upsampled_from}x${metrics.data.upsampled_from})` : '',
     NOT_FOR_CLINICAL_USE,
   ]
@@ -123,7 +124,10 @@ Examples:
     .option('--config <file>', 'run config JSON whose augmentation to show (layered on the recipe)')
     .addHelpText(
       'after',
-      '\nExamples:\n  retinagrade montage --out montage.png --size 64 --count 10\n  retinagrade montage --out datasheet.png --recipe datasheet',
+      `
+Examples:
+  retinagrade montage --out montage.png --size 64 --count 10
+  retinagrade montage --out datasheet.png --recipe datasheet`,
     )
     .action(
       async (flags: {
@@ -152,9 +156,8 @@ Examples:
         }).catch((error: Error) => {
           throw new UserError(`cannot write ${flags.out}: ${error.message}`);
         });
-        process.stdout.write(
-          `wrote ${flags.out} (${width}x${height})${data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : ''}\n`,
-        );
+        const upsampling = data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : '';
+        process.stdout.write(`wrote ${flags.out} (${width}x${height})${upsampling}\n`);
       },
     );
 }
