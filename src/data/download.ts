@@ -68,7 +68,7 @@ export async function downloadFile(options: DownloadFileOptions): Promise<Downlo
     const actualMd5 = await md5OfFile(destination);
     if (expectedMd5 !== undefined && actualMd5 !== expectedMd5) {
       throw new UserError(
-        `${destination} already exists but its md5 is ${actualMd5}, expected ${expectedMd5}: ` + 'delete or move it, then download again',
+        `${destination} already exists but its md5 is ${actualMd5}, expected ${expectedMd5}: delete or move it, then download again`,
       );
     }
     return result(existing, actualMd5, true);

@@ -152,7 +152,7 @@ export function parseNpz(bytes: Uint8Array, file: string): Map<string, NpyArray>
   } catch (error) {
     const at = current === undefined ? '' : `, entry '${current}'`;
     throw new UserError(
-      `${file}${at}: truncated or corrupt zip archive (${(error as Error).message}); ` + 'expected a complete .npz file: download it again',
+      `${file}${at}: truncated or corrupt zip archive (${(error as Error).message}); expected a complete .npz file: download it again`,
     );
   }
   const arrays = new Map<string, NpyArray>();
