@@ -11,6 +11,7 @@
 // clone and the shift back to [-1, 1] (two passes over the batch that the whole pipeline folds
 // into the warp). "gridSample alone" samples a uniformly random grid.
 import { spawnSync } from 'node:child_process';
+import { PEER_PYTHON } from '../common.js';
 import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
 import {
@@ -24,7 +25,6 @@ import {
 import { toTensor } from '../../src/data/preprocess.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 
-const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch
 const { values: args } = parseArgs({
   options: {
     size: { type: 'string', default: '64' },
@@ -74,7 +74,7 @@ for repetition in range(-1, 7):
     if repetition >= 0:
         means.append((time.perf_counter() - began) / 10 * 1000)
 print(sorted(means)[3])`;
-  const result = spawnSync(PYTHON, ['-c', script], { encoding: 'utf8' });
+  const result = spawnSync(PEER_PYTHON, ['-c', script], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`peer failed (exit ${result.status}): ${result.stderr}`);
   return Number(result.stdout.trim()).toFixed(2);
 }

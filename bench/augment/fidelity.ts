@@ -13,6 +13,7 @@
 // absolute difference from torchvision's output in 8-bit levels, over all pixels and over the
 // pixels inside the fundus disc (the frame is black in both, which would flatter every mode alike).
 import { spawnSync } from 'node:child_process';
+import { PEER_PYTHON } from '../common.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,7 +25,6 @@ import { loadRetinaTensors } from '../../src/data/retinamnist.js';
 import { preprocessFundus } from '../../src/data/fundus.js';
 import { toTensor } from '../../src/data/preprocess.js';
 
-const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torchvision
 const { values: args } = parseArgs({
   options: {
     count: { type: 'string', default: '512' },
@@ -71,7 +71,7 @@ try {
   writeFileSync(imagesFile, images);
   writeFileSync(paramsFile, JSON.stringify(params));
   const script = join(dirname(fileURLToPath(import.meta.url)), 'fidelity.py');
-  const result = spawnSync(PYTHON, [script, imagesFile, paramsFile, outFile, String(count), String(size)], { encoding: 'utf8' });
+  const result = spawnSync(PEER_PYTHON, [script, imagesFile, paramsFile, outFile, String(count), String(size)], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`torchvision side failed (exit ${result.status}): ${result.stderr}`);
   reference = new Uint8Array(readFileSync(outFile));
 } finally {

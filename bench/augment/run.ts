@@ -11,6 +11,7 @@
 //
 // Threads: RETINAGRADE_THREADS (default: every core); the peer gets the same torch.set_num_threads.
 import { spawnSync } from 'node:child_process';
+import { PEER_PYTHON } from '../common.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,7 +21,6 @@ import * as torch from '../../src/torch/index.js';
 import { augment, datasheetAugment, type AugmentConfig, type Interpolation } from '../../src/data/augment/index.js';
 import { toTensor } from '../../src/data/preprocess.js';
 
-const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch and python3-torchvision
 const { values: args } = parseArgs({
   options: {
     count: { type: 'string', default: '1024' },
@@ -64,7 +64,9 @@ function oursImagesPerSecond(interpolation: Interpolation): number {
 
 function peerImagesPerSecond(): number {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'peer.py');
-  const result = spawnSync(PYTHON, [script, imagesFile, String(count), String(size), String(batch), String(threads)], { encoding: 'utf8' });
+  const result = spawnSync(PEER_PYTHON, [script, imagesFile, String(count), String(size), String(batch), String(threads)], {
+    encoding: 'utf8',
+  });
   if (result.status !== 0) throw new Error(`peer failed (exit ${result.status}): ${result.stderr}`);
   return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { imagesPerSecond: number }).imagesPerSecond;
 }

@@ -8,6 +8,7 @@
 // setImmediate), inside the timing, so Node runs the deferred finalizers of disposed tensor
 // handles. --no-yield skips that: a synchronous loop, to show what it costs (bench/README.md).
 import { setImmediate as turnEventLoop } from 'node:timers/promises';
+import { NUM_GRADES } from '../../src/data/grades.js';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
 import { Adam } from '../../src/optim/index.js';
@@ -51,12 +52,12 @@ async function main(): Promise<void> {
 
   seedInit(0);
   torch.manualSeed(0);
-  const model = createModel({ name, inputSize: size, inChannels: 3, numClasses: 5, width: name === 'cnn' ? 32 : 64, dropout: 0 });
+  const model = createModel({ name, inputSize: size, inChannels: 3, numClasses: NUM_GRADES, width: name === 'cnn' ? 32 : 64, dropout: 0 });
   const optimizer = new Adam(model.parameters(), { lr: 1e-3 });
-  const objective = new CrossEntropy(5);
+  const objective = new CrossEntropy(NUM_GRADES);
   const gen = new torch.Generator(1);
   const x = torch.keep(gen.normal([batch, 3, size, size]));
-  const y = torch.keep(gen.randint(0, 5, [batch]));
+  const y = torch.keep(gen.randint(0, NUM_GRADES, [batch]));
 
   // Training: the trainer's step (src/train/loop.ts) without augmentation or data loading.
   model.train();

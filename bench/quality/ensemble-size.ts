@@ -10,7 +10,9 @@ import { parseArgs } from 'node:util';
 import { openRun } from '../../src/model/open-run.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
 import { predictProbabilities } from '../../src/model/inference.js';
+import { NUM_GRADES } from '../../src/data/grades.js';
 import { computeMetrics } from '../../src/eval/index.js';
+import { fractionSpread, mean, percentSpread } from './spread.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,11 +30,6 @@ if (saved.some((s) => s.modelConfig.inputSize !== size)) throw new Error('all ru
 const val = loadRetinaTensors({ dataDir: values['data-dir'], size }).val;
 const probabilities = saved.map((s) => predictProbabilities(s.model, s.objective, val.x));
 
-const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
-const fmt = (xs: number[]): string => `${(100 * mean(xs)).toFixed(1)} ± ${(100 * std(xs)).toFixed(1)}`;
-const fmtQwk = (xs: number[]): string => `${mean(xs).toFixed(3)} ± ${std(xs).toFixed(3)}`;
-
 process.stdout.write('| members | ensembles | val ACC | val AUC | val QWK |\n| ---: | ---: | --- | --- | --- |\n');
 for (const k of values.sizes.split(',').map(Number)) {
   const groups = Math.floor(runDirs.length / k);
@@ -40,8 +37,10 @@ for (const k of values.sizes.split(',').map(Number)) {
   const metrics = Array.from({ length: groups }, (_, g) => {
     const members = probabilities.slice(g * k, (g + 1) * k);
     const averaged = members[0]!.map((_, i) => mean(members.map((p) => p[i]!)));
-    return computeMetrics(val.labels, averaged, 5);
+    return computeMetrics(val.labels, averaged, NUM_GRADES);
   });
   const column = (key: 'acc' | 'auc' | 'qwk'): number[] => metrics.map((m) => m[key]);
-  process.stdout.write(`| ${k} | ${groups} | ${fmt(column('acc'))} | ${fmt(column('auc'))} | ${fmtQwk(column('qwk'))} |\n`);
+  process.stdout.write(
+    `| ${k} | ${groups} | ${percentSpread(column('acc'))} | ${percentSpread(column('auc'))} | ${fractionSpread(column('qwk'))} |\n`,
+  );
 }

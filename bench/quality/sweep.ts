@@ -14,6 +14,7 @@ import { train } from '../../src/train/run.js';
 import { resolveRunConfig, type TrainFlags } from '../../src/cli/train/config-flags.js';
 import type { RunMetrics } from '../../src/model/run-metrics.js';
 import { CANDIDATES } from './candidates.js';
+import { fractionSpread, mean, percentSpread } from './spread.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,11 +25,6 @@ const { values } = parseArgs({
     report: { type: 'string', default: 'val' },
   },
 });
-
-const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]): number => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
-const fmt = (xs: number[]): string => `${(100 * mean(xs)).toFixed(1)} ± ${(100 * std(xs)).toFixed(1)}`;
-const fmtQwk = (xs: number[]): string => `${mean(xs).toFixed(3)} ± ${std(xs).toFixed(3)}`;
 
 const split = values.report === 'test' ? 'test' : 'val';
 const seeds = values.seeds.split(',').map(Number);
@@ -49,7 +45,9 @@ for (const name of values.candidates.split(',')) {
   }
   const metric = (key: 'acc' | 'auc' | 'qwk'): number[] => results.map((r) => r[split][key]);
   const secondsPerRun = mean(results.map((r) => r.seconds)).toFixed(0);
-  rows.push(`| ${name} | ${fmt(metric('acc'))} | ${fmt(metric('auc'))} | ${fmtQwk(metric('qwk'))} | ${secondsPerRun} |`);
+  rows.push(
+    `| ${name} | ${percentSpread(metric('acc'))} | ${percentSpread(metric('auc'))} | ${fractionSpread(metric('qwk'))} | ${secondsPerRun} |`,
+  );
   process.stdout.write(`${rows.at(-1)}\n`);
 }
 process.stdout.write(`\n${rows.join('\n')}\n`);

@@ -10,6 +10,7 @@
 // Like the trainer, each step ends with an event-loop turn (await setImmediate) so Node runs the
 // deferred finalizers of disposed tensor handles; --no-yield runs the loop synchronously.
 import { setImmediate as turnEventLoop } from 'node:timers/promises';
+import { NUM_GRADES } from '../../src/data/grades.js';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
 import { augment, datasheetAugment } from '../../src/data/augment/index.js';
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
   // Synthetic data: random uint8 NHWC images and labels, then the dataset's preprocessing.
   const gen = new torch.Generator(seed + 1);
   const images = torch.tidy(() => gen.randint(0, 256, [n, SOURCE_SIZE, SOURCE_SIZE, 3]).to('uint8').data() as Uint8Array);
-  const labels = torch.tidy(() => gen.randint(0, 5, [n]).data() as BigInt64Array);
+  const labels = torch.tidy(() => gen.randint(0, NUM_GRADES, [n]).data() as BigInt64Array);
   const prepStart = performance.now();
   const trainX = torch.keep(
     torch.tidy(() => {
@@ -59,8 +60,8 @@ async function main(): Promise<void> {
 
   seedInit(seed);
   torch.manualSeed(seed);
-  const objective = createObjective(config.loss, 5);
-  const model = createModel({ ...config.model, inputSize: size, inChannels: 3, numClasses: 5, outputs: objective.outputs });
+  const objective = createObjective(config.loss, NUM_GRADES);
+  const model = createModel({ ...config.model, inputSize: size, inChannels: 3, numClasses: NUM_GRADES, outputs: objective.outputs });
   const optimizer = createOptimizer(config.optimizer, model.parameters());
   const sampler = new ShuffleSampler(n);
   model.train();

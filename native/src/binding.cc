@@ -1,6 +1,6 @@
 // Thin Node-API binding over libtorch's ATen ops and autograd.
 //
-// One exported function per ATen op; no model logic lives here (see DESIGN.md). Every entry
+// One exported function per ATen op; no model logic lives here (docs/ARCHITECTURE.md). Every entry
 // point is wrapped by `Guarded`, which turns c10::Error and std::exception into JavaScript
 // errors, so a bad shape or dtype never aborts the process. Tensors cross into JavaScript as
 // opaque `TensorHandle` objects; the TypeScript layer (src/torch) gives them a typed API.

@@ -43,7 +43,7 @@ export interface TrainedState {
 /** JSON's view of a value: key order is not meaningful and undefined keys are dropped. */
 const asJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
-/** Whether a config.json (as read) records `config`, in today's form or the legacy one; threads may differ. */
+/** Whether a config.json (as read) records `config`, in either form resume accepts; threads may differ. */
 export function recordsConfig(saved: object, config: RunConfig): boolean {
   const previous = asJson({ ...saved, threads: undefined });
   return [savedConfigOf(config), legacySavedConfigOf(config)].some((form) => isDeepStrictEqual(previous, asJson(form)));

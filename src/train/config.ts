@@ -88,5 +88,5 @@ export function modelConfigOf(config: RunConfig): ModelConfig {
 /** What config.json holds: this configuration as `--config` accepts it, less the machine's thread count. */
 export const savedConfigOf = (config: RunConfig): RunConfig => ({ ...config, threads: undefined });
 
-/** config.json as runs wrote it before it held only the run configuration: the model as built. */
+/** The other form of config.json that resume accepts: the model as built instead of as configured. */
 export const legacySavedConfigOf = (config: RunConfig): object => ({ ...savedConfigOf(config), model: modelConfigOf(config) });

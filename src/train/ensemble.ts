@@ -62,11 +62,16 @@ export async function trainEnsemble(run: RunDir, config: RunConfig, data: Retina
     throw error;
   }
   const ensemble = new Ensemble(members, createObjective(config.loss, NUM_GRADES));
-  saveSafetensors(run.file('best'), ensemble.stateDict(), {
-    [WEIGHTS_METADATA.model]: JSON.stringify(modelConfigOf(config)),
-    [WEIGHTS_METADATA.objective]: config.loss.kind,
-    [WEIGHTS_METADATA.ensemble]: String(config.ensemble),
-  });
+  try {
+    saveSafetensors(run.file('best'), ensemble.stateDict(), {
+      [WEIGHTS_METADATA.model]: JSON.stringify(modelConfigOf(config)),
+      [WEIGHTS_METADATA.objective]: config.loss.kind,
+      [WEIGHTS_METADATA.ensemble]: String(config.ensemble),
+    });
+  } catch (error) {
+    ensemble.dispose(); // frees the members it holds
+    throw error;
+  }
   return {
     model: ensemble,
     objective: new LogProbabilityObjective(NUM_GRADES),

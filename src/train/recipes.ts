@@ -22,7 +22,7 @@ export const RECIPES = {
     augment: false,
   },
   /**
-   * The default: the schema's defaults (src/train/config.ts), chosen on the validation split.
+   * The default: RunConfigSchema's defaults (src/train/config.ts), chosen on the validation split.
    * It differs from the datasheet in RESULTS.md's terms: no rebalancing (plain cross-entropy,
    * shuffled epochs), milder augmentation, and an ensemble of 5 compact CNNs at 28x28.
    */

@@ -1,8 +1,7 @@
 // The server stops its grading thread with worker.terminate() when a photograph passes the
-// deadline, and on close. Stopped mid-grading, the thread must go alone: it used to abort the
-// whole process now and then (3 runs in 11 with a 40 ms deadline). In a child process, so that
-// an abort fails the test instead of ending it; test/torch/worker-terminate.test.ts does the
-// same 200 times with a bare thread.
+// deadline, and on close. Stopped mid-grading, the thread must go alone, never the process. In a
+// child process, so that an abort fails the test instead of ending it;
+// test/torch/worker-terminate.test.ts does the same 200 times with a bare thread.
 import { resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { runIsolated } from '../torch/isolated.js';

@@ -1,5 +1,5 @@
 // Runs an ES module in a fresh Node process (with tsx, so that it can import src/torch), for
-// behaviour that used to take the whole process down: the test sees the exit code and signal
+// behaviour that could take the whole process down: the test sees the exit code and signal
 // instead of dying with it.
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';

@@ -1,7 +1,7 @@
 // worker.terminate() while the thread is inside the binding (the server's grading deadline and
-// close do this) must stop that thread only. It used to abort the process now and then: the
-// result could not be wrapped, or an error not thrown, in a stopping thread, and the C++ runtime
-// terminated. Run in a child process, so that an abort fails the test instead of killing it.
+// close do this) must stop that thread only, even when a result cannot be wrapped or an error
+// not thrown in the stopping thread. Run in a child process, so that an abort fails the test
+// instead of killing it.
 import { expect, it } from 'vitest';
 import { runIsolated } from './isolated.js';
 

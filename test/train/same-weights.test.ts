@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSafetensors } from '../../src/io/safetensors.js';
+import { datasheetAugment } from '../../src/data/augment/index.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 import { train } from '../../src/train/run.js';
 
@@ -36,7 +37,6 @@ describe('a fixed seed trains the same weights', () => {
   it('a single weighted-sampling focal model at 64 px, 2 epochs', async () => {
     const outDir = join(mkdtempSync(join(tmpdir(), 'retinagrade-same-')), 'run');
     const config = RunConfigSchema.parse({
-      recipe: 'datasheet',
       size: 64,
       model: { width: 8 },
       epochs: 2,
@@ -48,5 +48,22 @@ describe('a fixed seed trains the same weights', () => {
     });
     await train({ config, outDir, dataDir });
     expect(weightsDigest(join(outDir, 'best.safetensors'))).toBe('2bca2918d284b6ff0b548915cb063f6accb404e3ef46607cb0e19423cd53c060');
+  }, 120_000);
+
+  it('the datasheet augmentation (hue groups), an ordinal head and SGD with a multistep schedule, 2 epochs', async () => {
+    const outDir = join(mkdtempSync(join(tmpdir(), 'retinagrade-same-')), 'run');
+    const config = RunConfigSchema.parse({
+      model: { width: 8 },
+      epochs: 2,
+      ensemble: 1,
+      augment: datasheetAugment,
+      loss: { kind: 'ordinal' },
+      optimizer: { name: 'sgd', lr: 0.01 },
+      schedule: { name: 'multistep' },
+      seed: 7,
+      threads: 1,
+    });
+    await train({ config, outDir, dataDir });
+    expect(weightsDigest(join(outDir, 'best.safetensors'))).toBe('2e2d2261b9f81c0eaac0abfc1088688ca7e65414db794aa23d830d8e7504423b');
   }, 120_000);
 });
