@@ -53,7 +53,7 @@ export function registerTrainCommands(program: Command): void {
   const optimizer = fields.optimizer.unwrap().shape;
   program
     .command('train')
-    .description(`train a model to grade ${GRADE_NAMES.length} DR grades on RetinaMNIST, select it on validation, evaluate it on test`)
+    .description(`train a DR grader (${GRADE_NAMES.length} grades) on RetinaMNIST, select it on validation, evaluate it on test`)
     .requiredOption('--out <dir>', 'run directory to create (config, log, weights, metrics, predictions)')
     .addOption(dataDirOption())
     .option('--config <file>', "run config JSON (a run's own config.json works); flags override it")
@@ -61,7 +61,7 @@ export function registerTrainCommands(program: Command): void {
     .addOption(choiceOption('--model <name>', 'architecture', model.name))
     .option('--width <n>', "channels of the first stage (default: the architecture's)", parseInteger)
     .option('--dropout <p>', `dropout before the classifier${defaultOf(model.dropout)}`, parseNumber)
-    .option('--size <px>', `model input size${defaultOf(fields.size)}`, integerChoice(IMAGE_SIZES))
+    .option('--size <px>', `model input size: ${IMAGE_SIZES.join(', ')}${defaultOf(fields.size)}`, integerChoice(IMAGE_SIZES))
     .option('--epochs <n>', `training epochs${defaultOf(fields.epochs)}`, parseInteger)
     .option('--batch-size <n>', `images per step, at least 2${defaultOf(fields.batchSize)}`, parseInteger)
     .addOption(choiceOption('--optimizer <name>', 'optimizer', optimizer.name))
