@@ -14,6 +14,14 @@ export const integerAtLeast =
     if (n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got '${value}'`);
     return n;
   };
+/** An integer flag that must be from `min` to `max`. */
+export const integerBetween =
+  (min: number, max: number) =>
+  (value: string): number => {
+    const n = parseInteger(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
+    return n;
+  };
 /** An integer flag that must be one of `choices`. */
 export const integerChoice =
   (choices: readonly number[]) =>

@@ -1,9 +1,9 @@
 // `serve`: an HTTP server grading uploaded photographs with a trained run (src/serve/server.ts).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { createServer, DEFAULT_MAX_BYTES } from '../serve/server.js';
+import { createServer, DEFAULT_MAX_BYTES, MAX_MAX_BYTES } from '../serve/server.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
-import { integerAtLeast, parseInteger } from './options.js';
+import { integerBetween, parseInteger } from './options.js';
 
 const parsePort = (value: string): number => {
   const port = parseInteger(value);
@@ -18,7 +18,12 @@ export function serveCommand(program: Command): void {
     .requiredOption('--model <dir>', 'run directory written by `train`')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', parsePort, 8080)
-    .option('--max-bytes <n>', 'largest accepted upload in bytes', integerAtLeast(1), DEFAULT_MAX_BYTES)
+    .option(
+      '--max-bytes <n>',
+      `largest accepted upload in bytes (at most ${MAX_MAX_BYTES})`,
+      integerBetween(1, MAX_MAX_BYTES),
+      DEFAULT_MAX_BYTES,
+    )
     .addHelpText(
       'after',
       `

@@ -14,8 +14,12 @@ import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
 import { CancelledError, PredictionWorker } from './prediction-worker.js';
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
-/** Photographs at the worker (the one being graded included) beyond which new ones are turned away (503). */
+/** The largest --max-bytes accepted: a 50-megapixel photograph (MAX_INPUT_PIXELS) as an uncompressed 8-bit RGB TIFF fits. */
+export const MAX_MAX_BYTES = 256 * 1024 * 1024;
+/** Uploads being received or graded (the one being graded included) beyond which new ones are turned away (503). */
 export const DEFAULT_MAX_QUEUED = 16;
+/** Upload bytes being received or graded at most, by default: four uploads of the largest size. */
+export const DEFAULT_MAX_BYTES_IN_FLIGHT_UPLOADS = 4;
 /**
  * A request whose upload takes longer than this is answered 408 by Node. Grading has its own
  * deadline per photograph (PredictionWorker's), after which the stuck worker is stopped and
@@ -24,10 +28,15 @@ export const DEFAULT_MAX_QUEUED = 16;
 const REQUEST_TIMEOUT_MS = 120_000;
 
 export interface ServerOptions {
-  /** Largest request body accepted (413 above it). */
+  /** Largest request body accepted (413 above it); at most MAX_MAX_BYTES. */
   maxBytes?: number;
-  /** Grading requests at the worker at most, the one being graded included (503 with Retry-After above it). */
+  /** Uploads being received or graded at most, the one being graded included (503 with Retry-After above it). */
   maxQueued?: number;
+  /**
+   * Upload bytes being received or graded at most (503 with Retry-After above it): each upload
+   * counts its Content-Length, or maxBytes when it has none. Default: 4 x maxBytes.
+   */
+  maxBytesInFlight?: number;
   /** Fastify's logger (pino); off unless given. */
   logger?: FastifyServerOptions['logger'];
   /** Milliseconds the worker may take over one photograph before it is stopped as stuck. */
@@ -77,6 +86,58 @@ function readMetrics(run: RunDir): ModelDescription['metrics'] {
   }
 }
 
+/**
+ * Counts the uploads being received or graded and their bytes; each is released when its response
+ * closes (sent, or its client gone). Grading is one photograph at a time: a queue beyond this would
+ * only hold memory and time out.
+ */
+class UploadAdmission {
+  #uploads = 0;
+  #bytes = 0;
+  constructor(
+    readonly maxUploads: number,
+    readonly maxBytes: number,
+  ) {}
+
+  /** Admits an upload of `bytes` until `response` closes; else the reason it is refused. */
+  admit(bytes: number, response: NodeJS.EventEmitter): string | undefined {
+    if (this.#uploads >= this.maxUploads) return `busy: ${this.#uploads} waiting to be graded (at most ${this.maxUploads}); retry shortly`;
+    if (this.#bytes + bytes > this.maxBytes) {
+      return `busy: ${this.#bytes} bytes of uploads waiting to be graded (at most ${this.maxBytes} at once); retry shortly`;
+    }
+    this.#uploads++;
+    this.#bytes += bytes;
+    response.once('close', () => {
+      this.#uploads--;
+      this.#bytes -= bytes;
+    });
+    return undefined;
+  }
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+const isLoopback = (address: string): boolean => address === '::1' || /^(::ffff:)?127\./.test(address);
+
+/**
+ * Why a request's Host header is refused, when the server listens on a loopback address only:
+ * a web page whose domain an attacker re-points to 127.0.0.1 (DNS rebinding) sends its own name
+ * as Host, so only loopback names with this server's port are answered.
+ */
+function refusedHost(app: FastifyInstance, host: string | undefined): string | undefined {
+  const bound = app.server.address();
+  if (bound === null || typeof bound === 'string' || !isLoopback(bound.address)) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(`http://${host}`);
+  } catch {}
+  const port = url && (url.port || '80');
+  if (url && LOOPBACK_HOSTS.has(url.hostname) && port === String(bound.port) && url.host === host?.toLowerCase()) return undefined;
+  return (
+    `Host '${host ?? ''}' is not this server: a server listening on ${bound.address} answers only ` +
+    `localhost, 127.0.0.1 or [::1] with port ${bound.port} (refused to guard against DNS rebinding)`
+  );
+}
+
 function errorBody(statusCode: number, message: string): ErrorResponse {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message };
 }
@@ -88,6 +149,11 @@ function errorBody(statusCode: number, message: string): ErrorResponse {
  */
 export async function createServer(runDir: string, options: ServerOptions = {}): Promise<FastifyInstance> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1 || maxBytes > MAX_MAX_BYTES) {
+    throw new UserError(`--max-bytes must be an integer from 1 to ${MAX_MAX_BYTES} (256 MiB), got ${maxBytes}`);
+  }
+  const maxBytesInFlight = options.maxBytesInFlight ?? DEFAULT_MAX_BYTES_IN_FLIGHT_UPLOADS * maxBytes;
+  if (maxBytesInFlight < maxBytes) throw new RangeError(`maxBytesInFlight (${maxBytesInFlight}) must be at least maxBytes (${maxBytes})`);
   const metrics = readMetrics(new RunDir(runDir));
   const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs });
   const { modelConfig, ensemble } = worker.model;
@@ -104,6 +170,25 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: maxBytes, requestTimeout: REQUEST_TIMEOUT_MS });
   app.addHook('onClose', () => worker.close());
+  // Browsers must take every answer as the type it says it is (an error page is never run as a script).
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.header('x-content-type-options', 'nosniff');
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    const wrongHost = refusedHost(app, request.headers.host);
+    if (wrongHost) return reply.status(403).send(errorBody(403, wrongHost));
+  });
+  // Uploads are admitted on their headers, before a byte of the body is read: one that could not
+  // be queued is refused at once (and its connection closed, so its body is never buffered).
+  const uploads = new UploadAdmission(maxQueued, maxBytesInFlight);
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST' || request.routeOptions.url !== '/v1/predict') return;
+    const declared = Number(request.headers['content-length']);
+    // Larger than the limit: the body parser answers 413 without reading it.
+    if (declared > maxBytes) return;
+    const busy = uploads.admit(Number.isInteger(declared) && declared >= 0 ? declared : maxBytes, reply.raw);
+    if (busy) return reply.status(503).header('retry-after', '1').header('connection', 'close').send(errorBody(503, busy));
+  });
   // The methods of each path, as routes are added: a known path asked with another method is 405.
   const methodsOf = new Map<string, string[]>();
   app.addHook('onRoute', ({ url, method }) => {
@@ -177,11 +262,6 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
       if (!bytes?.length) {
         void reply.status(400);
         return errorBody(400, `empty request body: send the image bytes as the body (${ACCEPTED_TYPES})`);
-      }
-      // Grading is one photograph at a time: a queue beyond this would only hold memory and time out.
-      if (worker.pending >= maxQueued) {
-        void reply.status(503).header('retry-after', '1');
-        return errorBody(503, `busy: ${worker.pending} waiting to be graded (at most ${maxQueued}); retry shortly`);
       }
       // A client that goes away while its photograph waits takes it out of the queue: its
       // connection closes (also before this handler ran, or under a pipelined request that has

@@ -9,7 +9,7 @@ import { bombPng } from '../helpers/bomb-png.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import { NOT_FUNDUS_WARNING } from '../../src/data/fundus.js';
-import { createServer } from '../../src/serve/server.js';
+import { createServer, MAX_MAX_BYTES } from '../../src/serve/server.js';
 import { UserError } from '../../src/errors.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
@@ -228,6 +228,85 @@ describe('createServer', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('answers on loopback only to loopback Host names with its port (DNS rebinding), every answer with nosniff', async () => {
+    const server = await createServer(untrainedRun(1));
+    try {
+      const url = new URL(await server.listen({ host: '127.0.0.1', port: 0 }));
+      const get = (host: string) =>
+        new Promise<{ status: number; body: string; nosniff: unknown }>((done, fail) => {
+          const request = httpRequest({ host: '127.0.0.1', port: url.port, path: '/health', headers: { host } }, (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk));
+            response.on('end', () => done({ status: response.statusCode!, body, nosniff: response.headers['x-content-type-options'] }));
+          });
+          request.on('error', fail).end();
+        });
+      for (const host of [`localhost:${url.port}`, `127.0.0.1:${url.port}`, `[::1]:${url.port}`, `LOCALHOST:${url.port}`]) {
+        expect(await get(host), host).toMatchObject({ status: 200, nosniff: 'nosniff' });
+      }
+      for (const host of [
+        `evil.example:${url.port}`,
+        'localhost',
+        `localhost:${Number(url.port) + 1}`,
+        `localhost:${url.port}@evil.example`,
+      ]) {
+        const refused = await get(host);
+        expect(refused, host).toMatchObject({ status: 403, nosniff: 'nosniff' });
+        expect(JSON.parse(refused.body).message).toMatch(
+          /is not this server: .* answers only localhost, 127\.0\.0\.1 or \[::1\] with port/,
+        );
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses before reading a body it cannot queue: a client that never sends its body still gets 503', async () => {
+    const server = await createServer(untrainedRun(1), { maxBytes: MAX_BYTES, maxBytesInFlight: 2 * MAX_BYTES });
+    try {
+      const url = new URL(await server.listen({ host: '127.0.0.1', port: 0 }));
+      // Three uploads announce their size and send nothing more: two fit the byte budget and wait
+      // for their bodies; the third is answered from its headers alone.
+      const statuses = await Promise.all(
+        [1, 2, 3].map(
+          (i) =>
+            new Promise<number | 'pending'>((done) => {
+              const request = httpRequest({
+                host: '127.0.0.1',
+                port: url.port,
+                path: '/v1/predict',
+                method: 'POST',
+                headers: { 'content-type': 'image/jpeg', 'content-length': String(MAX_BYTES) },
+              });
+              request.on('response', (response) => done(response.statusCode!));
+              request.on('error', () => {});
+              request.flushHeaders();
+              setTimeout(
+                () => {
+                  done('pending');
+                  request.destroy();
+                },
+                500 + 100 * i,
+              );
+            }),
+        ),
+      );
+      expect(statuses.sort()).toEqual([503, 'pending', 'pending']);
+      // Their budget is released when they hang up.
+      await new Promise((done) => setTimeout(done, 100));
+      const response = await fetch(`${url.origin}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo });
+      expect(response.status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a --max-bytes above its ceiling, naming the flag and the ceiling', async () => {
+    const error = await createServer(untrainedRun(1), { maxBytes: MAX_MAX_BYTES + 1 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toBe(`--max-bytes must be an integer from 1 to ${MAX_MAX_BYTES} (256 MiB), got ${MAX_MAX_BYTES + 1}`);
   });
 
   it('refuses a folder that is not a run directory', async () => {
