@@ -2,15 +2,17 @@
 // disc (a bright disc on a dark background), crop a square around it, resize.
 // MedMNIST's own images were centre-cropped and resized; cropping to the disc first makes photos
 // from other cameras and framings look more like them.
-import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata } from 'sharp';
 import { UserError } from '../errors.js';
+import { readRegularFile } from '../io/regular-file.js';
 
 /** A path, or bytes with a name for messages (e.g. an uploaded file). */
 export type ImageInput = string | { name: string; bytes: Uint8Array };
 
 /** Refuse anything larger: a decompression bomb, or far more pixels than grading needs. */
 export const MAX_INPUT_PIXELS = 50_000_000;
+/** The largest image file read or uploaded: a MAX_INPUT_PIXELS photograph as an uncompressed 8-bit RGB TIFF fits. */
+export const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024;
 
 const SUPPORTED_FORMATS = new Set(['jpeg', 'png', 'tiff', 'webp']);
 
@@ -76,11 +78,7 @@ export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
 
 async function readInput(input: ImageInput): Promise<{ name: string; bytes: Uint8Array }> {
   if (typeof input !== 'string') return input;
-  try {
-    return { name: input, bytes: await readFile(input) };
-  } catch (error) {
-    throw new UserError(`${input}: cannot read the image (${(error as Error).message})`);
-  }
+  return { name: input, bytes: await readRegularFile(input, MAX_IMAGE_FILE_BYTES, 'the image') };
 }
 
 /** Longest side of the downscaled copy the disc is searched on. */

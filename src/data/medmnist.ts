@@ -1,9 +1,9 @@
 // Loads a MedMNIST .npz file and checks it against the registry before anything trains on it:
 // keys, dtypes, shapes, label range, split sizes and (optionally) the md5 of the file.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
-import { formatShape, parseNpz, type NpyArray } from './npz.js';
+import { readRegularFileSync } from '../io/regular-file.js';
+import { MAX_NPZ_BYTES, formatShape, parseNpz, type NpyArray } from './npz.js';
 import { IMAGE_SIZES, SPLITS, getDataset, isImageSize, type DatasetInfo, type ImageSize, type Split } from './registry.js';
 
 export interface SplitData {
@@ -34,12 +34,7 @@ export function md5Hex(bytes: Uint8Array): string {
 
 export function loadMedMNIST(file: string, datasetKey: string, options: LoadOptions = {}): LoadedDataset {
   const info = getDataset(datasetKey);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    throw new UserError(`${file}: cannot read the dataset file (${(error as Error).message})`);
-  }
+  const bytes = readRegularFileSync(file, MAX_NPZ_BYTES, 'the dataset file');
   const md5 = md5Hex(bytes);
   if (options.expectedMd5 !== undefined && md5 !== options.expectedMd5.toLowerCase()) {
     throw new UserError(

@@ -2,9 +2,9 @@
 // Supports what numpy writes for plain numeric arrays: format versions 1-3, little-endian
 // bool/int/uint/float dtypes, C order. Anything else is refused with an error naming the file
 // and key, rather than read wrongly.
-import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
 import { UserError } from '../errors.js';
+import { readRegularFileSync } from '../io/regular-file.js';
 
 export type NpyDtype = 'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'int8' | 'int16' | 'int32' | 'int64' | 'float32' | 'float64';
 
@@ -163,8 +163,11 @@ export function parseNpz(bytes: Uint8Array, file: string): Map<string, NpyArray>
   return arrays;
 }
 
+/** The largest .npz file read (Node's largest buffer on 64-bit hosts). */
+export const MAX_NPZ_BYTES = 4 * 1024 ** 3;
+
 export function readNpz(file: string): Map<string, NpyArray> {
-  return parseNpz(readFileSync(file), file);
+  return parseNpz(readRegularFileSync(file, MAX_NPZ_BYTES, 'a .npz archive'), file);
 }
 
 // --- The Python literal subset numpy writes in .npy headers:

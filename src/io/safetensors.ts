@@ -6,8 +6,8 @@
 // The header maps each tensor name to {dtype, shape, data_offsets: [begin, end]} (byte offsets
 // into the data section) and may hold "__metadata__", a string -> string map (we keep the model
 // config there). Data is raw little-endian, row-major.
-import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
+import { readRegularFileSync } from './regular-file.js';
 import { endianness } from 'node:os';
 import * as torch from '../torch/index.js';
 import type { DType, Tensor, TypedArray } from '../torch/index.js';
@@ -157,6 +157,9 @@ function typedArray(dtype: DType, buffer: ArrayBuffer): TypedArray {
   }
 }
 
+/** The largest safetensors file read (Node's largest buffer on 64-bit hosts). */
+export const MAX_SAFETENSORS_BYTES = 4 * 1024 ** 3;
+
 /** Saves tensors to `path` atomically (see writeFileAtomic): a reader never sees a half-written file. */
 export function saveSafetensors(path: string, tensors: ReadonlyMap<string, Tensor>, metadata: Record<string, string> = {}): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
@@ -164,5 +167,5 @@ export function saveSafetensors(path: string, tensors: ReadonlyMap<string, Tenso
 
 /** Loads a safetensors file, validating its header; errors name the file and the tensor. */
 export function loadSafetensors(path: string): SafetensorsContents {
-  return decodeSafetensors(readFileSync(path), path);
+  return decodeSafetensors(readRegularFileSync(path, MAX_SAFETENSORS_BYTES, 'a safetensors file'), path);
 }

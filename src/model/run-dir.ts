@@ -3,6 +3,7 @@
 import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { MAX_JSON_BYTES, readRegularFileSync } from '../io/regular-file.js';
 import { UserError } from '../errors.js';
 
 export const RUN_FILES = {
@@ -69,7 +70,7 @@ export class RunDir {
   readJson<T>(name: keyof typeof RUN_FILES): T {
     const path = this.file(name);
     try {
-      return JSON.parse(readFileSync(path, 'utf8')) as T;
+      return JSON.parse(readRegularFileSync(path, MAX_JSON_BYTES, 'a JSON file').toString('utf8')) as T;
     } catch (error) {
       throw new Error(`cannot read ${path}: ${error instanceof Error ? error.message : error}`);
     }

@@ -5,6 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyBodyParser, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { EvalMetrics } from '../eval/index.js';
 import { UserError } from '../errors.js';
+import { MAX_IMAGE_FILE_BYTES } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import type { CropMode, Prediction } from '../model/grade-photo.js';
 import { RunDir } from '../model/run-dir.js';
@@ -14,8 +15,8 @@ import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
 import { CancelledError, PredictionWorker } from './prediction-worker.js';
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
-/** The largest --max-bytes accepted: a 50-megapixel photograph (MAX_INPUT_PIXELS) as an uncompressed 8-bit RGB TIFF fits. */
-export const MAX_MAX_BYTES = 256 * 1024 * 1024;
+/** The largest --max-bytes accepted: the largest image file `predict` reads. */
+export const MAX_MAX_BYTES = MAX_IMAGE_FILE_BYTES;
 /** Uploads being received or graded (the one being graded included) beyond which new ones are turned away (503). */
 export const DEFAULT_MAX_QUEUED = 16;
 /** Upload bytes being received or graded at most, by default: four uploads of the largest size. */

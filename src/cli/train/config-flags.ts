@@ -1,8 +1,8 @@
 // Turns `train` flags, an optional --config file and a recipe into one validated RunConfig.
 // Precedence, lowest first: schema defaults, the recipe, the config file, the flags.
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { UserError } from '../../errors.js';
+import { MAX_JSON_BYTES, readRegularFileSync } from '../../io/regular-file.js';
 import { RunConfigSchema, type RunConfig } from '../../train/config.js';
 import { RECIPES, RECIPE_NAMES, type RecipeName } from '../../train/recipes.js';
 
@@ -66,12 +66,7 @@ function flagsToConfig(f: TrainFlags): Plain {
 }
 
 function readConfigFile(path: string): Plain {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new UserError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
-  }
+  const text = readRegularFileSync(path, MAX_JSON_BYTES, 'a JSON config file').toString('utf8');
   try {
     const parsed: unknown = JSON.parse(text);
     if (!isPlain(parsed)) throw new Error('expected a JSON object');
