@@ -63,7 +63,7 @@ export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
     );
   }
   try {
-    const decoder = sharp(bytes, { failOn: 'truncated', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
+    const decoder = sharp(bytes, { failOn: 'warning', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
     const { data, info } = await decoder
       .flatten({ background: '#000000' })
       .toColourspace('srgb')
