@@ -6,6 +6,11 @@
 // The header maps each tensor name to {dtype, shape, data_offsets: [begin, end]} (byte offsets
 // into the data section) and may hold "__metadata__", a string -> string map (we keep the model
 // config there). Data is raw little-endian, row-major.
+//
+// Every file we write carries CHECKSUM_KEY in its metadata: the sha256 of the rest of the
+// metadata and the data section, checked when the file is read. Files without it (written by
+// other tools, or before it existed) are read unchecked.
+import { createHash } from 'node:crypto';
 import { writeFileAtomic } from './atomic.js';
 import { readRegularFileSync } from './regular-file.js';
 import { endianness } from 'node:os';
@@ -14,7 +19,21 @@ import type { DType, Tensor, TypedArray } from '../torch/index.js';
 
 export interface SafetensorsContents {
   tensors: Map<string, Tensor>;
+  /** Without CHECKSUM_KEY. */
   metadata: Record<string, string>;
+  /** Whether the file carried a checksum (it matched: a mismatch is an error). */
+  checksummed: boolean;
+}
+
+/** The metadata key holding the sha256 of the file's other metadata and its data section. */
+export const CHECKSUM_KEY = 'sha256';
+
+/** sha256 over the metadata (without the checksum, keys sorted) and the data section's bytes. */
+function checksum(metadata: Record<string, string>, data: Uint8Array): string {
+  const entries = Object.entries(metadata)
+    .filter(([key]) => key !== CHECKSUM_KEY)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify(entries)).update(data).digest('hex');
 }
 
 const CODES: Record<DType, string> = { float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', bool: 'BOOL' };
@@ -30,6 +49,7 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, Tensor>, metadata
   for (const [key, value] of Object.entries(metadata)) {
     if (typeof value !== 'string') throw new TypeError(`safetensors metadata '${key}' must be a string, got ${typeof value}`);
   }
+  if (CHECKSUM_KEY in metadata) throw new TypeError(`safetensors metadata '${CHECKSUM_KEY}' is written by encodeSafetensors itself`);
   for (const name of tensors.keys()) {
     if (name === '' || name === METADATA_KEY) throw new TypeError(`'${name}' cannot be a tensor name in safetensors`);
   }
@@ -47,8 +67,9 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, Tensor>, metadata
     offsets.set(name, [dataLength, dataLength + bytes.byteLength]);
     dataLength += bytes.byteLength;
   }
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header[METADATA_KEY] = metadata;
+  const data = new Uint8Array(dataLength);
+  for (const [name, bytes] of payloads) data.set(bytes, offsets.get(name)![0]);
+  const header: Record<string, unknown> = { [METADATA_KEY]: { ...metadata, [CHECKSUM_KEY]: checksum(metadata, data) } };
   for (const name of names) {
     const t = tensors.get(name)!;
     header[name] = { dtype: CODES[t.dtype], shape: t.shape, data_offsets: offsets.get(name) };
@@ -60,8 +81,7 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, Tensor>, metadata
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
   out.fill(0x20, 8, 8 + headerLength);
   out.set(json, 8);
-  const dataStart = 8 + headerLength;
-  for (const [name, bytes] of payloads) out.set(bytes, dataStart + offsets.get(name)![0]);
+  out.set(data, 8 + headerLength);
   return out;
 }
 
@@ -86,7 +106,10 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   const dataLength = bytes.byteLength - dataStart;
 
   const { [METADATA_KEY]: rawMetadata = {}, ...entries } = header as Record<string, unknown>;
-  const metadata = parseMetadata(rawMetadata, fail);
+  const { [CHECKSUM_KEY]: expected, ...metadata } = parseMetadata(rawMetadata, fail);
+  if (expected !== undefined && expected !== checksum(metadata, bytes.subarray(dataStart))) {
+    fail('its weights or metadata do not match the sha256 written with them: the file was changed or damaged after it was written');
+  }
   const layout = Object.entries(entries).map(([name, entry]) => parseEntry(name, entry, dataLength, fail));
   const sorted = [...layout].sort((a, b) => a.begin - b.begin);
   sorted.forEach((entry, i) => {
@@ -102,7 +125,7 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
     const raw = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end)).buffer;
     tensors.set(name, torch.tensor(typedArray(dtype, raw), shape, dtype));
   }
-  return { tensors, metadata };
+  return { tensors, metadata, checksummed: expected !== undefined };
 }
 
 interface Entry {

@@ -4,7 +4,7 @@ import * as torch from '../torch/index.js';
 import { decodeImage, preprocessFundus, type ImageInput } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import { resizeBatch, toTensor } from '../data/preprocess.js';
-import { UserError } from '../errors.js';
+import { ModelOutputError, UserError } from '../errors.js';
 import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
 import { predictProbabilities } from './inference.js';
 import type { OpenedModel } from './open-run.js';
@@ -60,7 +60,10 @@ export interface PredictOptions {
   camPng?: boolean;
 }
 
-/** Grades one image; a problem with the image becomes the record's `error`, not an exception. */
+/**
+ * Grades one image; a problem with the image becomes the record's `error`, not an exception. A
+ * model whose outputs are not probabilities throws its ModelOutputError: no image can fix that.
+ */
 export async function predictImage(opened: OpenedModel, input: ImageInput, options: PredictOptions): Promise<Prediction> {
   const file = inputName(input);
   try {
@@ -86,7 +89,7 @@ export async function predictImage(opened: OpenedModel, input: ImageInput, optio
       x.dispose();
     }
   } catch (error) {
-    if (error instanceof UserError) return { file, warnings: [], error: error.message };
+    if (error instanceof UserError && !(error instanceof ModelOutputError)) return { file, warnings: [], error: error.message };
     throw error;
   }
 }

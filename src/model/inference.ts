@@ -4,6 +4,31 @@ import type { Tensor } from '../torch/index.js';
 import { withEval, type Module, type Objective } from '../nn/index.js';
 import { computeMetrics, type EvalMetrics } from '../eval/index.js';
 import type { SplitTensors } from '../data/retinamnist.js';
+import { ModelOutputError } from '../errors.js';
+
+/** How far a row of probabilities may sum from 1 (float32 softmax is within 1e-6). */
+const SUM_TOLERANCE = 1e-3;
+
+/** Throws a ModelOutputError unless every row of `probs` (N x numClasses) is a distribution. */
+export function checkProbabilities(probs: Float32Array, numClasses: number): void {
+  for (let row = 0; row * numClasses < probs.length; row++) {
+    let sum = 0;
+    for (let k = 0; k < numClasses; k++) {
+      const p = probs[row * numClasses + k]!;
+      if (!(p >= 0 && p <= 1)) {
+        throw new ModelOutputError(
+          `the model gave ${p} as the probability of grade ${k} for image ${row + 1}: its weights are damaged or diverged (retrain, or restore the run)`,
+        );
+      }
+      sum += p;
+    }
+    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+      throw new ModelOutputError(
+        `the model's probabilities for image ${row + 1} sum to ${sum}, not 1: its weights are damaged or diverged`,
+      );
+    }
+  }
+}
 
 export interface InferenceOptions {
   batchSize?: number;
@@ -11,7 +36,7 @@ export interface InferenceOptions {
   tta?: boolean;
 }
 
-/** Row-major N x K probabilities for the images `x` (N,C,H,W float32 in [-1,1]). */
+/** Row-major N x K probabilities for the images `x` (N,C,H,W float32 in [-1,1]); a ModelOutputError when they are not. */
 export function predictProbabilities(model: Module, objective: Objective, x: Tensor, options: InferenceOptions = {}): Float32Array {
   const { batchSize = 256, tta = false } = options;
   const n = x.shape[0];
@@ -36,6 +61,7 @@ export function predictProbabilities(model: Module, objective: Objective, x: Ten
     out.set(c, offset);
     offset += c.length;
   }
+  if (n > 0) checkProbabilities(out, out.length / n);
   return out;
 }
 

@@ -13,6 +13,7 @@ import {
   type ModelConfig,
   type Objective,
 } from '../nn/index.js';
+import type { Tensor } from '../torch/index.js';
 import { Ensemble } from './ensemble.js';
 import { RunDir } from './run-dir.js';
 
@@ -54,6 +55,35 @@ const MetadataSchema = z.object({
   ensemble: z.coerce.number().int().min(1).max(64).default(1),
 });
 
+/** The first tensor holding NaN or an infinity, by name: weights no forward pass can use. */
+function nonFiniteTensor(tensors: ReadonlyMap<string, Tensor>): string | undefined {
+  for (const [name, t] of tensors) {
+    if (t.dtype !== 'float32' && t.dtype !== 'float64') continue;
+    const values = t.data() as Float32Array | Float64Array;
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return `${name}[${i}] is ${values[i]}`;
+  }
+  return undefined;
+}
+
+/**
+ * What the run's config.json (when there is one) says about the model and the weights disagree
+ * on, e.g. an input size: the two files do not belong to the same run.
+ */
+function configDisagreement(run: RunDir, modelConfig: ModelConfig, ensemble: number): string | undefined {
+  if (!run.has('config')) return undefined;
+  const config = run.readJson<{ size?: unknown; ensemble?: unknown; model?: { name?: unknown; width?: unknown } }>('config');
+  const claims: [string, unknown, unknown][] = [
+    ['size', config.size, modelConfig.inputSize],
+    ['ensemble', config.ensemble, ensemble],
+    ['model.name', config.model?.name, modelConfig.name],
+    ['model.width', config.model?.width, modelConfig.width],
+  ];
+  const differing = claims.filter(([, claimed, actual]) => claimed !== undefined && actual !== undefined && claimed !== actual);
+  if (differing.length === 0) return undefined;
+  const what = differing.map(([key, claimed, actual]) => `${key} ${JSON.stringify(claimed)} against ${JSON.stringify(actual)}`).join(', ');
+  return `${run.file('config')} does not describe the model in ${run.file('best')} (${what}): the files are from different runs`;
+}
+
 /** Opens a run directory's model; anything unusable about it is a UserError naming the directory. */
 export function openRun(path: string): OpenedModel {
   const run = new RunDir(path);
@@ -63,6 +93,10 @@ export function openRun(path: string): OpenedModel {
     try {
       const metadata = MetadataSchema.parse(weights.metadata);
       const modelConfig = metadata.model;
+      const damaged = nonFiniteTensor(weights.tensors);
+      if (damaged) throw new Error(`its weights hold a non-finite value (${damaged}): the model diverged or the file is damaged`);
+      const disagreement = configDisagreement(run, modelConfig, metadata.ensemble);
+      if (disagreement) throw new UserError(disagreement);
       const memberObjective = createObjective(LossConfigSchema.parse({ kind: metadata.objective }), modelConfig.numClasses);
       const single = metadata.ensemble === 1;
       const model = single

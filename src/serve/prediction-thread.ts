@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { predictImage } from '../model/grade-photo.js';
 import { openRun } from '../model/open-run.js';
-import { UserError } from '../errors.js';
+import { ModelOutputError, UserError } from '../errors.js';
 import type { CancelRequest, PredictReply, PredictRequest, WorkerReady } from './prediction-worker.js';
 
 const port = parentPort!;
@@ -15,7 +15,7 @@ try {
       for (const image of images) predictions.push(await predictImage(opened, image, options));
       port.postMessage({ id, predictions } satisfies PredictReply);
     } catch (error) {
-      port.postMessage({ id, error: (error as Error).message } satisfies PredictReply);
+      port.postMessage({ id, error: (error as Error).message, modelError: error instanceof ModelOutputError } satisfies PredictReply);
     }
   };
   // One request at a time: decoding is asynchronous, and overlapping requests would each hold a

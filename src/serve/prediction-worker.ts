@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ImageInput, PredictOptions, Prediction } from '../model/grade-photo.js';
 import type { OpenedModel } from '../model/open-run.js';
-import { UserError } from '../errors.js';
+import { ModelOutputError, UserError } from '../errors.js';
 
 /** What a worker may be asked for per request (no files: a server has no folder to write into). */
 export type WorkerPredictOptions = Pick<PredictOptions, 'crop' | 'camPng'>;
@@ -16,8 +16,14 @@ export interface PredictRequest {
 export interface CancelRequest {
   cancel: number;
 }
-/** `started`: the thread has begun grading the request (the ones before it are answered). */
-export type PredictReply = { id: number; started: true } | { id: number; predictions: Prediction[] } | { id: number; error: string };
+/**
+ * `started`: the thread has begun grading the request (the ones before it are answered).
+ * `modelError`: the error is the model's ModelOutputError (its outputs are not probabilities).
+ */
+export type PredictReply =
+  | { id: number; started: true }
+  | { id: number; predictions: Prediction[] }
+  | { id: number; error: string; modelError: boolean };
 /** The model the worker loaded, as its weights describe it. */
 export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble'>;
 /** `userError`: the run directory is unusable (the user's to fix), not a bug. */
@@ -85,7 +91,7 @@ export class PredictionWorker {
       const pending = this.#pending.get(reply.id);
       if (!pending) return; // cancelled while its grading had already begun
       this.#pending.delete(reply.id);
-      if ('error' in reply) pending.reject(new Error(reply.error));
+      if ('error' in reply) pending.reject(reply.modelError ? new ModelOutputError(reply.error) : new Error(reply.error));
       else pending.resolve(reply.predictions);
     });
     worker.on('error', (error) => this.#failAll(error));

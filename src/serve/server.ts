@@ -4,7 +4,7 @@
 import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyBodyParser, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { EvalMetrics } from '../eval/index.js';
-import { UserError } from '../errors.js';
+import { ModelOutputError, UserError } from '../errors.js';
 import { MAX_IMAGE_FILE_BYTES } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import type { CropMode, Prediction } from '../model/grade-photo.js';
@@ -212,6 +212,10 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
       message = `${type ? `unsupported Content-Type '${type}'` : 'no Content-Type'}: send the image bytes as ${ACCEPTED_TYPES}`;
     } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       message = `request body too large: the limit is ${maxBytes} bytes (retinagrade serve --max-bytes)`;
+    } else if (error instanceof ModelOutputError) {
+      // The model, not the photograph: never a grade, and said plainly.
+      request.log.error({ err: error }, 'the model gave no probabilities');
+      message = error.message;
     } else if (status >= 500) {
       request.log.error({ err: error }, 'grading failed');
       message = worker.alive ? 'internal error while grading' : 'the prediction worker has stopped; restart the server';

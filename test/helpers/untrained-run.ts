@@ -12,6 +12,8 @@ export interface UntrainedRunOptions {
   modelConfig?: ModelConfig;
   /** Written as the run's metrics.json when given. */
   metrics?: object;
+  /** Every weight multiplied by this (1e30: finite weights whose outputs overflow). */
+  weightScale?: number;
 }
 
 /** A run directory holding an untrained model, or an ensemble of `ensemble` of them. */
@@ -21,7 +23,10 @@ export function untrainedRun(ensemble: number, options: UntrainedRunOptions = {}
   const loss = LossConfigSchema.parse({});
   const members = Array.from({ length: ensemble }, () => createModel(modelConfig));
   const model = ensemble === 1 ? members[0]! : new Ensemble(members, createObjective(loss, modelConfig.numClasses));
-  saveSafetensors(run.file('best'), model.stateDict(), {
+  const state = model.stateDict();
+  const scale = options.weightScale;
+  const weights = scale === undefined ? state : new Map([...state].map(([name, t]) => [name, t.dtype === 'float32' ? t.mul(scale) : t]));
+  saveSafetensors(run.file('best'), weights, {
     model: JSON.stringify(modelConfig),
     objective: loss.kind,
     ensemble: String(ensemble),

@@ -66,6 +66,7 @@ describe('safetensors round trip', () => {
       saveSafetensors(path, tensors, metadata);
       const loaded = loadSafetensors(path);
       expect(loaded.metadata).toEqual(metadata);
+      expect(loaded.checksummed).toBe(true);
       expectSameTensors(loaded.tensors, tensors);
     }));
 
@@ -78,7 +79,7 @@ describe('safetensors round trip', () => {
       expect(headerText).toMatch(/^\{.*\} *$/);
       const names = Object.keys(header).filter((k) => k !== '__metadata__');
       expect(names).toEqual([...tensors.keys()].sort());
-      expect(header.__metadata__).toEqual({ note: 'x' });
+      expect(header.__metadata__).toEqual({ note: 'x', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
       expect(header['conv.bias']).toEqual({ dtype: 'F64', shape: [3], data_offsets: expect.any(Array) });
       const spans = names.map((n) => header[n].data_offsets as [number, number]).sort((a, b) => a[0] - b[0]);
       spans.forEach(([begin], i) => expect(begin).toBe(i === 0 ? 0 : spans[i - 1]![1]));
@@ -87,7 +88,8 @@ describe('safetensors round trip', () => {
         const itemSize = { F64: 8, I64: 8, F32: 4, I32: 4, U8: 1, BOOL: 1 }[header[name].dtype as string]!;
         expect(header[name].data_offsets[0] % itemSize).toBe(0);
       }
-      expect(parts(encodeSafetensors(new Map([['a', torch.ones([1])]]))).header).not.toHaveProperty('__metadata__');
+      // Without metadata of its own, a file still carries its checksum.
+      expect(Object.keys(parts(encodeSafetensors(new Map([['a', torch.ones([1])]]))).header.__metadata__)).toEqual(['sha256']);
     }));
 
   it('replaces an existing file atomically and leaves no temporary files', () =>
@@ -109,8 +111,9 @@ describe('safetensors round trip', () => {
 describe('safetensors from and to Python', () => {
   it('loads a file written by hand in Python with exact values', () =>
     torch.tidy(() => {
-      const { tensors, metadata } = loadSafetensors(join(fixtures, 'from_python.st'));
+      const { tensors, metadata, checksummed } = loadSafetensors(join(fixtures, 'from_python.st'));
       expect(metadata).toEqual({ format: 'pt', config: '{"model": "tiny", "width": 32}' });
+      expect(checksummed).toBe(false); // read unchecked, as every file without a checksum
       const summary = Object.fromEntries([...tensors].map(([name, t]) => [name, { dtype: t.dtype, shape: t.shape, values: t.toArray() }]));
       expect(summary).toEqual({
         scale: { dtype: 'float64', shape: [3], values: [1 / 3, -2.5e300, 5e-324] },
@@ -139,7 +142,7 @@ describe('safetensors from and to Python', () => {
         metadata: Record<string, string>;
         tensors: Record<string, { dtype: string; shape: number[]; torch_dtype: string; values: (number | boolean)[] }>;
       };
-      expect(parsed.metadata).toEqual({ config: '{"depth": 18}' });
+      expect(parsed.metadata).toEqual({ config: '{"depth": 18}', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
       const torchDtype = {
         float32: 'torch.float32',
         float64: 'torch.float64',
@@ -202,6 +205,21 @@ describe('safetensors validation', () => {
     expect(() => loadSafetensors(path)).toThrow(message);
     expect(() => loadSafetensors(path)).toThrow(path);
   });
+
+  it('refuses a file whose weights or metadata changed after it was written', () =>
+    torch.tidy(() => {
+      const bytes = Buffer.from(encodeSafetensors(sampleTensors(), { model: '{"inputSize":28}' }));
+      const flipped = Buffer.from(bytes);
+      flipped[flipped.length - 20]! ^= 0x01;
+      const message = /^edited: its weights or metadata do not match the sha256 written with them/;
+      expect(() => decodeSafetensors(flipped, 'edited')).toThrow(message);
+      // The same length, so the header still parses: only the checksum notices.
+      const edited = Buffer.from(bytes.toString('latin1').replace('inputSize\\":28', 'inputSize\\":96'), 'latin1');
+      expect(edited.length).toBe(bytes.length);
+      expect(edited.equals(bytes)).toBe(false);
+      expect(() => decodeSafetensors(edited, 'edited')).toThrow(message);
+      expect(decodeSafetensors(bytes, 'intact').checksummed).toBe(true);
+    }));
 
   it('decodes from memory with the given source name', () => {
     const bytes = readFileSync(join(fixtures, 'from_python.st'));

@@ -1,10 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { saveSafetensors } from '../../src/io/safetensors.js';
 import { Ensemble } from '../../src/model/ensemble.js';
+import { ModelOutputError } from '../../src/errors.js';
+import { predictImage } from '../../src/model/grade-photo.js';
+import { checkProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
+import { untrainedRun } from '../helpers/untrained-run.js';
 import { RunDir } from '../../src/model/run-dir.js';
 import { createModel } from '../../src/nn/index.js';
 import { RunConfigSchema, modelConfigOf } from '../../src/train/config.js';
@@ -42,5 +46,71 @@ describe('openRun', () => {
   it('says when the folder holds no selected weights', () => {
     const empty = mkdtempSync(join(tmpdir(), 'retinagrade-saved-'));
     expect(() => openRun(empty)).toThrow(/is not a finished run directory: .*best\.safetensors is missing/);
+  });
+});
+
+describe('openRun refuses weights it cannot trust', () => {
+  const metadata = { model: JSON.stringify(modelConfig), objective: 'ce' };
+
+  it('weights changed after they were written: the checksum names the file', () => {
+    const run = singleModelRun(metadata);
+    const bytes = readFileSync(run.file('best'));
+    bytes[bytes.length - 5]! ^= 0x40;
+    writeFileSync(run.file('best'), bytes);
+    expect(() => openRun(run.path)).toThrow(
+      `${run.path} is not a usable run: ${run.file('best')}: its weights or metadata do not match the sha256 written with them`,
+    );
+  });
+
+  it('weights holding NaN, named by tensor', () => {
+    const state = createModel(modelConfig).stateDict();
+    const [name, first] = [...state][0]!;
+    state.set(name, first.mul(Number.NaN));
+    const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-saved-')));
+    saveSafetensors(run.file('best'), state, metadata);
+    expect(() => openRun(run.path)).toThrow(`is not a usable run: its weights hold a non-finite value (${name}[0] is NaN)`);
+  });
+
+  it('a config.json that describes another model', () => {
+    const run = singleModelRun(metadata);
+    run.writeJson('config', { size: 224, ensemble: 1, model: { name: 'cnn', width: 4 } });
+    expect(() => openRun(run.path)).toThrow(
+      `${run.file('config')} does not describe the model in ${run.file('best')} (size 224 against 28)`,
+    );
+    run.writeJson('config', { size: 28, ensemble: 1, model: { name: 'cnn', width: 4 } });
+    expect(openRun(run.path).modelConfig.inputSize).toBe(28);
+  });
+
+  it('a file without a checksum (written by another tool) still opens', () => {
+    const run = singleModelRun(metadata);
+    const bytes = readFileSync(run.file('best'));
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString()) as { __metadata__: Record<string, string> };
+    delete header.__metadata__.sha256;
+    const json = Buffer.from(JSON.stringify(header).padEnd(headerLength));
+    writeFileSync(run.file('best'), Buffer.concat([bytes.subarray(0, 8), json, bytes.subarray(8 + headerLength)]));
+    expect(openRun(run.path).ensemble).toBe(1);
+  });
+});
+
+describe('predictions that are not probabilities', () => {
+  it('are a ModelOutputError, never a grade', async () => {
+    const opened = openRun(untrainedRun(1, { weightScale: 1e30 }));
+    const photo = join(process.env.MEDMNIST_DIR ?? join(import.meta.dirname, '../../../shared/data'), '../samples/fundus_a.jpg');
+    const error = await predictImage(opened, photo, { crop: 'disc' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelOutputError);
+    expect((error as Error).message).toMatch(
+      /^the model gave NaN as the probability of grade 0 for image 1: its weights are damaged or diverged/,
+    );
+    opened.model.dispose();
+  });
+
+  it('checkProbabilities accepts distributions and refuses NaN, negatives and rows not summing to 1', () => {
+    expect(() => checkProbabilities(Float32Array.from([0.25, 0.75, 1, 0]), 2)).not.toThrow();
+    expect(() => checkProbabilities(Float32Array.from([0.5, 0.5, Number.NaN, 1]), 2)).toThrow(
+      /NaN as the probability of grade 0 for image 2/,
+    );
+    expect(() => checkProbabilities(Float32Array.from([-0.1, 1.1]), 2)).toThrow(ModelOutputError);
+    expect(() => checkProbabilities(Float32Array.from([0.5, 0.6]), 2)).toThrow(/sum to 1\.1\d*, not 1/);
   });
 });

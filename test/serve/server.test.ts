@@ -123,6 +123,24 @@ describe('POST /v1/predict', () => {
     }
   });
 
+  it('answers 500 with the reason, never a grade, when the model gives no probabilities', async () => {
+    const overflowing = await createServer(untrainedRun(1, { weightScale: 1e30 }));
+    try {
+      const response = await predict(photo, '', 'image/jpeg', overflowing);
+      expect(response.statusCode).toBe(500);
+      expect(response.json()).toEqual({
+        statusCode: 500,
+        error: 'Internal Server Error',
+        message: expect.stringMatching(
+          /^the model gave NaN as the probability of grade 0 for image 1: its weights are damaged or diverged/,
+        ),
+      });
+      expect((await overflowing.inject('/health')).statusCode).toBe(200);
+    } finally {
+      await overflowing.close();
+    }
+  });
+
   it('stops a worker that does not grade in time: 500 for the request, 503 from /health', async () => {
     const stuck = await createServer(untrainedRun(1), { gradingDeadlineMs: 1 });
     try {
