@@ -17,7 +17,8 @@ export function checkProbabilities(probs: Float32Array, numClasses: number): voi
       const p = probs[row * numClasses + k]!;
       if (!(p >= 0 && p <= 1)) {
         throw new ModelOutputError(
-          `the model gave ${p} as the probability of grade ${k} for image ${row + 1}: its weights are damaged or diverged (retrain, or restore the run)`,
+          `the model gave ${p} as the probability of grade ${k} for image ${row + 1}: ` +
+            'its weights are damaged or diverged (retrain, or restore the run)',
         );
       }
       sum += p;
