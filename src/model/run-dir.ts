@@ -2,7 +2,7 @@
 // atomically (temp file, fsync, rename) so an interrupted run never leaves a half-written file.
 import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFailure, writeFileAtomic } from '../io/atomic.js';
 import { MAX_JSON_BYTES, readRegularFileSync } from '../io/regular-file.js';
 import { UserError } from '../errors.js';
 
@@ -76,7 +76,11 @@ export class RunDir {
     }
   }
   appendLog(entry: object): void {
-    appendFileSync(this.file('log'), `${JSON.stringify(entry)}\n`);
+    try {
+      appendFileSync(this.file('log'), `${JSON.stringify(entry)}\n`);
+    } catch (error) {
+      throw writeFailure(this.file('log'), error);
+    }
   }
   /** Keeps the first `epochs` log lines: a resumed run rewrites the epochs it repeats. */
   truncateLog(epochs: number): void {

@@ -2,7 +2,9 @@
 // single model (loop.ts) or an ensemble (ensemble.ts), and writes the outputs (outputs.ts).
 import { disposeRetinaTensors, loadRetinaTensors } from '../data/retinamnist.js';
 import { UserError } from '../errors.js';
+import { removeLeftoverTemporaries } from '../io/atomic.js';
 import { RUN_FILES, RunDir } from '../model/run-dir.js';
+import { RunLock } from '../model/run-lock.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import * as torch from '../torch/index.js';
 import { modelConfigOf, type RunConfig } from './config.js';
@@ -42,11 +44,24 @@ function checkOutDir(run: RunDir, options: TrainOptions): void {
 }
 
 export async function train(options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
-  const { config, say = () => {} } = options;
+  const { config } = options;
   if (config.threads) torch.setNumThreads(config.threads);
   const run = new RunDir(options.outDir);
+  // Refused before the folder is made, and again under the lock (another process may have begun).
   checkOutDir(run, options);
   run.create();
+  const lock = RunLock.acquire(run.path);
+  try {
+    checkOutDir(run, options);
+    removeLeftoverTemporaries(run.path);
+    return await trainLocked(run, options);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
+  const { config, say = () => {} } = options;
   const data = loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
   if (data.source.upsampled_from)
     say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
