@@ -86,13 +86,25 @@ function toCsv(records: Prediction[]): string {
   return `${header}\n${rows.join('\n')}\n`;
 }
 
+/**
+ * `text` with control characters escaped (\n, \t, \x1b...): a file named with a newline or a
+ * terminal escape must not forge or hide lines of the report.
+ */
+export function printable(text: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  return /[\x00-\x1f\x7f]/.test(text)
+    ? text.replace(/[\x00-\x1f\x7f\\]/g, (c) => named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    : text;
+}
+
 function toText(records: Prediction[]): string {
   const lines = records.map((r) =>
     r.error
-      ? `${r.file}: ERROR ${r.error}`
-      : `${r.file}: grade ${r.grade} (${r.grade_name}), p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}` +
-        r.warnings.map((w) => `\n  warning: ${w}`).join('') +
-        (r.cam ? `\n  Grad-CAM: ${r.cam}` : ''),
+      ? `${printable(r.file)}: ERROR ${printable(r.error)}`
+      : `${printable(r.file)}: grade ${r.grade} (${r.grade_name}), p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}` +
+        r.warnings.map((w) => `\n  warning: ${printable(w)}`).join('') +
+        (r.cam ? `\n  Grad-CAM: ${printable(r.cam)}` : ''),
   );
   return `${lines.join('\n')}\n${NOT_FOR_CLINICAL_USE}\n`;
 }

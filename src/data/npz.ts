@@ -2,6 +2,7 @@
 // Supports what numpy writes for plain numeric arrays: format versions 1-3, little-endian
 // bool/int/uint/float dtypes, C order. Anything else is refused with an error naming the file
 // and key, rather than read wrongly.
+import { crc32 } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import { UserError } from '../errors.js';
 import { readRegularFileSync } from '../io/regular-file.js';
@@ -155,6 +156,20 @@ export function parseNpz(bytes: Uint8Array, file: string): Map<string, NpyArray>
       `${file}${at}: truncated or corrupt zip archive (${(error as Error).message}); expected a complete .npz file: download it again`,
     );
   }
+  // fflate does not check the CRC-32 the archive stores for each member: a damaged stored
+  // (uncompressed) member would otherwise load as other numbers.
+  const crcs = storedCrcs(bytes, file);
+  for (const [name, data] of Object.entries(entries)) {
+    const stored = crcs.get(name);
+    const actual = crc32(data);
+    if (stored === undefined || stored !== actual) {
+      const hex = (n: number) => n.toString(16).padStart(8, '0');
+      const expected = stored === undefined ? 'none' : hex(stored);
+      throw new UserError(
+        `${file}, entry '${name}': CRC-32 mismatch (stored ${expected}, data ${hex(actual)}): the archive is damaged; download or write it again`,
+      );
+    }
+  }
   const arrays = new Map<string, NpyArray>();
   for (const [name, data] of Object.entries(entries)) {
     const key = name.slice(0, -'.npy'.length);
@@ -165,6 +180,31 @@ export function parseNpz(bytes: Uint8Array, file: string): Map<string, NpyArray>
 
 /** The largest .npz file read (Node's largest buffer on 64-bit hosts). */
 export const MAX_NPZ_BYTES = 4 * 1024 ** 3;
+
+/**
+ * Each member's CRC-32 from the zip's central directory (APPNOTE.txt 4.3.12), zip64 included.
+ * unzipSync has already walked the same directory, so its structure is sound here.
+ */
+function storedCrcs(bytes: Uint8Array, file: string): Map<string, number> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let end = bytes.length - 22;
+  while (end >= 0 && view.getUint32(end, true) !== 0x06054b50) end--;
+  if (end < 0) throw new UserError(`${file}: no zip end-of-central-directory record`);
+  let offset = view.getUint32(end + 16, true);
+  // Zip64: the locator just before the record points at the zip64 record holding the offset.
+  if (offset === 0xffffffff && end >= 20 && view.getUint32(end - 20, true) === 0x07064b50) {
+    offset = Number(view.getBigUint64(Number(view.getBigUint64(end - 12, true)) + 48, true));
+  }
+  const crcs = new Map<string, number>();
+  const decoder = new TextDecoder();
+  while (offset + 46 <= bytes.length && view.getUint32(offset, true) === 0x02014b50) {
+    const nameLength = view.getUint16(offset + 28, true);
+    const name = decoder.decode(bytes.subarray(offset + 46, offset + 46 + nameLength));
+    crcs.set(name, view.getUint32(offset + 16, true));
+    offset += 46 + nameLength + view.getUint16(offset + 30, true) + view.getUint16(offset + 32, true);
+  }
+  return crcs;
+}
 
 export function readNpz(file: string): Map<string, NpyArray> {
   return parseNpz(readRegularFileSync(file, MAX_NPZ_BYTES, 'a .npz archive'), file);

@@ -1,8 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { camFiles, expandInputs } from '../../src/cli/predict.js';
+import { describe, expect, it, vi } from 'vitest';
+import { buildProgram } from '../../src/cli/main.js';
+import { camFiles, expandInputs, printable } from '../../src/cli/predict.js';
+import { untrainedRun } from '../helpers/untrained-run.js';
+
+const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
 
 describe('expandInputs', () => {
   it("lists a folder's images, sorted, without Grad-CAM pictures of an earlier run", () => {
@@ -39,5 +43,32 @@ describe('camFiles', () => {
     expect(camFiles('cams', ['..x.png'])).toEqual([join('cams', '..x.png.gradcam.png')]);
     const outside = resolve('..', 'x', 'b.png');
     expect(camFiles('cams', [outside])).toEqual([join('cams', `${outside.slice(1).replaceAll('/', '_')}.gradcam.png`)]);
+  });
+});
+
+describe('text output', () => {
+  it('escapes control characters so that a file name cannot forge a line', () => {
+    expect(printable('photos/eye.jpg')).toBe('photos/eye.jpg');
+    expect(printable('a\nb.jpg: grade 0 (No DR)')).toBe('a\\nb.jpg: grade 0 (No DR)');
+    expect(printable('x\x1b[2Jy\\z\t')).toBe('x\\x1b[2Jy\\\\z\\t');
+  });
+
+  it('predict prints a name holding a newline on one line', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'retinagrade-names-'));
+    const forged = join(folder, 'eye.jpg\nfake.jpg: grade 0 (No DR), p=1.000 0.000 0.000 0.000 0.000.jpg');
+    writeFileSync(forged, readFileSync(resolve(dataDir, '../samples/fundus_a.jpg')));
+    const written: string[] = [];
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      await buildProgram().parseAsync(['node', 'retinagrade', 'predict', '--model', untrainedRun(1), forged]);
+    } finally {
+      write.mockRestore();
+    }
+    const lines = written.join('').split('\n');
+    expect(lines[0]).toMatch(/eye\.jpg\\nfake\.jpg: grade 0 \(No DR\), p=1\.000 0\.000 0\.000 0\.000 0\.000\.jpg: grade \d/);
+    expect(lines[1]).toMatch(/not for clinical use/i);
   });
 });

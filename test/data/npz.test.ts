@@ -99,6 +99,20 @@ describe('npz reader refusals name the file, key and what was expected', () => {
     );
   });
 
+  it('checks each member against its stored CRC-32: a flipped label byte in a stored archive is refused', () => {
+    const labels = Uint8Array.from([0, 1, 2, 3, 4, 0, 1, 2]);
+    const archive = npz({ train_labels: npy('|u1', [8, 1], labels) });
+    expect([...(parseNpz(archive, 'labels.npz').get('train_labels')!.data as Uint8Array)]).toEqual([...labels]);
+    const flipped = archive.slice();
+    const at = Buffer.from(archive).indexOf(Buffer.from(labels));
+    flipped[at + 3] = 1; // grade 3 becomes 1: a valid label, so only the CRC tells
+    expect(() => parseNpz(flipped, 'labels.npz')).toThrow(
+      /^labels\.npz, entry 'train_labels\.npy': CRC-32 mismatch \(stored [0-9a-f]{8}, data [0-9a-f]{8}\): the archive is damaged/,
+    );
+    // numpy's own files (stored, deflated and zip64) carry correct ones.
+    for (const file of ['values_stored.npz', 'values_deflated.npz']) expect(parseNpz(fixture(file), file).size).toBeGreaterThan(0);
+  });
+
   it('refuses corrupt deflated data, naming the entry', () => {
     const archive = npz({ a: npy('<f8', [64], new Uint8Array(8 * 64)) }, true);
     const view = new DataView(archive.buffer);
