@@ -91,11 +91,12 @@ function toCsv(records: Prediction[]): string {
  * terminal escape must not forge or hide lines of the report.
  */
 export function printable(text: string): string {
+  const isControl = (c: string): boolean => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f;
+  const chars = [...text];
+  if (!chars.some(isControl)) return text;
   const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-  return /[\x00-\x1f\x7f]/.test(text)
-    ? text.replace(/[\x00-\x1f\x7f\\]/g, (c) => named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
-    : text;
+  const escape = (c: string): string => named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  return chars.map((c) => (isControl(c) || c === '\\' ? escape(c) : c)).join('');
 }
 
 function toText(records: Prediction[]): string {
