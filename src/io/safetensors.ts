@@ -8,7 +8,8 @@
 // config there). Data is raw little-endian, row-major.
 //
 // Every file we write carries CHECKSUM_KEY in its metadata: the sha256 of the rest of the
-// metadata and the data section, checked when the file is read. Files without it (written by
+// metadata, the tensors' layout (dtype, shape, offsets) and the data section, checked when the
+// file is read. Files without it (written by
 // other tools, or before it existed) are read unchecked.
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from './atomic.js';
@@ -25,15 +26,21 @@ export interface SafetensorsContents {
   checksummed: boolean;
 }
 
-/** The metadata key holding the sha256 of the file's other metadata and its data section. */
+/** The metadata key holding the sha256 of the file's other metadata, its layout and its data section. */
 export const CHECKSUM_KEY = 'sha256';
 
-/** sha256 over the metadata (without the checksum, keys sorted) and the data section's bytes. */
-function checksum(metadata: Record<string, string>, data: Uint8Array): string {
+const byName = <T>([a]: [string, T], [b]: [string, T]): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** sha256 over the metadata (without the checksum), each tensor's dtype, shape and offsets (both by name), and the data section. */
+function checksum(metadata: Record<string, string>, layout: Entry[], data: Uint8Array): string {
   const entries = Object.entries(metadata)
     .filter(([key]) => key !== CHECKSUM_KEY)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return createHash('sha256').update(JSON.stringify(entries)).update(data).digest('hex');
+    .sort(byName);
+  const tensors = layout.map((e): [string, unknown[]] => [e.name, [e.dtype, e.shape, e.begin, e.end]]).sort(byName);
+  return createHash('sha256')
+    .update(JSON.stringify([entries, tensors]))
+    .update(data)
+    .digest('hex');
 }
 
 const CODES: Record<DType, string> = { float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', bool: 'BOOL' };
@@ -69,7 +76,11 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, Tensor>, metadata
   }
   const data = new Uint8Array(dataLength);
   for (const [name, bytes] of payloads) data.set(bytes, offsets.get(name)![0]);
-  const header: Record<string, unknown> = { [METADATA_KEY]: { ...metadata, [CHECKSUM_KEY]: checksum(metadata, data) } };
+  const layout = names.map((name): Entry => {
+    const [begin, end] = offsets.get(name)!;
+    return { name, dtype: tensors.get(name)!.dtype, shape: tensors.get(name)!.shape, begin, end };
+  });
+  const header: Record<string, unknown> = { [METADATA_KEY]: { ...metadata, [CHECKSUM_KEY]: checksum(metadata, layout, data) } };
   for (const name of names) {
     const t = tensors.get(name)!;
     header[name] = { dtype: CODES[t.dtype], shape: t.shape, data_offsets: offsets.get(name) };
@@ -107,10 +118,10 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
 
   const { [METADATA_KEY]: rawMetadata = {}, ...entries } = header as Record<string, unknown>;
   const { [CHECKSUM_KEY]: expected, ...metadata } = parseMetadata(rawMetadata, fail);
-  if (expected !== undefined && expected !== checksum(metadata, bytes.subarray(dataStart))) {
+  const layout = Object.entries(entries).map(([name, entry]) => parseEntry(name, entry, dataLength, fail));
+  if (expected !== undefined && expected !== checksum(metadata, layout, bytes.subarray(dataStart))) {
     fail('its weights or metadata do not match the sha256 written with them: the file was changed or damaged after it was written');
   }
-  const layout = Object.entries(entries).map(([name, entry]) => parseEntry(name, entry, dataLength, fail));
   const sorted = [...layout].sort((a, b) => a.begin - b.begin);
   sorted.forEach((entry, i) => {
     const previous = sorted[i - 1];

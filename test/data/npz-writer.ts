@@ -29,12 +29,17 @@ export interface FakeSplit {
 }
 
 /** A MedMNIST-layout .npz: images (N, S, S, C) or (N, S, S) when channels is 1, labels (N, 1) uint8. */
-export function fakeMedMNIST(size: number, channels: 1 | 3, splits: Record<'train' | 'val' | 'test', FakeSplit>): Uint8Array {
+export function fakeMedMNIST(
+  size: number,
+  channels: 1 | 3,
+  splits: Record<'train' | 'val' | 'test', FakeSplit>,
+  deflate = false,
+): Uint8Array {
   const arrays: Record<string, Uint8Array> = {};
   for (const [split, { images, labels }] of Object.entries(splits)) {
     const n = labels.length;
     arrays[`${split}_images`] = npy('|u1', channels === 3 ? [n, size, size, 3] : [n, size, size], images);
     arrays[`${split}_labels`] = npy('|u1', [n, 1], labels);
   }
-  return npz(arrays);
+  return npz(arrays, deflate);
 }
