@@ -95,8 +95,8 @@ export function printable(text: string): string {
   const chars = [...text];
   if (!chars.some(isControl)) return text;
   const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
-  const escape = (c: string): string => named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
-  return chars.map((c) => (isControl(c) || c === '\\' ? escape(c) : c)).join('');
+  const escaped = (c: string): string => named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  return chars.map((c) => (isControl(c) || c === '\\' ? escaped(c) : c)).join('');
 }
 
 function toText(records: Prediction[]): string {
