@@ -166,7 +166,8 @@ export function parseNpz(bytes: Uint8Array, file: string): Map<string, NpyArray>
       const hex = (n: number) => n.toString(16).padStart(8, '0');
       const expected = stored === undefined ? 'none' : hex(stored);
       throw new UserError(
-        `${file}, entry '${name}': CRC-32 mismatch (stored ${expected}, data ${hex(actual)}): the archive is damaged; download or write it again`,
+        `${file}, entry '${name}': CRC-32 mismatch (stored ${expected}, data ${hex(actual)}): ` +
+          'the archive is damaged; download or write it again',
       );
     }
   }
