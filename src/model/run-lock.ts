@@ -15,13 +15,22 @@ interface LockOwner {
   since: string;
 }
 
-/** Whether `pid` is a live process on this machine (EPERM: alive, owned by another user). */
+/**
+ * Whether `pid` is a live process on this machine (EPERM: alive, owned by another user). A
+ * zombie (killed, not yet reaped by its parent) still answers signal 0 but holds nothing: on
+ * Linux its state in /proc says so.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): signal 0 is all there is
   }
 }
 

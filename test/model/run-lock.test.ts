@@ -48,6 +48,17 @@ describe('RunLock', () => {
     expect(existsSync(join(dir, RUN_LOCK_FILE))).toBe(false);
   }, 30_000);
 
+  it('takes over the lock of a holder killed and not yet reaped (a zombie)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'retinagrade-lock-'));
+    const child = await holder(dir);
+    // Reaping happens when this process's event loop turns: acquire before it can.
+    child.kill('SIGKILL');
+    const deadline = Date.now() + 5000;
+    while (!readFileSync(`/proc/${child.pid}/stat`, 'utf8').includes(') Z') && Date.now() < deadline);
+    RunLock.acquire(dir).release();
+    await new Promise((done) => child.once('exit', done));
+  }, 30_000);
+
   it('takes over an unreadable lock (its holder killed while writing it) and is taken again after release', () => {
     const dir = mkdtempSync(join(tmpdir(), 'retinagrade-lock-'));
     writeFileSync(join(dir, RUN_LOCK_FILE), '{"pid": 12');
