@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../src/cli/main.js';
+import { buildProgram, main } from '../../src/cli/main.js';
 import { camFiles, expandInputs, printable } from '../../src/cli/predict.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 
@@ -70,5 +70,29 @@ describe('text output', () => {
     const lines = written.join('').split('\n');
     expect(lines[0]).toMatch(/eye\.jpg\\nfake\.jpg: grade 0 \(No DR\), p=1\.000 0\.000 0\.000 0\.000 0\.000\.jpg: grade \d/);
     expect(lines[1]).toMatch(/not for clinical use/i);
+  });
+});
+
+describe('a model whose outputs are not probabilities', () => {
+  it('predict exits 1 with one line saying so, and prints no grade', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const capture = (into: string[]) => (chunk: unknown) => {
+      into.push(String(chunk));
+      return true;
+    };
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(capture(out));
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(capture(err));
+    try {
+      const photo = resolve(dataDir, '../samples/fundus_a.jpg');
+      await main(['node', 'retinagrade', 'predict', '--model', untrainedRun(1, { weightScale: 1e30 }), photo]);
+      expect(process.exitCode).toBe(1);
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+      process.exitCode = undefined;
+    }
+    expect(out.join('')).toBe('');
+    expect(err.join('')).toMatch(/^retinagrade: error: the model gave NaN as the probability of grade 0 for image 1: .*\n$/);
   });
 });
