@@ -1,6 +1,7 @@
 // `train`: the whole run. Decides what may happen to the --out folder, loads the data, trains a
 // single model (loop.ts) or an ensemble (ensemble.ts), and writes the outputs (outputs.ts).
 import { disposeRetinaTensors, loadRetinaTensors } from '../data/retinamnist.js';
+import type { ProcessGroup } from '../distributed/process-group.js';
 import { UserError } from '../errors.js';
 import { removeLeftoverTemporaries } from '../io/atomic.js';
 import { RUN_FILES, RunDir } from '../model/run-dir.js';
@@ -22,6 +23,8 @@ export interface TrainOptions {
   progress?: Progress;
   /** Human-readable lines (epoch summaries); the JSONL log is always written. */
   say?: (line: string) => void;
+  /** Train data-parallel with these ranks: rank 0 alone writes `outDir`, and every rank returns its metrics. */
+  group?: ProcessGroup;
 }
 
 /** Refuses to resume nothing, and to write over a run or a run's files without --overwrite. */
@@ -43,10 +46,21 @@ function checkOutDir(run: RunDir, options: TrainOptions): void {
   }
 }
 
+/** Refuses what data-parallel training does not do: an ensemble's members train on one process. */
+export function checkDataParallel(config: RunConfig, worldSize: number): void {
+  if (worldSize > 1 && config.ensemble > 1) {
+    throw new UserError(
+      `--ensemble ${config.ensemble} trains on one process: run it without --nproc or a launcher's ranks, or with --ensemble 1`,
+    );
+  }
+}
+
 export async function train(options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
-  const { config } = options;
+  const { config, group } = options;
   if (config.threads) torch.setNumThreads(config.threads);
+  checkDataParallel(config, group?.worldSize ?? 1);
   const run = new RunDir(options.outDir);
+  if ((group?.rank ?? 0) !== 0) return trainLocked(run, options); // rank 0 alone writes the run directory and holds its lock
   // Refused before the folder is made, and again under the lock (another process may have begun).
   checkOutDir(run, options);
   run.create();
@@ -60,8 +74,10 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   }
 }
 
+/** The run, once rank 0 holds the run directory's lock (the other ranks of a group write nothing there). */
 async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
-  const { config, say = () => {} } = options;
+  const { config, group, say = () => {} } = options;
+  const writes = (group?.rank ?? 0) === 0;
   const data = loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
   if (data.source.upsampled_from)
     say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
@@ -71,7 +87,10 @@ async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir
       config.ensemble === 1 ? await trainModel(run, config, data, loopOptions) : await trainEnsemble(run, config, data, loopOptions);
     try {
       const { model, objective, ...summary } = trained;
-      const metrics = writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) });
+      const written = writes
+        ? writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) })
+        : undefined;
+      const metrics = group ? await group.broadcastJson(written) : written!;
       return { runDir: run, metrics };
     } finally {
       trained.model.dispose();

@@ -10,8 +10,9 @@ import { NOT_FOR_CLINICAL_USE } from '../../notice.js';
 import * as torch from '../../torch/index.js';
 import { RunConfigSchema } from '../../train/config.js';
 import { RECIPE_NAMES } from '../../train/recipes.js';
-import { train } from '../../train/run.js';
+import { checkDataParallel, train } from '../../train/run.js';
 import { dataDirOption, integerAtLeast, integerChoice, parseInteger, parseNumber } from '../options.js';
+import { distTimeoutOption, launchTrain, nprocOption, type LaunchFlags } from './launch.js';
 import { createProgress } from './progress.js';
 import { resolveRunConfig, type TrainFlags } from './config-flags.js';
 
@@ -83,6 +84,8 @@ export function registerTrainCommands(program: Command): void {
     .option('--patience <epochs>', `stop after this many epochs without improvement, 0 never${defaultOf(fields.patience)}`, parseInteger)
     .option('--seed <n>', `random seed: same seed and config, same result${defaultOf(fields.seed)}`, parseInteger)
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', parseInteger)
+    .addOption(nprocOption())
+    .addOption(distTimeoutOption())
     .addOption(new Option('--resume', 'continue an interrupted run in --out from its last checkpoint').conflicts('overwrite'))
     .option('--overwrite', "replace the run (or a run's files) already in --out")
     .option('--json', 'print the final metrics as JSON on stdout')
@@ -93,22 +96,33 @@ Examples:
   retinagrade train --out runs/default                 # the default recipe (RESULTS.md)
   retinagrade train --recipe datasheet --out runs/ds   # the datasheet's recipe, exactly
   retinagrade train --model cnn --epochs 2 --out runs/quick --data-dir ../shared/data
-  retinagrade train --out runs/default --resume        # after an interruption`,
+  retinagrade train --out runs/default --resume        # after an interruption
+  retinagrade train --nproc 2 --out runs/ddp           # data-parallel on 2 local processes`,
     )
-    .action(async (flags: TrainFlags & { out: string; dataDir?: string; resume?: boolean; overwrite?: boolean; json?: boolean }) => {
-      const config = resolveRunConfig(flags);
-      const { metrics } = await train({
-        config,
-        outDir: flags.out,
-        dataDir: flags.dataDir,
-        resume: flags.resume,
-        overwrite: flags.overwrite,
-        progress: createProgress(),
-        say,
-      });
-      if (flags.json) process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
-      else process.stdout.write(`${summary(metrics)}\n`);
-    });
+    .action(
+      async (
+        flags: TrainFlags & LaunchFlags & { out: string; dataDir?: string; resume?: boolean; overwrite?: boolean; json?: boolean },
+      ) => {
+        const config = resolveRunConfig(flags);
+        checkDataParallel(config, flags.nproc ?? 1); // before any rank starts
+        await launchTrain(flags, async (group) => {
+          const lead = (group?.rank ?? 0) === 0; // the other ranks train quietly; their errors still print
+          const { metrics } = await train({
+            config,
+            outDir: flags.out,
+            dataDir: flags.dataDir,
+            resume: flags.resume,
+            overwrite: flags.overwrite,
+            progress: lead ? createProgress() : undefined,
+            say: lead ? say : () => {},
+            group,
+          });
+          if (!lead) return;
+          if (flags.json) process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
+          else process.stdout.write(`${summary(metrics)}\n`);
+        });
+      },
+    );
 
   program
     .command('montage')
