@@ -52,9 +52,9 @@ export async function sumOverRanks(group: ProcessGroup, values: number[]): Promi
   }
 }
 
-/** Rank 0's values into every rank's tensors (the same names, shapes and dtypes on every rank). */
-export async function broadcastTensors(group: ProcessGroup, tensors: Iterable<torch.Tensor>): Promise<void> {
-  for (const t of tensors) await group.broadcast(t, 0);
+/** Rank `root`'s values into every rank's tensors (the same names, shapes and dtypes on every rank). */
+export async function broadcastTensors(group: ProcessGroup, tensors: Iterable<torch.Tensor>, root = 0): Promise<void> {
+  for (const t of tensors) await group.broadcast(t, root);
 }
 
 /** Rank 0's buffers (batch-norm statistics) into every rank's modules, as DDP's broadcast_buffers does. */

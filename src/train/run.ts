@@ -46,19 +46,9 @@ function checkOutDir(run: RunDir, options: TrainOptions): void {
   }
 }
 
-/** Refuses what data-parallel training does not do: an ensemble's members train on one process. */
-export function checkDataParallel(config: RunConfig, worldSize: number): void {
-  if (worldSize > 1 && config.ensemble > 1) {
-    throw new UserError(
-      `--ensemble ${config.ensemble} trains on one process: run it without --nproc or a launcher's ranks, or with --ensemble 1`,
-    );
-  }
-}
-
 export async function train(options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
   const { config, group } = options;
   if (config.threads) torch.setNumThreads(config.threads);
-  checkDataParallel(config, group?.worldSize ?? 1);
   const run = new RunDir(options.outDir);
   if ((group?.rank ?? 0) !== 0) return trainLocked(run, options); // rank 0 alone writes the run directory and holds its lock
   // Refused before the folder is made, and again under the lock (another process may have begun).
@@ -74,7 +64,7 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   }
 }
 
-/** The run, once rank 0 holds the run directory's lock (the other ranks of a group write nothing there). */
+/** The run, once rank 0 holds the run directory's lock (another rank writes only the ensemble members it trains). */
 async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
   const { config, group, say = () => {} } = options;
   const writes = (group?.rank ?? 0) === 0;

@@ -16,7 +16,8 @@ const bin = join(root, 'bin', 'retinagrade.js');
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(root, '../shared/data');
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-ddp-'));
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch
-const tiny = ['--model', 'cnn', '--width', '8', '--ensemble', '1', '--seed', '4', '--threads', '1', '--data-dir', dataDir];
+const common = ['--model', 'cnn', '--width', '8', '--seed', '4', '--threads', '1', '--data-dir', dataDir];
+const tiny = [...common, '--ensemble', '1'];
 
 interface Finished {
   code: number | null;
@@ -90,6 +91,23 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     } finally {
       python.stdin.end();
     }
+  }, 240_000);
+
+  it('--nproc 2 spreads an ensemble over the ranks and writes the run a single process writes', async () => {
+    const ensemble = [...common, '--ensemble', '3', '--epochs', '1'];
+    const [spread, alone] = await Promise.all([
+      train([...ensemble, '--nproc', '2', '--dist-timeout', '60', '--out', join(work, 'spread')]).done,
+      train([...ensemble, '--out', join(work, 'alone')]).done,
+    ]);
+    for (const r of [spread, alone]) expect(r.code, r.stderr).toBe(0);
+    expect(digest(join(work, 'spread', 'best.safetensors'))).toBe(digest(join(work, 'alone', 'best.safetensors')));
+    const log = (dir: string) =>
+      readFileSync(join(work, dir, 'log.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).member);
+    expect(log('spread')).toEqual([0, 1, 2]);
+    expect(log('alone')).toEqual([0, 1, 2]);
   }, 240_000);
 
   it('a rank killed mid-run fails the other within the timeout, and the run resumes', async () => {

@@ -10,7 +10,7 @@ import { NOT_FOR_CLINICAL_USE } from '../../notice.js';
 import * as torch from '../../torch/index.js';
 import { RunConfigSchema } from '../../train/config.js';
 import { RECIPE_NAMES } from '../../train/recipes.js';
-import { checkDataParallel, train } from '../../train/run.js';
+import { train } from '../../train/run.js';
 import { dataDirOption, integerAtLeast, integerChoice, parseInteger, parseNumber } from '../options.js';
 import { distTimeoutOption, launchTrain, nprocOption, type LaunchFlags } from './launch.js';
 import { createProgress } from './progress.js';
@@ -104,7 +104,6 @@ Examples:
         flags: TrainFlags & LaunchFlags & { out: string; dataDir?: string; resume?: boolean; overwrite?: boolean; json?: boolean },
       ) => {
         const config = resolveRunConfig(flags);
-        checkDataParallel(config, flags.nproc ?? 1); // before any rank starts
         await launchTrain(flags, async (group) => {
           const lead = (group?.rank ?? 0) === 0; // the other ranks train quietly; their errors still print
           const { metrics } = await train({
