@@ -110,6 +110,27 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     expect(log('alone')).toEqual([0, 1, 2]);
   }, 240_000);
 
+  it('a stopped --nproc launcher stops its ranks', async () => {
+    const out = join(work, 'stopped');
+    const launcher = train([...tiny, '--epochs', '50', '--nproc', '2', '--dist-timeout', '60', '--out', out]);
+    const log = join(out, 'log.jsonl');
+    await new Promise<void>((logged) => {
+      const poll = setInterval(() => {
+        if (existsSync(log) && readFileSync(log, 'utf8').includes('"epoch":1')) {
+          clearInterval(poll);
+          logged();
+        }
+      }, 20);
+    });
+    launcher.child.kill('SIGTERM');
+    const stopped = await launcher.done;
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toMatch(/retinagrade: error: rank [01] of 2 was killed by SIGTERM; the other ranks were stopped/);
+    const epochs = epochsLogged(out).length;
+    await new Promise((wait) => setTimeout(wait, 3000)); // an epoch takes about a second: orphaned ranks would log more
+    expect(epochsLogged(out).length).toBe(epochs);
+  }, 120_000);
+
   it('a rank killed mid-run fails the other within the timeout, and the run resumes', async () => {
     const out = join(work, 'killed');
     const port = await freePort();

@@ -59,6 +59,12 @@ async function startLocalRanks(worldSize: number, timeoutMs: number): Promise<vo
   const threads = String(Math.max(1, Math.floor(availableParallelism() / worldSize)));
   const args = [...process.execArgv, ...rankArguments(process.argv.slice(1))];
   const ranks: ChildProcess[] = [];
+  // A launcher that is stopped stops its ranks, as torchrun does: orphaned, they would train on.
+  const forward = (signal: NodeJS.Signals) => {
+    for (const child of ranks) child.kill(signal);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
   try {
     for (let rank = 0; rank < worldSize; rank++) {
       const env = {
@@ -77,6 +83,8 @@ async function startLocalRanks(worldSize: number, timeoutMs: number): Promise<vo
     }
     await waitForRanks(ranks);
   } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
     for (const child of ranks) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     native.closeStore(store);
   }
