@@ -7,6 +7,7 @@ import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { registerDataCommands } from './data-commands.js';
 import { evaluateCommand } from './evaluate.js';
 import { predictCommand } from './predict.js';
+import { prepareCommand } from './prepare.js';
 import { serveCommand } from './serve.js';
 import { registerTrainCommands } from './train/commands.js';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerTrainCommands(program);
   evaluateCommand(program);
   predictCommand(program);
+  prepareCommand(program);
   serveCommand(program);
   registerDataCommands(program);
   return program;

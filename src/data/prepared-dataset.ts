@@ -1,0 +1,174 @@
+// A prepared dataset (written by `retinagrade prepare`): dataset.json describes it, and each split
+// is a pair of .npy files, N x S x S x 3 uint8 images and N uint8 grades. Images are never loaded
+// whole: a split is read a batch of rows at a time (NpyRowReader), so memory does not grow with
+// the number of photographs.
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { UserError } from '../errors.js';
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import { GRADE_NAMES, NUM_GRADES } from './grades.js';
+import { NpyRowReader, parseNpyHeader } from './npy.js';
+import { resizeBatch, toTensor } from './preprocess.js';
+import { SPLITS, type Split } from './registry.js';
+
+export const DATASET_FILE = 'dataset.json';
+export const DATASET_FORMAT = 'retinagrade-prepared-1';
+export const imagesFile = (split: Split): string => `${split}_images.npy`;
+export const labelsFile = (split: Split): string => `${split}_labels.npy`;
+
+const SkipSchema = z.object({ input: z.string(), reason: z.string() });
+
+const SplitCardSchema = z.object({
+  count: z.number().int().min(0),
+  per_grade: z.array(z.number().int().min(0)).length(NUM_GRADES),
+  images: z.string(),
+  labels: z.string(),
+  images_md5: z.string(),
+  labels_md5: z.string(),
+  /** The source photographs of the split's rows, in row order (for an npz source: its indices). */
+  sources: z.array(z.string()),
+});
+
+/** What a prepared dataset's images went through: compared by `evaluate --data` with a run's training data. */
+export const PreprocessingSchema = z.object({
+  /** 'retina-disc': cropped to the disc found in each photograph (src/data/fundus.ts); 'medmnist': as MedMNIST published them. */
+  crop: z.enum(['retina-disc', 'medmnist']),
+  resize: z.string(),
+  decode: z.string(),
+});
+export type Preprocessing = z.infer<typeof PreprocessingSchema>;
+
+export const DatasetJsonSchema = z.object({
+  format: z.literal(DATASET_FORMAT),
+  name: z.string(),
+  /** What was prepared, as given: compared on a re-run to resume or refuse. */
+  request: z.record(z.string(), z.unknown()),
+  source: z.object({
+    layout: z.enum(['labels-csv', 'grade-folders', 'medmnist-npz']),
+    columns: z.record(z.string(), z.string()).optional(),
+    groups: z.enum(['column', 'eyepacs-names', 'none']),
+  }),
+  grades: z.array(z.string()).length(NUM_GRADES),
+  size: z.number().int().positive(),
+  channels: z.literal(3),
+  preprocessing: PreprocessingSchema,
+  splits: z.object({ train: SplitCardSchema, val: SplitCardSchema, test: SplitCardSchema }),
+  skipped: z.array(SkipSchema),
+  disclaimer: z.string(),
+});
+export type DatasetJson = z.infer<typeof DatasetJsonSchema>;
+export type SplitCard = z.infer<typeof SplitCardSchema>;
+
+/** Reads and checks dataset.json; anything wrong names the file and what was expected. */
+export function readDatasetJson(dir: string): DatasetJson {
+  const file = join(dir, DATASET_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UserError(
+      `${dir} is not a prepared dataset: cannot read ${file} (${(error as Error).message}); make one with retinagrade prepare`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new UserError(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+  const result = DatasetJsonSchema.safeParse(parsed);
+  if (!result.success) throw new UserError(`${file}: not a prepared dataset card:\n${z.prettifyError(result.error)}`);
+  if (result.data.grades.join('|') !== GRADE_NAMES.join('|')) {
+    throw new UserError(`${file}: grades ${result.data.grades.join(', ')} differ from this program's (${GRADE_NAMES.join(', ')})`);
+  }
+  return result.data;
+}
+
+/** md5 of a file, read in chunks (array files can be larger than memory). */
+export function md5OfFile(file: string): string {
+  const hash = createHash('md5');
+  const chunk = Buffer.alloc(8 << 20);
+  const fd = openSync(file, 'r');
+  try {
+    for (let got = readSync(fd, chunk); got > 0; got = readSync(fd, chunk)) hash.update(chunk.subarray(0, got));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** One split read by rows: what the training loop and evaluation ask of a prepared dataset. */
+export interface RowSource {
+  count: number;
+  labels: Uint8Array;
+  /** Rows `indices` as float32 NCHW in [-1, 1] at the model's input size. */
+  read(indices: readonly number[]): Tensor;
+  close(): void;
+}
+
+function readLabels(file: string, count: number): Uint8Array {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (error) {
+    throw new UserError(`${file}: cannot read the grades (${(error as Error).message})`);
+  }
+  const header = parseNpyHeader(bytes, file);
+  const labels = new Uint8Array(bytes.subarray(header.offset));
+  if (header.shape.join(',') !== String(count) || labels.length !== count || labels.some((g) => g >= NUM_GRADES)) {
+    throw new UserError(`${file}: expected ${count} grades in 0-${NUM_GRADES - 1}, found shape (${header.shape.join(', ')})`);
+  }
+  return labels;
+}
+
+/** A split's rows through a reused buffer, resized (bilinear, antialiased when shrinking) to `size`. */
+export function openSplit(dir: string, card: SplitCard, datasetSize: number, size: number): RowSource {
+  const images = new NpyRowReader(join(dir, card.images));
+  const expected = [card.count, datasetSize, datasetSize, 3];
+  if (images.shape.join(',') !== expected.join(',')) {
+    images.close();
+    throw new UserError(`${images.file}: shape (${images.shape.join(', ')}), expected (${expected.join(', ')}) as ${DATASET_FILE} says`);
+  }
+  let labels: Uint8Array;
+  try {
+    labels = readLabels(join(dir, card.labels), card.count);
+  } catch (error) {
+    images.close();
+    throw error;
+  }
+  return {
+    count: card.count,
+    labels,
+    read(indices) {
+      return torch.tidy(() => {
+        const stored = toTensor(images.read(indices), indices.length, datasetSize, 3);
+        return datasetSize === size ? stored : resizeBatch(stored, size);
+      });
+    },
+    close: () => images.close(),
+  };
+}
+
+export interface PreparedSplits {
+  card: DatasetJson;
+  train: RowSource;
+  val: RowSource;
+  test: RowSource;
+}
+
+/** Opens every split of the prepared dataset in `dir` for reading at the model's input `size`. */
+export function openPreparedDataset(dir: string, size: number): PreparedSplits {
+  const card = readDatasetJson(dir);
+  const opened: RowSource[] = [];
+  try {
+    for (const split of SPLITS) opened.push(openSplit(dir, card.splits[split], card.size, size));
+  } catch (error) {
+    for (const source of opened) source.close();
+    throw error;
+  }
+  const [train, val, test] = opened as [RowSource, RowSource, RowSource];
+  return { card, train, val, test };
+}
