@@ -2,10 +2,12 @@
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { datasetCard, loadMedMNIST } from '../data/medmnist.js';
+import { readDatasetJson } from '../data/prepared-dataset.js';
 import { defaultDataDir, locateDatasetFile } from '../data/locate.js';
 import { downloadDataset } from '../data/download.js';
 import { IMAGE_SIZES, datasetKeys, getDatasetFile, type ImageSize } from '../data/registry.js';
 import { dataDirOption, integerAtLeast } from './options.js';
+import { datasetCardText } from './prepare.js';
 
 const sizeOption = (fallback: ImageSize): Option =>
   new Option('--size <px>', 'image size of the file').choices(IMAGE_SIZES.map(String)).default(String(fallback));
@@ -20,9 +22,15 @@ export function registerDataCommands(program: Command): void {
     .addOption(dataDirOption())
     .addOption(datasetOption())
     .addOption(sizeOption(28))
+    .option('--data <dir>', 'print the card of a dataset folder made by `retinagrade prepare` instead')
     .option('--json', 'print the card as JSON')
-    .addHelpText('after', '\nExample:\n  retinagrade info --data-dir ../shared/data --json')
-    .action((flags: { dataDir?: string; dataset: string; size: string; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  retinagrade info --data-dir ../shared/data --json\n  retinagrade info --data data/aptos-224')
+    .action((flags: { dataDir?: string; dataset: string; size: string; data?: string; json?: boolean }) => {
+      if (flags.data) {
+        const card = readDatasetJson(flags.data);
+        process.stdout.write(flags.json ? `${JSON.stringify(card, null, 2)}\n` : `${datasetCardText(card)}\n`);
+        return;
+      }
       const size = Number(flags.size);
       const file = locateDatasetFile(flags.dataset, size, { dataDir: flags.dataDir });
       const card = datasetCard(loadMedMNIST(file, flags.dataset, { expectedMd5: getDatasetFile(flags.dataset, size).md5 }));

@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DEFAULT_PREPARE_SIZE, prepareDataset } from '../data/prepare/prepare.js';
+import type { DatasetJson } from '../data/prepared-dataset.js';
+import { SPLITS } from '../data/registry.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { integerAtLeast, parseInteger, parseNumber } from './options.js';
 
@@ -82,30 +84,37 @@ Examples:
         concurrency: flags.concurrency,
         onProgress: flags.json ? undefined : progressBar(),
       });
-      const { card } = result;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(card, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(result.card, null, 2)}\n`);
         return;
       }
-      const lines = [
-        result.alreadyPrepared
-          ? `${flags.out} is already prepared from this source: nothing to do`
-          : `prepared ${flags.out}: ${result.decoded} photographs decoded${result.resumedFrom ? ` (resumed after ${result.resumedFrom})` : ''}`,
-        ...(['train', 'val', 'test'] as const).map(
-          (s) => `${s.padEnd(5)} ${String(card.splits[s].count).padStart(6)} images, per grade ${card.splits[s].per_grade.join(' / ')}`,
-        ),
-        `${card.size}x${card.size}, ${card.preprocessing.crop} crop; patients: ${card.source.groups}`,
-      ];
-      if (card.skipped.length > 0) {
-        lines.push(`skipped ${card.skipped.length} input(s) (all listed in dataset.json):`);
-        const reasons = new Map<string, number>();
-        for (const s of card.skipped) {
-          const kind = s.reason.replace(/'[^']*'/g, "'...'"); // one line per kind of reason, not per file
-          reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
-        }
-        for (const [reason, count] of reasons) lines.push(`  ${String(count).padStart(5)} x ${reason}`);
-      }
-      lines.push(NOT_FOR_CLINICAL_USE);
-      process.stdout.write(`${lines.join('\n')}\n`);
+      const resumed = result.resumedFrom ? ` (resumed after ${result.resumedFrom})` : '';
+      const status = result.alreadyPrepared
+        ? `${flags.out} is already prepared from this source: nothing to do`
+        : `prepared ${flags.out}: ${result.decoded} photographs decoded${resumed}`;
+      process.stdout.write(`${status}\n${datasetCardText(result.card)}\n`);
     });
+}
+
+/** A prepared dataset's card for people: splits and grades, size and crop, skips by kind of reason. */
+export function datasetCardText(card: DatasetJson): string {
+  const lines = [
+    `${card.name}: ${card.size}x${card.size}x3, ${card.preprocessing.crop} crop, from ${card.source.layout}; ` +
+      `patients: ${card.source.groups}`,
+    ...SPLITS.map((s) => {
+      const perGrade = card.splits[s].per_grade.map((n, g) => `${g}:${n}`).join(' ');
+      return `${s.padEnd(5)} ${String(card.splits[s].count).padStart(6)} images; per grade ${perGrade}`;
+    }),
+  ];
+  if (card.skipped.length > 0) {
+    lines.push(`skipped ${card.skipped.length} input(s) (each listed in dataset.json):`);
+    const reasons = new Map<string, number>();
+    for (const s of card.skipped) {
+      const kind = s.reason.replace(/'[^']*'/g, "'...'"); // one line per kind of reason, not per file
+      reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
+    }
+    for (const [reason, count] of reasons) lines.push(`  ${String(count).padStart(5)} x ${reason}`);
+  }
+  lines.push(NOT_FOR_CLINICAL_USE);
+  return lines.join('\n');
 }

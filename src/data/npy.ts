@@ -91,10 +91,11 @@ export class NpyRowReader {
   }
 
   /** Rows `indices` back to back; the view is valid until the next call. */
-  read(indices: readonly number[]): Uint8Array {
+  read(indices: ArrayLike<number>): Uint8Array {
     const bytes = indices.length * this.rowBytes;
     if (this.buffer.length < bytes) this.buffer = Buffer.alloc(bytes);
-    indices.forEach((row, k) => {
+    for (let k = 0; k < indices.length; k++) {
+      const row = indices[k]!;
       if (!Number.isInteger(row) || row < 0 || row >= this.rows)
         throw new RangeError(`${this.file}: row ${row} out of 0..${this.rows - 1}`);
       const target = k * this.rowBytes;
@@ -103,7 +104,7 @@ export class NpyRowReader {
         if (got === 0) throw new UserError(`${this.file}: unexpected end of file at row ${row}`);
         done += got;
       }
-    });
+    }
     return new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, bytes);
   }
 

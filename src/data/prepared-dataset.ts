@@ -105,7 +105,7 @@ export interface RowSource {
   count: number;
   labels: Uint8Array;
   /** Rows `indices` as float32 NCHW in [-1, 1] at the model's input size. */
-  read(indices: readonly number[]): Tensor;
+  read(indices: ArrayLike<number>): Tensor;
   close(): void;
 }
 

@@ -8,6 +8,7 @@ import { loadMedMNIST, type LoadedDataset, type SplitData } from './medmnist.js'
 import { locateDatasetFile } from './locate.js';
 import { IMAGE_SIZES, getDatasetFile } from './registry.js';
 import { UserError } from '../errors.js';
+import type { Preprocessing } from './prepared-dataset.js';
 import { resizeBatch, toTensor } from './preprocess.js';
 
 export interface SplitTensors {
@@ -26,6 +27,8 @@ export interface DataSource {
   size: number;
   /** Set when the images were resized to the model's input: the file's size. */
   upsampled_from: number | null;
+  /** Set for a prepared dataset (`retinagrade prepare`): what it is and how its images were made. */
+  prepared?: { name: string; layout: string; preprocessing: Preprocessing };
 }
 
 export interface RetinaTensors {
@@ -76,12 +79,4 @@ export function loadRetinaTensors(options: { dataDir?: string; size: number }): 
       upsampled_from: loaded.size === options.size ? null : loaded.size,
     },
   };
-}
-
-/** Frees the tensors of every split. */
-export function disposeRetinaTensors(data: RetinaTensors): void {
-  for (const split of [data.train, data.val, data.test]) {
-    split.x.dispose();
-    split.y.dispose();
-  }
 }

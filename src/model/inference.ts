@@ -3,7 +3,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { withEval, type Module, type Objective } from '../nn/index.js';
 import { computeMetrics, type EvalMetrics } from '../eval/index.js';
-import type { SplitTensors } from '../data/retinamnist.js';
+import { type SplitSource, takeRange } from '../data/training-data.js';
 import { ModelOutputError } from '../errors.js';
 
 /** How far a row of probabilities may sum from 1 (float32 softmax is within 1e-6). */
@@ -39,14 +39,24 @@ export interface InferenceOptions {
 
 /** Row-major N x K probabilities for the images `x` (N,C,H,W float32 in [-1,1]); a ModelOutputError when they are not. */
 export function predictProbabilities(model: Module, objective: Objective, x: Tensor, options: InferenceOptions = {}): Float32Array {
+  return predictRows(model, objective, x.shape[0]!, (start, end) => x.slice(0, start, end), options);
+}
+
+/** Probabilities of `n` images handed over a batch at a time by `rows` (images start..end-1). */
+function predictRows(
+  model: Module,
+  objective: Objective,
+  n: number,
+  rows: (start: number, end: number) => Tensor,
+  options: InferenceOptions,
+): Float32Array {
   const { batchSize = 256, tta = false } = options;
-  const n = x.shape[0];
   const chunks: Float32Array[] = [];
   withEval(model, () =>
     torch.noGrad(() => {
       for (let start = 0; start < n; start += batchSize) {
         const chunk = torch.tidy(() => {
-          const batch = x.slice(0, start, Math.min(n, start + batchSize));
+          const batch = rows(start, Math.min(n, start + batchSize));
           const probs = objective.probabilities(model.forward(batch));
           if (!tta) return probs.data() as Float32Array;
           const mirrored = objective.probabilities(model.forward(batch.flip([3])));
@@ -74,8 +84,8 @@ export interface SplitEvaluation {
 }
 
 /** Probabilities, metrics and NLL of a model on one split. */
-export function evaluateSplit(model: Module, objective: Objective, split: SplitTensors, options: InferenceOptions = {}): SplitEvaluation {
-  const probs = predictProbabilities(model, objective, split.x, options);
+export function evaluateSplit(model: Module, objective: Objective, split: SplitSource, options: InferenceOptions = {}): SplitEvaluation {
+  const probs = predictRows(model, objective, split.count, (start, end) => takeRange(split, start, end), options);
   const numClasses = probs.length / split.count;
   const metrics = computeMetrics(split.labels, probs, numClasses);
   let nll = 0;

@@ -16,6 +16,10 @@ export const RunConfigSchema = z
     /** The recipe (src/train/recipes.ts) this config was layered on; informational. */
     recipe: z.string().default('default'),
     dataset: z.literal('retinamnist').default('retinamnist'),
+    /** A prepared dataset folder (`retinagrade prepare`) trained on instead of the RetinaMNIST file. */
+    data: z.string().min(1).optional(),
+    /** A finished single-model run whose selected weights the model starts from (`train/init.ts`). */
+    init: z.string().min(1).optional(),
     /** Model input size; images from a smaller file are upsampled (recorded in metrics.json). */
     size: z.literal([...IMAGE_SIZES]).default(28),
     /** The architecture; the input size, channels and head width follow from the rest (modelConfigOf). */

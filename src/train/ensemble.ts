@@ -5,7 +5,7 @@
 // rank writes its members' directories, then sends their weights to every rank, and rank 0 writes
 // the ensemble's files.
 import { NUM_GRADES } from '../data/grades.js';
-import type { RetinaTensors } from '../data/retinamnist.js';
+import type { TrainingData } from '../data/training-data.js';
 import { broadcastTensors } from '../distributed/data-parallel.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { saveSafetensors } from '../io/safetensors.js';
@@ -33,7 +33,7 @@ export interface TrainedEnsemble {
   seconds: number;
 }
 
-export async function trainEnsemble(run: RunDir, config: RunConfig, data: RetinaTensors, options: LoopOptions): Promise<TrainedEnsemble> {
+export async function trainEnsemble(run: RunDir, config: RunConfig, data: TrainingData, options: LoopOptions): Promise<TrainedEnsemble> {
   const { say = () => {}, group } = options;
   const rank = group?.rank ?? 0;
   const worldSize = group?.worldSize ?? 1;

@@ -4,7 +4,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { augment } from '../data/augment/index.js';
 import { NUM_GRADES } from '../data/grades.js';
-import type { RetinaTensors } from '../data/retinamnist.js';
+import { takeBatch, type TrainingData } from '../data/training-data.js';
 import { ShuffleSampler, WeightedRandomSampler, classWeights, type EpochSampler } from '../data/sampler.js';
 import {
   broadcastBuffers,
@@ -27,6 +27,7 @@ import { createOptimizer, createSchedule } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { FRESH_STATE, beginRun, resumeFrom, saveCheckpoint, type LoopState, type TrainedState } from './checkpoint.js';
 import { modelConfigOf, type RunConfig } from './config.js';
+import { initFromRun } from './init.js';
 
 /** Per-step progress of an epoch (the CLI draws it as a bar on a terminal). */
 export interface Progress {
@@ -101,7 +102,7 @@ export const stopsEarly = (patience: number, epochsDone: number, bestEpoch: numb
   patience > 0 && epochsDone - bestEpoch >= patience;
 
 /** Trains one model in `run` and returns its selected weights in eval mode (the rest is freed). */
-export async function trainModel(run: RunDir, config: RunConfig, data: RetinaTensors, options: LoopOptions): Promise<TrainedModel> {
+export async function trainModel(run: RunDir, config: RunConfig, data: TrainingData, options: LoopOptions): Promise<TrainedModel> {
   const { say = () => {} } = options;
   seedInit(config.seed);
   torch.manualSeed(config.seed);
@@ -112,6 +113,7 @@ export async function trainModel(run: RunDir, config: RunConfig, data: RetinaTen
     config.sampler === 'weighted' ? WeightedRandomSampler.balanced(data.train.labels, NUM_GRADES) : new ShuffleSampler(data.train.count);
   const modelConfig = modelConfigOf(config);
   const model = createModel(modelConfig);
+  if (config.init) initFromRun(model, config.init);
   const ema = config.ema > 0 ? createModel(modelConfig) : undefined;
   ema?.loadStateDict(model.stateDict());
   const optimizer = createOptimizer(config.optimizer, model.parameters());
@@ -132,7 +134,7 @@ export async function trainModel(run: RunDir, config: RunConfig, data: RetinaTen
 async function runEpochs(
   run: RunDir,
   config: RunConfig,
-  data: RetinaTensors,
+  data: TrainingData,
   options: LoopOptions,
   trained: TrainedState & { model: FeatureClassifier; ema: FeatureClassifier | undefined },
   objective: Objective,
@@ -181,10 +183,9 @@ async function runEpochs(
       lr = schedule(epoch * stepsPerEpoch + step);
       optimizer.lr = lr;
       const loss = torch.tidy(() => {
-        const index = torch.tensor(batchIndex, [batchIndex.length], 'int64');
-        let x = data.train.x.indexSelect(0, index);
-        if (config.augment) x = augment(x, config.augment, augmentGenerator);
-        const out = objective.loss(model.forward(x), data.train.y.indexSelect(0, index));
+        const batch = takeBatch(data.train, batchIndex);
+        const x = config.augment ? augment(batch.x, config.augment, augmentGenerator) : batch.x;
+        const out = objective.loss(model.forward(x), batch.y);
         optimizer.zeroGrad();
         out.backward();
         if (!group) optimizer.step();

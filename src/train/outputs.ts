@@ -1,6 +1,6 @@
 // What a finished run leaves behind: metrics.json (val and test, with bootstrap intervals on test)
 // and predictions.csv (one row per test image), written by `train` at the end of a run.
-import type { RetinaTensors } from '../data/retinamnist.js';
+import type { TrainingData } from '../data/training-data.js';
 import { bootstrapMetrics } from '../eval/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateSplit, type InferenceOptions, type SplitEvaluation } from '../model/inference.js';
@@ -26,7 +26,7 @@ export function writeRunOutputs(
   run: RunDir,
   model: Module,
   objective: Objective,
-  data: RetinaTensors,
+  data: TrainingData,
   info: {
     bestEpoch: number | number[];
     epochsRun: number | number[];

@@ -1,6 +1,7 @@
 // `train`: the whole run. Decides what may happen to the --out folder, loads the data, trains a
 // single model (loop.ts) or an ensemble (ensemble.ts), and writes the outputs (outputs.ts).
-import { disposeRetinaTensors, loadRetinaTensors } from '../data/retinamnist.js';
+import { loadRetinaTensors } from '../data/retinamnist.js';
+import { loadPreparedData, releaseTrainingData, type TrainingData } from '../data/training-data.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { UserError } from '../errors.js';
 import { removeLeftoverTemporaries } from '../io/atomic.js';
@@ -68,7 +69,10 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
 async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
   const { config, group, say = () => {} } = options;
   const writes = (group?.rank ?? 0) === 0;
-  const data = loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
+  const data: TrainingData = config.data
+    ? loadPreparedData(config.data, config.size)
+    : loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
+  if (data.source.prepared) say(`prepared dataset ${data.source.prepared.name}: ${data.source.size}x${data.source.size}, read in batches`);
   if (data.source.upsampled_from)
     say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
   const loopOptions = { ...options, resume: Boolean(options.resume) };
@@ -86,6 +90,6 @@ async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir
       trained.model.dispose();
     }
   } finally {
-    disposeRetinaTensors(data);
+    releaseTrainingData(data);
   }
 }

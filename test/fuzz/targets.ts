@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { GRADE_NAMES, NUM_GRADES } from '../../src/data/grades.js';
 import { loadMedMNIST } from '../../src/data/medmnist.js';
 import { getDataset } from '../../src/data/registry.js';
-import { disposeRetinaTensors, loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { releaseTrainingData } from '../../src/data/training-data.js';
 import { UserError } from '../../src/errors.js';
 import { predictImage } from '../../src/model/grade-photo.js';
 import { evaluateSplit } from '../../src/model/inference.js';
@@ -188,6 +189,6 @@ export async function fuzzEvaluate(seconds?: number): Promise<Tally> {
       seconds,
     );
   } finally {
-    disposeRetinaTensors(data);
+    releaseTrainingData(data);
   }
 }

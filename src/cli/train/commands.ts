@@ -57,6 +57,8 @@ export function registerTrainCommands(program: Command): void {
     .description(`train a DR grader (${GRADE_NAMES.length} grades) on RetinaMNIST, select it on validation, evaluate it on test`)
     .requiredOption('--out <dir>', 'run directory to create (config, log, weights, metrics, predictions)')
     .addOption(dataDirOption())
+    .option('--data <dir>', 'train on a dataset folder made by `retinagrade prepare` instead of RetinaMNIST')
+    .option('--init <run>', "start from a finished single-model run's selected weights (transfer learning)")
     .option('--config <file>', "run config JSON (a run's own config.json works); flags override it")
     .addOption(new Option('--recipe <name>', 'preset the flags are layered on (default: default)').choices(RECIPE_NAMES))
     .addOption(choiceOption('--model <name>', 'architecture', model.name))
@@ -97,7 +99,8 @@ Examples:
   retinagrade train --recipe datasheet --out runs/ds   # the datasheet's recipe, exactly
   retinagrade train --model cnn --epochs 2 --out runs/quick --data-dir ../shared/data
   retinagrade train --out runs/default --resume        # after an interruption
-  retinagrade train --nproc 2 --out runs/ddp           # data-parallel on 2 local processes`,
+  retinagrade train --nproc 2 --out runs/ddp           # data-parallel on 2 local processes
+  retinagrade train --data data/aptos-224 --model resnet18 --size 224 --init runs/one --out runs/aptos`,
     )
     .action(
       async (

@@ -8,6 +8,8 @@ import { RECIPES, RECIPE_NAMES, type RecipeName } from '../../train/recipes.js';
 
 export interface TrainFlags {
   config?: string;
+  data?: string;
+  init?: string;
   recipe?: string;
   model?: string;
   width?: number;
@@ -47,6 +49,8 @@ export function layer(base: Plain, top: Plain): Plain {
 
 function flagsToConfig(f: TrainFlags): Plain {
   return {
+    data: f.data,
+    init: f.init,
     size: f.size,
     epochs: f.epochs,
     batchSize: f.batchSize,
