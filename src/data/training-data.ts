@@ -2,6 +2,7 @@
 // (RetinaMNIST, `retinamnist.ts`) or rows read a batch at a time from a prepared dataset's arrays
 // (`prepared-dataset.ts`). The loop asks only for a batch of rows by index or by range.
 import { join } from 'node:path';
+import { UserError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { DATASET_FILE, md5OfFile, openPreparedDataset, type Preprocessing, type RowSource } from './prepared-dataset.js';
@@ -37,6 +38,16 @@ export function takeRange(split: SplitSource, start: number, end: number): Tenso
 /** A prepared dataset at the model's input size `size` (resized per batch when the stored size differs). */
 export function loadPreparedData(dir: string, size: number): TrainingData {
   const { card, train, val, test } = openPreparedDataset(dir, size);
+  for (const split of ['val', 'test'] as const) {
+    const missing = card.splits[split].per_grade.flatMap((n, grade) => (n === 0 ? [grade] : []));
+    if (missing.length > 0) {
+      for (const source of [train, val, test]) source.close();
+      throw new UserError(
+        `${join(dir, DATASET_FILE)}: the ${split} split has no photographs of grade(s) ${missing.join(', ')}, so its one-vs-rest AUC ` +
+          'is undefined: prepare it again with a larger --val/--test, or with more photographs of those grades',
+      );
+    }
+  }
   const preprocessing: Preprocessing = card.preprocessing;
   return {
     train,

@@ -16,9 +16,7 @@ export function externalValidationNotes(run: RunDir, evaluated: DataSource, card
   const trained = run.has('metrics') ? run.readJson<RunMetrics>('metrics').data : undefined;
   if (!trained) {
     notes.push(`${run.path} has no metrics.json: the data it was trained on is unknown, so differences cannot be listed`);
-  } else if (trained.md5 === evaluated.md5) {
-    return notes;
-  } else {
+  } else if (trained.md5 !== evaluated.md5) {
     const [before, now] = [cropOf(trained), cropOf(evaluated)];
     if (before !== now) {
       notes.push(`preprocessing differs: the model was trained on ${describeCrop(before)}, these images had ${describeCrop(now)}`);

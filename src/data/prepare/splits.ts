@@ -31,8 +31,8 @@ function shuffle<T>(items: T[], next: () => number): T[] {
 
 /**
  * Groups (patients, or single photographs when there are none) are stratified by their highest
- * grade; within each stratum a shuffled round(n * test) go to test, round(n * val) to val, the
- * rest to train.
+ * grade; within each stratum a shuffled round(n * test) go to test (at least one when n >= 3),
+ * round(n * val) to val (likewise), the rest to train.
  */
 function stratify(entries: readonly SourceEntry[], fractions: SplitFractions, seed: number): Map<string, Split> {
   const groups = new Map<string, SourceEntry[]>();
@@ -49,8 +49,11 @@ function stratify(entries: readonly SourceEntry[], fractions: SplitFractions, se
   const splitOf = new Map<string, Split>();
   for (const grade of [...strata.keys()].sort((a, b) => a - b)) {
     const keys = shuffle(strata.get(grade)!.sort(), next);
-    const test = Math.round(keys.length * fractions.test);
-    const val = Math.round(keys.length * fractions.val);
+    // A grade with three or more groups has at least one in each split asked for: a split without
+    // some grade leaves its one-vs-rest AUC undefined.
+    const share = (fraction: number) => Math.max(fraction > 0 && keys.length >= 3 ? 1 : 0, Math.round(keys.length * fraction));
+    const test = share(fractions.test);
+    const val = share(fractions.val);
     keys.forEach((key, i) => {
       const split: Split = i < test ? 'test' : i < test + val ? 'val' : 'train';
       for (const member of groups.get(key)!) splitOf.set(member.id, split);

@@ -55,8 +55,24 @@ export async function exportImage(
   return { grade, original: pixels };
 }
 
-/** `count` exports into `dir` named by `nameOf(i)`, alternating PNG 96 px, JPEG 160 px and PNG 240 px. */
-export async function exportMany(dir: string, count: number, nameOf: (i: number, ext: string) => string, first = 0): Promise<Exported[]> {
+/** Indices of RetinaMNIST training images from `first` on, taking grades 0, 1, 2, 3, 4, 0, ... in turn. */
+export function gradesInTurn(count: number, first: number): number[] {
+  const out: number[] = [];
+  for (let i = first; out.length < count; i++) if (retinaImage(i).grade === out.length % 5) out.push(i);
+  return out;
+}
+
+/**
+ * `count` exports into `dir` named by `nameOf(k)`, alternating PNG 96 px, JPEG 160 px and PNG
+ * 240 px, of training images from `first` on (or of `indices`).
+ */
+export async function exportMany(
+  dir: string,
+  count: number,
+  nameOf: (i: number, ext: string) => string,
+  first = 0,
+  indices?: number[],
+): Promise<Exported[]> {
   const kinds = [
     { side: 96, format: 'png', ext: 'png' },
     { side: 160, format: 'jpeg', ext: 'jpg' },
@@ -66,7 +82,7 @@ export async function exportMany(dir: string, count: number, nameOf: (i: number,
   for (let k = 0; k < count; k++) {
     const kind = kinds[k % kinds.length]!;
     const name = nameOf(k, kind.ext);
-    const { grade, original } = await exportImage(join(dir, name), first + k, kind.side, kind.format);
+    const { grade, original } = await exportImage(join(dir, name), indices?.[k] ?? first + k, kind.side, kind.format);
     out.push({ name, grade, original });
   }
   return out;
