@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(libtorch-dev libgloo-dev python3-torch python3-torchvision python3-sklearn python3-numpy chromium)
+debian_packages=(libtorch-dev libgloo-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil chromium)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

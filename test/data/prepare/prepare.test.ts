@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { preprocessFundus } from '../../../src/data/fundus.js';
 import { NpyRowReader, parseNpyHeader } from '../../../src/data/npy.js';
@@ -10,7 +11,7 @@ import { type DatasetJson, md5OfFile, readDatasetJson } from '../../../src/data/
 import { loadMedMNIST } from '../../../src/data/medmnist.js';
 import { SPLITS } from '../../../src/data/registry.js';
 import { UserError } from '../../../src/errors.js';
-import { copySamples, dataDir, exportMany, writeCsv, writeFaultyImages } from './make-sources.js';
+import { copySamples, dataDir, exportImage, exportMany, writeCsv, writeFaultyImages } from './make-sources.js';
 
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-prepare-'));
 const SIZE = 32;
@@ -186,6 +187,42 @@ describe('prepare: given splits, grade folders, a MedMNIST npz', () => {
     expect(perGrade).toEqual([3, 3, 2, 2, 3]);
     expect(card.skipped.map((s) => s.input).sort()).toEqual(['9/c.png', 'loose.png']);
     expect(byNumber).toHaveLength(10);
+  });
+
+  it('decodes 16-bit, palette, CMYK and EXIF-rotated photographs to the pixels of the plain one', async () => {
+    const dir = join(work, 'encodings');
+    const plainFile = join(dir, '0', 'plain.png');
+    await exportImage(plainFile, 600, 240, 'png');
+    const plain = readFileSync(plainFile);
+    await sharp(plain)
+      .toColourspace('rgb16')
+      .png()
+      .toFile(join(dir, '0', 'sixteen-bit.png'));
+    await sharp(plain)
+      .png({ palette: true, colours: 256, dither: 0 })
+      .toFile(join(dir, '0', 'palette.png'));
+    await sharp(plain)
+      .toColourspace('cmyk')
+      .jpeg({ quality: 95 })
+      .toFile(join(dir, '0', 'cmyk.jpg'));
+    // Stored turned a quarter to the left, with EXIF orientation 6 (display turned a quarter to the right).
+    await sharp(plain)
+      .rotate(270)
+      .withMetadata({ orientation: 6 })
+      .jpeg({ quality: 95 })
+      .toFile(join(dir, '0', 'exif-rotated.jpg'));
+    const out = join(work, 'encodings-prepared');
+    const { card } = await prepareDataset({ source: dir, out, size: SIZE, val: 0, test: 0 });
+    expect(card.skipped).toEqual([]);
+    const reader = new NpyRowReader(join(out, card.splits.train.images));
+    const row = (id: string) => Array.from(reader.read([card.splits.train.sources.indexOf(`0/${id}`)]));
+    const reference = row('plain.png');
+    const meanError = (id: string) => row(id).reduce((sum, v, i) => sum + Math.abs(v - reference[i]!), 0) / reference.length;
+    expect(meanError('sixteen-bit.png')).toBeLessThan(0.5);
+    expect(meanError('palette.png')).toBeLessThan(3);
+    expect(meanError('cmyk.jpg')).toBeLessThan(8); // sRGB -> CMYK -> sRGB through ICC profiles is itself lossy
+    expect(meanError('exif-rotated.jpg')).toBeLessThan(3);
+    reader.close();
   });
 
   it('a RetinaMNIST npz keeps its splits, labels and pixels', async () => {
