@@ -1,9 +1,9 @@
 """The Python peer of `retinagrade prepare`: PIL decodes each photograph (EXIF orientation, RGB),
 finds the retina disc as src/data/fundus.ts does (max-channel brightness on a copy at most 256 px,
-threshold between the 2nd and 99th percentiles, largest 4-connected bright region; the centre of a disc clipped by an edge is not
-corrected, which the benchmark's whole discs never need), crops the
-square around it (black beyond the image), resizes it bilinearly to SIZE and writes the rows to a
-.npy through numpy's memmap. One process per core (multiprocessing.Pool, results in order).
+threshold between the 2nd and 99th percentiles, largest 4-connected bright region; the centre of
+a disc clipped by an edge is not corrected, which the benchmark's whole discs never need), crops
+the square around it (black beyond the image), resizes it bilinearly to SIZE and writes the rows
+to a .npy through numpy's memmap. One process per core (multiprocessing.Pool, results in order).
 Prints one JSON line: photographs, seconds, photographs per second."""
 import argparse
 import json
