@@ -54,7 +54,7 @@ export function registerTrainCommands(program: Command): void {
   const optimizer = fields.optimizer.unwrap().shape;
   program
     .command('train')
-    .description(`train a DR grader (${GRADE_NAMES.length} grades) on RetinaMNIST, select it on validation, evaluate it on test`)
+    .description(`train a DR grader (${GRADE_NAMES.length} grades) on RetinaMNIST or --data, select it on validation, evaluate it on test`)
     .requiredOption('--out <dir>', 'run directory to create (config, log, weights, metrics, predictions)')
     .addOption(dataDirOption())
     .option('--data <dir>', 'train on a dataset folder made by `retinagrade prepare` instead of RetinaMNIST')
