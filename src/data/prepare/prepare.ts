@@ -137,9 +137,13 @@ function checkOut(out: string, request: Record<string, unknown>, overwrite: bool
   }
   if (JSON.stringify(stored) === JSON.stringify(request)) return basename(previous) === DATASET_FILE ? 'done' : 'resume';
   if (!overwrite) {
+    const before = (typeof stored === 'object' && stored !== null ? stored : {}) as Record<string, unknown>;
+    const differences = [...new Set([...Object.keys(before), ...Object.keys(request)])]
+      .filter((key) => JSON.stringify(before[key]) !== JSON.stringify(request[key]))
+      .map((key) => `${key} ${JSON.stringify(before[key]) ?? '(none)'} -> ${JSON.stringify(request[key]) ?? '(none)'}`);
     throw new UserError(
-      `${out} holds a dataset prepared from another source or with other options (${previous}: ` +
-        `${JSON.stringify(stored)}; now ${JSON.stringify(request)}): choose another --out, or pass --overwrite`,
+      `${out} holds a dataset prepared from another source or with other options (${differences.join('; ')}): ` +
+        'choose another --out, or pass --overwrite to replace it',
     );
   }
   for (const file of OWN_FILES) rmSync(join(out, file), { force: true });
