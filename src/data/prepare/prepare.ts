@@ -127,7 +127,14 @@ const OWN_FILES = [DATASET_FILE, STATE_FILE, PROGRESS_FILE, ...SPLITS.flatMap((s
 function checkOut(out: string, request: Record<string, unknown>, overwrite: boolean): 'fresh' | 'resume' | 'done' {
   if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`--out ${out} exists and is not a folder`);
   const previous = [DATASET_FILE, STATE_FILE].map((f) => join(out, f)).find((f) => existsSync(f));
-  if (!previous) return 'fresh';
+  if (!previous) {
+    const stray = OWN_FILES.filter((f) => existsSync(join(out, f)));
+    if (stray.length > 0 && !overwrite) {
+      throw new UserError(`${out} holds files prepare would replace (${stray.join(', ')}): choose another --out, or pass --overwrite`);
+    }
+    for (const file of stray) rmSync(join(out, file));
+    return 'fresh';
+  }
   let stored: unknown;
   try {
     const json = JSON.parse(readFileSync(previous, 'utf8')) as { request?: unknown };

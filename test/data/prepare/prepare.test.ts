@@ -244,6 +244,12 @@ describe('prepare: given splits, grade folders, a MedMNIST npz', () => {
 
   it('bad options and sources are errors naming them', async () => {
     const out = join(work, 'bad');
+    mkdirSync(join(work, 'foreign'));
+    writeFileSync(join(work, 'foreign', 'train_images.npy'), 'not ours');
+    await expect(prepareDataset({ source: join(work, 'idrid'), out: join(work, 'foreign') })).rejects.toThrow(
+      /foreign holds files prepare would replace \(train_images.npy\)/,
+    );
+    expect(readFileSync(join(work, 'foreign', 'train_images.npy'), 'utf8')).toBe('not ours');
     await expect(prepareDataset({ source: join(work, 'nowhere'), out })).rejects.toThrow(/nowhere: cannot read the source/);
     await expect(prepareDataset({ source: join(work, 'idrid'), out, val: 0.5, test: 0.5 })).rejects.toThrow(/--val 0.5 \+ --test 0.5/);
     const labels = join(work, 'nocolumns.csv');
