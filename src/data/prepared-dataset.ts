@@ -3,14 +3,15 @@
 // whole: a split is read a batch of rows at a time (NpyRowReader), so memory does not grow with
 // the number of photographs.
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { MAX_JSON_BYTES, readRegularFileSync } from '../io/regular-file.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { GRADE_NAMES, NUM_GRADES } from './grades.js';
-import { NpyRowReader, parseNpyHeader } from './npy.js';
+import { NPY_HEADER_BYTES, NpyRowReader, parseNpyHeader } from './npy.js';
 import { resizeBatch, toTensor } from './preprocess.js';
 import { SPLITS, type Split } from './registry.js';
 
@@ -67,11 +68,9 @@ export function readDatasetJson(dir: string): DatasetJson {
   const file = join(dir, DATASET_FILE);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFileSync(file, MAX_JSON_BYTES, 'a prepared dataset card').toString('utf8');
   } catch (error) {
-    throw new UserError(
-      `${dir} is not a prepared dataset: cannot read ${file} (${(error as Error).message}); make one with retinagrade prepare`,
-    );
+    throw new UserError(`${dir} is not a prepared dataset: ${(error as Error).message}; make one with retinagrade prepare`);
   }
   let parsed: unknown;
   try {
@@ -110,12 +109,7 @@ export interface RowSource {
 }
 
 function readLabels(file: string, count: number): Uint8Array {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    throw new UserError(`${file}: cannot read the grades (${(error as Error).message})`);
-  }
+  const bytes = readRegularFileSync(file, NPY_HEADER_BYTES + count, 'the grades of a prepared split (.npy)');
   const header = parseNpyHeader(bytes, file);
   const labels = new Uint8Array(bytes.subarray(header.offset));
   if (header.shape.join(',') !== String(count) || labels.length !== count || labels.some((g) => g >= NUM_GRADES)) {

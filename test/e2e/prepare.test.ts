@@ -77,7 +77,9 @@ describe('prepare', () => {
     expect(info.stdout).toContain('not for clinical use');
     const bad = cli(['info', '--data', work]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/is not a prepared dataset: cannot read .*dataset.json.*make one with retinagrade prepare/);
+    expect(bad.stderr).toMatch(
+      /is not a prepared dataset: .*dataset.json: cannot read a prepared dataset card \(no such file\); make one with retinagrade prepare/,
+    );
   });
 });
 

@@ -2,12 +2,16 @@
 // patient, split) it names, and every input that cannot be used with the reason why. Two layouts:
 // a labels CSV naming the images (APTOS, EyePACS, IDRiD, Messidor, DeepDRiD exports: columns are
 // detected by name), or one subfolder per grade.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, sep } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../../errors.js';
+import { readRegularFileSync } from '../../io/regular-file.js';
 import { GRADE_NAMES, NUM_GRADES } from '../grades.js';
 import type { Split } from '../registry.js';
+
+/** A labels file of a few hundred thousand rows is a few MiB: far more is not a labels file. */
+const MAX_LABELS_BYTES = 256 * 2 ** 20;
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.tif', '.tiff', '.webp']);
 
@@ -150,12 +154,7 @@ function deriveGroups(entries: SourceEntry[]): boolean {
 }
 
 export function listFromLabels(root: string, labelsFile: string, flags: ColumnFlags): SourceListing {
-  let text: string;
-  try {
-    text = readFileSync(labelsFile, 'utf8');
-  } catch (error) {
-    throw new UserError(`${labelsFile}: cannot read the labels file (${(error as Error).message})`);
-  }
+  const text = readRegularFileSync(labelsFile, MAX_LABELS_BYTES, 'a labels file (CSV)').toString('utf8');
   let rows: string[][];
   try {
     rows = parse(text, { bom: true, skip_empty_lines: true, relax_column_count: true, trim: true });
