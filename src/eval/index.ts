@@ -1,3 +1,4 @@
 // Public entry of the evaluation module: metrics and bootstrap intervals over plain arrays.
 export * from './metrics.js';
 export * from './bootstrap.js';
+export * from './referable.js';
