@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { VERSION } from '../version.js';
 import { registerDataCommands } from './data-commands.js';
 import { evaluateCommand } from './evaluate.js';
 import { predictCommand } from './predict.js';
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .description(
       `Diabetic retinopathy grading (${GRADE_NAMES.map((name, grade) => `${grade} ${name}`).join(', ')}).\n${NOT_FOR_CLINICAL_USE}`,
     )
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(run with --help for usage)');
   registerTrainCommands(program);
   evaluateCommand(program);

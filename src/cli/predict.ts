@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Option, type Command } from 'commander';
 import { GRADE_NAMES } from '../data/grades.js';
-import { predictImage, type Prediction } from '../model/grade-photo.js';
+import { predictImage, UNCERTAIN_MESSAGE, type Prediction } from '../model/grade-photo.js';
 import { openRun } from '../model/open-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 
@@ -70,13 +70,35 @@ export function camFiles(dir: string, files: string[]): string[] {
 function toCsv(records: Prediction[]): string {
   const quote = (s: string): string => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
   // The notice is a column, not a comment line, so that every CSV reader keeps it.
-  const header = ['file', 'grade', 'grade_name', ...GRADE_NAMES.map((_, k) => `p${k}`), 'warnings', 'error', 'cam', 'notice'].join(',');
+  const header = [
+    'file',
+    'status',
+    'grade',
+    'grade_name',
+    ...GRADE_NAMES.map((_, k) => `p${k}`),
+    'p_referable',
+    'referable',
+    'p_vision_threatening',
+    'vision_threatening',
+    'uncertainty',
+    'warnings',
+    'error',
+    'cam',
+    'notice',
+  ].join(',');
+  const number = (x: number | undefined): string => (x === undefined ? '' : x.toFixed(6));
   const rows = records.map((r) =>
     [
       quote(r.file),
+      r.status ?? 'error',
       r.grade ?? '',
       r.grade_name ?? '',
-      ...(r.probabilities ?? new Array(GRADE_NAMES.length).fill('')).map((p) => (typeof p === 'number' ? p.toFixed(6) : p)),
+      ...(r.probabilities ?? new Array(GRADE_NAMES.length).fill(undefined)).map(number),
+      number(r.p_referable),
+      r.referable ?? '',
+      number(r.p_vision_threatening),
+      r.vision_threatening ?? '',
+      number(r.uncertainty),
       quote(r.warnings.join('; ')),
       quote(r.error ?? ''),
       quote(r.cam ?? ''),
@@ -99,11 +121,19 @@ export function printable(text: string): string {
   return chars.map((c) => (isControl(c) || c === '\\' ? escaped(c) : c)).join('');
 }
 
+/** "P(referable) 0.620 (referable)": the decision at the run's operating point, when it has one. */
+const decisionText = (label: string, p: number, decided: boolean | undefined): string =>
+  `P(${label}) ${p.toFixed(3)}${decided === undefined ? '' : ` (${decided ? '' : 'not '}${label})`}`;
+
 function toText(records: Prediction[]): string {
   const lines = records.map((r) =>
     r.error
       ? `${printable(r.file)}: ERROR ${printable(r.error)}`
-      : `${printable(r.file)}: grade ${r.grade} (${r.grade_name}), p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}` +
+      : `${printable(r.file)}: grade ${r.grade} (${r.grade_name})${r.status === 'uncertain' ? ` - ${UNCERTAIN_MESSAGE}` : ''}, ` +
+        `p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}\n  ` +
+        `${decisionText('referable', r.p_referable!, r.referable)}, ` +
+        `${decisionText('vision-threatening', r.p_vision_threatening!, r.vision_threatening)}, ` +
+        `uncertainty ${r.uncertainty!.toFixed(3)}` +
         r.warnings.map((w) => `\n  warning: ${printable(w)}`).join('') +
         (r.cam ? `\n  Grad-CAM: ${printable(r.cam)}` : ''),
   );

@@ -2,3 +2,5 @@
 export * from './metrics.js';
 export * from './bootstrap.js';
 export * from './referable.js';
+export * from './calibration.js';
+export * from './uncertainty.js';

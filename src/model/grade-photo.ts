@@ -8,13 +8,20 @@ import { ModelOutputError, UserError } from '../errors.js';
 import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
 import { predictProbabilities } from './inference.js';
 import type { OpenedModel } from './open-run.js';
+import { calibrated, screeningFigures, type ScreeningFigures, type Status } from './run-calibration.js';
 
 export type { ImageInput };
 
-export interface Prediction {
+/** The message of an 'uncertain' prediction. */
+export const UNCERTAIN_MESSAGE = 'uncertain: refer for human grading';
+
+export interface Prediction extends Partial<Omit<ScreeningFigures, 'status'>> {
   file: string;
+  /** Absent when the file could not be read (`error`). */
+  status?: Status;
   grade?: number;
   grade_name?: string;
+  /** Temperature-scaled (the run's calibration.json). */
   probabilities?: number[];
   warnings: string[];
   error?: string;
@@ -69,9 +76,10 @@ export async function predictImage(opened: OpenedModel, input: ImageInput, optio
   try {
     const { x, warnings } = await loadInput(input, opened.modelConfig.inputSize, options.crop);
     try {
-      const probabilities = Array.from(predictProbabilities(opened.model, opened.objective, x));
+      const probabilities = Array.from(calibrated(predictProbabilities(opened.model, opened.objective, x), opened.calibration));
       const grade = probabilities.indexOf(Math.max(...probabilities));
-      const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
+      const screening = screeningFigures(probabilities, opened.calibration);
+      const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, ...screening, warnings };
       // One Grad-CAM per image, however many places it goes to.
       const cam = options.camFile || options.camPng ? gradCam(opened.model, opened.objective, x, grade) : undefined;
       const pixels = cam ? inputPixels(x) : undefined;

@@ -12,6 +12,8 @@ export const RUN_FILES = {
   best: 'best.safetensors',
   /** Weights, optimizer state and the loop's state (in the metadata), for --resume. */
   checkpoint: 'checkpoint.safetensors',
+  /** Fitted on validation after training: temperature, operating points, uncertainty threshold (model/run-calibration.ts). */
+  calibration: 'calibration.json',
   metrics: 'metrics.json',
   predictions: 'predictions.csv',
   /** What the model is, how it did, and what it must not be used for (src/train/model-card.ts). */

@@ -9,6 +9,7 @@ import { MAX_IMAGE_FILE_BYTES } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import type { CropMode, Prediction } from '../model/grade-photo.js';
 import { RunDir } from '../model/run-dir.js';
+import type { ScreeningFigures, Status } from '../model/run-calibration.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
@@ -56,9 +57,11 @@ export interface ModelDescription {
   disclaimer: string;
 }
 
-export interface PredictResponse {
+export interface PredictResponse extends Omit<ScreeningFigures, 'status'> {
+  status: Exclude<Status, 'refused'>;
   grade: number;
   grade_name: string;
+  /** Temperature-scaled. */
   probabilities: number[];
   warnings: string[];
   disclaimer: string;
@@ -296,11 +299,16 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
         void reply.status(400);
         return errorBody(400, record!.error);
       }
-      const { grade, grade_name, probabilities, warnings, camPng } = record!;
+      const { grade, grade_name, probabilities, warnings, camPng, status, p_referable, p_vision_threatening, uncertainty } = record!;
       return {
+        status: status as PredictResponse['status'],
         grade: grade!,
         grade_name: grade_name!,
         probabilities: probabilities!,
+        p_referable: p_referable!,
+        p_vision_threatening: p_vision_threatening!,
+        ...(record!.referable === undefined ? {} : { referable: record!.referable, vision_threatening: record!.vision_threatening }),
+        uncertainty: uncertainty!,
         warnings,
         disclaimer: NOT_FOR_CLINICAL_USE,
         ...(camPng ? { cam: Buffer.from(camPng.buffer, camPng.byteOffset, camPng.length).toString('base64') } : {}),

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapMetrics, computeMetrics } from '../../src/eval/index.js';
+import { coverageAt, coverageCurve } from '../../src/eval/index.js';
+import { calibrated, fitRunCalibration } from '../../src/model/run-calibration.js';
+import { splitFigures } from '../../src/model/split-figures.js';
 import { RunConfigSchema, type RunConfig } from '../../src/train/config.js';
 import { modelCard } from '../../src/train/model-card.js';
 import type { RunMetrics } from '../../src/model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
+import { GRADE_NAMES } from '../../src/data/grades.js';
 
 /** metrics.json of a run with made-up but well-formed results. */
 function metricsOf(config: RunConfig, extra: Pick<RunMetrics, 'best_epoch' | 'epochs_run'> & { stemStride?: 1 | 2 }): RunMetrics {
@@ -14,16 +17,28 @@ function metricsOf(config: RunConfig, extra: Pick<RunMetrics, 'best_epoch' | 'ep
     const sum = row.reduce((a, b) => a + b, 0);
     row.forEach((v, c) => (row[c] = v / sum));
   }
-  const evaluated = computeMetrics(labels, probs, 5);
+  const calibration = fitRunCalibration(labels, probs);
+  const tempered = calibrated(probs, calibration);
+  const figures = splitFigures(labels, tempered, calibration);
+  const change = { ece_before: 0.2, ece_after: 0.05, nll_before: 1.4, nll_after: 1.3 };
+  const coverage = coverageAt(labels, tempered, 5, calibration.uncertainty.threshold);
   return {
-    val: evaluated,
-    test: { ...evaluated, ci95: bootstrapMetrics(labels, probs, 5, { resamples: 20 }) },
+    val: figures,
+    test: figures,
+    calibration: { temperature: calibration.temperature, min_sensitivity: 0.9, val: change, test: change },
+    uncertainty: { threshold: 0.9, refer_fraction: 0.1, val: coverage, test: coverage, test_curve: coverageCurve(labels, tempered, 5) },
     best_epoch: extra.best_epoch,
     epochs_run: extra.epochs_run,
     seconds: 12,
-    data: { file: 'retinamnist.npz', md5: 'bd4c0672f1bba3e3a89f0e4e876791e4', size: 28, upsampled_from: config.size === 28 ? null : 28 },
+    data: {
+      file: '/home/someone/.medmnist/retinamnist.npz',
+      md5: 'bd4c0672f1bba3e3a89f0e4e876791e4',
+      size: 28,
+      upsampled_from: config.size === 28 ? null : 28,
+    },
     model: { ...config.model, ...(extra.stemStride ? { stemStride: extra.stemStride } : {}), size: config.size, ensemble: config.ensemble },
     tta: false,
+    version: '9.9.9',
     disclaimer: NOT_FOR_CLINICAL_USE,
   };
 }
@@ -35,6 +50,29 @@ describe('modelCard', () => {
     expect(card).toContain('cosine learning-rate schedule with 1 warm-up epoch, 10 epochs, batch 64');
     expect(card).toContain('the weights of the epoch with the best validation AUC were kept\n  (epoch 7)');
     expect(card).toContain(NOT_FOR_CLINICAL_USE);
+  });
+
+  it('holds the confusion matrix, the referral figures, calibration, the resolution caveat, the version and no absolute path', () => {
+    const config = RunConfigSchema.parse({ ensemble: 1, epochs: 10 });
+    const metrics = metricsOf(config, { best_epoch: 7, epochs_run: 10 });
+    const card = modelCard(metrics, config);
+    const confusionRow = (t: number) => `| ${t} ${GRADE_NAMES[t]} | ${metrics.test.confusion[t]!.join(' | ')} |`;
+    for (let t = 0; t < 5; t++) expect(card).toContain(confusionRow(t));
+    const referable = metrics.test.referable!;
+    const { auc, ci95 } = referable;
+    expect(card).toContain(
+      `| referable (grade >= 2) | test | ${referable.positives} / 400 | ${auc.toFixed(3)} [${ci95.auc.lo.toFixed(3)}, ` +
+        `${ci95.auc.hi.toFixed(3)}] | ${referable.threshold.toFixed(3)} | ${referable.sensitivity.toFixed(3)} [`,
+    );
+    expect(card).toContain('| vision-threatening (grade >= 3) | validation |');
+    expect(card).toContain('highest validation specificity with sensitivity >= 0.900');
+    expect(card).toContain('ECE on test 0.200 before,\n  0.050 after');
+    expect(card).toContain('shrunk to 28x28, the size the\n  model was trained at');
+    expect(card).toContain('Written by retinagrade 9.9.9.');
+    expect(card).toContain('File `retinamnist.npz`');
+    expect(card).not.toMatch(/\/home\//);
+    // Fractions, as MedMNIST reports them: no percentages.
+    expect(card).toContain(`| test (400) | ${metrics.test.acc.toFixed(3)} [`);
   });
 
   it('says when early stopping ended training, per member of an ensemble', () => {

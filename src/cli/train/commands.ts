@@ -12,23 +12,30 @@ import { RunConfigSchema } from '../../train/config.js';
 import { RECIPE_NAMES } from '../../train/recipes.js';
 import { train } from '../../train/run.js';
 import { dataDirOption, integerAtLeast, integerChoice, parseInteger, parseNumber } from '../options.js';
+import { headlineText, splitFiguresText } from '../figures-text.js';
 import { createProgress } from './progress.js';
 import { resolveRunConfig, type TrainFlags } from './config-flags.js';
 
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
-const pct = (x: number): string => (100 * x).toFixed(2);
+
+function calibrationText({ calibration, uncertainty }: RunMetrics): string {
+  const f = (x: number) => x.toFixed(3);
+  return (
+    `temperature ${f(calibration.temperature)} (fitted on val): ` +
+    `test ECE ${f(calibration.test.ece_before)} -> ${f(calibration.test.ece_after)}; ` +
+    `uncertain (refer for human grading) above ${f(uncertainty.threshold)}: ` +
+    `test coverage ${f(uncertainty.test.coverage)}, ACC of the rest ${f(uncertainty.test.accuracy)}`
+  );
+}
 
 function summary(metrics: RunMetrics): string {
-  const t = metrics.test;
-  const ci = t.ci95;
   return [
     Array.isArray(metrics.best_epoch)
       ? `ensemble of ${metrics.best_epoch.length}, best epochs ${metrics.best_epoch.join(', ')}, ${metrics.seconds.toFixed(0)} s`
       : `best epoch ${metrics.best_epoch}, ${metrics.seconds.toFixed(0)} s`,
-    `val   ACC ${pct(metrics.val.acc)}  AUC ${pct(metrics.val.auc)}  QWK ${metrics.val.qwk.toFixed(3)}`,
-    `test  ACC ${pct(t.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}]  AUC ${pct(t.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}]  ` +
-      `QWK ${t.qwk.toFixed(3)} [${ci.qwk.lo.toFixed(3)}, ${ci.qwk.hi.toFixed(3)}]  ` +
-      `macro-F1 ${t.macro_f1.toFixed(3)}  ECE ${t.ece.toFixed(3)}`,
+    headlineText('val ', metrics.val),
+    splitFiguresText('test', metrics.test),
+    calibrationText(metrics),
     metrics.data.upsampled_from ? `(inputs upsampled from ${metrics.data.upsampled_from}x${metrics.data.upsampled_from})` : '',
     NOT_FOR_CLINICAL_USE,
   ]
