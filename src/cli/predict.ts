@@ -1,7 +1,7 @@
 // `predict`: grade photographs with a trained run. One record per image; a bad file is reported
 // and the rest are still graded; the exit code is 1 when any image failed.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
-import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { GRADE_NAMES } from '../data/grades.js';
 import { predictImage, UNCERTAIN_MESSAGE, type Prediction } from '../model/grade-photo.js';
@@ -43,9 +43,9 @@ export function expandInputs(inputs: string[]): Input[] {
 }
 
 /**
- * One Grad-CAM file in `dir` per input: the input's path (relative to the working directory when
- * inside it, else absolute) with separators flattened and its extension kept (a.jpg and a.png are
- * two pictures); one file however the same input is named; numbered when two inputs still collide.
+ * One Grad-CAM file in `dir` per input: the input's base name with its extension kept (a.jpg and
+ * a.png are two pictures); one file however the same input is named; numbered (a.jpg-2) when
+ * inputs from different folders share a base name.
  */
 export function camFiles(dir: string, files: string[]): string[] {
   const nameOfPath = new Map<string, string>();
@@ -54,12 +54,9 @@ export function camFiles(dir: string, files: string[]): string[] {
     const path = resolve(file);
     let name = nameOfPath.get(path);
     if (name === undefined) {
-      const fromHere = relative('.', path);
-      const outside = fromHere === '..' || fromHere.startsWith(`..${sep}`) || isAbsolute(fromHere);
-      const shown = outside ? path : fromHere;
-      const flat = shown.replace(/^[/\\]+/, '').replace(/[/\\:]+/g, '_');
-      name = `${flat}${CAM_SUFFIX}`;
-      for (let n = 2; taken.has(name); n++) name = `${flat}-${n}${CAM_SUFFIX}`;
+      const base = basename(path);
+      name = `${base}${CAM_SUFFIX}`;
+      for (let n = 2; taken.has(name); n++) name = `${base}-${n}${CAM_SUFFIX}`;
       taken.add(name);
       nameOfPath.set(path, name);
     }
@@ -153,7 +150,7 @@ export function predictCommand(program: Command): void {
     )
     .option(
       '--cam <dir>',
-      `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input path>${CAM_SUFFIX}`,
+      `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input name>${CAM_SUFFIX}`,
     )
     .addOption(new Option('--json', 'JSON: {disclaimer, predictions: [one record per image]}').conflicts('csv'))
     .option('--csv', 'CSV, one row per image')

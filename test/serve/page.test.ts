@@ -45,6 +45,23 @@ describe('the page', () => {
 
     expect(await page.textContent('#grade')).toMatch(new RegExp(`^Grade [0-4]: (${GRADE_NAMES.join('|')})$`));
     expect(await page.locator('#probabilities tr').count()).toBe(5);
+    // Bars as long as their probability: each bar's share of its track (the cell inside its padding) is the number beside it.
+    const bars = await page.$$eval('#probabilities tr', (rows) =>
+      rows.map((row) => {
+        const cell = row.querySelector('td.track')!;
+        const style = getComputedStyle(cell);
+        return {
+          bar: row.querySelector('.bar')!.getBoundingClientRect().width,
+          track: cell.getBoundingClientRect().width - Number.parseFloat(style.paddingLeft) - Number.parseFloat(style.paddingRight),
+          percent: Number.parseFloat(row.querySelector('td.value')!.textContent!),
+        };
+      }),
+    );
+    for (const { bar, track, percent } of bars) {
+      expect(track).toBeGreaterThan(200);
+      expect(Math.abs(bar - (track * percent) / 100)).toBeLessThan(2);
+    }
+    expect(await page.textContent('#referable')).toMatch(/^P\(referable DR, grade 2 or worse\) \d+\.\d%/);
     expect(await page.textContent('#status')).toBe('Graded fundus_a.jpg.');
     expect(await page.isVisible('#cam-figure')).toBe(true);
     expect(await page.getAttribute('#cam-image', 'src')).toMatch(/^data:image\/png;base64,/);

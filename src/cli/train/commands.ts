@@ -18,6 +18,16 @@ import { resolveRunConfig, type TrainFlags } from './config-flags.js';
 
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 
+/** `count` training images taking the grades in turn, each grade's images in file order. */
+function rowsByGrade(labels: Uint8Array, count: number): number[] {
+  const byGrade = GRADE_NAMES.map((_, g) => Array.from(labels.keys()).filter((i) => labels[i] === g));
+  const rows: number[] = [];
+  for (let k = 0; rows.length < count; k++) {
+    for (const indices of byGrade) if (k < indices.length && rows.length < count) rows.push(indices[k]!);
+  }
+  return rows;
+}
+
 function calibrationText({ calibration, uncertainty }: RunMetrics): string {
   const f = (x: number) => x.toFixed(3);
   return (
@@ -119,12 +129,12 @@ Examples:
 
   program
     .command('montage')
-    .description('write a PNG grid of real training images (top row) and augmented versions (rows below)')
+    .description('write a PNG grid of real training images (first column, rows labelled by grade) and augmented versions (columns after)')
     .requiredOption('--out <png>', 'PNG file to write')
     .addOption(dataDirOption())
     .addOption(new Option('--size <px>', 'model input size the images are shown at').choices(IMAGE_SIZES.map(String)).default('64'))
-    .option('--count <n>', 'images (columns)', integerAtLeast(1), 8)
-    .option('--variants <n>', 'augmented rows', integerAtLeast(1), 4)
+    .option('--count <n>', 'images (rows)', integerAtLeast(1), 8)
+    .option('--variants <n>', 'augmented columns', integerAtLeast(1), 4)
     .option('--scale <n>', 'integer upscaling for visibility', integerAtLeast(1), 3)
     .option('--seed <n>', 'seed of the augmentation draws', integerAtLeast(0), 0)
     .addOption(new Option('--recipe <name>', 'whose augmentation to show').choices(RECIPE_NAMES).default('default'))
@@ -156,13 +166,20 @@ Examples:
         const data = loadRetinaTensors({ dataDir: flags.dataDir, size: Number(flags.size) });
         if (flags.count > data.train.count)
           throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
-        const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
+        // Grades in turn (0, 1, 2, 3, 4, 0, ...), each row labelled with its grade.
+        const rows = rowsByGrade(data.train.labels, flags.count);
+        const images = torch.tidy(() => data.train.x.indexSelect(0, torch.tensor(Int32Array.from(rows), [rows.length], 'int64')));
+        const labels = rows.map((i) => `${data.train.labels[i]} ${GRADE_NAMES[data.train.labels[i]!]}`);
+        const { width, height } = await writeMontage(flags.out, images, augment, new torch.Generator(flags.seed), {
           count: flags.count,
           variants: flags.variants,
           scale: flags.scale,
-        }).catch((error: Error) => {
-          throw new UserError(`cannot write ${flags.out}: ${error.message}`);
-        });
+          labels,
+        })
+          .finally(() => images.dispose())
+          .catch((error: Error) => {
+            throw new UserError(`cannot write ${flags.out}: ${error.message}`);
+          });
         const upsampling = data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : '';
         process.stdout.write(`wrote ${flags.out} (${width}x${height})${upsampling}\n`);
       },
