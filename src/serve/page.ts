@@ -135,7 +135,8 @@ const SCRIPT = `
     $('grade').textContent = p.status === 'uncertain'
       ? 'Uncertain: refer for human grading (most probable: grade ' + p.grade + ', ' + p.grade_name + ')'
       : 'Grade ' + p.grade + ': ' + p.grade_name;
-    const decision = (flag) => (flag === undefined ? '' : flag ? ': at or above the operating point, refer' : ': below the operating point');
+    const decision = (flag) =>
+      flag === undefined ? '' : flag ? ': at or above the operating point, refer' : ': below the operating point';
     $('referable').textContent = 'P(referable DR, grade 2 or worse) ' + percent(p.p_referable) + decision(p.referable) +
       '. P(vision-threatening, grade 3 or worse) ' + percent(p.p_vision_threatening) + '.';
     const rows = $('probabilities');
