@@ -1,5 +1,6 @@
 // `predict`: grade photographs with a trained run. One record per image; a bad file is reported
-// and the rest are still graded; the exit code is 1 when any image failed.
+// and the rest are still graded; the exit code is 1 when any image failed, else 2 when any was
+// refused as not a gradable fundus photograph.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -97,7 +98,7 @@ function toCsv(records: Prediction[]): string {
       r.vision_threatening ?? '',
       number(r.uncertainty),
       quote(r.warnings.join('; ')),
-      quote(r.error ?? ''),
+      quote(r.error ?? r.reason ?? ''),
       quote(r.cam ?? ''),
       quote(NOT_FOR_CLINICAL_USE),
     ].join(','),
@@ -126,16 +127,30 @@ function toText(records: Prediction[]): string {
   const lines = records.map((r) =>
     r.error
       ? `${printable(r.file)}: ERROR ${printable(r.error)}`
-      : `${printable(r.file)}: grade ${r.grade} (${r.grade_name})${r.status === 'uncertain' ? ` - ${UNCERTAIN_MESSAGE}` : ''}, ` +
-        `p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}\n  ` +
-        `${decisionText('referable', r.p_referable!, r.referable)}, ` +
-        `${decisionText('vision-threatening', r.p_vision_threatening!, r.vision_threatening)}, ` +
-        `uncertainty ${r.uncertainty!.toFixed(3)}` +
-        r.warnings.map((w) => `\n  warning: ${printable(w)}`).join('') +
-        (r.cam ? `\n  Grad-CAM: ${printable(r.cam)}` : ''),
+      : r.status === 'refused'
+        ? `${printable(r.file)}: REFUSED ${printable(r.reason!)}`
+        : `${printable(r.file)}: grade ${r.grade} (${r.grade_name})${r.status === 'uncertain' ? ` - ${UNCERTAIN_MESSAGE}` : ''}, ` +
+          `p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}\n  ` +
+          `${decisionText('referable', r.p_referable!, r.referable)}, ` +
+          `${decisionText('vision-threatening', r.p_vision_threatening!, r.vision_threatening)}, ` +
+          `uncertainty ${r.uncertainty!.toFixed(3)}` +
+          r.warnings.map((w) => `\n  warning: ${printable(w)}`).join('') +
+          (r.cam ? `\n  Grad-CAM: ${printable(r.cam)}` : ''),
   );
   return `${lines.join('\n')}\n${NOT_FOR_CLINICAL_USE}\n`;
 }
+
+interface PredictFlags {
+  model: string;
+  crop: 'disc' | 'none';
+  cam?: string;
+  force?: boolean;
+  json?: boolean;
+  csv?: boolean;
+}
+
+/** The exit code when every image was read but some were refused (1 is kept for errors). */
+export const REFUSED_EXIT_CODE = 2;
 
 export function predictCommand(program: Command): void {
   program
@@ -152,6 +167,7 @@ export function predictCommand(program: Command): void {
       '--cam <dir>',
       `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input name>${CAM_SUFFIX}`,
     )
+    .option('--force', 'grade images that do not look like gradable colour fundus photographs too (their reasons become warnings)')
     .addOption(new Option('--json', 'JSON: {disclaimer, predictions: [one record per image]}').conflicts('csv'))
     .option('--csv', 'CSV, one row per image')
     .addHelpText(
@@ -161,9 +177,12 @@ Examples:
   retinagrade predict --model runs/default photo.jpg
   retinagrade predict --model runs/default photos/ --csv > grades.csv
 
+Exit code: 0 all graded, 1 some file could not be read, 2 some image was refused as not a
+gradable colour fundus photograph (no grade; --force grades it with a warning).
+
 ${NOT_FOR_CLINICAL_USE}`,
     )
-    .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
+    .action(async (images: string[], flags: PredictFlags) => {
       const inputs = expandInputs(images);
       const opened = openRun(flags.model);
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
@@ -175,11 +194,16 @@ ${NOT_FOR_CLINICAL_USE}`,
         : [];
       const records: Prediction[] = [];
       for (const [i, { file, error }] of inputs.entries()) {
-        records.push(error ? { file, warnings: [], error } : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i] }));
+        records.push(
+          error
+            ? { file, warnings: [], error }
+            : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i], force: flags.force }),
+        );
       }
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));
       if (records.some((r) => r.error)) process.exitCode = 1;
+      else if (records.some((r) => r.status === 'refused')) process.exitCode = REFUSED_EXIT_CODE;
     });
 }

@@ -15,6 +15,7 @@ import {
 } from '../nn/index.js';
 import type { Tensor } from '../torch/index.js';
 import { Ensemble } from './ensemble.js';
+import { gateFromTensors, type GradabilityGate } from './gradability.js';
 import { RunCalibrationSchema, type RunCalibration } from './run-calibration.js';
 import { RunDir } from './run-dir.js';
 
@@ -40,6 +41,19 @@ export interface OpenedModel {
   objective: Objective;
   /** calibration.json: absent for a run trained before calibration existed (no temperature, no thresholds). */
   calibration?: RunCalibration;
+  /** gradability.safetensors: absent for a run trained before it existed (then nothing is refused but what has no disc). */
+  gradability?: GradabilityGate;
+}
+
+/** The run's gradability gate, if it has one; a damaged one is a UserError naming it. */
+function readGradability(run: RunDir): GradabilityGate | undefined {
+  if (!run.has('gradability')) return undefined;
+  try {
+    const { tensors, metadata } = loadSafetensors(run.file('gradability'));
+    return gateFromTensors(tensors, metadata);
+  } catch (error) {
+    throw new UserError(`${run.file('gradability')} is not a run's gradability gate: ${(error as Error).message}`);
+  }
 }
 
 /** The run's calibration.json, if it has one; a damaged one is a UserError naming it. */
@@ -103,6 +117,7 @@ export function openRun(path: string): OpenedModel {
   const run = new RunDir(path);
   if (!run.has('best')) throw new UserError(`${path} is not a finished run directory: ${run.file('best')} is missing`);
   const calibration = readCalibration(run);
+  const gradability = readGradability(run);
   try {
     const weights = loadSafetensors(run.file('best'));
     try {
@@ -128,7 +143,15 @@ export function openRun(path: string): OpenedModel {
       }
       model.eval();
       const objective = single ? memberObjective : new LogProbabilityObjective(modelConfig.numClasses);
-      return { run, modelConfig, ensemble: metadata.ensemble, model, objective, ...(calibration ? { calibration } : {}) };
+      return {
+        run,
+        modelConfig,
+        ensemble: metadata.ensemble,
+        model,
+        objective,
+        ...(calibration ? { calibration } : {}),
+        ...(gradability ? { gradability } : {}),
+      };
     } finally {
       for (const t of weights.tensors.values()) t.dispose();
     }

@@ -14,6 +14,8 @@ export const RUN_FILES = {
   checkpoint: 'checkpoint.safetensors',
   /** Fitted on validation after training: temperature, operating points, uncertainty threshold (model/run-calibration.ts). */
   calibration: 'calibration.json',
+  /** The gate that refuses what is not a gradable fundus photograph, fitted after training (model/gradability.ts). */
+  gradability: 'gradability.safetensors',
   metrics: 'metrics.json',
   predictions: 'predictions.csv',
   /** What the model is, how it did, and what it must not be used for (src/train/model-card.ts). */

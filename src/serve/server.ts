@@ -69,6 +69,13 @@ export interface PredictResponse extends Omit<ScreeningFigures, 'status'> {
   cam?: string;
 }
 
+/** 422: the image is not a gradable colour fundus photograph; no grade (`force=1` grades it anyway). */
+export interface RefusalResponse extends ErrorResponse {
+  status: 'refused';
+  reason: string;
+  disclaimer: string;
+}
+
 /** The JSON body of every error response. */
 export interface ErrorResponse {
   statusCode: number;
@@ -251,7 +258,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
 
   app.get('/v1/model', () => description);
 
-  app.post<{ Querystring: { crop: CropMode; cam: 0 | 1 }; Body: Buffer | undefined }>(
+  app.post<{ Querystring: { crop: CropMode; cam: 0 | 1; force: 0 | 1 }; Body: Buffer | undefined }>(
     '/v1/predict',
     {
       schema: {
@@ -260,11 +267,12 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
           properties: {
             crop: { type: 'string', enum: ['disc', 'none'], default: 'disc' },
             cam: { type: 'integer', enum: [0, 1], default: 0 },
+            force: { type: 'integer', enum: [0, 1], default: 0 },
           },
         },
       },
     },
-    async (request, reply): Promise<PredictResponse | ErrorResponse> => {
+    async (request, reply): Promise<PredictResponse | ErrorResponse | RefusalResponse> => {
       const bytes = request.body;
       // No body at all arrives without a Content-Type and so skips the parser: refuse it here.
       if (!bytes?.length) {
@@ -287,7 +295,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
       try {
         [record] = await worker.predict(
           [{ name: UPLOAD_NAME, bytes }],
-          { crop: request.query.crop, camPng: request.query.cam === 1 },
+          { crop: request.query.crop, camPng: request.query.cam === 1, force: request.query.force === 1 },
           abandoned.signal,
         );
       } catch (error) {
@@ -299,9 +307,13 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
         void reply.status(400);
         return errorBody(400, record!.error);
       }
+      if (record!.status === 'refused') {
+        void reply.status(422);
+        return { ...errorBody(422, record!.reason!), status: 'refused', reason: record!.reason!, disclaimer: NOT_FOR_CLINICAL_USE };
+      }
       const { grade, grade_name, probabilities, warnings, camPng, status, p_referable, p_vision_threatening, uncertainty } = record!;
       return {
-        status: status as PredictResponse['status'],
+        status: status === 'uncertain' ? 'uncertain' : 'graded',
         grade: grade!,
         grade_name: grade_name!,
         probabilities: probabilities!,

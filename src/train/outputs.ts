@@ -7,11 +7,13 @@ import type { RetinaTensors } from '../data/retinamnist.js';
 import { coverageAt, coverageCurve, expectedCalibrationError, negativeLogLikelihood, probabilityAtLeast } from '../eval/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { predictProbabilities, type InferenceOptions } from '../model/inference.js';
+import { saveSafetensors } from '../io/safetensors.js';
+import { fitGradabilityGate, gradabilityTensors } from '../model/gradability.js';
 import { calibrated, fitRunCalibration } from '../model/run-calibration.js';
 import type { RunDir } from '../model/run-dir.js';
 import type { CalibrationChange, MemberSummary, RunMetrics } from '../model/run-metrics.js';
 import { splitFigures } from '../model/split-figures.js';
-import type { ModelConfig, Module, Objective } from '../nn/index.js';
+import type { FeatureClassifier, ModelConfig, Objective } from '../nn/index.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { VERSION } from '../version.js';
 import type { RunConfig } from './config.js';
@@ -39,7 +41,7 @@ function calibrationChange(labels: Uint8Array, before: Float32Array, after: Floa
 
 export function writeRunOutputs(
   run: RunDir,
-  model: Module,
+  model: FeatureClassifier,
   objective: Objective,
   data: RetinaTensors,
   info: {
@@ -57,6 +59,10 @@ export function writeRunOutputs(
   const rawTest = predictProbabilities(model, objective, data.test.x, inference);
   const calibration = fitRunCalibration(data.val.labels, rawVal);
   run.writeJson('calibration', calibration);
+  const gate = fitGradabilityGate(model, data.train.x, data.val.x);
+  const { tensors, metadata } = gradabilityTensors(gate);
+  saveSafetensors(run.file('gradability'), tensors, metadata);
+  for (const t of tensors.values()) t.dispose();
   const val = calibrated(rawVal, calibration);
   const test = calibrated(rawTest, calibration);
   const uncertain = calibration.uncertainty;

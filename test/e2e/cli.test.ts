@@ -137,6 +137,24 @@ describe('train', () => {
     for (const r of records) expect(['graded', 'uncertain']).toContain(r.status);
   });
 
+  it('predict refuses what is not a fundus photograph (exit 2, no grade) unless --force', async () => {
+    const blue = join(work, 'blue.png');
+    await sharp({ create: { width: 28, height: 28, channels: 3, background: '#0000ff' } })
+      .png()
+      .toFile(blue);
+    for (const crop of ['disc', 'none']) {
+      const refused = cli(['predict', '--model', runDir, '--crop', crop, '--json', blue]);
+      expect(refused.code).toBe(2);
+      const [record] = JSON.parse(refused.stdout).predictions;
+      expect(record).toMatchObject({ status: 'refused' });
+      expect(record.grade).toBeUndefined();
+      expect(cli(['predict', '--model', runDir, '--crop', crop, blue]).stdout).toMatch(/blue\.png: REFUSED not graded: /);
+      const forced = cli(['predict', '--model', runDir, '--crop', crop, '--force', '--json', blue]);
+      expect(forced.code).toBe(0);
+      expect(JSON.parse(forced.stdout).predictions[0].warnings.length).toBeGreaterThan(0);
+    }
+  });
+
   it('predict reports a bad file, still grades the others, and exits 1', () => {
     const bad = join(work, 'not-an-image.jpg');
     writeFileSync(bad, 'hello');
