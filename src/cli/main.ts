@@ -8,6 +8,7 @@ import { VERSION } from '../version.js';
 import { registerDataCommands } from './data-commands.js';
 import { evaluateCommand } from './evaluate.js';
 import { predictCommand } from './predict.js';
+import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 import { registerTrainCommands } from './train/commands.js';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerTrainCommands(program);
   evaluateCommand(program);
   predictCommand(program);
+  reportCommand(program);
   serveCommand(program);
   registerDataCommands(program);
   return program;

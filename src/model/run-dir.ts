@@ -20,6 +20,8 @@ export const RUN_FILES = {
   predictions: 'predictions.csv',
   /** What the model is, how it did, and what it must not be used for (src/train/model-card.ts). */
   card: 'MODEL_CARD.md',
+  /** Figures, charts and the model card in one self-contained page (src/report/). */
+  report: 'report.html',
 } as const;
 
 /** Where an ensemble keeps its members, each a run directory of its own. */

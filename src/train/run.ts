@@ -11,6 +11,7 @@ import { modelConfigOf, type RunConfig } from './config.js';
 import { trainEnsemble } from './ensemble.js';
 import { trainModel, type Progress } from './loop.js';
 import { writeRunOutputs } from './outputs.js';
+import { writeReport } from '../report/report.js';
 
 export interface TrainOptions {
   config: RunConfig;
@@ -72,6 +73,7 @@ async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir
     try {
       const { model, objective, ...summary } = trained;
       const metrics = writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) });
+      await writeReport(run.path);
       return { runDir: run, metrics };
     } finally {
       trained.model.dispose();

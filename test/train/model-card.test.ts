@@ -1,47 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { coverageAt, coverageCurve } from '../../src/eval/index.js';
-import { calibrated, fitRunCalibration } from '../../src/model/run-calibration.js';
-import { splitFigures } from '../../src/model/split-figures.js';
-import { RunConfigSchema, type RunConfig } from '../../src/train/config.js';
+import { RunConfigSchema } from '../../src/train/config.js';
 import { modelCard } from '../../src/train/model-card.js';
-import type { RunMetrics } from '../../src/model/run-metrics.js';
+import { syntheticMetrics as metricsOf } from '../helpers/synthetic-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import { GRADE_NAMES } from '../../src/data/grades.js';
-
-/** metrics.json of a run with made-up but well-formed results. */
-function metricsOf(config: RunConfig, extra: Pick<RunMetrics, 'best_epoch' | 'epochs_run'> & { stemStride?: 1 | 2 }): RunMetrics {
-  const labels = Uint8Array.from({ length: 400 }, (_, i) => i % 5);
-  const probs = Float32Array.from({ length: 400 * 5 }, (_, j) => ((j * 7919) % 97) + 1);
-  for (let i = 0; i < 400; i++) {
-    const row = probs.subarray(i * 5, i * 5 + 5);
-    const sum = row.reduce((a, b) => a + b, 0);
-    row.forEach((v, c) => (row[c] = v / sum));
-  }
-  const calibration = fitRunCalibration(labels, probs);
-  const tempered = calibrated(probs, calibration);
-  const figures = splitFigures(labels, tempered, calibration);
-  const change = { ece_before: 0.2, ece_after: 0.05, nll_before: 1.4, nll_after: 1.3 };
-  const coverage = coverageAt(labels, tempered, 5, calibration.uncertainty.threshold);
-  return {
-    val: figures,
-    test: figures,
-    calibration: { temperature: calibration.temperature, min_sensitivity: 0.9, val: change, test: change },
-    uncertainty: { threshold: 0.9, refer_fraction: 0.1, val: coverage, test: coverage, test_curve: coverageCurve(labels, tempered, 5) },
-    best_epoch: extra.best_epoch,
-    epochs_run: extra.epochs_run,
-    seconds: 12,
-    data: {
-      file: '/home/someone/.medmnist/retinamnist.npz',
-      md5: 'bd4c0672f1bba3e3a89f0e4e876791e4',
-      size: 28,
-      upsampled_from: config.size === 28 ? null : 28,
-    },
-    model: { ...config.model, ...(extra.stemStride ? { stemStride: extra.stemStride } : {}), size: config.size, ensemble: config.ensemble },
-    tta: false,
-    version: '9.9.9',
-    disclaimer: NOT_FOR_CLINICAL_USE,
-  };
-}
 
 describe('modelCard', () => {
   it('states the epochs configured when the run trained them all', () => {
