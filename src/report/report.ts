@@ -81,7 +81,11 @@ export async function writeReport(path: string): Promise<string> {
       'ROC on test: each grade one-vs-rest, and referable DR with the operating point chosen on validation',
       renderSvg(rocChart(labels, probs, REFERABLE_GRADE, test.referable!)),
     ],
-    ['reliability', 'Reliability on test, before and after temperature scaling', renderSvg(reliabilityChart(labels, probs, calibration.temperature))],
+    [
+      'reliability',
+      'Reliability on test, before and after temperature scaling',
+      renderSvg(reliabilityChart(labels, probs, calibration.temperature)),
+    ],
     [
       'coverage',
       `Coverage and accuracy on test as uncertain predictions are referred (diamond: the threshold chosen on validation)`,
@@ -123,8 +127,9 @@ brackets are bootstrap 95% intervals. Thresholds were chosen on validation only.
 <h3>Referral</h3>
 <table id="referral"><thead><tr><th></th><th>split</th><th>positives</th><th>AUC</th><th>threshold</th><th>sensitivity</th><th>specificity</th></tr></thead>
 <tbody>${screening.join('')}</tbody></table>
-<p>Temperature ${fixed(calibration.temperature)}: test ECE ${fixed(calibration.test.ece_before)} before, ${fixed(calibration.test.ece_after)} after.
-Uncertain above ${fixed(uncertainty.threshold)}: test coverage ${fixed(uncertainty.test.coverage)}, ACC of the graded ${fixed(uncertainty.test.accuracy)}.</p>
+<p>Temperature ${fixed(calibration.temperature)}: test ECE ${fixed(calibration.test.ece_before)} before,
+${fixed(calibration.test.ece_after)} after. Uncertain above ${fixed(uncertainty.threshold)}:
+test coverage ${fixed(uncertainty.test.coverage)}, ACC of the graded ${fixed(uncertainty.test.accuracy)}.</p>
 <h3>Per grade on test</h3>
 <table id="grades"><thead><tr><th></th><th>support</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th></tr></thead>
 <tbody>${gradeRows.join('')}</tbody></table>

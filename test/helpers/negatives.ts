@@ -89,7 +89,8 @@ async function syntheticNegatives(random: () => number): Promise<NamedImage[]> {
   for (const [i, text] of words.entries()) {
     const dark = i % 2 === 0;
     const svg =
-      `<svg xmlns="http://www.w3.org/2000/svg" width="${SIDE}" height="${SIDE}"><rect width="100%" height="100%" fill="${dark ? '#000' : '#fff'}"/>` +
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${SIDE}" height="${SIDE}">` +
+      `<rect width="100%" height="100%" fill="${dark ? '#000' : '#fff'}"/>` +
       `<text x="8" y="${SIDE / 2}" font-family="DejaVu Sans" font-size="22" fill="${dark ? '#fff' : '#000'}">${text}</text></svg>`;
     out.push(
       sharp(Buffer.from(svg))
