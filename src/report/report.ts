@@ -125,7 +125,8 @@ brackets are bootstrap 95% intervals. Thresholds were chosen on validation only.
 <table id="splits"><thead><tr><th></th><th>ACC</th><th>AUC</th><th>QWK</th><th>macro-F1</th><th>balanced ACC</th><th>ECE</th></tr></thead>
 <tbody>${splitRow('val', val)}${splitRow('test', test)}</tbody></table>
 <h3>Referral</h3>
-<table id="referral"><thead><tr><th></th><th>split</th><th>positives</th><th>AUC</th><th>threshold</th><th>sensitivity</th><th>specificity</th></tr></thead>
+<table id="referral"><thead><tr><th></th><th>split</th><th>positives</th><th>AUC</th><th>threshold</th>
+<th>sensitivity</th><th>specificity</th></tr></thead>
 <tbody>${screening.join('')}</tbody></table>
 <p>Temperature ${fixed(calibration.temperature)}: test ECE ${fixed(calibration.test.ece_before)} before,
 ${fixed(calibration.test.ece_after)} after. Uncertain above ${fixed(uncertainty.threshold)}:
