@@ -72,7 +72,7 @@ export async function writeReport(path: string): Promise<string> {
     .filter(Boolean)
     .map((line) => JSON.parse(line) as LogLine);
   const { labels, probs } = readTestPredictions(run);
-  const { test, val, calibration, uncertainty } = metrics;
+  const { test, val, calibration, uncertainty, model } = metrics;
   const charts: [string, string, Promise<string>][] = [
     ['training', 'Training: loss and validation AUC per epoch, per member', renderSvg(trainingCurves(log))],
     ['confusion', 'Confusion matrix on test', renderSvg(confusionHeatmap(test.confusion))],
@@ -118,7 +118,7 @@ export async function writeReport(path: string): Promise<string> {
 <body>
 <h1>retinagrade run report</h1>
 <p class="notice" role="note">${NOT_FOR_CLINICAL_USE} Do not use it to diagnose, screen or treat anyone.</p>
-<p>${escapeHtml(metrics.model.name)} at ${metrics.model.size}x${metrics.model.size}${metrics.model.ensemble > 1 ? `, ensemble of ${metrics.model.ensemble}` : ''};
+<p>${escapeHtml(model.name)} at ${model.size}x${model.size}${model.ensemble > 1 ? `, ensemble of ${model.ensemble}` : ''};
 written by retinagrade ${escapeHtml(metrics.version)}. Every figure is a fraction, of the temperature-scaled probabilities;
 brackets are bootstrap 95% intervals. Thresholds were chosen on validation only.</p>
 <h2>Results</h2>
