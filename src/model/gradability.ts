@@ -184,12 +184,13 @@ export function checkGradability(model: FeatureClassifier, gate: GradabilityGate
     const reasons: string[] = [];
     const outside = IMAGE_STATISTICS.filter((_, s) => row[s]! < gate.colourRange[s]![0] || row[s]! > gate.colourRange[s]![1]);
     if (outside.length > 0) {
-      reasons.push(`its colours are unlike a colour fundus photograph's (${outside.join(', ')} outside the training images' range)`);
+      reasons.push(
+        `its colours or layout are unlike a colour fundus photograph's (${outside.join(', ')} outside the training images' range)`,
+      );
     }
     if (scores[i]! > gate.threshold) {
-      reasons.push(
-        `it is unlike the photographs the model learned from (out-of-distribution score ${scores[i]!.toFixed(3)} above ${gate.threshold.toFixed(3)})`,
-      );
+      const score = `out-of-distribution score ${scores[i]!.toFixed(3)} above ${gate.threshold.toFixed(3)}`;
+      reasons.push(`it is unlike the photographs the model learned from (${score})`);
     }
     return { reasons, ood_score: scores[i]! };
   });
