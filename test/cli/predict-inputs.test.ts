@@ -69,7 +69,8 @@ describe('text output', () => {
     }
     const lines = written.join('').split('\n');
     expect(lines[0]).toMatch(/eye\.jpg\\nfake\.jpg: grade 0 \(No DR\), p=1\.000 0\.000 0\.000 0\.000 0\.000\.jpg: grade \d/);
-    expect(lines[1]).toMatch(/not for clinical use/i);
+    expect(lines[1]).toMatch(/^ {2}P\(referable\) \d\.\d{3}, P\(vision-threatening\)/); // the record's second line
+    expect(lines[2]).toMatch(/not for clinical use/i);
   });
 });
 
