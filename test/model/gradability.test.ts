@@ -58,7 +58,7 @@ describe('the gradability gate', () => {
   }, 60_000);
 
   it('with --crop none, refuses at least 90% of the negative set', async () => {
-    // The issue asks for 99%; shuffled tiles of RetinaMNIST images are what passes (README, Refusals).
+    // The issue asks for 99%; shuffled-tile retinas and two scenes pass (README, "Referral, calibration, uncertainty and refusal").
     const { fraction, passed } = await refusedFraction(negatives, 'none');
     expect(fraction, `graded: ${passed.join(', ')}`).toBeGreaterThanOrEqual(0.9);
   }, 60_000);
