@@ -4,9 +4,11 @@ import { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { VERSION } from '../version.js';
 import { registerDataCommands } from './data-commands.js';
 import { evaluateCommand } from './evaluate.js';
 import { predictCommand } from './predict.js';
+import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 import { registerTrainCommands } from './train/commands.js';
 
@@ -15,11 +17,12 @@ export function buildProgram(): Command {
     .description(
       `Diabetic retinopathy grading (${GRADE_NAMES.map((name, grade) => `${grade} ${name}`).join(', ')}).\n${NOT_FOR_CLINICAL_USE}`,
     )
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(run with --help for usage)');
   registerTrainCommands(program);
   evaluateCommand(program);
   predictCommand(program);
+  reportCommand(program);
   serveCommand(program);
   registerDataCommands(program);
   return program;

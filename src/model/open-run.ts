@@ -15,6 +15,8 @@ import {
 } from '../nn/index.js';
 import type { Tensor } from '../torch/index.js';
 import { Ensemble } from './ensemble.js';
+import { gateFromTensors, type GradabilityGate } from './gradability.js';
+import { RunCalibrationSchema, type RunCalibration } from './run-calibration.js';
 import { RunDir } from './run-dir.js';
 
 /** What best.safetensors' metadata holds besides the weights (written by train). */
@@ -37,6 +39,32 @@ export interface OpenedModel {
   /** In eval mode. */
   model: FeatureClassifier;
   objective: Objective;
+  /** calibration.json: absent for a run trained before calibration existed (no temperature, no thresholds). */
+  calibration?: RunCalibration;
+  /** gradability.safetensors: absent for a run trained before it existed (then nothing is refused but what has no disc). */
+  gradability?: GradabilityGate;
+}
+
+/** The run's gradability gate, if it has one; a damaged one is a UserError naming it. */
+function readGradability(run: RunDir): GradabilityGate | undefined {
+  if (!run.has('gradability')) return undefined;
+  try {
+    const { tensors, metadata } = loadSafetensors(run.file('gradability'));
+    return gateFromTensors(tensors, metadata);
+  } catch (error) {
+    throw new UserError(`${run.file('gradability')} is not a run's gradability gate: ${(error as Error).message}`);
+  }
+}
+
+/** The run's calibration.json, if it has one; a damaged one is a UserError naming it. */
+function readCalibration(run: RunDir): RunCalibration | undefined {
+  if (!run.has('calibration')) return undefined;
+  try {
+    return RunCalibrationSchema.parse(run.readJson('calibration'));
+  } catch (error) {
+    const reason = error instanceof z.ZodError ? z.prettifyError(error) : (error as Error).message;
+    throw new UserError(`${run.file('calibration')} is not a run's calibration: ${reason}`);
+  }
 }
 
 const MetadataSchema = z.object({
@@ -88,6 +116,8 @@ function configDisagreement(run: RunDir, modelConfig: ModelConfig, ensemble: num
 export function openRun(path: string): OpenedModel {
   const run = new RunDir(path);
   if (!run.has('best')) throw new UserError(`${path} is not a finished run directory: ${run.file('best')} is missing`);
+  const calibration = readCalibration(run);
+  const gradability = readGradability(run);
   try {
     const weights = loadSafetensors(run.file('best'));
     try {
@@ -113,7 +143,15 @@ export function openRun(path: string): OpenedModel {
       }
       model.eval();
       const objective = single ? memberObjective : new LogProbabilityObjective(modelConfig.numClasses);
-      return { run, modelConfig, ensemble: metadata.ensemble, model, objective };
+      return {
+        run,
+        modelConfig,
+        ensemble: metadata.ensemble,
+        model,
+        objective,
+        ...(calibration ? { calibration } : {}),
+        ...(gradability ? { gradability } : {}),
+      };
     } finally {
       for (const t of weights.tensors.values()) t.dispose();
     }

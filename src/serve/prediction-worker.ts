@@ -6,7 +6,7 @@ import type { OpenedModel } from '../model/open-run.js';
 import { ModelOutputError, UserError } from '../errors.js';
 
 /** What a worker may be asked for per request (no files: a server has no folder to write into). */
-export type WorkerPredictOptions = Pick<PredictOptions, 'crop' | 'camPng'>;
+export type WorkerPredictOptions = Pick<PredictOptions, 'crop' | 'camPng' | 'force'>;
 export interface PredictRequest {
   id: number;
   images: Exclude<ImageInput, string>[];

@@ -9,6 +9,7 @@ import { MAX_IMAGE_FILE_BYTES } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import type { CropMode, Prediction } from '../model/grade-photo.js';
 import { RunDir } from '../model/run-dir.js';
+import type { ScreeningFigures, Status } from '../model/run-calibration.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
@@ -56,14 +57,23 @@ export interface ModelDescription {
   disclaimer: string;
 }
 
-export interface PredictResponse {
+export interface PredictResponse extends Omit<ScreeningFigures, 'status'> {
+  status: Exclude<Status, 'refused'>;
   grade: number;
   grade_name: string;
+  /** Temperature-scaled. */
   probabilities: number[];
   warnings: string[];
   disclaimer: string;
   /** Base64 PNG: the model's input beside it with the predicted grade's Grad-CAM heat map. */
   cam?: string;
+}
+
+/** 422: the image is not a gradable colour fundus photograph; no grade (`force=1` grades it anyway). */
+export interface RefusalResponse extends ErrorResponse {
+  status: 'refused';
+  reason: string;
+  disclaimer: string;
 }
 
 /** The JSON body of every error response. */
@@ -248,7 +258,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
 
   app.get('/v1/model', () => description);
 
-  app.post<{ Querystring: { crop: CropMode; cam: 0 | 1 }; Body: Buffer | undefined }>(
+  app.post<{ Querystring: { crop: CropMode; cam: 0 | 1; force: 0 | 1 }; Body: Buffer | undefined }>(
     '/v1/predict',
     {
       schema: {
@@ -257,11 +267,12 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
           properties: {
             crop: { type: 'string', enum: ['disc', 'none'], default: 'disc' },
             cam: { type: 'integer', enum: [0, 1], default: 0 },
+            force: { type: 'integer', enum: [0, 1], default: 0 },
           },
         },
       },
     },
-    async (request, reply): Promise<PredictResponse | ErrorResponse> => {
+    async (request, reply): Promise<PredictResponse | ErrorResponse | RefusalResponse> => {
       const bytes = request.body;
       // No body at all arrives without a Content-Type and so skips the parser: refuse it here.
       if (!bytes?.length) {
@@ -284,7 +295,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
       try {
         [record] = await worker.predict(
           [{ name: UPLOAD_NAME, bytes }],
-          { crop: request.query.crop, camPng: request.query.cam === 1 },
+          { crop: request.query.crop, camPng: request.query.cam === 1, force: request.query.force === 1 },
           abandoned.signal,
         );
       } catch (error) {
@@ -296,11 +307,20 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
         void reply.status(400);
         return errorBody(400, record!.error);
       }
-      const { grade, grade_name, probabilities, warnings, camPng } = record!;
+      if (record!.status === 'refused') {
+        void reply.status(422);
+        return { ...errorBody(422, record!.reason!), status: 'refused', reason: record!.reason!, disclaimer: NOT_FOR_CLINICAL_USE };
+      }
+      const { grade, grade_name, probabilities, warnings, camPng, status, p_referable, p_vision_threatening, uncertainty } = record!;
       return {
+        status: status === 'uncertain' ? 'uncertain' : 'graded',
         grade: grade!,
         grade_name: grade_name!,
         probabilities: probabilities!,
+        p_referable: p_referable!,
+        p_vision_threatening: p_vision_threatening!,
+        ...(record!.referable === undefined ? {} : { referable: record!.referable, vision_threatening: record!.vision_threatening }),
+        uncertainty: uncertainty!,
         warnings,
         disclaimer: NOT_FOR_CLINICAL_USE,
         ...(camPng ? { cam: Buffer.from(camPng.buffer, camPng.byteOffset, camPng.length).toString('base64') } : {}),

@@ -12,6 +12,7 @@ import { modelConfigOf, type RunConfig } from './config.js';
 import { trainEnsemble } from './ensemble.js';
 import { trainModel, type Progress } from './loop.js';
 import { writeRunOutputs } from './outputs.js';
+import { writeReport } from '../report/report.js';
 
 export interface TrainOptions {
   config: RunConfig;
@@ -80,6 +81,7 @@ async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir
       const written = writes
         ? writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) })
         : undefined;
+      if (writes) await writeReport(run.path);
       const metrics = group ? await group.broadcastJson(written) : written!;
       return { runDir: run, metrics };
     } finally {

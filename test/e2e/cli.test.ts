@@ -49,13 +49,25 @@ beforeAll(() => {
 
 describe('train', () => {
   it('writes a complete, consistent run directory', () => {
-    for (const file of ['config.json', 'log.jsonl', 'best.safetensors', 'metrics.json', 'predictions.csv', 'MODEL_CARD.md']) {
+    for (const file of [
+      'config.json',
+      'log.jsonl',
+      'best.safetensors',
+      'calibration.json',
+      'metrics.json',
+      'predictions.csv',
+      'MODEL_CARD.md',
+    ]) {
       expect(existsSync(join(runDir, file)), file).toBe(true);
     }
     const metrics = json(join(runDir, 'metrics.json'));
     const card = readFileSync(join(runDir, 'MODEL_CARD.md'), 'utf8');
     expect(card).toContain('not for clinical use');
-    expect(card).toContain(`| test (400) | ${(100 * metrics.test.acc).toFixed(1)} [`);
+    expect(card).toContain(`| test (400) | ${metrics.test.acc.toFixed(3)} [`);
+    const { referable } = metrics.test;
+    expect(card).toContain(`| referable (grade >= 2) | test | ${referable.positives} / 400 | ${referable.auc.toFixed(3)} [`);
+    expect(referable.threshold).toBe(json(join(runDir, 'calibration.json')).referable.threshold);
+    expect(metrics.val.referable.sensitivity).toBeGreaterThanOrEqual(0.9);
     expect(card).toContain(`| 0 No DR | ${metrics.test.per_class[0].support} |`);
     expect(readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
     expect(metrics.epochs_run).toBe(2);
@@ -73,7 +85,10 @@ describe('train', () => {
     expect(rows).toHaveLength(400);
     const correct = rows.filter(([, label, predicted]) => label === predicted).length;
     expect(correct / 400).toBeCloseTo(metrics.test.acc, 10);
-    for (const row of rows) expect(row.slice(3).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    for (const row of rows) {
+      expect(row.slice(3, 8).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+      expect(row[8]).toBeCloseTo(row[5]! + row[6]! + row[7]!, 5); // p_referable = p2 + p3 + p4
+    }
   });
 
   it('evaluate on the saved weights reproduces the test metrics', () => {
@@ -84,6 +99,17 @@ describe('train', () => {
     expect(report.acc).toBeCloseTo(metrics.test.acc, 10);
     expect(report.auc).toBeCloseTo(metrics.test.auc, 6);
     expect(report.qwk).toBeCloseTo(metrics.test.qwk, 6);
+    // The intervals and the referable figures too, with the run's operating point.
+    expect(report.ci95.auc.lo).toBeCloseTo(metrics.test.ci95.auc.lo, 6);
+    expect(report.referable.threshold).toBe(metrics.test.referable.threshold);
+    expect(report.referable.sensitivity).toBeCloseTo(metrics.test.referable.sensitivity, 10);
+    expect(report.referable.ci95.specificity.hi).toBeCloseTo(metrics.test.referable.ci95.specificity.hi, 6);
+    const text = cli(['evaluate', '--model', runDir, '--data-dir', dataDir]).stdout;
+    expect(text).toContain(`test (400): ACC ${metrics.test.acc.toFixed(3)} [${metrics.test.ci95.acc.lo.toFixed(3)}, `);
+    expect(text).toContain(
+      `referable (grade >= 2, ${metrics.test.referable.positives} of 400): AUC ${metrics.test.referable.auc.toFixed(3)}`,
+    );
+    expect(text).toContain('confusion matrix (rows: true grade, columns: predicted grade)');
   });
 
   it('predict on PNG exports of test images gives the grades evaluate gave', async () => {
@@ -99,13 +125,34 @@ describe('train', () => {
     }
     const predicted = cli(['predict', '--model', runDir, '--crop', 'none', '--json', pngDir]);
     expect(predicted.code).toBe(0);
-    const records = JSON.parse(predicted.stdout).predictions as { grade: number }[];
+    const records = JSON.parse(predicted.stdout).predictions as { grade: number; p_referable: number; status: string }[];
     const expected = readFileSync(join(runDir, 'predictions.csv'), 'utf8')
       .trim()
       .split('\n')
       .slice(1, count + 1)
-      .map((l) => Number(l.split(',')[2]));
-    expect(records.map((r) => r.grade)).toEqual(expected);
+      .map((l) => l.split(',').map(Number));
+    expect(records.map((r) => r.grade)).toEqual(expected.map((row) => row[2]));
+    // The same temperature-scaled P(referable) as train wrote.
+    records.forEach((r, i) => expect(r.p_referable).toBeCloseTo(expected[i]![8]!, 5));
+    for (const r of records) expect(['graded', 'uncertain']).toContain(r.status);
+  });
+
+  it('predict refuses what is not a fundus photograph (exit 2, no grade) unless --force', async () => {
+    const blue = join(work, 'blue.png');
+    await sharp({ create: { width: 28, height: 28, channels: 3, background: '#0000ff' } })
+      .png()
+      .toFile(blue);
+    for (const crop of ['disc', 'none']) {
+      const refused = cli(['predict', '--model', runDir, '--crop', crop, '--json', blue]);
+      expect(refused.code).toBe(2);
+      const [record] = JSON.parse(refused.stdout).predictions;
+      expect(record).toMatchObject({ status: 'refused' });
+      expect(record.grade).toBeUndefined();
+      expect(cli(['predict', '--model', runDir, '--crop', crop, blue]).stdout).toMatch(/blue\.png: REFUSED not graded: /);
+      const forced = cli(['predict', '--model', runDir, '--crop', crop, '--force', '--json', blue]);
+      expect(forced.code).toBe(0);
+      expect(JSON.parse(forced.stdout).predictions[0].warnings.length).toBeGreaterThan(0);
+    }
   });
 
   it('predict reports a bad file, still grades the others, and exits 1', () => {

@@ -12,24 +12,41 @@ import { RunConfigSchema } from '../../train/config.js';
 import { RECIPE_NAMES } from '../../train/recipes.js';
 import { train } from '../../train/run.js';
 import { dataDirOption, integerAtLeast, integerChoice, parseInteger, parseNumber } from '../options.js';
+import { headlineText, splitFiguresText } from '../figures-text.js';
 import { distTimeoutOption, launchTrain, nprocOption, type LaunchFlags } from './launch.js';
 import { createProgress } from './progress.js';
 import { resolveRunConfig, type TrainFlags } from './config-flags.js';
 
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
-const pct = (x: number): string => (100 * x).toFixed(2);
+
+/** `count` training images taking the grades in turn, each grade's images in file order. */
+function rowsByGrade(labels: Uint8Array, count: number): number[] {
+  const byGrade = GRADE_NAMES.map((_, g) => Array.from(labels.keys()).filter((i) => labels[i] === g));
+  const rows: number[] = [];
+  for (let k = 0; rows.length < count; k++) {
+    for (const indices of byGrade) if (k < indices.length && rows.length < count) rows.push(indices[k]!);
+  }
+  return rows;
+}
+
+function calibrationText({ calibration, uncertainty }: RunMetrics): string {
+  const f = (x: number) => x.toFixed(3);
+  return (
+    `temperature ${f(calibration.temperature)} (fitted on val): ` +
+    `test ECE ${f(calibration.test.ece_before)} -> ${f(calibration.test.ece_after)}; ` +
+    `uncertain (refer for human grading) above ${f(uncertainty.threshold)}: ` +
+    `test coverage ${f(uncertainty.test.coverage)}, ACC of the rest ${f(uncertainty.test.accuracy)}`
+  );
+}
 
 function summary(metrics: RunMetrics): string {
-  const t = metrics.test;
-  const ci = t.ci95;
   return [
     Array.isArray(metrics.best_epoch)
       ? `ensemble of ${metrics.best_epoch.length}, best epochs ${metrics.best_epoch.join(', ')}, ${metrics.seconds.toFixed(0)} s`
       : `best epoch ${metrics.best_epoch}, ${metrics.seconds.toFixed(0)} s`,
-    `val   ACC ${pct(metrics.val.acc)}  AUC ${pct(metrics.val.auc)}  QWK ${metrics.val.qwk.toFixed(3)}`,
-    `test  ACC ${pct(t.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}]  AUC ${pct(t.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}]  ` +
-      `QWK ${t.qwk.toFixed(3)} [${ci.qwk.lo.toFixed(3)}, ${ci.qwk.hi.toFixed(3)}]  ` +
-      `macro-F1 ${t.macro_f1.toFixed(3)}  ECE ${t.ece.toFixed(3)}`,
+    headlineText('val ', metrics.val),
+    splitFiguresText('test', metrics.test),
+    calibrationText(metrics),
     metrics.data.upsampled_from ? `(inputs upsampled from ${metrics.data.upsampled_from}x${metrics.data.upsampled_from})` : '',
     NOT_FOR_CLINICAL_USE,
   ]
@@ -125,12 +142,12 @@ Examples:
 
   program
     .command('montage')
-    .description('write a PNG grid of real training images (top row) and augmented versions (rows below)')
+    .description('write a PNG grid of real training images (first column, rows labelled by grade) and augmented versions (columns after)')
     .requiredOption('--out <png>', 'PNG file to write')
     .addOption(dataDirOption())
     .addOption(new Option('--size <px>', 'model input size the images are shown at').choices(IMAGE_SIZES.map(String)).default('64'))
-    .option('--count <n>', 'images (columns)', integerAtLeast(1), 8)
-    .option('--variants <n>', 'augmented rows', integerAtLeast(1), 4)
+    .option('--count <n>', 'images (rows)', integerAtLeast(1), 8)
+    .option('--variants <n>', 'augmented columns', integerAtLeast(1), 4)
     .option('--scale <n>', 'integer upscaling for visibility', integerAtLeast(1), 3)
     .option('--seed <n>', 'seed of the augmentation draws', integerAtLeast(0), 0)
     .addOption(new Option('--recipe <name>', 'whose augmentation to show').choices(RECIPE_NAMES).default('default'))
@@ -162,13 +179,20 @@ Examples:
         const data = loadRetinaTensors({ dataDir: flags.dataDir, size: Number(flags.size) });
         if (flags.count > data.train.count)
           throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
-        const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
+        // Grades in turn (0, 1, 2, 3, 4, 0, ...), each row labelled with its grade.
+        const rows = rowsByGrade(data.train.labels, flags.count);
+        const images = torch.tidy(() => data.train.x.indexSelect(0, torch.tensor(Int32Array.from(rows), [rows.length], 'int64')));
+        const labels = rows.map((i) => `${data.train.labels[i]} ${GRADE_NAMES[data.train.labels[i]!]}`);
+        const { width, height } = await writeMontage(flags.out, images, augment, new torch.Generator(flags.seed), {
           count: flags.count,
           variants: flags.variants,
           scale: flags.scale,
-        }).catch((error: Error) => {
-          throw new UserError(`cannot write ${flags.out}: ${error.message}`);
-        });
+          labels,
+        })
+          .finally(() => images.dispose())
+          .catch((error: Error) => {
+            throw new UserError(`cannot write ${flags.out}: ${error.message}`);
+          });
         const upsampling = data.source.upsampled_from ? `, images upsampled from ${data.source.upsampled_from}` : '';
         process.stdout.write(`wrote ${flags.out} (${width}x${height})${upsampling}\n`);
       },
