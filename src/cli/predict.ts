@@ -7,6 +7,7 @@ import { GRADE_NAMES } from '../data/grades.js';
 import { predictImage, type Prediction } from '../model/grade-photo.js';
 import { openRun } from '../model/open-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { allowUnfinishedOption } from './options.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
 /** What --cam writes: left out of folders, so a second run over the same folder skips them. */
@@ -116,6 +117,7 @@ export function predictCommand(program: Command): void {
     .description('grade fundus photographs (PNG/JPEG/TIFF/WebP files or folders of them)')
     .argument('<images...>', 'image files or folders')
     .requiredOption('--model <dir>', 'run directory written by `train`')
+    .addOption(allowUnfinishedOption())
     .addOption(
       new Option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is")
         .choices(['disc', 'none'])
@@ -136,23 +138,28 @@ Examples:
 
 ${NOT_FOR_CLINICAL_USE}`,
     )
-    .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
-      const inputs = expandInputs(images);
-      const opened = openRun(flags.model);
-      if (flags.cam) mkdirSync(flags.cam, { recursive: true });
-      const cams = flags.cam
-        ? camFiles(
-            flags.cam,
-            inputs.map((input) => input.file),
-          )
-        : [];
-      const records: Prediction[] = [];
-      for (const [i, { file, error }] of inputs.entries()) {
-        records.push(error ? { file, warnings: [], error } : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i] }));
-      }
-      if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
-      else if (flags.csv) process.stdout.write(toCsv(records));
-      else process.stdout.write(toText(records));
-      if (records.some((r) => r.error)) process.exitCode = 1;
-    });
+    .action(
+      async (
+        images: string[],
+        flags: { model: string; allowUnfinished?: boolean; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean },
+      ) => {
+        const inputs = expandInputs(images);
+        const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished });
+        if (flags.cam) mkdirSync(flags.cam, { recursive: true });
+        const cams = flags.cam
+          ? camFiles(
+              flags.cam,
+              inputs.map((input) => input.file),
+            )
+          : [];
+        const records: Prediction[] = [];
+        for (const [i, { file, error }] of inputs.entries()) {
+          records.push(error ? { file, warnings: [], error } : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i] }));
+        }
+        if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
+        else if (flags.csv) process.stdout.write(toCsv(records));
+        else process.stdout.write(toText(records));
+        if (records.some((r) => r.error)) process.exitCode = 1;
+      },
+    );
 }

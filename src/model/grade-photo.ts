@@ -71,6 +71,7 @@ export async function predictImage(opened: OpenedModel, input: ImageInput, optio
     try {
       const probabilities = Array.from(predictProbabilities(opened.model, opened.objective, x));
       const grade = probabilities.indexOf(Math.max(...probabilities));
+      if (opened.unfinished) warnings.unshift(opened.unfinished);
       const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
       // One Grad-CAM per image, however many places it goes to.
       const cam = options.camFile || options.camPng ? gradCam(opened.model, opened.objective, x, grade) : undefined;

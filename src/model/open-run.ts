@@ -1,5 +1,7 @@
 // Reopens a run directory's selected model from best.safetensors alone: its metadata names the
 // architecture, the objective and the ensemble size, so nothing else in the folder is needed.
+import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { loadSafetensors } from '../io/safetensors.js';
@@ -16,6 +18,7 @@ import {
 import type { Tensor } from '../torch/index.js';
 import { Ensemble } from './ensemble.js';
 import { RunDir } from './run-dir.js';
+import { runStatus } from './run-status.js';
 
 /** What best.safetensors' metadata holds besides the weights (written by train). */
 export const WEIGHTS_METADATA = {
@@ -37,6 +40,8 @@ export interface OpenedModel {
   /** In eval mode. */
   model: FeatureClassifier;
   objective: Objective;
+  /** Set when the run had not finished (opened with allowUnfinished): what the weights are, for every output. */
+  unfinished?: string;
 }
 
 const MetadataSchema = z.object({
@@ -84,12 +89,66 @@ function configDisagreement(run: RunDir, modelConfig: ModelConfig, ensemble: num
   return `${run.file('config')} does not describe the model in ${run.file('best')} (${what}): the files are from different runs`;
 }
 
+export interface OpenRunOptions {
+  /** Open an unfinished run's best epoch so far instead of refusing it (stated in `unfinished`). */
+  allowUnfinished?: boolean;
+}
+
 /** Opens a run directory's model; anything unusable about it is a UserError naming the directory. */
-export function openRun(path: string): OpenedModel {
+export function openRun(path: string, options: OpenRunOptions = {}): OpenedModel {
+  if (existsSync(path) && statSync(path).isFile()) {
+    throw new UserError(`${path} is a file: pass the run directory that holds it (${dirname(path)}), not a file in it`);
+  }
   const run = new RunDir(path);
+  const status = runStatus(run);
+  if (status && !status.finished) {
+    if (!options.allowUnfinished) {
+      throw new UserError(
+        `${path} holds an unfinished run (${status.progress}). Finish it with:\n  retinagrade train --out ${status.resumeDir} --resume\n` +
+          'or pass --allow-unfinished to use its best epoch so far',
+      );
+    }
+    const members = partialEnsembleMembers(run);
+    if (members) return openMembers(run, members, status.progress);
+  }
   if (!run.has('best')) throw new UserError(`${path} is not a finished run directory: ${run.file('best')} is missing`);
+  const opened = openWeights(run, run.file('best'));
+  if (status && !status.finished) opened.unfinished = `unfinished run (${status.progress}): weights of epoch ${opened.epoch}, not final`;
+  return opened;
+}
+
+/** An unfinished ensemble without best.safetensors: the run directories of its members that have weights. */
+function partialEnsembleMembers(run: RunDir): RunDir[] | undefined {
+  if (run.has('best')) return undefined;
+  const members: RunDir[] = [];
+  for (let k = 0; run.member(k).has('best'); k++) members.push(run.member(k));
+  return members.length > 0 ? members : undefined;
+}
+
+/** The members trained so far (each at its best epoch so far) as one ensemble. */
+function openMembers(run: RunDir, members: RunDir[], progress: string): OpenedModel {
+  const opened = members.map((member) => openWeights(member, member.file('best')));
+  const first = opened[0]!;
+  const model = new Ensemble(
+    opened.map((member) => member.model),
+    first.objective,
+  );
+  model.eval();
+  const epochs = opened.map((member) => member.epoch).join(', ');
+  return {
+    run,
+    modelConfig: first.modelConfig,
+    ensemble: opened.length,
+    model,
+    objective: new LogProbabilityObjective(first.modelConfig.numClasses),
+    unfinished: `unfinished ensemble (${progress}): ${opened.length} member(s) at epochs ${epochs}, not final`,
+  };
+}
+
+function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string } {
+  const path = run.path;
   try {
-    const weights = loadSafetensors(run.file('best'));
+    const weights = loadSafetensors(file);
     try {
       const metadata = MetadataSchema.parse(weights.metadata);
       const modelConfig = metadata.model;
@@ -113,7 +172,8 @@ export function openRun(path: string): OpenedModel {
       }
       model.eval();
       const objective = single ? memberObjective : new LogProbabilityObjective(modelConfig.numClasses);
-      return { run, modelConfig, ensemble: metadata.ensemble, model, objective };
+      const epoch = weights.metadata[WEIGHTS_METADATA.epoch] ?? '?';
+      return { run, modelConfig, ensemble: metadata.ensemble, model, objective, epoch };
     } finally {
       for (const t of weights.tensors.values()) t.dispose();
     }

@@ -90,3 +90,11 @@ export const savedConfigOf = (config: RunConfig): RunConfig => ({ ...config, thr
 
 /** The other form of config.json that resume accepts: the model as built instead of as configured. */
 export const legacySavedConfigOf = (config: RunConfig): object => ({ ...savedConfigOf(config), model: modelConfigOf(config) });
+
+/** A config.json as read, in the form `--config` takes: a legacy one's model is cut back to the configured fields. */
+export function configOfSaved(saved: Record<string, unknown>): Record<string, unknown> {
+  const model = saved.model as Record<string, unknown> | undefined;
+  if (model === undefined || !('inputSize' in model)) return saved;
+  const { name, width, dropout, stemStride } = model;
+  return { ...saved, model: { name, width, dropout, stemStride } };
+}
