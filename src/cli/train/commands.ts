@@ -89,7 +89,8 @@ function stopOnSignal(outDir: string, dataDir: string | undefined, existedBefore
     if (discardUnstarted(outDir, existedBefore)) say(`retinagrade: stopped by ${signal} before the first epoch ended; removed ${outDir}`);
     else if (status)
       say(
-        `retinagrade: stopped by ${signal}; ${outDir} keeps the run (${status.progress}). Continue it with:\n  ${resumeCommand(outDir, dataDir)}`,
+        `retinagrade: stopped by ${signal}; ${outDir} keeps the run (${status.progress}). ` +
+          `Continue it with:\n  ${resumeCommand(outDir, dataDir)}`,
       );
     else say(`retinagrade: stopped by ${signal} before the run began`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
@@ -165,7 +166,8 @@ Examples:
     .action(async (flags: RunFlags, command: Command) => {
       if (flags.model !== undefined) {
         command.error(
-          `error: train takes the architecture as --arch (e.g. --arch ${flags.model}); --model names a run directory in evaluate, predict and serve`,
+          `error: train takes the architecture as --arch (e.g. --arch ${flags.model}); ` +
+            '--model names a run directory in evaluate, predict and serve',
         );
       }
       const typed = typedConfigFlags(command);
