@@ -4,11 +4,13 @@ import cliProgress from 'cli-progress';
 import { datasetCard, loadMedMNIST } from '../data/medmnist.js';
 import { defaultDataDir, locateDatasetFile } from '../data/locate.js';
 import { downloadDataset } from '../data/download.js';
-import { IMAGE_SIZES, datasetKeys, getDatasetFile, type ImageSize } from '../data/registry.js';
+import { DEFAULT_IMAGE_SIZE, IMAGE_SIZES, datasetKeys, getDatasetFile, type ImageSize } from '../data/registry.js';
 import { dataDirOption, integerAtLeast } from './options.js';
 
-const sizeOption = (fallback: ImageSize): Option =>
-  new Option('--size <px>', 'image size of the file').choices(IMAGE_SIZES.map(String)).default(String(fallback));
+const sizeOption = (): Option =>
+  new Option('--size <px>', 'image size of the file (train trains at this size by default)')
+    .choices(IMAGE_SIZES.map(String))
+    .default(String(DEFAULT_IMAGE_SIZE));
 const datasetOption = (): Option => new Option('--dataset <key>', 'MedMNIST dataset').choices(datasetKeys()).default('retinamnist');
 
 const pct = (part: number, whole: number): string => `${((100 * part) / whole).toFixed(1)}%`;
@@ -19,7 +21,7 @@ export function registerDataCommands(program: Command): void {
     .description('print the dataset card: splits, class histograms, channel statistics, licence, citation')
     .addOption(dataDirOption())
     .addOption(datasetOption())
-    .addOption(sizeOption(28))
+    .addOption(sizeOption())
     .option('--json', 'print the card as JSON')
     .addHelpText('after', '\nExample:\n  retinagrade info --data-dir ../shared/data --json')
     .action((flags: { dataDir?: string; dataset: string; size: string; json?: boolean }) => {
@@ -48,16 +50,13 @@ export function registerDataCommands(program: Command): void {
     .command('download')
     .description('fetch an official MedMNIST file (resumable, md5-verified)')
     .addOption(datasetOption())
-    .addOption(sizeOption(64))
+    .addOption(sizeOption())
     .addOption(new Option('--dir <dir>', 'folder to put it in (default: --data-dir / $MEDMNIST_DIR / ~/.medmnist)').conflicts('dataDir'))
     .addOption(dataDirOption())
     .option('--mirror <url>', 'base URL replacing the official Zenodo folder, e.g. http://host/medmnist')
     .option('--retries <n>', 'retries after network errors', integerAtLeast(0), 4)
     .option('--json', 'print the result as JSON')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  retinagrade download --size 64\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist',
-    )
+    .addHelpText('after', '\nExamples:\n  retinagrade download\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist')
     .action(
       async (flags: {
         dataset: string;

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { AugmentSchema } from '../data/augment/index.js';
 import { NUM_GRADES } from '../data/grades.js';
-import { IMAGE_SIZES } from '../data/registry.js';
+import { DEFAULT_IMAGE_SIZE, IMAGE_SIZES } from '../data/registry.js';
 import { LossConfigSchema, ModelConfigSchema, ModelNameSchema, createObjective, type ModelConfig } from '../nn/index.js';
 import { OptimizerConfigSchema, ScheduleConfigSchema } from '../optim/index.js';
 
@@ -17,7 +17,7 @@ export const RunConfigSchema = z
     recipe: z.string().default('default'),
     dataset: z.literal('retinamnist').default('retinamnist'),
     /** Model input size; images from a smaller file are upsampled (recorded in metrics.json). */
-    size: z.literal([...IMAGE_SIZES]).default(28),
+    size: z.literal([...IMAGE_SIZES]).default(DEFAULT_IMAGE_SIZE),
     /** The architecture; the input size, channels and head width follow from the rest (modelConfigOf). */
     model: ModelConfigSchema.pick({ width: true, dropout: true, stemStride: true })
       .extend({ name: ModelNameSchema.default('cnn') })
