@@ -20,8 +20,11 @@ const quick = ['--arch', 'cnn', '--width', '8', '--ensemble', '1', '--threads', 
 function startGroup(command: string, args: string[]): { child: ChildProcess; output: () => string } {
   const child = spawn(command, args, { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
+  const collect = (chunk: Buffer): void => {
+    output += chunk.toString();
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
   started.push(child);
   return { child, output: () => output };
 }
