@@ -1,19 +1,20 @@
 // `evaluate`: re-evaluate a run's selected model on a split of RetinaMNIST.
 import { Option, type Command } from 'commander';
-import { loadRetinaTensors } from '../data/retinamnist.js';
+import { ensureRetinaFile, loadRetinaTensors } from '../data/retinamnist.js';
 import { evaluateSplit } from '../model/inference.js';
 import { openRun } from '../model/open-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
-import { allowUnfinishedOption, dataDirOption } from './options.js';
+import { addDataOptions, downloadBar, firstUse } from './data-download.js';
+import { allowUnfinishedOption } from './options.js';
 
 const pct = (x: number): string => (100 * x).toFixed(2);
 
 export function evaluateCommand(program: Command): void {
-  program
+  const command = program
     .command('evaluate')
     .description("re-evaluate a run's selected weights on a split")
-    .requiredOption('--model <dir>', 'run directory written by `train`')
-    .addOption(dataDirOption())
+    .requiredOption('--model <dir>', 'run directory written by `train`');
+  addDataOptions(command)
     .addOption(new Option('--split <name>', 'split to report').choices(['test', 'val']).default('test'))
     .addOption(allowUnfinishedOption())
     .option('--tta', 'average each prediction with that of the mirrored image')
@@ -24,12 +25,17 @@ export function evaluateCommand(program: Command): void {
         model: string;
         allowUnfinished?: boolean;
         dataDir?: string;
+        download: boolean;
+        mirror?: string;
         split: 'test' | 'val';
         tta?: boolean;
         json?: boolean;
       }) => {
         const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished });
-        const data = loadRetinaTensors({ dataDir: flags.dataDir, size: opened.modelConfig.inputSize });
+        const wanted = { dataDir: flags.dataDir, size: opened.modelConfig.inputSize };
+        const bar = downloadBar();
+        await ensureRetinaFile(wanted, firstUse(flags, bar)).finally(bar.stop);
+        const data = loadRetinaTensors(wanted);
         const result = evaluateSplit(opened.model, opened.objective, data[flags.split], { tta: flags.tta });
         const report = {
           split: flags.split,

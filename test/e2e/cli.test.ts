@@ -330,7 +330,7 @@ describe('bad input', () => {
 
   it('a train that fails for missing data leaves no folder behind', () => {
     const out = join(work, 'no-data');
-    const result = cli(['train', ...common.slice(0, -2), '--data-dir', join(work, 'nowhere'), '--out', out], {
+    const result = cli(['train', ...common.slice(0, -2), '--data-dir', join(work, 'nowhere'), '--no-download', '--out', out], {
       MEDMNIST_DIR: '',
       HOME: work,
     });
@@ -381,7 +381,7 @@ describe('bad input', () => {
   });
 
   it('a missing dataset names where it looked and how to get it', () => {
-    const result = cli(['info', '--data-dir', work], { MEDMNIST_DIR: '', HOME: work });
+    const result = cli(['info', '--data-dir', work, '--no-download'], { MEDMNIST_DIR: '', HOME: work });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('retinamnist.npz');
     expect(result.stderr).toContain('retinagrade download');

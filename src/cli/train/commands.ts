@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { GRADE_NAMES } from '../../data/grades.js';
 import { writeMontage } from '../../data/montage.js';
 import { IMAGE_SIZES } from '../../data/registry.js';
-import { loadRetinaTensors } from '../../data/retinamnist.js';
+import { ensureRetinaFile, loadRetinaTensors } from '../../data/retinamnist.js';
 import { UserError } from '../../errors.js';
 import type { RunMetrics } from '../../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../../notice.js';
@@ -15,7 +15,8 @@ import { discardUnstarted, train } from '../../train/run.js';
 import type { Progress } from '../../train/loop.js';
 import { RunDir } from '../../model/run-dir.js';
 import { runStatus } from '../../model/run-status.js';
-import { dataDirOption, integerAtLeast, integerChoice, parseNumber } from '../options.js';
+import { addDataOptions, downloadBar, firstUse } from '../data-download.js';
+import { integerAtLeast, integerChoice, parseNumber } from '../options.js';
 import { createProgress } from './progress.js';
 import { CONFIG_FLAGS, resolveRunConfig, resumedRunConfig, type TrainFlags } from './config-flags.js';
 
@@ -55,6 +56,8 @@ const defaultOf = (field: { def: { defaultValue: unknown } }): string => ` (defa
 interface RunFlags {
   out?: string;
   dataDir?: string;
+  download: boolean;
+  mirror?: string;
   resume?: boolean;
   overwrite?: boolean;
   json?: boolean;
@@ -107,12 +110,12 @@ export function registerTrainCommands(program: Command): void {
   const model = fields.model.unwrap().shape;
   const loss = fields.loss.unwrap().shape;
   const optimizer = fields.optimizer.unwrap().shape;
-  program
+  const trainCommand = program
     .command('train')
     .description(`train a DR grader (${GRADE_NAMES.length} grades) on RetinaMNIST, select it on validation, evaluate it on test`)
     // Checked in the action, so that a mistyped flag is reported before a missing --out.
-    .option('--out <dir>', 'run directory to create (config, log, weights, metrics, predictions); required')
-    .addOption(dataDirOption())
+    .option('--out <dir>', 'run directory to create (config, log, weights, metrics, predictions); required');
+  addDataOptions(trainCommand)
     .option('--config <file>', "run config JSON (a run's own config.json works); flags override it")
     .addOption(new Option('--recipe <name>', 'preset the flags are layered on (default: default)').choices(RECIPE_NAMES))
     .addOption(choiceOption('--arch <name>', 'architecture', model.name))
@@ -179,6 +182,8 @@ Examples:
       }
       if (!flags.out) command.error("error: required option '--out <dir>' not specified");
       const outDir = flags.out;
+      const bar = downloadBar();
+      await ensureRetinaFile({ dataDir: flags.dataDir, size: config.size }, firstUse(flags, bar)).finally(bar.stop);
       const progress = createProgress();
       const existedBefore = existsSync(outDir);
       const stopHandlers = stopOnSignal(outDir, flags.dataDir, existedBefore, progress);
@@ -199,11 +204,11 @@ Examples:
       }
     });
 
-  program
+  const montage = program
     .command('montage')
     .description('write a PNG grid of real training images (top row) and augmented versions (rows below)')
-    .requiredOption('--out <png>', 'PNG file to write')
-    .addOption(dataDirOption())
+    .requiredOption('--out <png>', 'PNG file to write');
+  addDataOptions(montage)
     .addOption(new Option('--size <px>', 'model input size the images are shown at').choices(IMAGE_SIZES.map(String)).default('64'))
     .option('--count <n>', 'images (columns)', integerAtLeast(1), 8)
     .option('--variants <n>', 'augmented rows', integerAtLeast(1), 4)
@@ -222,6 +227,8 @@ Examples:
       async (flags: {
         out: string;
         dataDir?: string;
+        download: boolean;
+        mirror?: string;
         size: string;
         count: number;
         variants: number;
@@ -235,7 +242,10 @@ Examples:
           const source = flags.config ? `recipe '${flags.recipe}' with ${flags.config}` : `recipe '${flags.recipe}'`;
           throw new UserError(`${source} trains without augmentation: nothing to show`);
         }
-        const data = loadRetinaTensors({ dataDir: flags.dataDir, size: Number(flags.size) });
+        const wanted = { dataDir: flags.dataDir, size: Number(flags.size) };
+        const bar = downloadBar();
+        await ensureRetinaFile(wanted, firstUse(flags, bar)).finally(bar.stop);
+        const data = loadRetinaTensors(wanted);
         if (flags.count > data.train.count)
           throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
         const { width, height } = await writeMontage(flags.out, data.train.x, augment, new torch.Generator(flags.seed), {
