@@ -253,15 +253,15 @@ describe('bad input', () => {
     ],
     [
       ['--arch', 'vgg'],
-      ["'--arch <name>'", '"cnn", "resnet18", "resnet50"'],
+      ["'--arch <name>'", 'cnn, resnet18, resnet50'],
     ],
     [
       ['--optimizer', 'lion'],
-      ["'--optimizer <name>'", '"adamw", "adam", "sgd"'],
+      ["'--optimizer <name>'", 'adamw, adam, sgd'],
     ],
     [
       ['--select-on', 'f1'],
-      ["'--select-on <metric>'", '"auc", "acc", "qwk"'],
+      ["'--select-on <metric>'", 'auc, acc, qwk'],
     ],
     [
       ['--epochs', '0'],
@@ -281,7 +281,7 @@ describe('bad input', () => {
     ],
     [
       ['--recipe', 'fast'],
-      ["'--recipe <name>'", '"datasheet", "medmnist", "default"'],
+      ["'--recipe <name>'", 'datasheet, medmnist, default'],
     ],
     [
       ['--epoch', '3'],
