@@ -46,13 +46,15 @@ export const RunConfigSchema = z
   .superRefine((config, ctx) => {
     // Options that the chosen loss would silently ignore are refused instead.
     const { kind, classWeights, labelSmoothing, alpha } = config.loss;
-    const ignored = [
-      kind === 'ordinal' && classWeights !== 'none' && 'classWeights',
-      kind !== 'ce' && labelSmoothing > 0 && 'labelSmoothing',
-      kind !== 'focal' && alpha !== undefined && 'alpha',
-      kind === 'focal' && alpha !== undefined && classWeights !== 'none' && 'classWeights (alpha already weighs the classes)',
-    ].filter(Boolean);
-    for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
+    const ignored: [key: string, why: string][] = [];
+    if (kind === 'ordinal' && classWeights !== 'none') ignored.push(['classWeights', '']);
+    if (kind !== 'ce' && labelSmoothing > 0) ignored.push(['labelSmoothing', '']);
+    if (kind !== 'focal' && alpha !== undefined) ignored.push(['alpha', '']);
+    if (kind === 'focal' && alpha !== undefined && classWeights !== 'none')
+      ignored.push(['classWeights', ' (alpha already weighs the classes)']);
+    for (const [key, why] of ignored) {
+      ctx.addIssue({ code: 'custom', path: ['loss', key], message: `loss '${kind}' does not use ${key}${why}` });
+    }
     // Member k of an ensemble trains with seed * ensemble + k (src/train/ensemble.ts, memberSeed).
     if (config.seed * config.ensemble + config.ensemble - 1 > MAX_SEED) {
       const largestSeed = Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble);
