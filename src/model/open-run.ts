@@ -113,7 +113,10 @@ export function openRun(path: string, options: OpenRunOptions = {}): OpenedModel
   }
   if (!run.has('best')) throw new UserError(`${path} is not a finished run directory: ${run.file('best')} is missing`);
   const opened = openWeights(run, run.file('best'));
-  if (status && !status.finished) opened.unfinished = `unfinished run (${status.progress}): weights of epoch ${opened.epoch}, not final`;
+  if (status && !status.finished) {
+    const weights = opened.epoch === undefined ? 'its best weights so far' : `weights of epoch ${opened.epoch}`;
+    opened.unfinished = `unfinished run (${status.progress}): ${weights}, not final`;
+  }
   return opened;
 }
 
@@ -134,7 +137,7 @@ function openMembers(run: RunDir, members: RunDir[], progress: string): OpenedMo
     first.objective,
   );
   model.eval();
-  const epochs = opened.map((member) => member.epoch).join(', ');
+  const epochs = opened.map((member) => member.epoch ?? '?').join(', ');
   return {
     run,
     modelConfig: first.modelConfig,
@@ -145,7 +148,7 @@ function openMembers(run: RunDir, members: RunDir[], progress: string): OpenedMo
   };
 }
 
-function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string } {
+function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string | undefined } {
   const path = run.path;
   try {
     const weights = loadSafetensors(file);
@@ -172,7 +175,7 @@ function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string }
       }
       model.eval();
       const objective = single ? memberObjective : new LogProbabilityObjective(modelConfig.numClasses);
-      const epoch = weights.metadata[WEIGHTS_METADATA.epoch] ?? '?';
+      const epoch = weights.metadata[WEIGHTS_METADATA.epoch];
       return { run, modelConfig, ensemble: metadata.ensemble, model, objective, epoch };
     } finally {
       for (const t of weights.tensors.values()) t.dispose();

@@ -18,7 +18,8 @@ export interface RunStatus {
 /** The status of the run in `run`, or undefined when it holds no run configuration (weights only). */
 export function runStatus(run: RunDir): RunStatus | undefined {
   if (!run.has('config')) return undefined;
-  const config = run.readJson<{ epochs?: number; ensemble?: number }>('config');
+  const config = run.readJson<{ epochs?: unknown; ensemble?: number }>('config');
+  if (typeof config.epochs !== 'number') return undefined; // not a training run's config.json
   const parent = dirname(dirname(run.path));
   const isMember = basename(dirname(run.path)) === MEMBERS_DIR && existsSync(join(parent, RUN_FILES.config));
   const resumeDir = isMember ? parent : run.path;
@@ -32,8 +33,7 @@ export function runStatus(run: RunDir): RunStatus | undefined {
   }
   const state = run.has('checkpoint') ? loopState(run) : undefined;
   const epochsDone = state?.epochsDone ?? 0;
-  const epochs = config.epochs ?? Number.POSITIVE_INFINITY;
-  const finished = state !== undefined && (state.stopped || epochsDone >= epochs);
+  const finished = state !== undefined && (state.stopped || epochsDone >= config.epochs);
   const progress = `${epochsDone} of ${config.epochs} epochs done${state?.stopped ? ', stopped early' : ''}`;
   return { finished, progress, resumeDir };
 }
