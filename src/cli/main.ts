@@ -31,8 +31,11 @@ export function buildProgram(): Command {
  * `npx retinagrade` and `npm start` run this process under `sh -c`: a signal sent to the process the
  * user started may stop the shell and leave this one orphaned. When the parent goes away, this
  * process takes it as the SIGTERM it was meant to get, so serve and train stop as on Ctrl-C.
+ * Only under npm (which sets npm_command): a process started as `nohup retinagrade serve &` must
+ * outlive the shell that started it.
  */
 function stopWhenOrphaned(): void {
+  if (!process.env.npm_command) return;
   const parent = process.ppid;
   const watch = setInterval(() => {
     if (process.ppid === parent) return;
