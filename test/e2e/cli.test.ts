@@ -339,6 +339,14 @@ describe('bad input', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a train that fails in its first epoch removes the folder it created', () => {
+    const out = join(work, 'diverged');
+    const result = cli(['train', ...common, '--epochs', '1', '--lr', '1e30', '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('training diverged at epoch 1');
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('an impossible augmentation range in a config file is refused with its field', () => {
     const config = join(work, 'bad-augment.json');
     writeFileSync(config, JSON.stringify({ augment: { resizedCrop: { scale: [1, 0.5] } } }));
