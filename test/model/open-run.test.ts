@@ -112,6 +112,8 @@ describe('predictions that are not probabilities', () => {
     );
     expect(() => checkProbabilities(Float32Array.from([-0.1, 1.1]), 2)).toThrow(ModelOutputError);
     expect(() => checkProbabilities(Float32Array.from([0.5, 0.6]), 2)).toThrow(/sum to 1\.1\d*, not 1/);
+  });
+});
 
 /** Writes what train leaves in `run` while it trains: config.json, best weights of `bestEpoch`, a checkpoint after `epochsDone`. */
 function inTraining(run: RunDir, config: { epochs: number; ensemble: number }, progress?: { bestEpoch: number; epochsDone: number }) {

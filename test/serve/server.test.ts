@@ -326,6 +326,7 @@ describe('createServer', () => {
     const error = await createServer(untrainedRun(1), { maxBytes: MAX_MAX_BYTES + 1 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toBe(`--max-bytes must be an integer from 1 to ${MAX_MAX_BYTES} (256 MiB), got ${MAX_MAX_BYTES + 1}`);
+  });
 
   it('refuses an unfinished run, and with allowUnfinished says so in /v1/model and in every prediction', async () => {
     const run = new RunDir(untrainedRun(1));
