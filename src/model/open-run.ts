@@ -18,7 +18,7 @@ import {
 import type { Tensor } from '../torch/index.js';
 import { Ensemble } from './ensemble.js';
 import { RunDir } from './run-dir.js';
-import { runStatus } from './run-status.js';
+import { runStatus, type RunStatus } from './run-status.js';
 
 /** What best.safetensors' metadata holds besides the weights (written by train). */
 export const WEIGHTS_METADATA = {
@@ -100,7 +100,7 @@ export function openRun(path: string, options: OpenRunOptions = {}): OpenedModel
     throw new UserError(`${path} is a file: pass the run directory that holds it (${dirname(path)}), not a file in it`);
   }
   const run = new RunDir(path);
-  const status = runStatus(run);
+  const status = statusOf(run);
   if (status && !status.finished) {
     if (!options.allowUnfinished) {
       throw new UserError(
@@ -118,6 +118,15 @@ export function openRun(path: string, options: OpenRunOptions = {}): OpenedModel
     opened.unfinished = `unfinished run (${status.progress}): ${weights}, not final`;
   }
   return opened;
+}
+
+/** runStatus, with an unreadable config.json or checkpoint reported as the run's problem. */
+function statusOf(run: RunDir): RunStatus | undefined {
+  try {
+    return runStatus(run);
+  } catch (error) {
+    throw new UserError(`${run.path} is not a usable run: ${(error as Error).message}`);
+  }
 }
 
 /** An unfinished ensemble without best.safetensors: the run directories of its members that have weights. */

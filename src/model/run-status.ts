@@ -18,13 +18,13 @@ export interface RunStatus {
 /** The status of the run in `run`, or undefined when it holds no run configuration (weights only). */
 export function runStatus(run: RunDir): RunStatus | undefined {
   if (!run.has('config')) return undefined;
-  const config = run.readJson<{ epochs?: unknown; ensemble?: number }>('config');
-  if (typeof config.epochs !== 'number') return undefined; // not a training run's config.json
+  const config = run.readJson<{ epochs?: unknown; ensemble?: unknown } | null>('config');
+  if (typeof config?.epochs !== 'number') return undefined; // not a training run's config.json
   const parent = dirname(dirname(run.path));
   const isMember = basename(dirname(run.path)) === MEMBERS_DIR && existsSync(join(parent, RUN_FILES.config));
   const resumeDir = isMember ? parent : run.path;
   if (run.has('metrics')) return { finished: true, progress: 'finished', resumeDir };
-  const members = config.ensemble ?? 1;
+  const members = typeof config.ensemble === 'number' ? config.ensemble : 1;
   if (members > 1) {
     let k = 0; // the member in training: the last one begun
     while (k < members - 1 && run.member(k + 1).has('config')) k++;
