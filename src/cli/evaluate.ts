@@ -1,15 +1,16 @@
 // `evaluate`: re-evaluate a run's selected model on a split of RetinaMNIST, with the run's
 // temperature and operating points (calibration.json), as train computed metrics.json.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { loadRetinaTensors } from '../data/retinamnist.js';
+import { ensureRetinaFile, loadRetinaTensors } from '../data/retinamnist.js';
 import { predictProbabilities } from '../model/inference.js';
 import { openRun } from '../model/open-run.js';
 import { calibrated, chooseOperatingPoints } from '../model/run-calibration.js';
 import { splitFigures } from '../model/split-figures.js';
 import { UserError } from '../errors.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { addDataOptions, downloadBar, firstUse } from './data-download.js';
 import { splitFiguresText } from './figures-text.js';
-import { dataDirOption } from './options.js';
+import { allowUnfinishedOption } from './options.js';
 
 const parseSensitivity = (value: string): number => {
   const x = Number(value);
@@ -19,7 +20,10 @@ const parseSensitivity = (value: string): number => {
 
 interface EvaluateFlags {
   model: string;
+  allowUnfinished?: boolean;
   dataDir?: string;
+  download: boolean;
+  mirror?: string;
   split: 'test' | 'val';
   tta?: boolean;
   json?: boolean;
@@ -27,12 +31,13 @@ interface EvaluateFlags {
 }
 
 export function evaluateCommand(program: Command): void {
-  program
+  const command = program
     .command('evaluate')
     .description("re-evaluate a run's selected weights on a split")
-    .requiredOption('--model <dir>', 'run directory written by `train`')
-    .addOption(dataDirOption())
+    .requiredOption('--model <dir>', 'run directory written by `train`');
+  addDataOptions(command)
     .addOption(new Option('--split <name>', 'split to report').choices(['test', 'val']).default('test'))
+    .addOption(allowUnfinishedOption())
     .option('--tta', 'average each prediction with that of the mirrored image')
     .option(
       '--min-sensitivity <x>',
@@ -42,26 +47,32 @@ export function evaluateCommand(program: Command): void {
     .option('--json', 'print the figures as JSON (intervals included)')
     .addHelpText('after', '\nExample:\n  retinagrade evaluate --model runs/default --split test --json')
     .action(async (flags: EvaluateFlags) => {
-      const opened = openRun(flags.model);
+      const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished });
       let calibration = opened.calibration;
       if (flags.minSensitivity !== undefined && !calibration) {
         throw new UserError(`--min-sensitivity needs the run's temperature, and ${opened.run.file('calibration')} is missing`);
       }
-      const data = loadRetinaTensors({ dataDir: flags.dataDir, size: opened.modelConfig.inputSize });
+      const wanted = { dataDir: flags.dataDir, size: opened.modelConfig.inputSize };
+      const bar = downloadBar();
+      await ensureRetinaFile(wanted, firstUse(flags, bar)).finally(bar.stop);
+      const data = loadRetinaTensors(wanted);
       const probabilitiesOf = (split: 'val' | 'test') =>
         calibrated(predictProbabilities(opened.model, opened.objective, data[split].x, { tta: flags.tta }), calibration);
       if (flags.minSensitivity !== undefined && calibration) {
         calibration = { ...calibration, ...chooseOperatingPoints(data.val.labels, probabilitiesOf('val'), flags.minSensitivity) };
       }
       const figures = splitFigures(data[flags.split].labels, probabilitiesOf(flags.split), calibration);
+      const unfinished = opened.unfinished ? { unfinished: opened.unfinished } : {};
       if (flags.json) {
         const report = { split: flags.split, tta: Boolean(flags.tta), temperature: calibration?.temperature ?? null, ...figures };
-        process.stdout.write(`${JSON.stringify({ ...report, data: data.source, disclaimer: NOT_FOR_CLINICAL_USE }, null, 2)}\n`);
+        const json = { ...report, data: data.source, ...unfinished, disclaimer: NOT_FOR_CLINICAL_USE };
+        process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
       } else {
         const temperature = calibration ? `temperature ${calibration.temperature.toFixed(3)}` : 'no calibration.json: temperature 1';
         process.stdout.write(
           `${splitFiguresText(`${flags.split} (${data[flags.split].count})`, figures)}\n` +
-            `Brackets: bootstrap 95% intervals. Probabilities at the run's ${temperature}.\n${NOT_FOR_CLINICAL_USE}\n`,
+            `Brackets: bootstrap 95% intervals. Probabilities at the run's ${temperature}.\n` +
+            `${opened.unfinished ? `warning: ${opened.unfinished}\n` : ''}${NOT_FOR_CLINICAL_USE}\n`,
         );
       }
     });

@@ -18,7 +18,9 @@ export function buildProgram(): Command {
       `Diabetic retinopathy grading (${GRADE_NAMES.map((name, grade) => `${grade} ${name}`).join(', ')}).\n${NOT_FOR_CLINICAL_USE}`,
     )
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    // commander's own errors ("error: unknown option ...") in the style of ours.
+    .configureOutput({ outputError: (message, write) => write(`retinagrade: ${message}`) });
   registerTrainCommands(program);
   evaluateCommand(program);
   predictCommand(program);
@@ -28,7 +30,26 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * `npx retinagrade` and `npm start` run this process under `sh -c`: a signal sent to the process the
+ * user started may stop the shell and leave this one orphaned. When the parent goes away, this
+ * process takes it as the SIGTERM it was meant to get, so serve and train stop as on Ctrl-C.
+ * Only under npm (which sets npm_command): a process started as `nohup retinagrade serve &` must
+ * outlive the shell that started it.
+ */
+function stopWhenOrphaned(): void {
+  if (!process.env.npm_command) return;
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 250);
+  watch.unref();
+}
+
 export async function main(argv = process.argv): Promise<void> {
+  stopWhenOrphaned();
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {

@@ -8,6 +8,7 @@ import { GRADE_NAMES } from '../data/grades.js';
 import { predictImage, UNCERTAIN_MESSAGE, type Prediction } from '../model/grade-photo.js';
 import { openRun } from '../model/open-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { allowUnfinishedOption } from './options.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
 /** What --cam writes: left out of folders, so a second run over the same folder skips them. */
@@ -142,6 +143,7 @@ function toText(records: Prediction[]): string {
 
 interface PredictFlags {
   model: string;
+  allowUnfinished?: boolean;
   crop: 'disc' | 'none';
   cam?: string;
   force?: boolean;
@@ -158,6 +160,7 @@ export function predictCommand(program: Command): void {
     .description('grade fundus photographs (PNG/JPEG/TIFF/WebP files or folders of them)')
     .argument('<images...>', 'image files or folders')
     .requiredOption('--model <dir>', 'run directory written by `train`')
+    .addOption(allowUnfinishedOption())
     .addOption(
       new Option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is")
         .choices(['disc', 'none'])
@@ -184,7 +187,7 @@ ${NOT_FOR_CLINICAL_USE}`,
     )
     .action(async (images: string[], flags: PredictFlags) => {
       const inputs = expandInputs(images);
-      const opened = openRun(flags.model);
+      const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished });
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
       const cams = flags.cam
         ? camFiles(

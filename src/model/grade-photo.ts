@@ -97,6 +97,7 @@ export async function predictImage(opened: OpenedModel, input: ImageInput, optio
       const warnings = reasons;
       const probabilities = Array.from(calibrated(predictProbabilities(opened.model, opened.objective, x), opened.calibration));
       const grade = probabilities.indexOf(Math.max(...probabilities));
+      if (opened.unfinished) warnings.unshift(opened.unfinished);
       const screening = screeningFigures(probabilities, opened.calibration);
       const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, ...screening, ...gate, warnings };
       // One Grad-CAM per image, however many places it goes to.

@@ -25,7 +25,10 @@ export const RUN_FILES = {
 } as const;
 
 /** Where an ensemble keeps its members, each a run directory of its own. */
-const MEMBERS_DIR = 'members';
+export const MEMBERS_DIR = 'members';
+
+/** The metadata key of the training loop's state (JSON) in checkpoint.safetensors. */
+export const CHECKPOINT_STATE_KEY = 'retinagrade_state';
 
 export class RunDir {
   constructor(readonly path: string) {}

@@ -43,6 +43,8 @@ export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   /** Milliseconds the worker may take over one photograph before it is stopped as stuck. */
   gradingDeadlineMs?: number;
+  /** Serve an unfinished run's best epoch so far; every prediction says so in its warnings. */
+  allowUnfinished?: boolean;
 }
 
 type Scores = Pick<EvalMetrics, 'acc' | 'auc' | 'qwk'>;
@@ -54,6 +56,8 @@ export interface ModelDescription {
   grades: readonly string[];
   /** From the run's metrics.json; null for a run without one. */
   metrics: { val: Scores; test: Scores } | null;
+  /** Set when serving an unfinished run (--allow-unfinished): what the weights are. */
+  unfinished?: string;
   disclaimer: string;
 }
 
@@ -166,8 +170,8 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const maxBytesInFlight = options.maxBytesInFlight ?? DEFAULT_MAX_BYTES_IN_FLIGHT_UPLOADS * maxBytes;
   if (maxBytesInFlight < maxBytes) throw new RangeError(`maxBytesInFlight (${maxBytesInFlight}) must be at least maxBytes (${maxBytes})`);
   const metrics = readMetrics(new RunDir(runDir));
-  const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs });
-  const { modelConfig, ensemble } = worker.model;
+  const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs, allowUnfinished: options.allowUnfinished });
+  const { modelConfig, ensemble, unfinished } = worker.model;
   const description: ModelDescription = {
     model: modelConfig.name,
     width: modelConfig.width ?? null,
@@ -175,6 +179,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     ensemble,
     grades: GRADE_NAMES,
     metrics,
+    ...(unfinished ? { unfinished } : {}),
     disclaimer: NOT_FOR_CLINICAL_USE,
   };
 

@@ -13,7 +13,7 @@ const bin = join(root, 'bin', 'retinagrade.js');
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(root, '../shared/data');
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-e2e-'));
 const runDir = join(work, 'run');
-const common = ['--model', 'cnn', '--width', '16', '--ensemble', '1', '--seed', '3', '--threads', '2', '--data-dir', dataDir];
+const common = ['--arch', 'cnn', '--width', '16', '--ensemble', '1', '--seed', '3', '--threads', '2', '--data-dir', dataDir];
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1', ...env } });
@@ -261,10 +261,10 @@ describe('ensemble', () => {
     expect(predicted.code).toBe(0);
     expect(JSON.parse(predicted.stdout).predictions[0].probabilities.reduce((s: number, p: number) => s + p, 0)).toBeCloseTo(1, 5);
 
-    // --resume with other flags (here one model) is refused and removes nothing.
+    // --resume with flags that contradict the run (here one model) is refused by name and removes nothing.
     const mismatched = cli(['train', ...common, '--epochs', '2', '--out', straight, '--resume']);
     expect(mismatched.code).toBe(1);
-    expect(mismatched.stderr).toMatch(/cannot resume .*config\.json differs/);
+    expect(mismatched.stderr).toContain(`cannot resume ${straight}: --ensemble 1 differs from the run's 2.`);
     expect(existsSync(join(straight, 'members', '1', 'best.safetensors'))).toBe(true);
     expect(json(join(straight, 'metrics.json')).test.auc).toBe(a.test.auc);
   }, 300_000);
@@ -282,7 +282,7 @@ describe('bad input', () => {
   });
 
   it.each([
-    [['--batch-size', '1'], /batchSize/],
+    [['--batch-size', '1'], /--batch-size/],
     [['--seed', '5000000000'], /seed/],
     [['--loss', 'ordinal', '--class-weights', 'inverse'], /loss 'ordinal' does not use classWeights/],
   ])('train %j is refused before anything is written', (flags, message) => {
@@ -290,6 +290,107 @@ describe('bad input', () => {
     const result = cli(['train', ...flags, '--out', out]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(message);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it.each([
+    [
+      ['--size', '33'],
+      ["'--size <px>'", '28, 64, 128, 224'],
+    ],
+    [
+      ['--arch', 'vgg'],
+      ["'--arch <name>'", 'cnn, resnet18, resnet50'],
+    ],
+    [
+      ['--optimizer', 'lion'],
+      ["'--optimizer <name>'", 'adamw, adam, sgd'],
+    ],
+    [
+      ['--select-on', 'f1'],
+      ["'--select-on <metric>'", 'auc, acc, qwk'],
+    ],
+    [
+      ['--epochs', '0'],
+      ["'--epochs <n>'", 'an integer >= 1'],
+    ],
+    [
+      ['--batch-size', '1'],
+      ["'--batch-size <n>'", 'an integer >= 2'],
+    ],
+    [
+      ['--lr', 'fast'],
+      ["'--lr <rate>'", 'a number'],
+    ],
+    [
+      ['--ema', '1'],
+      ['--ema (ema)', 'expected number to be <1'],
+    ],
+    [
+      ['--recipe', 'fast'],
+      ["'--recipe <name>'", 'datasheet, medmnist, default'],
+    ],
+    [
+      ['--epoch', '3'],
+      ["unknown option '--epoch'", 'Did you mean --epochs?'],
+    ],
+    [
+      ['--model', 'cnn'],
+      ['--arch cnn', '--model names a run directory'],
+    ],
+  ])('train %j names the flag and what it accepts, in one style, before anything else', (flags, expected) => {
+    const result = cli(['train', ...flags, '--print-config']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^retinagrade: error: /);
+    for (const text of expected) expect(result.stderr).toContain(text);
+    expect(result.stdout).toBe('');
+  });
+
+  it("a run's config.json goes back through --config unchanged, and --print-config shows the resolved configuration", () => {
+    const printed = cli(['train', '--config', join(runDir, 'config.json'), '--print-config']);
+    expect(printed.code).toBe(0);
+    expect(JSON.parse(printed.stdout)).toEqual(json(join(runDir, 'config.json')));
+    const changed = cli(['train', '--config', join(runDir, 'config.json'), '--arch', 'resnet18', '--print-config']);
+    expect(JSON.parse(changed.stdout).model.name).toBe('resnet18');
+  });
+
+  it('an unknown key in a config file gets a suggestion and the keys that exist there', () => {
+    const config = join(work, 'typo.json');
+    writeFileSync(config, JSON.stringify({ epoch: 3, optimizer: { lrr: 0.1 } }));
+    const result = cli(['train', '--config', config, '--print-config']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("unknown key 'epoch' (did you mean 'epochs'?)");
+    expect(result.stderr).toContain("unknown key 'lrr' in optimizer (did you mean 'lr'?); known keys: name, lr, weightDecay, momentum");
+  });
+
+  it('--model given the weights file says to pass the run directory', () => {
+    const result = cli(['evaluate', '--model', join(runDir, 'best.safetensors'), '--data-dir', dataDir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`best.safetensors is a file: pass the run directory that holds it (${runDir})`);
+  });
+
+  it('download defaults to the size train defaults to', () => {
+    const help = cli(['download', '--help']).stdout;
+    const trainDefault = /--size <px>\s+model input size[^(]*\(default: (\d+)\)/.exec(cli(['train', '--help']).stdout)![1];
+    expect(help).toMatch(new RegExp(`--size <px>[^\n]*\n?[^\n]*default: "${trainDefault}"`));
+  });
+
+  it('a train that fails for missing data leaves no folder behind', () => {
+    const out = join(work, 'no-data');
+    const result = cli(['train', ...common.slice(0, -2), '--data-dir', join(work, 'nowhere'), '--no-download', '--out', out], {
+      MEDMNIST_DIR: '',
+      HOME: work,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('retinamnist.npz');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a train that fails in its first epoch removes the folder it created', () => {
+    const out = join(work, 'diverged');
+    const result = cli(['train', ...common, '--epochs', '1', '--lr', '1e30', '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('training diverged at epoch 1');
     expect(existsSync(out)).toBe(false);
   });
 
@@ -335,7 +436,7 @@ describe('bad input', () => {
   });
 
   it('a missing dataset names where it looked and how to get it', () => {
-    const result = cli(['info', '--data-dir', work], { MEDMNIST_DIR: '', HOME: work });
+    const result = cli(['info', '--data-dir', work, '--no-download'], { MEDMNIST_DIR: '', HOME: work });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('retinamnist.npz');
     expect(result.stderr).toContain('retinagrade download');

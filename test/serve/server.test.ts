@@ -13,6 +13,7 @@ import { createServer, MAX_MAX_BYTES } from '../../src/serve/server.js';
 import { REFUSED_MESSAGE } from '../../src/model/grade-photo.js';
 import { CAPTION_HEIGHT } from '../../src/explain/gradcam.js';
 import { UserError } from '../../src/errors.js';
+import { RunDir } from '../../src/model/run-dir.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
 const photo = readFileSync(join(samples, 'fundus_a.jpg'));
@@ -341,6 +342,24 @@ describe('createServer', () => {
     const error = await createServer(untrainedRun(1), { maxBytes: MAX_MAX_BYTES + 1 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toBe(`--max-bytes must be an integer from 1 to ${MAX_MAX_BYTES} (256 MiB), got ${MAX_MAX_BYTES + 1}`);
+  });
+
+  it('refuses an unfinished run, and with allowUnfinished says so in /v1/model and in every prediction', async () => {
+    const run = new RunDir(untrainedRun(1));
+    run.writeJson('config', { epochs: 5, ensemble: 1 }); // training, no epoch checkpointed yet
+    const error = await createServer(run.path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toContain(`retinagrade train --out ${run.path} --resume`);
+    const server = await createServer(run.path, { allowUnfinished: true });
+    try {
+      const model = (await server.inject({ url: '/v1/model' })).json();
+      expect(model.unfinished).toMatch(/^unfinished run \(0 of 5 epochs done\)/);
+      const body = readFileSync(join(samples, 'fundus_a.jpg'));
+      const predicted = await server.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, body });
+      expect(predicted.json().warnings[0]).toBe(model.unfinished);
+    } finally {
+      await server.close();
+    }
   });
 
   it('refuses a folder that is not a run directory', async () => {
