@@ -1,7 +1,7 @@
 // Peak RSS of `train --data` on prepared datasets of different sizes: it must not grow with the
 // number of photographs (rows are read a batch at a time). The datasets are synthetic (a sparse
 // image file of zeros, grades 0..4 in turn) so that only their size differs.
-//   npx tsx bench/prepare/memory.ts [--rows 2000,20000] [--stored 64] [--size 28] [--model cnn]
+//   npx tsx bench/prepare/memory.ts [--rows 2000,20000] [--stored 64] [--size 28] [--arch cnn]
 import { spawnSync } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -61,14 +61,14 @@ runMain(async () => {
   const sizes = (args.get('rows') ?? '2000,20000').split(',').map(Number);
   const stored = intArg(args, 'stored', 64);
   const size = intArg(args, 'size', 28);
-  const model = args.get('model') ?? 'cnn';
+  const model = args.get('arch') ?? 'cnn';
   const startLoad = loadavg()[0]!;
   const work = mkdtempSync(join(tmpdir(), 'retinagrade-bench-memory-'));
   const runs = [];
   for (const rows of sizes) {
     const data = join(work, `data-${rows}`);
     syntheticDataset(data, rows, stored);
-    const trainArgs = ['train', '--data', data, '--size', String(size), '--model', model, '--width', '8', '--epochs', '1'];
+    const trainArgs = ['train', '--data', data, '--size', String(size), '--arch', model, '--width', '8', '--epochs', '1'];
     const command = [
       join(repoRoot, 'bin', 'retinagrade.js'),
       ...trainArgs,

@@ -83,9 +83,14 @@ export interface SplitEvaluation {
   loss: number;
 }
 
+/** Probabilities of every image of a split, read a batch at a time. */
+export function predictSplit(model: Module, objective: Objective, split: SplitSource, options: InferenceOptions = {}): Float32Array {
+  return predictRows(model, objective, split.count, (start, end) => takeRange(split, start, end), options);
+}
+
 /** Probabilities, metrics and NLL of a model on one split. */
 export function evaluateSplit(model: Module, objective: Objective, split: SplitSource, options: InferenceOptions = {}): SplitEvaluation {
-  const probs = predictRows(model, objective, split.count, (start, end) => takeRange(split, start, end), options);
+  const probs = predictSplit(model, objective, split, options);
   const numClasses = probs.length / split.count;
   const metrics = computeMetrics(split.labels, probs, numClasses);
   let nll = 0;

@@ -34,8 +34,12 @@ const STYLE = `
   #preview { max-height: 14rem; image-rendering: auto; }
   table { border-collapse: collapse; width: 100%; }
   td, th { padding: 0.2rem 0.4rem; text-align: left; }
+  th[scope=row] { white-space: nowrap; width: 10rem; }
   td.value { text-align: right; width: 4.5rem; font-variant-numeric: tabular-nums; }
+  td.track { width: 100%; }
   .bar { height: 1rem; background: #0057b8; min-width: 1px; }
+  #referable { font-size: 1.1rem; }
+  #result.uncertain #grade, #result.refused #grade { color: #8a4b00; }
   tr.predicted th, tr.predicted td.value { font-weight: 700; }
   #warnings { color: #8a4b00; }
 `;
@@ -49,7 +53,7 @@ const SCRIPT = `
   fetch('/v1/model').then((r) => r.json()).then((m) => {
     $('model').textContent = 'Model: ' + m.model + (m.ensemble > 1 ? ' (ensemble of ' + m.ensemble + ')' : '') +
       ', ' + m.input_size + 'x' + m.input_size + ' px input' +
-      (m.metrics && m.metrics.test.auc != null ? ', test AUC ' + (100 * m.metrics.test.auc).toFixed(1) + '%' : '') +
+      (m.metrics && m.metrics.test.auc != null ? ', test AUC ' + m.metrics.test.auc.toFixed(3) : '') +
       (m.metrics && m.metrics.test.qwk != null ? ', QWK ' + m.metrics.test.qwk.toFixed(3) : '');
   }).catch(() => {});
 
@@ -95,16 +99,46 @@ const SCRIPT = `
     }
     const body = await response.json().catch(() => ({ message: 'HTTP ' + response.status + ' ' + response.statusText }));
     if (ticket !== latest) return;
+    if (response.status === 422 && body.status === 'refused') {
+      showRefusal(body, file);
+      return say('Not graded: ' + file.name + ' was refused.');
+    }
     if (!response.ok) return say('Could not grade ' + file.name + ': ' + body.message, true);
     show(body, file);
     say('Graded ' + file.name + '.');
   }
 
-  function show(p, file) {
+  const percent = (value) => (100 * value).toFixed(1) + '%';
+
+  function showPhoto(file) {
     if ($('preview').src) URL.revokeObjectURL($('preview').src);
     $('preview').src = URL.createObjectURL(file);
     $('preview').alt = 'The photograph you chose: ' + file.name;
-    $('grade').textContent = 'Grade ' + p.grade + ': ' + p.grade_name;
+  }
+
+  function showRefusal(body, file) {
+    showPhoto(file);
+    result.className = 'refused';
+    $('grade').textContent = 'Not graded: this does not look like a gradable colour fundus photograph';
+    $('referable').textContent = 'Reason: ' + body.reason + ' No grade is given for it.';
+    $('graded').hidden = true;
+    $('warnings').replaceChildren();
+    $('cam-figure').hidden = true;
+    $('disclaimer').textContent = body.disclaimer;
+    result.hidden = false;
+  }
+
+  function show(p, file) {
+    showPhoto(file);
+    result.className = p.status;
+    $('graded').hidden = false;
+    $('grade').textContent = p.status === 'uncertain'
+      ? 'Uncertain: refer for human grading (most probable: grade ' + p.grade + ', ' + p.grade_name + ')'
+      : 'Grade ' + p.grade + ': ' + p.grade_name;
+    const decision = (flag) =>
+      flag === undefined ? '' : flag ? ': at or above the operating point, refer' : ': below the operating point';
+    $('referable').textContent = 'P(referable DR, grade 2 or worse) ' + percent(p.p_referable) + decision(p.referable) +
+      '. P(vision-threatening, grade 3 or worse) ' + percent(p.p_vision_threatening) + '.';
     const rows = $('probabilities');
     rows.replaceChildren();
     p.probabilities.forEach((value, g) => {
@@ -115,6 +149,7 @@ const SCRIPT = `
       name.textContent = g + ' ' + GRADES[g];
       row.append(name);
       const barCell = row.insertCell();
+      barCell.className = 'track';
       const bar = document.createElement('div');
       bar.className = 'bar';
       bar.style.width = (100 * value).toFixed(1) + '%';
@@ -122,7 +157,7 @@ const SCRIPT = `
       barCell.append(bar);
       const number = row.insertCell();
       number.className = 'value';
-      number.textContent = (100 * value).toFixed(1) + '%';
+      number.textContent = percent(value);
     });
     $('warnings').replaceChildren(...p.warnings.map((w) => Object.assign(document.createElement('li'), { textContent: 'Warning: ' + w })));
     $('cam-figure').hidden = !p.cam;
@@ -167,8 +202,9 @@ export const INDEX_PAGE = `<!doctype html>
   <p id="status" role="status" aria-live="polite"></p>
   <section id="result" hidden aria-labelledby="grade">
     <h2 id="grade"></h2>
+    <p id="referable"></p>
     <ul id="warnings"></ul>
-    <table>
+    <table id="graded">
       <caption>Probability of each grade</caption>
       <tbody id="probabilities"></tbody>
     </table>

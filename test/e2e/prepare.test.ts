@@ -20,7 +20,7 @@ function cli(args: string[]) {
 }
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 const prepareArgs = (out: string) => ['prepare', source, '--labels', labels, '--out', out, '--size', '32', '--concurrency', '1'];
-const quick = ['--model', 'cnn', '--width', '8', '--ensemble', '1', '--epochs', '1', '--batch-size', '16', '--threads', '2', '--json'];
+const quick = ['--arch', 'cnn', '--width', '8', '--ensemble', '1', '--epochs', '1', '--batch-size', '16', '--threads', '2', '--json'];
 
 /** Runs `prepare` and kills it with SIGKILL once `lines` photographs are recorded; returns how many were. */
 function prepareUntil(out: string, lines: number): Promise<number> {
