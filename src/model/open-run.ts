@@ -9,6 +9,7 @@ import {
   ModelConfigSchema,
   createModel,
   createObjective,
+  renameLegacyKeys,
   type FeatureClassifier,
   type ModelConfig,
   type Objective,
@@ -106,7 +107,7 @@ export function openRun(path: string): OpenedModel {
             memberObjective,
           );
       try {
-        model.loadStateDict(weights.tensors);
+        model.loadStateDict(renameLegacyKeys(weights.tensors));
       } catch (error) {
         model.dispose();
         throw error;
