@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs: libtorch (the engine), the PyTorch peer used by
-# benchmarks and fixture checks, chromium (the web page's browser test), Node packages, the native
+# benchmarks, fixture checks and interop/, ONNX's checker, chromium (the web page's browser test), Node packages, the native
 # binding and the TypeScript build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(libtorch-dev python3-torch python3-torchvision python3-sklearn python3-numpy chromium)
+debian_packages=(libtorch-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-onnx chromium)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -22,6 +22,7 @@ if [ ${#missing[@]} -gt 0 ] && [ -z "${LIBTORCH:-}" ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-npm ci --no-audit --no-fund
-npm run build:native
+# The package's install script builds the binding when none loads; ONNXRUNTIME_NODE_INSTALL=skip:
+# onnxruntime-node (tests only) keeps its bundled CPU build instead of downloading GPU libraries.
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 npm run build

@@ -4,8 +4,8 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Option, type Command } from 'commander';
 import { GRADE_NAMES } from '../data/grades.js';
-import { predictImage, type Prediction } from '../model/grade-photo.js';
-import { openRun } from '../model/open-run.js';
+import { openModel } from '../api.js';
+import type { Prediction } from '../model/grade-photo.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
@@ -138,7 +138,7 @@ ${NOT_FOR_CLINICAL_USE}`,
     )
     .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
       const inputs = expandInputs(images);
-      const opened = openRun(flags.model);
+      const model = await openModel(flags.model);
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
       const cams = flags.cam
         ? camFiles(
@@ -148,8 +148,14 @@ ${NOT_FOR_CLINICAL_USE}`,
         : [];
       const records: Prediction[] = [];
       for (const [i, { file, error }] of inputs.entries()) {
-        records.push(error ? { file, warnings: [], error } : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i] }));
+        if (error) records.push({ file, warnings: [], error });
+        else if (!flags.cam) records.push(await model.grade(file, { crop: flags.crop }));
+        else {
+          const { camPng: _written, ...record } = await model.gradcam(file, { crop: flags.crop, file: cams[i] });
+          records.push(record);
+        }
       }
+      model.dispose();
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));
