@@ -6,6 +6,7 @@ import { GRADE_NAMES } from '../data/grades.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { registerDataCommands } from './data-commands.js';
 import { evaluateCommand } from './evaluate.js';
+import { exportCommand } from './export.js';
 import { predictCommand } from './predict.js';
 import { serveCommand } from './serve.js';
 import { registerTrainCommands } from './train/commands.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   evaluateCommand(program);
   predictCommand(program);
   serveCommand(program);
+  exportCommand(program);
   registerDataCommands(program);
   return program;
 }

@@ -25,6 +25,13 @@ export const ModelConfigSchema = z
   .strict();
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
+/** Max-pools by kernel, stride and padding (exporters write the same): the compact CNN's between stages, ResNet's after its 7x7 stem. */
+export const MAX_POOLS = {
+  cnnStage: { kernel: 2, stride: 2, padding: 0 },
+  resnetStem: { kernel: 3, stride: 2, padding: 1 },
+} as const;
+const maxPool = ({ kernel, stride, padding }: { kernel: number; stride: number; padding: number }) => MaxPool2d(kernel, stride, padding);
+
 /** A convolution without bias, batch norm and ReLU: children `conv` and `bn`, as in `stem.conv.weight`. */
 export class ConvBnRelu extends Module {
   readonly conv: Conv2d;
@@ -50,7 +57,7 @@ export interface FeatureClassifier extends Module {
 }
 
 /** Global average pooling, dropout and the linear layer `fc`: the head both architectures share. */
-class PooledHead {
+export class PooledHead {
   readonly #pool = GlobalAvgPool();
   constructor(
     readonly dropout: Dropout,
@@ -68,7 +75,7 @@ class PooledHead {
 export class CompactCnn extends Module implements FeatureClassifier {
   readonly stages: Sequential[];
   readonly head: PooledHead;
-  readonly #pool = MaxPool2d(2);
+  readonly #pool = maxPool(MAX_POOLS.cnnStage);
 
   constructor(config: ModelConfig) {
     super();
@@ -105,7 +112,7 @@ export class CompactCnn extends Module implements FeatureClassifier {
 }
 
 /** A residual block; the skip path is a 1x1 projection (torchvision's `downsample`) when shapes change. */
-abstract class ResidualBlock extends Module {
+export abstract class ResidualBlock extends Module {
   abstract readonly downsample: Sequential | undefined;
 
   /** relu(residual + skip(x)), freeing the intermediates (see `pipe`). */
@@ -125,7 +132,7 @@ abstract class ResidualBlock extends Module {
   }
 }
 
-class BasicBlock extends ResidualBlock {
+export class BasicBlock extends ResidualBlock {
   static readonly expansion = 1;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
@@ -154,7 +161,7 @@ class BasicBlock extends ResidualBlock {
   }
 }
 
-class Bottleneck extends ResidualBlock {
+export class Bottleneck extends ResidualBlock {
   static readonly expansion = 4;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
@@ -199,8 +206,8 @@ type Block = typeof BasicBlock | typeof Bottleneck;
  */
 export class ResNet extends Module implements FeatureClassifier {
   readonly stem: ConvBnRelu;
-  /** torchvision's max-pool after the 7x7 stem; none for small inputs. */
-  readonly #stemPool: Module | undefined;
+  /** torchvision's max-pool after the 7x7 stem (MAX_POOLS.resnetStem); none for small inputs. */
+  readonly stemPool: Module | undefined;
   readonly stages: Sequential[];
   readonly head: PooledHead;
 
@@ -212,7 +219,7 @@ export class ResNet extends Module implements FeatureClassifier {
       'stem',
       smallInput ? new ConvBnRelu(config.inChannels, w) : new ConvBnRelu(config.inChannels, w, { kernel: 7, stride: 2, padding: 3 }),
     );
-    this.#stemPool = smallInput ? undefined : MaxPool2d(3, 2, 1);
+    this.stemPool = smallInput ? undefined : maxPool(MAX_POOLS.resnetStem);
     let cin = w;
     this.stages = depths.map((depth, i) => {
       const planes = w * 2 ** i;
@@ -238,7 +245,7 @@ export class ResNet extends Module implements FeatureClassifier {
   }
 
   features(x: Tensor): Tensor {
-    const stemPool = this.#stemPool;
+    const stemPool = this.stemPool;
     return pipe(x, [
       (h) => this.stem.forward(h),
       ...(stemPool ? [(h: Tensor) => stemPool.forward(h)] : []),
