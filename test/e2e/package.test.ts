@@ -75,7 +75,8 @@ const batch = await model.gradeBatch(photos);
 const fromBytes = await model.grade({ name: photos[0], bytes: readFileSync(photos[0]) });
 const { camPng, ...camRecord } = await model.gradcam(photos[0]);
 model.dispose();
-console.log(JSON.stringify({ notice: NOT_FOR_CLINICAL_USE, info: model.info, batch, fromBytes, camRecord, camBytes: camPng.length, camSignature: [...camPng.slice(1, 4)] }));
+const cam = { camBytes: camPng.length, camSignature: [...camPng.slice(1, 4)] };
+console.log(JSON.stringify({ notice: NOT_FOR_CLINICAL_USE, info: model.info, batch, fromBytes, camRecord, ...cam }));
 `,
     );
     const script = spawnSync(process.execPath, ['grade.mjs', run, ...photos], { cwd: app, encoding: 'utf8' });

@@ -13,8 +13,7 @@ import { disposeRetinaTensors, loadRetinaTensors, type RetinaTensors } from '../
 import { exportRun, type InputStyle } from '../../src/export/onnx.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
-import { RunDir } from '../../src/model/run-dir.js';
-import { ModelConfigSchema, type ModelConfig } from '../../src/nn/index.js';
+import { LossConfigSchema, ModelConfigSchema, type ModelConfig } from '../../src/nn/index.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import * as torch from '../../src/torch/index.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
@@ -139,11 +138,8 @@ describe('the exported file', () => {
   });
 
   it('refuses what has no ONNX form, and keeps what was there', () => {
-    const runDir = untrainedRun(1);
-    const run = new RunDir(runDir);
-    // An ordinal head: rewrite the objective the weights were saved with.
-    const saved = readFileSync(run.file('best'));
-    writeFileSync(run.file('best'), Buffer.from(saved.toString('latin1').replace('"objective":"ce"', '"objective":"ordinal"'), 'latin1'));
+    const ordinal = { modelConfig: config('cnn', { outputs: GRADE_NAMES.length - 1 }), loss: LossConfigSchema.parse({ kind: 'ordinal' }) };
+    const runDir = untrainedRun(1, ordinal);
     const file = join(work, 'kept.onnx');
     writeFileSync(file, 'earlier');
     expect(() => exportRun(runDir, file)).toThrow(/CumulativeOrdinal, which has no ONNX form yet/);

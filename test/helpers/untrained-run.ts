@@ -5,12 +5,22 @@ import { join } from 'node:path';
 import { saveSafetensors } from '../../src/io/safetensors.js';
 import { Ensemble } from '../../src/model/ensemble.js';
 import { RunDir } from '../../src/model/run-dir.js';
-import { ModelConfigSchema, createModel, createObjective, LossConfigSchema, type ModelConfig, type Module } from '../../src/nn/index.js';
+import {
+  ModelConfigSchema,
+  createModel,
+  createObjective,
+  LossConfigSchema,
+  type LossConfig,
+  type ModelConfig,
+  type Module,
+} from '../../src/nn/index.js';
 import * as torch from '../../src/torch/index.js';
 
 export interface UntrainedRunOptions {
   /** Default: a compact CNN at 28 px, width 8. */
   modelConfig?: ModelConfig;
+  /** The loss the weights say the model was trained with (default: cross-entropy). */
+  loss?: LossConfig;
   /** Written as the run's metrics.json when given. */
   metrics?: object;
   /** Every weight multiplied by this (1e30: finite weights whose outputs overflow). */
@@ -43,7 +53,7 @@ function randomizeNorm(model: Module, { seed, images }: { seed: number; images: 
 export function untrainedRun(ensemble: number, options: UntrainedRunOptions = {}): string {
   const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-untrained-')));
   const modelConfig = options.modelConfig ?? ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 });
-  const loss = LossConfigSchema.parse({});
+  const loss = options.loss ?? LossConfigSchema.parse({});
   const members = Array.from({ length: ensemble }, () => createModel(modelConfig));
   const model = ensemble === 1 ? members[0]! : new Ensemble(members, createObjective(loss, modelConfig.numClasses));
   if (options.randomNorm) randomizeNorm(model, options.randomNorm);
