@@ -11,6 +11,7 @@ import type { CropMode, Prediction } from '../model/grade-photo.js';
 import { RunDir } from '../model/run-dir.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { BrowserGrading, ORT_FILES } from './browser-grading.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
 import { CancelledError, PredictionWorker } from './prediction-worker.js';
 
@@ -53,6 +54,8 @@ export interface ModelDescription {
   grades: readonly string[];
   /** From the run's metrics.json; null for a run without one. */
   metrics: { val: Scores; test: Scores } | null;
+  /** The page may grade inside the browser (GET /v1/model.onnx, onnxruntime-web under /ort/). */
+  browser_grading: boolean;
   disclaimer: string;
 }
 
@@ -158,6 +161,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const metrics = readMetrics(new RunDir(runDir));
   const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs });
   const { modelConfig, ensemble } = worker.model;
+  const browser = new BrowserGrading(runDir);
   const description: ModelDescription = {
     model: modelConfig.name,
     width: modelConfig.width ?? null,
@@ -165,6 +169,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     ensemble,
     grades: GRADE_NAMES,
     metrics,
+    browser_grading: browser.available,
     disclaimer: NOT_FOR_CLINICAL_USE,
   };
 
@@ -247,6 +252,25 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   });
 
   app.get('/v1/model', () => description);
+
+  // The page's in-browser grading: the model and the runtime, never the photograph.
+  app.get('/v1/model.onnx', (_request, reply) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = browser.model();
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      return reply.status(404).send(errorBody(404, error.message));
+    }
+    return reply.type('application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+  });
+  app.get<{ Params: { file: string } }>('/ort/:file', (request, reply) => {
+    const type = Object.hasOwn(ORT_FILES, request.params.file) ? ORT_FILES[request.params.file] : undefined;
+    if (!type || !browser.available) {
+      return reply.status(404).send(errorBody(404, `no onnxruntime-web file '${request.params.file}' is served`));
+    }
+    return reply.type(type).send(browser.ortFile(request.params.file));
+  });
 
   app.post<{ Querystring: { crop: CropMode; cam: 0 | 1 }; Body: Buffer | undefined }>(
     '/v1/predict',

@@ -1,0 +1,74 @@
+// The page's "in this browser" mode in a real browser (Debian's chromium through playwright-core):
+// onnxruntime-web from this server grades a photograph inside the page, with the grade the server
+// gives, and no request carries the photograph.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GRADE_NAMES } from '../../src/data/grades.js';
+import { disposeRetinaTensors, loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { createServer } from '../../src/serve/server.js';
+import { untrainedRun } from '../helpers/untrained-run.js';
+
+const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
+const samples = resolve(dataDir, '../samples');
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+let server: FastifyInstance;
+let browser: Browser;
+let url: string;
+
+beforeAll(async () => {
+  if (!existsSync(executablePath)) throw new Error(`no browser at ${executablePath}: run scripts/setup.sh (apt chromium) or set CHROMIUM`);
+  // Batch-norm statistics from real images: probabilities that differ between photographs.
+  const data = loadRetinaTensors({ dataDir, size: 28 });
+  const run = untrainedRun(2, { randomNorm: { seed: 4, images: data.test.x.slice(0, 0, 64) } });
+  disposeRetinaTensors(data);
+  server = await createServer(run);
+  url = await server.listen({ host: '127.0.0.1', port: 0 });
+  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe('grading in this browser', () => {
+  it.each(['fundus_a.jpg', 'fundus_b.jpg', 'fundus_c.jpg'])(
+    '%s: the server grade, and the photograph never sent',
+    async (name) => {
+      const photo = readFileSync(join(samples, name));
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      const requests: { url: string; body: Buffer | null }[] = [];
+      page.on('request', (request) => requests.push({ url: request.url(), body: request.postDataBuffer() }));
+      await page.goto(url);
+      await page.waitForSelector('#where:not([hidden])');
+      await page.check('input[name=where][value=browser]');
+      await page.setInputFiles('#file', join(samples, name));
+      await expect.poll(() => page.textContent('#status'), { timeout: 30_000 }).toBe(`Graded ${name} in this browser.`);
+      const shown = await page.textContent('#grade');
+      const probabilities = await page.locator('#probabilities td.value').allTextContents();
+      await page.close();
+
+      const response = await fetch(`${url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo });
+      const served = (await response.json()) as { grade: number; grade_name: string; probabilities: number[] };
+      expect(shown).toBe(`Grade ${served.grade}: ${served.grade_name}`);
+      expect(new Set(served.probabilities.map((p) => p.toFixed(2))).size).toBeGreaterThan(1); // not a flat model
+      // The page's percentages (one decimal) near the server's: the crop and resize are the page's own.
+      probabilities.forEach((text, g) => {
+        expect(Math.abs(Number.parseFloat(text) - 100 * served.probabilities[g]!), `${GRADE_NAMES[g]}: ${text}`).toBeLessThan(1);
+      });
+
+      expect(requests.some((r) => r.url.endsWith('/v1/model.onnx'))).toBe(true);
+      expect(requests.some((r) => r.url.endsWith('/ort/ort-wasm-simd-threaded.wasm'))).toBe(true);
+      expect(requests.filter((r) => r.url.includes('/v1/predict'))).toEqual([]);
+      // No request had a body at all (only GETs of the page, the model and the runtime).
+      expect(requests.filter((r) => r.body !== null && r.body.length > 0)).toEqual([]);
+      expect(errors).toEqual([]);
+    },
+    60_000,
+  );
+});
