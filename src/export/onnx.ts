@@ -3,6 +3,7 @@
 // its members' inside the graph), and the facts a user needs in metadata_props.
 import onnxProto from 'onnx-proto';
 import { GRADE_NAMES } from '../data/grades.js';
+import { PIXEL_SCALE } from '../data/preprocess.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { openRun, type OpenedModel } from '../model/open-run.js';
@@ -44,9 +45,6 @@ export interface ExportOptions {
   /** The run's metrics.json, for the test scores in metadata_props. */
   metrics?: RunMetrics;
 }
-
-/** The normalization the model expects, x / 127.5 - 1 (src/data/preprocess.ts `toTensor`), as (x - OFFSET) / SCALE. */
-const PIXEL_SCALE = 127.5;
 
 type Attribute = number | number[] | string;
 

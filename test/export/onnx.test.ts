@@ -137,6 +137,15 @@ describe('the exported file', () => {
     expect(meta.ensemble).toBe('2');
   });
 
+  it('runs in onnxruntime at the newest opset offered too', async () => {
+    const file = join(work, 'opset21.onnx');
+    exportRun(run(config('cnn')), file, { opset: 21 });
+    const session = await ort.InferenceSession.create(file);
+    const { probabilities } = await session.run({ image: new ort.Tensor('float32', new Float32Array(3 * 28 * 28), [1, 3, 28, 28]) });
+    expect(probabilities!.dims).toEqual([1, 5]);
+    await session.release();
+  });
+
   it('refuses what has no ONNX form, and keeps what was there', () => {
     const ordinal = { modelConfig: config('cnn', { outputs: GRADE_NAMES.length - 1 }), loss: LossConfigSchema.parse({ kind: 'ordinal' }) };
     const runDir = untrainedRun(1, ordinal);
