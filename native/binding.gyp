@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "retinagrade_torch",
-      "sources": ["src/binding.cc", "src/cpu_allocator.cc"],
+      "sources": ["src/binding.cc", "src/cpu_allocator.cc", "src/distributed.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],

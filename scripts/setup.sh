@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs: libtorch (the engine), the PyTorch peer used by
-# benchmarks, fixture checks and interop/, ONNX's checker, chromium (the web page's browser test), Node packages, the native
-# binding and the TypeScript build.
+# benchmarks, fixture checks and interop/, ONNX's checker, chromium (the web page's and the report's browser tests), the
+# DejaVu fonts (captions on Grad-CAM pictures and montages), Node packages, the native binding and
+# the TypeScript build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(libtorch-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-onnx chromium)
+debian_packages=(libtorch-dev libgloo-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-onnx chromium
+  fonts-dejavu-core)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -3,7 +3,7 @@
 // so a program gets exactly the records `predict --json` prints.
 import type { ImageInput } from './data/fundus.js';
 import { predictImage, type CropMode, type Prediction } from './model/grade-photo.js';
-import { openRun, type OpenedModel } from './model/open-run.js';
+import { openRun, type OpenedModel, type OpenRunOptions } from './model/open-run.js';
 
 /** A file path, the bytes of an image file, or bytes with the name records should carry. */
 export type ImageSource = string | Uint8Array | { name: string; bytes: Uint8Array };
@@ -11,6 +11,8 @@ export type ImageSource = string | Uint8Array | { name: string; bytes: Uint8Arra
 export interface GradeOptions {
   /** 'disc' (default): a square around the retina disc (photographs); 'none': the image as it is (square). */
   crop?: CropMode;
+  /** Grade an image the gradability gate refuses too: its reasons become warnings (`predict --force`). */
+  force?: boolean;
 }
 
 export interface GradcamOptions extends GradeOptions {
@@ -18,8 +20,8 @@ export interface GradcamOptions extends GradeOptions {
   file?: string;
 }
 
-/** What the model is, as its weights describe it. */
-export type ModelInfo = Pick<OpenedModel, 'modelConfig' | 'ensemble'> & { runDir: string };
+/** What the model is, as its weights describe it; `unfinished` says what the weights are when the run had not finished. */
+export type ModelInfo = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'> & { runDir: string };
 
 /** Name of an image given as bare bytes, in its record's `file`. */
 const BYTES_NAME = '<bytes>';
@@ -34,15 +36,18 @@ export class RetinaModel {
   /** Use `openModel`. */
   constructor(opened: OpenedModel) {
     this.#opened = opened;
-    this.info = { modelConfig: opened.modelConfig, ensemble: opened.ensemble, runDir: opened.run.path };
+    const { modelConfig, ensemble, unfinished } = opened;
+    this.info = { modelConfig, ensemble, ...(unfinished ? { unfinished } : {}), runDir: opened.run.path };
   }
 
   /**
-   * Grades one image: `{file, grade, grade_name, probabilities, warnings}`, or `{file, warnings,
-   * error}` when the image cannot be read (a bad image is a record, not an exception).
+   * Grades one image: the record `predict --json` prints (`{file, status, grade, grade_name,
+   * probabilities, p_referable, uncertainty, warnings, ...}`); `{file, status: 'refused', reason,
+   * warnings}` when the gradability gate refuses it (unless `force`), `{file, warnings, error}` when
+   * it cannot be read (a bad image is a record, not an exception).
    */
   grade(image: ImageSource, options: GradeOptions = {}): Promise<Prediction> {
-    return predictImage(this.#live(), toInput(image), { crop: options.crop ?? 'disc' });
+    return predictImage(this.#live(), toInput(image), { crop: options.crop ?? 'disc', force: options.force });
   }
 
   /** Grades images one after another (the engine already uses every core for each). */
@@ -57,7 +62,12 @@ export class RetinaModel {
    * the predicted grade (absent when the image could not be graded).
    */
   gradcam(image: ImageSource, options: GradcamOptions = {}): Promise<Prediction> {
-    return predictImage(this.#live(), toInput(image), { crop: options.crop ?? 'disc', camPng: true, camFile: options.file });
+    return predictImage(this.#live(), toInput(image), {
+      crop: options.crop ?? 'disc',
+      force: options.force,
+      camPng: true,
+      camFile: options.file,
+    });
   }
 
   /** Frees the weights; the model cannot grade afterwards. */
@@ -73,7 +83,10 @@ export class RetinaModel {
   }
 }
 
-/** Opens a run directory written by `retinagrade train` (only its best.safetensors is read). */
-export async function openModel(runDir: string): Promise<RetinaModel> {
-  return new RetinaModel(openRun(runDir));
+/**
+ * Opens a run directory written by `retinagrade train` (its weights, and calibration.json when
+ * present). An unfinished run is refused unless `allowUnfinished` (`--allow-unfinished`).
+ */
+export async function openModel(runDir: string, options: OpenRunOptions = {}): Promise<RetinaModel> {
+  return new RetinaModel(openRun(runDir, options));
 }

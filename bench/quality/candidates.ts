@@ -10,27 +10,27 @@ const datasheetAugment = config('datasheet-augment');
 
 export const CANDIDATES: Record<string, TrainFlags> = {
   // References: the datasheet's recipe and MedMNIST's official one.
-  'datasheet-resnet18-28': { recipe: 'datasheet', model: 'resnet18', size: 28, epochs: 30 },
-  'medmnist-resnet18-28': { recipe: 'medmnist', model: 'resnet18', size: 28, epochs: 30 },
-  'datasheet-cnn28': { recipe: 'datasheet', model: 'cnn', size: 28, epochs: 60 },
+  'datasheet-resnet18-28': { recipe: 'datasheet', arch: 'resnet18', size: 28, epochs: 30 },
+  'medmnist-resnet18-28': { recipe: 'medmnist', arch: 'resnet18', size: 28, epochs: 30 },
+  'datasheet-cnn28': { recipe: 'datasheet', arch: 'cnn', size: 28, epochs: 60 },
   // Datasheet augmentation (the five transforms at the datasheet's strengths).
-  'cnn28-ce': { ensemble: 1, model: 'cnn', size: 28, epochs: 60, config: datasheetAugment },
-  'cnn28-ordinal': { ensemble: 1, model: 'cnn', size: 28, epochs: 60, loss: 'ordinal', config: datasheetAugment },
-  'resnet18-64-ce': { ensemble: 1, model: 'resnet18', size: 64, epochs: 40, config: datasheetAugment },
+  'cnn28-ce': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, config: datasheetAugment },
+  'cnn28-ordinal': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, loss: 'ordinal', config: datasheetAugment },
+  'resnet18-64-ce': { ensemble: 1, arch: 'resnet18', size: 64, epochs: 40, config: datasheetAugment },
   // Same five transforms, milder: no hue/saturation jitter, less crop and shift.
-  'cnn28-light': { ensemble: 1, model: 'cnn', size: 28, epochs: 60, config: light },
-  'cnn28-light-ordinal': { ensemble: 1, model: 'cnn', size: 28, epochs: 60, loss: 'ordinal', config: light },
-  'cnn28-light-sqrtw': { ensemble: 1, model: 'cnn', size: 28, epochs: 60, classWeights: 'sqrt-inverse', config: light },
-  'cnn28-light-ema': { ensemble: 1, model: 'cnn', size: 28, epochs: 60, ema: 0.99, config: light },
-  'cnn64-light': { ensemble: 1, model: 'cnn', size: 64, epochs: 40, config: light },
-  'resnet18-64-light': { ensemble: 1, model: 'resnet18', size: 64, epochs: 30, config: light },
+  'cnn28-light': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, config: light },
+  'cnn28-light-ordinal': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, loss: 'ordinal', config: light },
+  'cnn28-light-sqrtw': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, classWeights: 'sqrt-inverse', config: light },
+  'cnn28-light-ema': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, ema: 0.99, config: light },
+  'cnn64-light': { ensemble: 1, arch: 'cnn', size: 64, epochs: 40, config: light },
+  'resnet18-64-light': { ensemble: 1, arch: 'resnet18', size: 64, epochs: 30, config: light },
   // The default recipe (src/train/config.ts) at 60 epochs, at 28 and upsampled to 64.
   'default-28': { epochs: 60 },
   'default-64': { size: 64, epochs: 60 },
   // At 64 (upsampled from 28), a stride-2 first convolution: the rest of the net works at 32x32.
   'default-64-stem2': { size: 64, epochs: 60, config: config('stem-stride-2') },
   // No augmentation at all.
-  'cnn28-noaug': { ensemble: 1, model: 'cnn', size: 28, epochs: 60, augment: false },
+  'cnn28-noaug': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, augment: false },
   // Single models of the default recipe at 60 epochs and one change each, for more seeds than the
   // rows above: wider, label smoothing, longer, dropout before the classifier, no augmentation.
   'single-28': { ensemble: 1, epochs: 60 },

@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include "binding.h"
 #include "cpu_allocator.h"
 
 #include <sched.h>
@@ -26,6 +27,17 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+using retinagrade::BoolArg;
+using retinagrade::Guarded;
+using retinagrade::IntArg;
+using retinagrade::IsInt64;
+using retinagrade::IsMissing;
+using retinagrade::NumberArg;
+using retinagrade::StringArg;
+using retinagrade::TensorArg;
+using retinagrade::TensorListArg;
+using retinagrade::TypeFail;
 
 namespace {
 
@@ -144,61 +156,15 @@ class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Argument helpers: wrong JavaScript types become TypeErrors that name the argument.
-
-[[noreturn]] void TypeFail(const Napi::CallbackInfo& info, size_t i, const char* expected) {
-  throw Napi::TypeError::New(info.Env(),
-                             "argument " + std::to_string(i) + ": expected " + expected);
-}
-
-at::Tensor& TensorArg(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsObject() ||
-      !info[i].As<Napi::Object>().InstanceOf(Data(info.Env()).tensorCtor.Value())) {
-    TypeFail(info, i, "a Tensor");
-  }
-  auto* handle = TensorHandle::Unwrap(info[i].As<Napi::Object>());
-  if (handle->disposed()) {
-    throw Napi::Error::New(info.Env(), "argument " + std::to_string(i) +
-                                           ": tensor was already disposed");
-  }
-  return handle->tensor();
-}
-
-bool IsMissing(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsUndefined() || info[i].IsNull();
-}
+// Argument helpers beyond binding.h's: wrong JavaScript types become TypeErrors naming the argument.
 
 at::Tensor OptTensorArg(const Napi::CallbackInfo& info, size_t i) {
   return IsMissing(info, i) ? at::Tensor() : TensorArg(info, i);
 }
 
-double NumberArg(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsNumber()) TypeFail(info, i, "a number");
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-
-// True when `v` is a whole number an int64 holds (casting NaN or huge values is undefined).
-bool IsInt64(double v) { return std::isfinite(v) && std::fabs(v) < 9.2e18 && v == std::trunc(v); }
-
-int64_t IntArg(const Napi::CallbackInfo& info, size_t i) {
-  double v = NumberArg(info, i);
-  if (!IsInt64(v)) TypeFail(info, i, "an integer");
-  return static_cast<int64_t>(v);
-}
-
 std::optional<double> OptNumberArg(const Napi::CallbackInfo& info, size_t i) {
   if (IsMissing(info, i)) return std::nullopt;
   return NumberArg(info, i);
-}
-
-bool BoolArg(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsBoolean()) TypeFail(info, i, "a boolean");
-  return info[i].As<Napi::Boolean>().Value();
-}
-
-std::string StringArg(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsString()) TypeFail(info, i, "a string");
-  return info[i].As<Napi::String>().Utf8Value();
 }
 
 std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i) {
@@ -213,6 +179,24 @@ std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i) {
     out[k] = static_cast<int64_t>(d);
   }
   return out;
+}
+
+}  // namespace
+
+// Declared in binding.h for distributed.cc; defined here, beside the handles.
+namespace retinagrade {
+
+at::Tensor& TensorArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsObject() ||
+      !info[i].As<Napi::Object>().InstanceOf(Data(info.Env()).tensorCtor.Value())) {
+    TypeFail(info, i, "a Tensor");
+  }
+  auto* handle = TensorHandle::Unwrap(info[i].As<Napi::Object>());
+  if (handle->disposed()) {
+    throw Napi::Error::New(info.Env(), "argument " + std::to_string(i) +
+                                           ": tensor was already disposed");
+  }
+  return handle->tensor();
 }
 
 std::vector<at::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i) {
@@ -235,6 +219,10 @@ std::vector<at::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i) 
   }
   return out;
 }
+
+}  // namespace retinagrade
+
+namespace {
 
 at::Generator& GeneratorArg(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length() || !info[i].IsObject() ||
@@ -303,26 +291,6 @@ Napi::Value Binary(const Napi::CallbackInfo& info, TT withTensor, TS withScalar)
     return Out(info, withScalar(a, ScalarFor(a, info[1].As<Napi::Number>().DoubleValue())));
   }
   return Out(info, withTensor(a, TensorArg(info, 1)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Error translation: every exported function runs inside this guard. In a worker thread being
-// terminated no error can reach JavaScript; node-addon-api then drops it (binding.gyp's
-// NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS) rather than let the C++ runtime end the process.
-
-using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
-
-template <Fn F>
-Napi::Value Guarded(const Napi::CallbackInfo& info) {
-  try {
-    return F(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), e.what());
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1030,6 +998,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("emptyCpuCache", EmptyCpuCache);
   EXPORT("externalMemory", ExternalMemory);
 #undef EXPORT
+  retinagrade::ExportDistributed(env, exports);
   return exports;
 }
 

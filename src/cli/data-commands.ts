@@ -1,30 +1,38 @@
 // info and download: the commands about the dataset itself.
 import { Option, type Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { datasetCard, loadMedMNIST } from '../data/medmnist.js';
 import { defaultDataDir, locateDatasetFile } from '../data/locate.js';
-import { downloadDataset } from '../data/download.js';
-import { IMAGE_SIZES, datasetKeys, getDatasetFile, type ImageSize } from '../data/registry.js';
+import { downloadDataset, locateOrDownload } from '../data/download.js';
+import { downloadBar, firstUse, addDataOptions, mirrorOption } from './data-download.js';
+import { DEFAULT_IMAGE_SIZE, IMAGE_SIZES, datasetKeys, getDatasetFile, type ImageSize } from '../data/registry.js';
 import { dataDirOption, integerAtLeast } from './options.js';
 
-const sizeOption = (fallback: ImageSize): Option =>
-  new Option('--size <px>', 'image size of the file').choices(IMAGE_SIZES.map(String)).default(String(fallback));
+const sizeOption = (): Option =>
+  new Option('--size <px>', 'image size of the file (train trains at this size by default)')
+    .choices(IMAGE_SIZES.map(String))
+    .default(String(DEFAULT_IMAGE_SIZE));
 const datasetOption = (): Option => new Option('--dataset <key>', 'MedMNIST dataset').choices(datasetKeys()).default('retinamnist');
 
 const pct = (part: number, whole: number): string => `${((100 * part) / whole).toFixed(1)}%`;
 
 export function registerDataCommands(program: Command): void {
-  program
+  const info = program
     .command('info')
-    .description('print the dataset card: splits, class histograms, channel statistics, licence, citation')
-    .addOption(dataDirOption())
+    .description('print the dataset card: splits, class histograms, channel statistics, licence, citation');
+  addDataOptions(info)
     .addOption(datasetOption())
-    .addOption(sizeOption(28))
+    .addOption(sizeOption())
     .option('--json', 'print the card as JSON')
     .addHelpText('after', '\nExample:\n  retinagrade info --data-dir ../shared/data --json')
-    .action((flags: { dataDir?: string; dataset: string; size: string; json?: boolean }) => {
-      const size = Number(flags.size);
-      const file = locateDatasetFile(flags.dataset, size, { dataDir: flags.dataDir });
+    .action(async (flags: { dataDir?: string; download: boolean; mirror?: string; dataset: string; size: string; json?: boolean }) => {
+      const size = Number(flags.size) as ImageSize;
+      const bar = downloadBar();
+      const file = await locateOrDownload(
+        flags.dataset,
+        size,
+        () => locateDatasetFile(flags.dataset, size, { dataDir: flags.dataDir }),
+        firstUse(flags, bar),
+      ).finally(bar.stop);
       const card = datasetCard(loadMedMNIST(file, flags.dataset, { expectedMd5: getDatasetFile(flags.dataset, size).md5 }));
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(card, null, 2)}\n`);
@@ -48,16 +56,13 @@ export function registerDataCommands(program: Command): void {
     .command('download')
     .description('fetch an official MedMNIST file (resumable, md5-verified)')
     .addOption(datasetOption())
-    .addOption(sizeOption(64))
+    .addOption(sizeOption())
     .addOption(new Option('--dir <dir>', 'folder to put it in (default: --data-dir / $MEDMNIST_DIR / ~/.medmnist)').conflicts('dataDir'))
     .addOption(dataDirOption())
-    .option('--mirror <url>', 'base URL replacing the official Zenodo folder, e.g. http://host/medmnist')
+    .addOption(mirrorOption())
     .option('--retries <n>', 'retries after network errors', integerAtLeast(0), 4)
     .option('--json', 'print the result as JSON')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  retinagrade download --size 64\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist',
-    )
+    .addHelpText('after', '\nExamples:\n  retinagrade download\n  retinagrade download --size 128 --mirror http://mirror.example/medmnist')
     .action(
       async (flags: {
         dataset: string;
@@ -68,24 +73,15 @@ export function registerDataCommands(program: Command): void {
         retries: number;
         json?: boolean;
       }) => {
-        const bar =
-          process.stderr.isTTY && !flags.json
-            ? new cliProgress.SingleBar({ format: 'download [{bar}] {percentage}% | {value}/{total} bytes | ETA {eta_formatted}' })
-            : undefined;
-        let started = false;
+        const bar = downloadBar(process.stderr.isTTY && !flags.json);
         const result = await downloadDataset({
           dataset: flags.dataset,
           size: Number(flags.size) as ImageSize,
           dir: flags.dir ?? defaultDataDir({ dataDir: flags.dataDir }),
           mirror: flags.mirror,
           retries: flags.retries,
-          onProgress: ({ bytes, total }) => {
-            if (!bar || total === undefined) return;
-            if (!started) bar.start(total, bytes);
-            started = true;
-            bar.update(bytes);
-          },
-        }).finally(() => bar?.stop());
+          onProgress: bar.onProgress,
+        }).finally(bar.stop);
         if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else {
           for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);

@@ -1,41 +1,78 @@
-// `evaluate`: re-evaluate a run's selected model on a split of RetinaMNIST.
-import { Option, type Command } from 'commander';
-import { loadRetinaTensors } from '../data/retinamnist.js';
-import { evaluateSplit } from '../model/inference.js';
+// `evaluate`: re-evaluate a run's selected model on a split of RetinaMNIST, with the run's
+// temperature and operating points (calibration.json), as train computed metrics.json.
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { ensureRetinaFile, loadRetinaTensors } from '../data/retinamnist.js';
+import { predictProbabilities } from '../model/inference.js';
 import { openRun } from '../model/open-run.js';
+import { calibrated, chooseOperatingPoints } from '../model/run-calibration.js';
+import { splitFigures } from '../model/split-figures.js';
+import { UserError } from '../errors.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
-import { dataDirOption } from './options.js';
+import { addDataOptions, downloadBar, firstUse } from './data-download.js';
+import { splitFiguresText } from './figures-text.js';
+import { allowUnfinishedOption } from './options.js';
 
-const pct = (x: number): string => (100 * x).toFixed(2);
+const parseSensitivity = (value: string): number => {
+  const x = Number(value);
+  if (!(x > 0 && x <= 1)) throw new InvalidArgumentError(`expected a fraction in (0, 1], got '${value}'`);
+  return x;
+};
+
+interface EvaluateFlags {
+  model: string;
+  allowUnfinished?: boolean;
+  dataDir?: string;
+  download: boolean;
+  mirror?: string;
+  split: 'test' | 'val';
+  tta?: boolean;
+  json?: boolean;
+  minSensitivity?: number;
+}
 
 export function evaluateCommand(program: Command): void {
-  program
+  const command = program
     .command('evaluate')
     .description("re-evaluate a run's selected weights on a split")
-    .requiredOption('--model <dir>', 'run directory written by `train`')
-    .addOption(dataDirOption())
+    .requiredOption('--model <dir>', 'run directory written by `train`');
+  addDataOptions(command)
     .addOption(new Option('--split <name>', 'split to report').choices(['test', 'val']).default('test'))
+    .addOption(allowUnfinishedOption())
     .option('--tta', 'average each prediction with that of the mirrored image')
-    .option('--json', 'print metrics as JSON')
+    .option(
+      '--min-sensitivity <x>',
+      "re-choose the referable operating points on validation: the highest specificity at sensitivity >= x (default: the run's)",
+      parseSensitivity,
+    )
+    .option('--json', 'print the figures as JSON (intervals included)')
     .addHelpText('after', '\nExample:\n  retinagrade evaluate --model runs/default --split test --json')
-    .action(async (flags: { model: string; dataDir?: string; split: 'test' | 'val'; tta?: boolean; json?: boolean }) => {
-      const opened = openRun(flags.model);
-      const data = loadRetinaTensors({ dataDir: flags.dataDir, size: opened.modelConfig.inputSize });
-      const result = evaluateSplit(opened.model, opened.objective, data[flags.split], { tta: flags.tta });
-      const report = {
-        split: flags.split,
-        tta: Boolean(flags.tta),
-        ...result.metrics,
-        data: data.source,
-        disclaimer: NOT_FOR_CLINICAL_USE,
-      };
+    .action(async (flags: EvaluateFlags) => {
+      const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished });
+      let calibration = opened.calibration;
+      if (flags.minSensitivity !== undefined && !calibration) {
+        throw new UserError(`--min-sensitivity needs the run's temperature, and ${opened.run.file('calibration')} is missing`);
+      }
+      const wanted = { dataDir: flags.dataDir, size: opened.modelConfig.inputSize };
+      const bar = downloadBar();
+      await ensureRetinaFile(wanted, firstUse(flags, bar)).finally(bar.stop);
+      const data = loadRetinaTensors(wanted);
+      const probabilitiesOf = (split: 'val' | 'test') =>
+        calibrated(predictProbabilities(opened.model, opened.objective, data[split].x, { tta: flags.tta }), calibration);
+      if (flags.minSensitivity !== undefined && calibration) {
+        calibration = { ...calibration, ...chooseOperatingPoints(data.val.labels, probabilitiesOf('val'), flags.minSensitivity) };
+      }
+      const figures = splitFigures(data[flags.split].labels, probabilitiesOf(flags.split), calibration);
+      const unfinished = opened.unfinished ? { unfinished: opened.unfinished } : {};
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        const report = { split: flags.split, tta: Boolean(flags.tta), temperature: calibration?.temperature ?? null, ...figures };
+        const json = { ...report, data: data.source, ...unfinished, disclaimer: NOT_FOR_CLINICAL_USE };
+        process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
       } else {
-        const m = result.metrics;
+        const temperature = calibration ? `temperature ${calibration.temperature.toFixed(3)}` : 'no calibration.json: temperature 1';
         process.stdout.write(
-          `${flags.split}: ACC ${pct(m.acc)}  AUC ${pct(m.auc)}  QWK ${m.qwk.toFixed(3)}  macro-F1 ${m.macro_f1.toFixed(3)}  ` +
-            `balanced ACC ${pct(m.balanced_acc)}  ECE ${m.ece.toFixed(3)}\n${NOT_FOR_CLINICAL_USE}\n`,
+          `${splitFiguresText(`${flags.split} (${data[flags.split].count})`, figures)}\n` +
+            `Brackets: bootstrap 95% intervals. Probabilities at the run's ${temperature}.\n` +
+            `${opened.unfinished ? `warning: ${opened.unfinished}\n` : ''}${NOT_FOR_CLINICAL_USE}\n`,
         );
       }
     });

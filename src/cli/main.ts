@@ -4,10 +4,12 @@ import { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { VERSION } from '../version.js';
 import { registerDataCommands } from './data-commands.js';
 import { evaluateCommand } from './evaluate.js';
 import { exportCommand } from './export.js';
 import { predictCommand } from './predict.js';
+import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 import { registerTrainCommands } from './train/commands.js';
 
@@ -16,18 +18,40 @@ export function buildProgram(): Command {
     .description(
       `Diabetic retinopathy grading (${GRADE_NAMES.map((name, grade) => `${grade} ${name}`).join(', ')}).\n${NOT_FOR_CLINICAL_USE}`,
     )
-    .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)');
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    // commander's own errors ("error: unknown option ...") in the style of ours.
+    .configureOutput({ outputError: (message, write) => write(`retinagrade: ${message}`) });
   registerTrainCommands(program);
   evaluateCommand(program);
   predictCommand(program);
+  reportCommand(program);
   serveCommand(program);
   exportCommand(program);
   registerDataCommands(program);
   return program;
 }
 
+/**
+ * `npx retinagrade` and `npm start` run this process under `sh -c`: a signal sent to the process the
+ * user started may stop the shell and leave this one orphaned. When the parent goes away, this
+ * process takes it as the SIGTERM it was meant to get, so serve and train stop as on Ctrl-C.
+ * Only under npm (which sets npm_command): a process started as `nohup retinagrade serve &` must
+ * outlive the shell that started it.
+ */
+function stopWhenOrphaned(): void {
+  if (!process.env.npm_command) return;
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 250);
+  watch.unref();
+}
+
 export async function main(argv = process.argv): Promise<void> {
+  stopWhenOrphaned();
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {

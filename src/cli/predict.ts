@@ -1,12 +1,14 @@
 // `predict`: grade photographs with a trained run. One record per image; a bad file is reported
-// and the rest are still graded; the exit code is 1 when any image failed.
+// and the rest are still graded; the exit code is 1 when any image failed, else 2 when any was
+// refused as not a gradable fundus photograph.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
-import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { GRADE_NAMES } from '../data/grades.js';
 import { openModel } from '../api.js';
-import type { Prediction } from '../model/grade-photo.js';
+import { UNCERTAIN_MESSAGE, type Prediction } from '../model/grade-photo.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { allowUnfinishedOption } from './options.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
 /** What --cam writes: left out of folders, so a second run over the same folder skips them. */
@@ -43,9 +45,9 @@ export function expandInputs(inputs: string[]): Input[] {
 }
 
 /**
- * One Grad-CAM file in `dir` per input: the input's path (relative to the working directory when
- * inside it, else absolute) with separators flattened and its extension kept (a.jpg and a.png are
- * two pictures); one file however the same input is named; numbered when two inputs still collide.
+ * One Grad-CAM file in `dir` per input: the input's base name with its extension kept (a.jpg and
+ * a.png are two pictures); one file however the same input is named; numbered (a.jpg-2) when
+ * inputs from different folders share a base name.
  */
 export function camFiles(dir: string, files: string[]): string[] {
   const nameOfPath = new Map<string, string>();
@@ -54,12 +56,9 @@ export function camFiles(dir: string, files: string[]): string[] {
     const path = resolve(file);
     let name = nameOfPath.get(path);
     if (name === undefined) {
-      const fromHere = relative('.', path);
-      const outside = fromHere === '..' || fromHere.startsWith(`..${sep}`) || isAbsolute(fromHere);
-      const shown = outside ? path : fromHere;
-      const flat = shown.replace(/^[/\\]+/, '').replace(/[/\\:]+/g, '_');
-      name = `${flat}${CAM_SUFFIX}`;
-      for (let n = 2; taken.has(name); n++) name = `${flat}-${n}${CAM_SUFFIX}`;
+      const base = basename(path);
+      name = `${base}${CAM_SUFFIX}`;
+      for (let n = 2; taken.has(name); n++) name = `${base}-${n}${CAM_SUFFIX}`;
       taken.add(name);
       nameOfPath.set(path, name);
     }
@@ -70,15 +69,37 @@ export function camFiles(dir: string, files: string[]): string[] {
 function toCsv(records: Prediction[]): string {
   const quote = (s: string): string => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
   // The notice is a column, not a comment line, so that every CSV reader keeps it.
-  const header = ['file', 'grade', 'grade_name', ...GRADE_NAMES.map((_, k) => `p${k}`), 'warnings', 'error', 'cam', 'notice'].join(',');
+  const header = [
+    'file',
+    'status',
+    'grade',
+    'grade_name',
+    ...GRADE_NAMES.map((_, k) => `p${k}`),
+    'p_referable',
+    'referable',
+    'p_vision_threatening',
+    'vision_threatening',
+    'uncertainty',
+    'warnings',
+    'error',
+    'cam',
+    'notice',
+  ].join(',');
+  const number = (x: number | undefined): string => (x === undefined ? '' : x.toFixed(6));
   const rows = records.map((r) =>
     [
       quote(r.file),
+      r.status ?? 'error',
       r.grade ?? '',
       r.grade_name ?? '',
-      ...(r.probabilities ?? new Array(GRADE_NAMES.length).fill('')).map((p) => (typeof p === 'number' ? p.toFixed(6) : p)),
+      ...(r.probabilities ?? new Array(GRADE_NAMES.length).fill(undefined)).map(number),
+      number(r.p_referable),
+      r.referable ?? '',
+      number(r.p_vision_threatening),
+      r.vision_threatening ?? '',
+      number(r.uncertainty),
       quote(r.warnings.join('; ')),
-      quote(r.error ?? ''),
+      quote(r.error ?? r.reason ?? ''),
       quote(r.cam ?? ''),
       quote(NOT_FOR_CLINICAL_USE),
     ].join(','),
@@ -99,16 +120,39 @@ export function printable(text: string): string {
   return chars.map((c) => (isControl(c) || c === '\\' ? escaped(c) : c)).join('');
 }
 
+/** "P(referable) 0.620 (referable)": the decision at the run's operating point, when it has one. */
+const decisionText = (label: string, p: number, decided: boolean | undefined): string =>
+  `P(${label}) ${p.toFixed(3)}${decided === undefined ? '' : ` (${decided ? '' : 'not '}${label})`}`;
+
 function toText(records: Prediction[]): string {
   const lines = records.map((r) =>
     r.error
       ? `${printable(r.file)}: ERROR ${printable(r.error)}`
-      : `${printable(r.file)}: grade ${r.grade} (${r.grade_name}), p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}` +
-        r.warnings.map((w) => `\n  warning: ${printable(w)}`).join('') +
-        (r.cam ? `\n  Grad-CAM: ${printable(r.cam)}` : ''),
+      : r.status === 'refused'
+        ? `${printable(r.file)}: REFUSED ${printable(r.reason!)}`
+        : `${printable(r.file)}: grade ${r.grade} (${r.grade_name})${r.status === 'uncertain' ? ` - ${UNCERTAIN_MESSAGE}` : ''}, ` +
+          `p=${r.probabilities!.map((p) => p.toFixed(3)).join(' ')}\n  ` +
+          `${decisionText('referable', r.p_referable!, r.referable)}, ` +
+          `${decisionText('vision-threatening', r.p_vision_threatening!, r.vision_threatening)}, ` +
+          `uncertainty ${r.uncertainty!.toFixed(3)}` +
+          r.warnings.map((w) => `\n  warning: ${printable(w)}`).join('') +
+          (r.cam ? `\n  Grad-CAM: ${printable(r.cam)}` : ''),
   );
   return `${lines.join('\n')}\n${NOT_FOR_CLINICAL_USE}\n`;
 }
+
+interface PredictFlags {
+  model: string;
+  allowUnfinished?: boolean;
+  crop: 'disc' | 'none';
+  cam?: string;
+  force?: boolean;
+  json?: boolean;
+  csv?: boolean;
+}
+
+/** The exit code when every image was read but some were refused (1 is kept for errors). */
+export const REFUSED_EXIT_CODE = 2;
 
 export function predictCommand(program: Command): void {
   program
@@ -116,6 +160,7 @@ export function predictCommand(program: Command): void {
     .description('grade fundus photographs (PNG/JPEG/TIFF/WebP files or folders of them)')
     .argument('<images...>', 'image files or folders')
     .requiredOption('--model <dir>', 'run directory written by `train`')
+    .addOption(allowUnfinishedOption())
     .addOption(
       new Option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is")
         .choices(['disc', 'none'])
@@ -123,8 +168,9 @@ export function predictCommand(program: Command): void {
     )
     .option(
       '--cam <dir>',
-      `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input path>${CAM_SUFFIX}`,
+      `also write a Grad-CAM picture per image (image | heat map of the predicted grade) into <dir>, as <input name>${CAM_SUFFIX}`,
     )
+    .option('--force', 'grade images that do not look like gradable colour fundus photographs too (their reasons become warnings)')
     .addOption(new Option('--json', 'JSON: {disclaimer, predictions: [one record per image]}').conflicts('csv'))
     .option('--csv', 'CSV, one row per image')
     .addHelpText(
@@ -134,11 +180,14 @@ Examples:
   retinagrade predict --model runs/default photo.jpg
   retinagrade predict --model runs/default photos/ --csv > grades.csv
 
+Exit code: 0 all graded, 1 some file could not be read, 2 some image was refused as not a
+gradable colour fundus photograph (no grade; --force grades it with a warning).
+
 ${NOT_FOR_CLINICAL_USE}`,
     )
-    .action(async (images: string[], flags: { model: string; crop: 'disc' | 'none'; cam?: string; json?: boolean; csv?: boolean }) => {
+    .action(async (images: string[], flags: PredictFlags) => {
       const inputs = expandInputs(images);
-      const model = await openModel(flags.model);
+      const model = await openModel(flags.model, { allowUnfinished: flags.allowUnfinished });
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
       const cams = flags.cam
         ? camFiles(
@@ -149,9 +198,9 @@ ${NOT_FOR_CLINICAL_USE}`,
       const records: Prediction[] = [];
       for (const [i, { file, error }] of inputs.entries()) {
         if (error) records.push({ file, warnings: [], error });
-        else if (!flags.cam) records.push(await model.grade(file, { crop: flags.crop }));
+        else if (!flags.cam) records.push(await model.grade(file, { crop: flags.crop, force: flags.force }));
         else {
-          const { camPng: _written, ...record } = await model.gradcam(file, { crop: flags.crop, file: cams[i] });
+          const { camPng: _written, ...record } = await model.gradcam(file, { crop: flags.crop, force: flags.force, file: cams[i] });
           records.push(record);
         }
       }
@@ -160,5 +209,6 @@ ${NOT_FOR_CLINICAL_USE}`,
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));
       if (records.some((r) => r.error)) process.exitCode = 1;
+      else if (records.some((r) => r.status === 'refused')) process.exitCode = REFUSED_EXIT_CODE;
     });
 }

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { createServer, DEFAULT_MAX_BYTES, MAX_MAX_BYTES } from '../serve/server.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
-import { integerBetween, parseInteger } from './options.js';
+import { allowUnfinishedOption, integerBetween, parseInteger } from './options.js';
 
 const parsePort = (value: string): number => {
   const port = parseInteger(value);
@@ -16,6 +16,7 @@ export function serveCommand(program: Command): void {
     .command('serve')
     .description('serve a trained run over HTTP: a web page at /, POST /v1/predict, GET /v1/model, GET /health')
     .requiredOption('--model <dir>', 'run directory written by `train`')
+    .addOption(allowUnfinishedOption())
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option(
@@ -33,8 +34,12 @@ Examples:
 
 ${NOT_FOR_CLINICAL_USE}`,
     )
-    .action(async (flags: { model: string; host: string; port: number; maxBytes: number }) => {
-      const app = await createServer(flags.model, { maxBytes: flags.maxBytes, logger: { level: 'warn' } });
+    .action(async (flags: { model: string; allowUnfinished?: boolean; host: string; port: number; maxBytes: number }) => {
+      const app = await createServer(flags.model, {
+        allowUnfinished: flags.allowUnfinished,
+        maxBytes: flags.maxBytes,
+        logger: { level: 'warn' },
+      });
       let url: string;
       try {
         url = await app.listen({ host: flags.host, port: flags.port });
@@ -42,7 +47,9 @@ ${NOT_FOR_CLINICAL_USE}`,
         await app.close(); // stops the worker thread, which would otherwise keep the process alive
         throw error;
       }
-      process.stdout.write(`retinagrade: serving ${flags.model} on ${url} (Ctrl-C stops)\n${NOT_FOR_CLINICAL_USE}\n`);
+      const { unfinished } = (await app.inject({ url: '/v1/model' })).json<{ unfinished?: string }>();
+      const warning = unfinished ? `warning: serving an ${unfinished}\n` : '';
+      process.stdout.write(`retinagrade: serving ${flags.model} on ${url} (Ctrl-C stops)\n${warning}${NOT_FOR_CLINICAL_USE}\n`);
       // Stop accepting, finish the requests in flight, stop the worker; a second signal kills.
       const stop = (signal: NodeJS.Signals): void => {
         process.stderr.write(`retinagrade: ${signal}, stopping\n`);

@@ -246,3 +246,31 @@ export async function downloadDataset(options: DownloadDatasetOptions): Promise<
     md5: file.md5,
   });
 }
+
+export interface FirstUseOptions extends Pick<DownloadFileOptions, 'retries' | 'backoffMs' | 'onProgress'> {
+  /** False refuses instead of downloading (--no-download). */
+  download: boolean;
+  /** Folder the file goes to (locate.ts's defaultDataDir). */
+  dir: string;
+  mirror?: string;
+  /** Told before a download starts. */
+  say?: (line: string) => void;
+}
+
+/**
+ * What `locate` finds; when it finds nothing (a UserError naming where it looked), the dataset's
+ * file is fetched into `dir` first, as medmnist's `download=True` does, and located again. With
+ * `download: false`, or when the download fails, the error says how to get the file by hand.
+ */
+export async function locateOrDownload<T>(dataset: string, size: ImageSize, locate: () => T, options: FirstUseOptions): Promise<T> {
+  try {
+    return locate();
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    if (!options.download) throw new UserError(`${error.message}\n(not downloaded: --no-download)`);
+    const { download, dir, say, ...rest } = options;
+    say?.(`${getDatasetFile(dataset, size).fileName} not found: downloading it into ${dir}`);
+    await downloadDataset({ ...rest, dataset, size, dir });
+    return locate();
+  }
+}

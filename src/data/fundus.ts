@@ -117,6 +117,7 @@ export async function preprocessFundus(input: ImageInput, size: number): Promise
   if (disc) {
     const side = Math.max(1, Math.round(2 * disc.radius));
     square = { left: Math.round(disc.cx - side / 2), top: Math.round(disc.cy - side / 2), side };
+    if (isDiscCrop(image, square)) square = { left: 0, top: 0, side: image.width };
   } else {
     warnings.push(NOT_FUNDUS_WARNING);
     const side = Math.min(image.width, image.height);
@@ -128,6 +129,21 @@ export async function preprocessFundus(input: ImageInput, size: number): Promise
     .raw()
     .toBuffer();
   return { pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length), size, warnings, disc };
+}
+
+/**
+ * A square image whose disc square covers it this much (intersection over union) is already a
+ * crop to the disc (e.g. a MedMNIST image): it is used whole, so that cropping it again changes
+ * nothing, rather than shifted or rescaled by a pixel of disc-finding error.
+ */
+const DISC_CROP_OVERLAP = 0.8;
+
+function isDiscCrop(image: DecodedImage, square: { left: number; top: number; side: number }): boolean {
+  if (image.width !== image.height) return false;
+  const overlap = (start: number) => Math.max(0, Math.min(image.width, start + square.side) - Math.max(0, start));
+  const intersection = overlap(square.left) * overlap(square.top);
+  const union = image.width * image.height + square.side * square.side - intersection;
+  return intersection / union >= DISC_CROP_OVERLAP;
 }
 
 /** The side x side square at (left, top); parts outside the image are black. */

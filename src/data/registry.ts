@@ -8,6 +8,8 @@ import { UserError } from '../errors.js';
 
 export const IMAGE_SIZES = [28, 64, 128, 224] as const;
 export type ImageSize = (typeof IMAGE_SIZES)[number];
+/** The size a run trains at unless told otherwise, and so the file `info` and `download` default to. */
+export const DEFAULT_IMAGE_SIZE: ImageSize = 28;
 
 export const SPLITS = ['train', 'val', 'test'] as const;
 export type Split = (typeof SPLITS)[number];

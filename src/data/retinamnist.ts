@@ -6,7 +6,8 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { loadMedMNIST, type LoadedDataset, type SplitData } from './medmnist.js';
 import { locateDatasetFile } from './locate.js';
-import { IMAGE_SIZES, getDatasetFile } from './registry.js';
+import { IMAGE_SIZES, getDatasetFile, type ImageSize } from './registry.js';
+import { locateOrDownload, type FirstUseOptions } from './download.js';
 import { UserError } from '../errors.js';
 import { resizeBatch, toTensor } from './preprocess.js';
 
@@ -59,6 +60,11 @@ function locateForSize(size: number, dataDir: string | undefined): { file: strin
     }
   }
   throw firstError;
+}
+
+/** Makes sure loadRetinaTensors will find a file for `size`: downloads the one at `size` when none is there. */
+export async function ensureRetinaFile(options: { dataDir?: string; size: number }, download: FirstUseOptions): Promise<void> {
+  await locateOrDownload(DATASET, options.size as ImageSize, () => locateForSize(options.size, options.dataDir), download);
 }
 
 /** Loads RetinaMNIST at `size`, or the largest smaller file upsampled when that size is absent. */

@@ -65,9 +65,48 @@ function percentileInterval(name: string, estimate: number, draws: number[], lev
   };
 }
 
+/** Checks the options and fills in their defaults. */
+function checkedOptions(options: BootstrapOptions): Required<BootstrapOptions> {
+  const { resamples = 1000, level = 0.95, seed = 0 } = options;
+  if (!Number.isInteger(resamples) || resamples < 1) {
+    throw new Error(`resamples must be a positive integer, got ${resamples}`);
+  }
+  if (!(level > 0 && level < 1)) throw new Error(`level must lie strictly between 0 and 1, got ${level}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new Error(`seed must be an integer in 0..4294967295, got ${seed}`);
+  }
+  return { resamples, level, seed };
+}
+
 /**
- * Percentile bootstrap intervals: resamples N indices with replacement B times and takes the
- * metric's quantiles over the resamples. The three metrics share the same resamples. Resamples
+ * Percentile bootstrap of any statistics of N samples: draws N indices with replacement B times
+ * and hands `scoreResample` how often each sample was drawn (so nothing is copied). A statistic
+ * that is NaN on a resample (undefined there) skips that resample. Deterministic for a seed.
+ */
+export function bootstrapStatistics<Name extends string>(
+  count: number,
+  estimates: Record<Name, number>,
+  scoreResample: (counts: Float64Array) => Record<Name, number>,
+  options: BootstrapOptions = {},
+): Record<Name, Interval> {
+  const { resamples, level, seed } = checkedOptions(options);
+  const names = Object.keys(estimates) as Name[];
+  const draws = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<Name, number[]>;
+  const random = mulberry32(seed);
+  const counts = new Float64Array(count);
+  for (let b = 0; b < resamples; b++) {
+    counts.fill(0);
+    for (let i = 0; i < count; i++) counts[Math.floor(random() * count)] += 1;
+    const draw = scoreResample(counts);
+    for (const name of names) if (!Number.isNaN(draw[name])) draws[name].push(draw[name]);
+  }
+  return Object.fromEntries(
+    names.map((name) => [name, percentileInterval(name.toUpperCase(), estimates[name], draws[name], level, resamples)]),
+  ) as Record<Name, Interval>;
+}
+
+/**
+ * Percentile bootstrap intervals of ACC, AUC and QWK, which share the same resamples. Resamples
  * lacking a class are skipped for AUC (it is undefined there), and those with undefined QWK for
  * QWK. Deterministic for a given seed. Throws as multiclassAuc does if AUC is undefined on the
  * full data.
@@ -78,50 +117,29 @@ export function bootstrapMetrics(
   numClasses: number,
   options: BootstrapOptions = {},
 ): BootstrapIntervals {
-  const { resamples = 1000, level = 0.95, seed = 0 } = options;
-  if (!Number.isInteger(resamples) || resamples < 1) {
-    throw new Error(`resamples must be a positive integer, got ${resamples}`);
-  }
-  if (!(level > 0 && level < 1)) throw new Error(`level must lie strictly between 0 and 1, got ${level}`);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw new Error(`seed must be an integer in 0..4294967295, got ${seed}`);
-  }
-
+  checkedOptions(options);
   const input = checkInputs(labels, probs, numClasses);
-  const { count, scores } = input;
+  const { scores } = input;
   const preds = argmaxRows(input);
   const orders = Array.from({ length: numClasses }, (_, cls) => orderByClassScore(scores, numClasses, cls));
-  // Scores the resample that drew sample i counts[i] times.
-  const scoreResample = (counts: Float64Array) => {
-    const confusion = confusionCounts(input.labels, preds, numClasses, counts);
-    const aucs = orders.map((order, cls) => oneVsRestAuc(input.labels, scores, numClasses, cls, order, counts));
-    return {
-      acc: accuracyFromConfusion(confusion),
-      auc: aucs.reduce((a, b) => a + b, 0) / numClasses,
-      qwk: qwkFromConfusion(confusion),
-    };
-  };
-
   // multiclassAuc throws, naming the class, when AUC is undefined on the full data.
-  const estimate = {
+  const estimates = {
     acc: accuracy(labels, probs, numClasses),
     auc: multiclassAuc(labels, probs, numClasses),
     qwk: quadraticWeightedKappa(labels, probs, numClasses),
   };
-  const draws = { acc: [] as number[], auc: [] as number[], qwk: [] as number[] };
-  const random = mulberry32(seed);
-  const counts = new Float64Array(count);
-  for (let b = 0; b < resamples; b++) {
-    counts.fill(0);
-    for (let i = 0; i < count; i++) counts[Math.floor(random() * count)] += 1;
-    const draw = scoreResample(counts);
-    draws.acc.push(draw.acc);
-    if (!Number.isNaN(draw.auc)) draws.auc.push(draw.auc);
-    if (!Number.isNaN(draw.qwk)) draws.qwk.push(draw.qwk);
-  }
-  return {
-    acc: percentileInterval('ACC', estimate.acc, draws.acc, level, resamples),
-    auc: percentileInterval('AUC', estimate.auc, draws.auc, level, resamples),
-    qwk: percentileInterval('QWK', estimate.qwk, draws.qwk, level, resamples),
-  };
+  return bootstrapStatistics(
+    input.count,
+    estimates,
+    (counts) => {
+      const confusion = confusionCounts(input.labels, preds, numClasses, counts);
+      const aucs = orders.map((order, cls) => oneVsRestAuc(input.labels, scores, numClasses, cls, order, counts));
+      return {
+        acc: accuracyFromConfusion(confusion),
+        auc: aucs.reduce((a, b) => a + b, 0) / numClasses,
+        qwk: qwkFromConfusion(confusion),
+      };
+    },
+    options,
+  );
 }

@@ -3,6 +3,8 @@
 // log-probability with respect to them, summed, rectified, and upsampled to the image.
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { GRADE_NAMES } from '../data/grades.js';
+import { textSvg } from '../data/picture-text.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { withEval, type FeatureClassifier, type Objective } from '../nn/index.js';
@@ -53,10 +55,25 @@ function heatColour(v: number): [number, number, number] {
   return [channel(3), channel(2), channel(1)];
 }
 
+/** Height of the caption band under the pictures, and of the colour scale inside it. */
+export const CAPTION_HEIGHT = 36;
+const SCALE_BAR_HEIGHT = 8;
+
+/** The colour scale: heatColour from 0 (left) to 1 (right), `width` x SCALE_BAR_HEIGHT RGB. */
+function colourScale(width: number): Buffer {
+  const bar = Buffer.alloc(width * SCALE_BAR_HEIGHT * 3);
+  for (let x = 0; x < width; x++) {
+    const colour = heatColour(x / (width - 1));
+    for (let y = 0; y < SCALE_BAR_HEIGHT; y++) bar.set(colour, (y * width + x) * 3);
+  }
+  return bar;
+}
+
 /**
  * The image (size x size x 3 RGB) with the heat map blended over it, and the plain image beside it
- * for comparison, upscaled `scale` times, as PNG bytes (`predict --cam` writes them to a file, the
- * server returns them).
+ * for comparison, upscaled `scale` times, with a caption band below naming the grade and showing
+ * the colour scale from weak to strong evidence; PNG bytes (`predict --cam` writes them to a file,
+ * the server returns them).
  */
 export async function camOverlayPng(rgb: Uint8Array, cam: ClassActivationMap, scale = 4): Promise<Buffer> {
   const { size, heat } = cam;
@@ -72,8 +89,29 @@ export async function camOverlayPng(rgb: Uint8Array, cam: ClassActivationMap, sc
       }
     }
   }
-  return sharp(side, { raw: { width: 2 * size, height: size, channels: 3 } })
-    .resize(2 * size * scale, size * scale, { kernel: 'nearest' })
+  const width = 2 * size * scale;
+  const height = size * scale;
+  const pictures = await sharp(side, { raw: { width: 2 * size, height: size, channels: 3 } })
+    .resize(width, height, { kernel: 'nearest' })
+    .raw()
+    .toBuffer();
+  const half = width / 2;
+  const scaleWidth = half - 6;
+  const textRow = CAPTION_HEIGHT - SCALE_BAR_HEIGHT - 6;
+  return sharp({ create: { width, height: height + CAPTION_HEIGHT, channels: 3, background: '#ffffff' } })
+    .composite([
+      { input: pictures, raw: { width, height, channels: 3 }, top: 0, left: 0 },
+      { input: textSvg(half, textRow, `grade ${cam.grade} ${GRADE_NAMES[cam.grade]}`, { fontSize: 12 }), top: height + 2, left: 0 },
+      { input: textSvg(half, textRow, 'weak', { fontSize: 11 }), top: height + 2, left: half },
+      { input: textSvg(half, textRow, 'strong', { fontSize: 11, anchor: 'end' }), top: height + 2, left: half },
+      {
+        input: colourScale(scaleWidth),
+        raw: { width: scaleWidth, height: SCALE_BAR_HEIGHT, channels: 3 },
+        top: height + textRow + 2,
+        left: half + 3,
+      },
+    ])
+    .removeAlpha()
     .png()
     .toBuffer();
 }

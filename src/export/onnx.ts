@@ -5,8 +5,10 @@ import onnxProto from 'onnx-proto';
 import { GRADE_NAMES } from '../data/grades.js';
 import { PIXEL_SCALE } from '../data/preprocess.js';
 import { UserError } from '../errors.js';
+import { MIN_PROBABILITY } from '../eval/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { openRun, type OpenedModel } from '../model/open-run.js';
+import { IDENTITY_TEMPERATURE } from '../model/run-calibration.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import {
   type BasicBlock,
@@ -177,14 +179,26 @@ function logits(g: GraphBuilder, model: FeatureClassifier, prefix: string, x: st
 
 const OUTPUT = 'probabilities';
 
-/** The graph's probabilities: softmax of one model's logits, or the mean of an ensemble's members'. */
+/**
+ * The graph's probabilities as `predict` gives them: softmax of one model's logits, or the mean of
+ * an ensemble's members', then at the run's calibrated temperature when it has calibration.json
+ * (softmax(log(max(p, MIN_PROBABILITY)) / T), as eval/calibration.ts applyTemperature computes it).
+ */
 function probabilities(g: GraphBuilder, opened: OpenedModel, x: string): string {
   const members = opened.model instanceof Ensemble ? opened.model.members : [opened.model];
   const prefixes = members.length === 1 ? [''] : members.map((_, k) => `member${k}.`);
   const each = members.map((member, k) => g.node('Softmax', [logits(g, member, prefixes[k]!, x)], { axis: 1 }));
-  if (each.length === 1) return g.node('Identity', each, {}, OUTPUT);
-  const count = g.constant('ensemble_size', new Float32Array([each.length]), []);
-  return g.node('Div', [g.node('Sum', each), count], {}, OUTPUT);
+  const temperature = opened.calibration?.temperature;
+  const toOutput = temperature === undefined ? OUTPUT : undefined;
+  const mean =
+    each.length === 1
+      ? g.node('Identity', each, {}, toOutput)
+      : g.node('Div', [g.node('Sum', each), g.constant('ensemble_size', new Float32Array([each.length]), [])], {}, toOutput);
+  if (temperature === undefined) return mean;
+  const floor = g.constant('min_probability', new Float32Array([MIN_PROBABILITY]), []);
+  const logP = g.node('Log', [g.node('Max', [mean, floor])]);
+  const tempered = g.node('Div', [logP, g.constant('temperature', new Float32Array([temperature]), [])]);
+  return g.node('Softmax', [tempered], { axis: 1 }, OUTPUT);
 }
 
 function inputValue(name: string, elemType: number, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
@@ -257,6 +271,7 @@ function metadata(opened: OpenedModel, input: InputStyle, metrics: RunMetrics | 
     normalization: `x / ${PIXEL_SCALE} - 1 per RGB channel (pixels 0-255 to [-1, 1])`,
     preprocessing: `photographs: a square around the retina disc, resized (bilinear, antialiased) to ${size}x${size}`,
     output: `${OUTPUT}: float32 [batch, ${GRADE_NAMES.length}], per grade, summing to 1`,
+    temperature: String(opened.calibration?.temperature ?? IDENTITY_TEMPERATURE),
     model: JSON.stringify(opened.modelConfig),
     ensemble: String(opened.ensemble),
     ...(test ? { test_metrics: JSON.stringify(test) } : {}),

@@ -12,6 +12,7 @@
 // file is read. Files without it (written by
 // other tools, or before it existed) are read unchecked.
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 import { readRegularFileSync } from './regular-file.js';
 import { endianness } from 'node:os';
@@ -202,4 +203,30 @@ export function saveSafetensors(path: string, tensors: ReadonlyMap<string, Tenso
 /** Loads a safetensors file, validating its header; errors name the file and the tensor. */
 export function loadSafetensors(path: string): SafetensorsContents {
   return decodeSafetensors(readRegularFileSync(path, MAX_SAFETENSORS_BYTES, 'a safetensors file'), path);
+}
+
+/** The metadata of a safetensors file, reading its header only (not the tensors). */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const fail = (what: string): never => {
+    throw new Error(`${path}: ${what}`);
+  };
+  const fd = openSync(path, 'r');
+  try {
+    const lengthBytes = Buffer.alloc(8);
+    if (readSync(fd, lengthBytes, 0, 8, 0) < 8) fail('not a safetensors file: shorter than the 8-byte header length');
+    const headerLength = lengthBytes.readBigUInt64LE(0);
+    if (headerLength > 100_000_000n) fail(`header length ${headerLength} is not plausible`);
+    const header = Buffer.alloc(Number(headerLength));
+    if (readSync(fd, header, 0, header.length, 8) < header.length) fail('the header runs past the end of the file');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(header.toString('utf8'));
+    } catch (error) {
+      fail(`header is not valid JSON (${(error as Error).message})`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail('header is not a JSON object');
+    return parseMetadata((parsed as Record<string, unknown>)[METADATA_KEY] ?? {}, fail);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -7,15 +7,27 @@ import { resizeBatch, toTensor } from '../data/preprocess.js';
 import { ModelOutputError, UserError } from '../errors.js';
 import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
 import { predictProbabilities } from './inference.js';
+import { checkGradability } from './gradability.js';
 import type { OpenedModel } from './open-run.js';
+import { calibrated, screeningFigures, type ScreeningFigures, type Status } from './run-calibration.js';
 
 export type { ImageInput };
 
-export interface Prediction {
+/** The message of an 'uncertain' prediction. */
+export const UNCERTAIN_MESSAGE = 'uncertain: refer for human grading';
+
+export interface Prediction extends Partial<Omit<ScreeningFigures, 'status'>> {
   file: string;
+  /** Absent when the file could not be read (`error`). */
+  status?: Status;
   grade?: number;
   grade_name?: string;
+  /** Temperature-scaled (the run's calibration.json). */
   probabilities?: number[];
+  /** Why the image was refused (status 'refused'); under `force` the reasons are warnings instead. */
+  reason?: string;
+  /** The gradability gate's out-of-distribution score (0: like a training image). */
+  ood_score?: number;
   warnings: string[];
   error?: string;
   /** Grad-CAM picture written for this image (predict --cam). */
@@ -58,7 +70,12 @@ export interface PredictOptions {
   camFile?: string;
   /** Also return that picture as PNG bytes in the record's `camPng`. */
   camPng?: boolean;
+  /** Grade an image the gradability gate refuses, with its reasons as warnings. */
+  force?: boolean;
 }
+
+/** The message of a refusal; the record's `reason` says why. */
+export const REFUSED_MESSAGE = 'not graded: this does not look like a gradable colour fundus photograph';
 
 /**
  * Grades one image; a problem with the image becomes the record's `error`, not an exception. A
@@ -67,11 +84,22 @@ export interface PredictOptions {
 export async function predictImage(opened: OpenedModel, input: ImageInput, options: PredictOptions): Promise<Prediction> {
   const file = inputName(input);
   try {
-    const { x, warnings } = await loadInput(input, opened.modelConfig.inputSize, options.crop);
+    const loaded = await loadInput(input, opened.modelConfig.inputSize, options.crop);
+    const { x } = loaded;
     try {
-      const probabilities = Array.from(predictProbabilities(opened.model, opened.objective, x));
+      // Every warning from loading says the disc was not found; with the gate's reasons, they refuse.
+      const [check] = checkGradability(opened.model, opened.gradability, x);
+      const reasons = [...loaded.warnings, ...check!.reasons];
+      const gate = check!.ood_score === undefined ? {} : { ood_score: check!.ood_score };
+      if (reasons.length > 0 && !options.force) {
+        return { file, status: 'refused', reason: `${REFUSED_MESSAGE}: ${reasons.join('; ')}`, ...gate, warnings: [] };
+      }
+      const warnings = reasons;
+      const probabilities = Array.from(calibrated(predictProbabilities(opened.model, opened.objective, x), opened.calibration));
       const grade = probabilities.indexOf(Math.max(...probabilities));
-      const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, warnings };
+      if (opened.unfinished) warnings.unshift(opened.unfinished);
+      const screening = screeningFigures(probabilities, opened.calibration);
+      const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, ...screening, ...gate, warnings };
       // One Grad-CAM per image, however many places it goes to.
       const cam = options.camFile || options.camPng ? gradCam(opened.model, opened.objective, x, grade) : undefined;
       const pixels = cam ? inputPixels(x) : undefined;

@@ -1,5 +1,7 @@
 // Reopens a run directory's selected model from best.safetensors alone: its metadata names the
 // architecture, the objective and the ensemble size, so nothing else in the folder is needed.
+import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { loadSafetensors } from '../io/safetensors.js';
@@ -16,7 +18,10 @@ import {
 } from '../nn/index.js';
 import type { Tensor } from '../torch/index.js';
 import { Ensemble } from './ensemble.js';
+import { gateFromTensors, type GradabilityGate } from './gradability.js';
+import { RunCalibrationSchema, type RunCalibration } from './run-calibration.js';
 import { RunDir } from './run-dir.js';
+import { runStatus, type RunStatus } from './run-status.js';
 
 /** What best.safetensors' metadata holds besides the weights (written by train). */
 export const WEIGHTS_METADATA = {
@@ -38,6 +43,34 @@ export interface OpenedModel {
   /** In eval mode. */
   model: FeatureClassifier;
   objective: Objective;
+  /** calibration.json: absent for a run trained before calibration existed (no temperature, no thresholds). */
+  calibration?: RunCalibration;
+  /** gradability.safetensors: absent for a run trained before it existed (then nothing is refused but what has no disc). */
+  gradability?: GradabilityGate;
+  /** Set when the run had not finished (opened with allowUnfinished): what the weights are, for every output. */
+  unfinished?: string;
+}
+
+/** The run's gradability gate, if it has one; a damaged one is a UserError naming it. */
+function readGradability(run: RunDir): GradabilityGate | undefined {
+  if (!run.has('gradability')) return undefined;
+  try {
+    const { tensors, metadata } = loadSafetensors(run.file('gradability'));
+    return gateFromTensors(tensors, metadata);
+  } catch (error) {
+    throw new UserError(`${run.file('gradability')} is not a run's gradability gate: ${(error as Error).message}`);
+  }
+}
+
+/** The run's calibration.json, if it has one; a damaged one is a UserError naming it. */
+export function readCalibration(run: RunDir): RunCalibration | undefined {
+  if (!run.has('calibration')) return undefined;
+  try {
+    return RunCalibrationSchema.parse(run.readJson('calibration'));
+  } catch (error) {
+    const reason = error instanceof z.ZodError ? z.prettifyError(error) : (error as Error).message;
+    throw new UserError(`${run.file('calibration')} is not a run's calibration: ${reason}`);
+  }
 }
 
 const MetadataSchema = z.object({
@@ -85,12 +118,82 @@ function configDisagreement(run: RunDir, modelConfig: ModelConfig, ensemble: num
   return `${run.file('config')} does not describe the model in ${run.file('best')} (${what}): the files are from different runs`;
 }
 
+export interface OpenRunOptions {
+  /** Open an unfinished run's best epoch so far instead of refusing it (stated in `unfinished`). */
+  allowUnfinished?: boolean;
+}
+
 /** Opens a run directory's model; anything unusable about it is a UserError naming the directory. */
-export function openRun(path: string): OpenedModel {
+export function openRun(path: string, options: OpenRunOptions = {}): OpenedModel {
+  if (existsSync(path) && statSync(path).isFile()) {
+    throw new UserError(`${path} is a file: pass the run directory that holds it (${dirname(path)}), not a file in it`);
+  }
   const run = new RunDir(path);
+  const status = statusOf(run);
+  if (status && !status.finished) {
+    if (!options.allowUnfinished) {
+      throw new UserError(
+        `${path} holds an unfinished run (${status.progress}). Finish it with:\n  retinagrade train --out ${status.resumeDir} --resume\n` +
+          'or pass --allow-unfinished to use its best epoch so far',
+      );
+    }
+    const members = partialEnsembleMembers(run);
+    if (members) return openMembers(run, members, status.progress);
+  }
   if (!run.has('best')) throw new UserError(`${path} is not a finished run directory: ${run.file('best')} is missing`);
+  const calibration = readCalibration(run);
+  const gradability = readGradability(run);
+  const opened = openWeights(run, run.file('best'));
+  if (calibration) opened.calibration = calibration;
+  if (gradability) opened.gradability = gradability;
+  if (status && !status.finished) {
+    const weights = opened.epoch === undefined ? 'its best weights so far' : `weights of epoch ${opened.epoch}`;
+    opened.unfinished = `unfinished run (${status.progress}): ${weights}, not final`;
+  }
+  return opened;
+}
+
+/** runStatus, with an unreadable config.json or checkpoint reported as the run's problem. */
+function statusOf(run: RunDir): RunStatus | undefined {
   try {
-    const weights = loadSafetensors(run.file('best'));
+    return runStatus(run);
+  } catch (error) {
+    throw new UserError(`${run.path} is not a usable run: ${(error as Error).message}`);
+  }
+}
+
+/** An unfinished ensemble without best.safetensors: the run directories of its members that have weights. */
+function partialEnsembleMembers(run: RunDir): RunDir[] | undefined {
+  if (run.has('best')) return undefined;
+  const members: RunDir[] = [];
+  for (let k = 0; run.member(k).has('best'); k++) members.push(run.member(k));
+  return members.length > 0 ? members : undefined;
+}
+
+/** The members trained so far (each at its best epoch so far) as one ensemble. */
+function openMembers(run: RunDir, members: RunDir[], progress: string): OpenedModel {
+  const opened = members.map((member) => openWeights(member, member.file('best')));
+  const first = opened[0]!;
+  const model = new Ensemble(
+    opened.map((member) => member.model),
+    first.objective,
+  );
+  model.eval();
+  const epochs = opened.map((member) => member.epoch ?? '?').join(', ');
+  return {
+    run,
+    modelConfig: first.modelConfig,
+    ensemble: opened.length,
+    model,
+    objective: new LogProbabilityObjective(first.modelConfig.numClasses),
+    unfinished: `unfinished ensemble (${progress}): ${opened.length} member(s) at epochs ${epochs}, not final`,
+  };
+}
+
+function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string | undefined } {
+  const path = run.path;
+  try {
+    const weights = loadSafetensors(file);
     try {
       const metadata = MetadataSchema.parse(weights.metadata);
       const modelConfig = metadata.model;
@@ -114,7 +217,8 @@ export function openRun(path: string): OpenedModel {
       }
       model.eval();
       const objective = single ? memberObjective : new LogProbabilityObjective(modelConfig.numClasses);
-      return { run, modelConfig, ensemble: metadata.ensemble, model, objective };
+      const epoch = weights.metadata[WEIGHTS_METADATA.epoch];
+      return { run, modelConfig, ensemble: metadata.ensemble, model, objective, epoch };
     } finally {
       for (const t of weights.tensors.values()) t.dispose();
     }

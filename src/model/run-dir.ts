@@ -12,14 +12,23 @@ export const RUN_FILES = {
   best: 'best.safetensors',
   /** Weights, optimizer state and the loop's state (in the metadata), for --resume. */
   checkpoint: 'checkpoint.safetensors',
+  /** Fitted on validation after training: temperature, operating points, uncertainty threshold (model/run-calibration.ts). */
+  calibration: 'calibration.json',
+  /** The gate that refuses what is not a gradable fundus photograph, fitted after training (model/gradability.ts). */
+  gradability: 'gradability.safetensors',
   metrics: 'metrics.json',
   predictions: 'predictions.csv',
   /** What the model is, how it did, and what it must not be used for (src/train/model-card.ts). */
   card: 'MODEL_CARD.md',
+  /** Figures, charts and the model card in one self-contained page (src/report/). */
+  report: 'report.html',
 } as const;
 
 /** Where an ensemble keeps its members, each a run directory of its own. */
-const MEMBERS_DIR = 'members';
+export const MEMBERS_DIR = 'members';
+
+/** The metadata key of the training loop's state (JSON) in checkpoint.safetensors. */
+export const CHECKPOINT_STATE_KEY = 'retinagrade_state';
 
 export class RunDir {
   constructor(readonly path: string) {}

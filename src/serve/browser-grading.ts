@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { exportOnnx } from '../export/onnx.js';
-import { openRun } from '../model/open-run.js';
+import { openRun, type OpenRunOptions } from '../model/open-run.js';
 
 /** The files of onnxruntime-web's wasm-only build the page loads (no threads: they need cross-origin isolation). */
 export const ORT_FILES: Record<string, string> = {
@@ -28,7 +28,10 @@ export class BrowserGrading {
   readonly #ortDir = ortDirectory();
   #model: Uint8Array | Error | undefined;
 
-  constructor(private readonly runDir: string) {}
+  constructor(
+    private readonly runDir: string,
+    private readonly openOptions: OpenRunOptions = {},
+  ) {}
 
   get available(): boolean {
     return this.#ortDir !== undefined && !(this.#model instanceof Error);
@@ -43,7 +46,7 @@ export class BrowserGrading {
   /** The run's model as ONNX taking uint8 NHWC pixels; made on first use, then kept. */
   model(): Uint8Array {
     if (this.#model === undefined) {
-      const opened = openRun(this.runDir);
+      const opened = openRun(this.runDir, this.openOptions);
       try {
         this.#model = exportOnnx(opened, { input: 'pixels' });
       } catch (error) {

@@ -4,7 +4,7 @@
 // and resize done in the page, so that the photograph never leaves it.
 import { locateDisc } from '../data/disc.js';
 import { ANALYSIS_SIZE, NOT_FUNDUS_WARNING } from '../data/fundus.js';
-import { GRADE_NAMES } from '../data/grades.js';
+import { GRADE_NAMES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 
 /**
@@ -21,6 +21,11 @@ export const INDEX_PAGE_CSP = [
   "form-action 'none'",
   "frame-ancestors 'none'",
 ].join('; ');
+
+/** Every record of grading in the browser carries it: the server's gradability gate did not run. */
+export const BROWSER_NOT_CHECKED_WARNING =
+  'graded in this browser: the photograph was not checked for gradability (on the server, an image that is not ' +
+  'a gradable colour fundus photograph is refused)';
 
 const DROP_ZONE_STYLE =
   'display: block; border: 2px dashed #777; border-radius: 0.5rem; padding: 1.5rem; text-align: center; background: #fff; cursor: pointer;';
@@ -41,8 +46,12 @@ const STYLE = `
   #preview { max-height: 14rem; image-rendering: auto; }
   table { border-collapse: collapse; width: 100%; }
   td, th { padding: 0.2rem 0.4rem; text-align: left; }
+  th[scope=row] { white-space: nowrap; width: 10rem; }
   td.value { text-align: right; width: 4.5rem; font-variant-numeric: tabular-nums; }
+  td.track { width: 100%; }
   .bar { height: 1rem; background: #0057b8; min-width: 1px; }
+  #referable { font-size: 1.1rem; }
+  #result.uncertain #grade, #result.refused #grade { color: #8a4b00; }
   tr.predicted th, tr.predicted td.value { font-weight: 700; }
   #warnings { color: #8a4b00; }
 `;
@@ -54,14 +63,16 @@ const SCRIPT = `
   const form = $('form'), file = $('file'), drop = $('drop'), statusLine = $('status'), result = $('result');
   let chosen = null;
   let inputSize = null;
+  let calibration = null; // the run's thresholds, for the records of grading in this browser
 
   fetch('/v1/model').then((r) => r.json()).then((m) => {
     inputSize = m.input_size;
+    calibration = m.calibration;
     // Grading here needs WebAssembly; without it the page grades on the server, as by default.
     $('where').hidden = !(m.browser_grading && typeof WebAssembly === 'object');
     $('model').textContent = 'Model: ' + m.model + (m.ensemble > 1 ? ' (ensemble of ' + m.ensemble + ')' : '') +
       ', ' + m.input_size + 'x' + m.input_size + ' px input' +
-      (m.metrics && m.metrics.test.auc != null ? ', test AUC ' + (100 * m.metrics.test.auc).toFixed(1) + '%' : '') +
+      (m.metrics && m.metrics.test.auc != null ? ', test AUC ' + m.metrics.test.auc.toFixed(3) : '') +
       (m.metrics && m.metrics.test.qwk != null ? ', QWK ' + m.metrics.test.qwk.toFixed(3) : '');
   }).catch(() => {});
 
@@ -119,6 +130,10 @@ const SCRIPT = `
     }
     const body = await response.json().catch(() => ({ message: 'HTTP ' + response.status + ' ' + response.statusText }));
     if (ticket !== latest) return;
+    if (response.status === 422 && body.status === 'refused') {
+      showRefusal(body, file);
+      return say('Not graded: ' + file.name + ' was refused.');
+    }
     if (!response.ok) return say('Could not grade ' + file.name + ': ' + body.message, true);
     show(body, file);
     say('Graded ' + file.name + '.');
@@ -128,6 +143,8 @@ const SCRIPT = `
   // crop and resize on a canvas, the model in onnxruntime-web. Nothing is uploaded.
   const ANALYSIS_SIZE = ${ANALYSIS_SIZE};
   const NOT_FUNDUS_WARNING = ${JSON.stringify(NOT_FUNDUS_WARNING)};
+  const NOT_CHECKED_WARNING = ${JSON.stringify(BROWSER_NOT_CHECKED_WARNING)};
+  const REFERABLE_GRADE = ${REFERABLE_GRADE}, VISION_THREATENING_GRADE = ${VISION_THREATENING_GRADE};
   ${locateDisc.toString()}
 
   let session = null;
@@ -192,20 +209,60 @@ const SCRIPT = `
     return { rgb, warnings };
   }
 
+  /**
+   * The server's record from the graph's (calibrated) probabilities: the screening figures as
+   * screeningFigures computes them, with the run's thresholds. The gradability gate does not run
+   * here: the record says so, and a photograph whose disc was not found is graded with a warning.
+   */
   async function gradeHere(file) {
     const model = await loadSession();
     const { rgb, warnings } = await modelPixels(file, $('crop').value, inputSize);
     const output = await model.run({ image: new ort.Tensor('uint8', rgb, [1, inputSize, inputSize, 3]) });
     const probabilities = Array.from(output.probabilities.data);
     const grade = probabilities.indexOf(Math.max(...probabilities));
-    return { grade, grade_name: GRADES[grade], probabilities, warnings, disclaimer: NOTICE };
+    const atLeast = (cut) => probabilities.slice(cut).reduce((sum, p) => sum + p, 0);
+    const p_referable = atLeast(REFERABLE_GRADE), p_vision_threatening = atLeast(VISION_THREATENING_GRADE);
+    const uncertainty = -probabilities.reduce((h, p) => (p > 0 ? h + p * Math.log(p) : h), 0) / Math.log(probabilities.length);
+    const decided = calibration
+      ? { referable: p_referable >= calibration.referable.threshold,
+          vision_threatening: p_vision_threatening >= calibration.vision_threatening.threshold }
+      : {};
+    const status = calibration && uncertainty > calibration.uncertainty.threshold ? 'uncertain' : 'graded';
+    return { grade, grade_name: GRADES[grade], probabilities, p_referable, p_vision_threatening, ...decided, uncertainty, status,
+      warnings: [NOT_CHECKED_WARNING, ...warnings], disclaimer: NOTICE };
   }
 
-  function show(p, file) {
+  const percent = (value) => (100 * value).toFixed(1) + '%';
+
+  function showPhoto(file) {
     if ($('preview').src) URL.revokeObjectURL($('preview').src);
     $('preview').src = URL.createObjectURL(file);
     $('preview').alt = 'The photograph you chose: ' + file.name;
-    $('grade').textContent = 'Grade ' + p.grade + ': ' + p.grade_name;
+  }
+
+  function showRefusal(body, file) {
+    showPhoto(file);
+    result.className = 'refused';
+    $('grade').textContent = 'Not graded: this does not look like a gradable colour fundus photograph';
+    $('referable').textContent = 'Reason: ' + body.reason + ' No grade is given for it.';
+    $('graded').hidden = true;
+    $('warnings').replaceChildren();
+    $('cam-figure').hidden = true;
+    $('disclaimer').textContent = body.disclaimer;
+    result.hidden = false;
+  }
+
+  function show(p, file) {
+    showPhoto(file);
+    result.className = p.status;
+    $('graded').hidden = false;
+    $('grade').textContent = p.status === 'uncertain'
+      ? 'Uncertain: refer for human grading (most probable: grade ' + p.grade + ', ' + p.grade_name + ')'
+      : 'Grade ' + p.grade + ': ' + p.grade_name;
+    const decision = (flag) =>
+      flag === undefined ? '' : flag ? ': at or above the operating point, refer' : ': below the operating point';
+    $('referable').textContent = 'P(referable DR, grade 2 or worse) ' + percent(p.p_referable) + decision(p.referable) +
+      '. P(vision-threatening, grade 3 or worse) ' + percent(p.p_vision_threatening) + '.';
     const rows = $('probabilities');
     rows.replaceChildren();
     p.probabilities.forEach((value, g) => {
@@ -216,6 +273,7 @@ const SCRIPT = `
       name.textContent = g + ' ' + GRADES[g];
       row.append(name);
       const barCell = row.insertCell();
+      barCell.className = 'track';
       const bar = document.createElement('div');
       bar.className = 'bar';
       bar.style.width = (100 * value).toFixed(1) + '%';
@@ -223,7 +281,7 @@ const SCRIPT = `
       barCell.append(bar);
       const number = row.insertCell();
       number.className = 'value';
-      number.textContent = (100 * value).toFixed(1) + '%';
+      number.textContent = percent(value);
     });
     $('warnings').replaceChildren(...p.warnings.map((w) => Object.assign(document.createElement('li'), { textContent: 'Warning: ' + w })));
     $('cam-figure').hidden = !p.cam;
@@ -266,15 +324,17 @@ export const INDEX_PAGE = `<!doctype html>
     <fieldset id="where" hidden>
       <legend>Where to grade</legend>
       <label><input type="radio" name="where" value="server" checked> on the server</label>
-      <label><input type="radio" name="where" value="browser"> in this browser: the photograph never leaves this page</label>
+      <label><input type="radio" name="where" value="browser"> in this browser: the photograph never leaves this page,
+        but it is not checked for gradability</label>
     </fieldset>
     <button type="submit">Grade</button>
   </form>
   <p id="status" role="status" aria-live="polite"></p>
   <section id="result" hidden aria-labelledby="grade">
     <h2 id="grade"></h2>
+    <p id="referable"></p>
     <ul id="warnings"></ul>
-    <table>
+    <table id="graded">
       <caption>Probability of each grade</caption>
       <tbody id="probabilities"></tbody>
     </table>

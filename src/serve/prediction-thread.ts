@@ -6,7 +6,8 @@ import type { CancelRequest, PredictReply, PredictRequest, WorkerReady } from '.
 
 const port = parentPort!;
 try {
-  const model = await openModel((workerData as { runDir: string }).runDir);
+  const { runDir, allowUnfinished } = workerData as { runDir: string; allowUnfinished?: boolean };
+  const model = await openModel(runDir, { allowUnfinished });
   const grade = async ({ id, images, options }: PredictRequest): Promise<void> => {
     port.postMessage({ id, started: true } satisfies PredictReply); // the grading deadline runs from here
     try {
@@ -35,8 +36,8 @@ try {
       return grade(message);
     });
   });
-  const { modelConfig, ensemble } = model.info;
-  port.postMessage({ ready: true, model: { modelConfig, ensemble } } satisfies WorkerReady);
+  const { modelConfig, ensemble, unfinished } = model.info;
+  port.postMessage({ ready: true, model: { modelConfig, ensemble, unfinished } } satisfies WorkerReady);
 } catch (error) {
   port.postMessage({ ready: false, error: (error as Error).message, userError: error instanceof UserError } satisfies WorkerReady);
 }

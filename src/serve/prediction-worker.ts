@@ -6,7 +6,7 @@ import type { OpenedModel } from '../model/open-run.js';
 import { ModelOutputError, UserError } from '../errors.js';
 
 /** What a worker may be asked for per request (no files: a server has no folder to write into). */
-export type WorkerPredictOptions = Pick<PredictOptions, 'crop' | 'camPng'>;
+export type WorkerPredictOptions = Pick<PredictOptions, 'crop' | 'camPng' | 'force'>;
 export interface PredictRequest {
   id: number;
   images: Exclude<ImageInput, string>[];
@@ -25,7 +25,7 @@ export type PredictReply =
   | { id: number; predictions: Prediction[] }
   | { id: number; error: string; modelError: boolean };
 /** The model the worker loaded, as its weights describe it. */
-export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble'>;
+export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'>;
 /** `userError`: the run directory is unusable (the user's to fix), not a bug. */
 export type WorkerReady = { ready: true; model: LoadedModel } | { ready: false; error: string; userError: boolean };
 
@@ -45,6 +45,8 @@ export const DEFAULT_DEADLINE_MS = 120_000;
 export interface WorkerOptions {
   /** Milliseconds the thread may take over one request before it is stopped as stuck. */
   deadlineMs?: number;
+  /** Serve an unfinished run's best epoch so far (openRun's allowUnfinished). */
+  allowUnfinished?: boolean;
 }
 
 /** The rejection of a request whose signal aborted before the thread started on it. */
@@ -103,7 +105,7 @@ export class PredictionWorker {
    * An unusable run directory rejects with a UserError, as openRun would.
    */
   static open(runDir: string, options: WorkerOptions = {}): Promise<PredictionWorker> {
-    const worker = startThread({ runDir });
+    const worker = startThread({ runDir, allowUnfinished: options.allowUnfinished });
     return new Promise((resolve, reject) => {
       worker.once('message', (status: WorkerReady) => {
         if (status.ready) resolve(new PredictionWorker(worker, status.model, options));

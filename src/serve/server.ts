@@ -9,6 +9,8 @@ import { MAX_IMAGE_FILE_BYTES } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import type { CropMode, Prediction } from '../model/grade-photo.js';
 import { RunDir } from '../model/run-dir.js';
+import { readCalibration } from '../model/open-run.js';
+import type { RunCalibration, ScreeningFigures, Status } from '../model/run-calibration.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { BrowserGrading, ORT_FILES } from './browser-grading.js';
@@ -43,6 +45,8 @@ export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   /** Milliseconds the worker may take over one photograph before it is stopped as stuck. */
   gradingDeadlineMs?: number;
+  /** Serve an unfinished run's best epoch so far; every prediction says so in its warnings. */
+  allowUnfinished?: boolean;
 }
 
 type Scores = Pick<EvalMetrics, 'acc' | 'auc' | 'qwk'>;
@@ -56,17 +60,30 @@ export interface ModelDescription {
   metrics: { val: Scores; test: Scores } | null;
   /** The page may grade inside the browser (GET /v1/model.onnx, onnxruntime-web under /ort/). */
   browser_grading: boolean;
+  /** The run's calibration.json (temperature, operating points, uncertainty threshold); null without one. */
+  calibration: RunCalibration | null;
+  /** Set when serving an unfinished run (--allow-unfinished): what the weights are. */
+  unfinished?: string;
   disclaimer: string;
 }
 
-export interface PredictResponse {
+export interface PredictResponse extends Omit<ScreeningFigures, 'status'> {
+  status: Exclude<Status, 'refused'>;
   grade: number;
   grade_name: string;
+  /** Temperature-scaled. */
   probabilities: number[];
   warnings: string[];
   disclaimer: string;
   /** Base64 PNG: the model's input beside it with the predicted grade's Grad-CAM heat map. */
   cam?: string;
+}
+
+/** 422: the image is not a gradable colour fundus photograph; no grade (`force=1` grades it anyway). */
+export interface RefusalResponse extends ErrorResponse {
+  status: 'refused';
+  reason: string;
+  disclaimer: string;
 }
 
 /** The JSON body of every error response. */
@@ -159,9 +176,10 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const maxBytesInFlight = options.maxBytesInFlight ?? DEFAULT_MAX_BYTES_IN_FLIGHT_UPLOADS * maxBytes;
   if (maxBytesInFlight < maxBytes) throw new RangeError(`maxBytesInFlight (${maxBytesInFlight}) must be at least maxBytes (${maxBytes})`);
   const metrics = readMetrics(new RunDir(runDir));
-  const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs });
-  const { modelConfig, ensemble } = worker.model;
-  const browser = new BrowserGrading(runDir);
+  const calibration = readCalibration(new RunDir(runDir)) ?? null;
+  const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs, allowUnfinished: options.allowUnfinished });
+  const { modelConfig, ensemble, unfinished } = worker.model;
+  const browser = new BrowserGrading(runDir, { allowUnfinished: options.allowUnfinished });
   const description: ModelDescription = {
     model: modelConfig.name,
     width: modelConfig.width ?? null,
@@ -170,6 +188,8 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     grades: GRADE_NAMES,
     metrics,
     browser_grading: browser.available,
+    calibration,
+    ...(unfinished ? { unfinished } : {}),
     disclaimer: NOT_FOR_CLINICAL_USE,
   };
 
@@ -272,7 +292,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     return reply.type(type).send(browser.ortFile(request.params.file));
   });
 
-  app.post<{ Querystring: { crop: CropMode; cam: 0 | 1 }; Body: Buffer | undefined }>(
+  app.post<{ Querystring: { crop: CropMode; cam: 0 | 1; force: 0 | 1 }; Body: Buffer | undefined }>(
     '/v1/predict',
     {
       schema: {
@@ -281,11 +301,12 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
           properties: {
             crop: { type: 'string', enum: ['disc', 'none'], default: 'disc' },
             cam: { type: 'integer', enum: [0, 1], default: 0 },
+            force: { type: 'integer', enum: [0, 1], default: 0 },
           },
         },
       },
     },
-    async (request, reply): Promise<PredictResponse | ErrorResponse> => {
+    async (request, reply): Promise<PredictResponse | ErrorResponse | RefusalResponse> => {
       const bytes = request.body;
       // No body at all arrives without a Content-Type and so skips the parser: refuse it here.
       if (!bytes?.length) {
@@ -308,7 +329,7 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
       try {
         [record] = await worker.predict(
           [{ name: UPLOAD_NAME, bytes }],
-          { crop: request.query.crop, camPng: request.query.cam === 1 },
+          { crop: request.query.crop, camPng: request.query.cam === 1, force: request.query.force === 1 },
           abandoned.signal,
         );
       } catch (error) {
@@ -320,11 +341,20 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
         void reply.status(400);
         return errorBody(400, record!.error);
       }
-      const { grade, grade_name, probabilities, warnings, camPng } = record!;
+      if (record!.status === 'refused') {
+        void reply.status(422);
+        return { ...errorBody(422, record!.reason!), status: 'refused', reason: record!.reason!, disclaimer: NOT_FOR_CLINICAL_USE };
+      }
+      const { grade, grade_name, probabilities, warnings, camPng, status, p_referable, p_vision_threatening, uncertainty } = record!;
       return {
+        status: status === 'uncertain' ? 'uncertain' : 'graded',
         grade: grade!,
         grade_name: grade_name!,
         probabilities: probabilities!,
+        p_referable: p_referable!,
+        p_vision_threatening: p_vision_threatening!,
+        ...(record!.referable === undefined ? {} : { referable: record!.referable, vision_threatening: record!.vision_threatening }),
+        uncertainty: uncertainty!,
         warnings,
         disclaimer: NOT_FOR_CLINICAL_USE,
         ...(camPng ? { cam: Buffer.from(camPng.buffer, camPng.byteOffset, camPng.length).toString('base64') } : {}),

@@ -12,6 +12,18 @@ export interface TensorHandle {
 export interface GeneratorHandle {
   readonly __brand: 'GeneratorHandle';
 }
+/** An opaque c10d store: a TCPStore, or a prefix of one. */
+export interface StoreHandle {
+  readonly __brand: 'StoreHandle';
+}
+/** An opaque c10d Gloo process group. */
+export interface ProcessGroupHandle {
+  readonly __brand: 'ProcessGroupHandle';
+}
+/** The reductions Gloo's allreduce has (no average: sum, then divide). */
+export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
+/** Where Gloo listens: the host name's address, a given host's, or a network interface's. */
+export type GlooDevice = 'default' | 'hostname' | 'interface';
 
 type T = TensorHandle;
 type TOrNumber = TensorHandle | number;
@@ -144,6 +156,27 @@ export interface NativeBinding {
   cpuCacheStats(): CpuCacheStats;
   emptyCpuCache(): void;
   externalMemory(): number;
+
+  // c10d (native/src/distributed.cc): what waits on peers returns a promise.
+  tcpStore(host: string, port: number, isServer: boolean, timeoutMs: number): Promise<StoreHandle>;
+  storePort(store: StoreHandle): number;
+  prefixStore(store: StoreHandle, prefix: string): StoreHandle;
+  storeAdd(store: StoreHandle, key: string, amount: number): Promise<number>;
+  closeStore(store: StoreHandle): void;
+  processGroupGloo(
+    store: StoreHandle,
+    rank: number,
+    worldSize: number,
+    timeoutMs: number,
+    device: GlooDevice,
+    deviceName?: string,
+  ): Promise<ProcessGroupHandle>;
+  setSequenceNumber(group: ProcessGroupHandle): Promise<void>;
+  destroyProcessGroup(group: ProcessGroupHandle): void;
+  allreduce(group: ProcessGroupHandle, t: T, op: ReduceOp): Promise<void>;
+  broadcast(group: ProcessGroupHandle, t: T, root: number): Promise<void>;
+  allgather(group: ProcessGroupHandle, outputs: T[], input: T): Promise<void>;
+  barrier(group: ProcessGroupHandle): Promise<void>;
 }
 
 /** The binding's cache of large freed tensor blocks (native/src/cpu_allocator.cc), in bytes. */

@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { UserError } from '../errors.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { WEIGHTS_METADATA } from '../model/open-run.js';
-import type { RunDir } from '../model/run-dir.js';
+import { CHECKPOINT_STATE_KEY, type RunDir } from '../model/run-dir.js';
 import { renameLegacyKeys, type Module } from '../nn/index.js';
 import type { Optimizer } from '../optim/index.js';
 import type { Tensor } from '../torch/index.js';
@@ -29,9 +29,6 @@ export const FRESH_STATE: Readonly<LoopState> = {
   secondsSoFar: 0,
   stopped: false,
 };
-
-/** The metadata key of the loop state in checkpoint.safetensors. */
-const STATE_KEY = 'retinagrade_state';
 
 /** What is being trained: the model, its EMA when enabled, and the optimizer over the model. */
 export interface TrainedState {
@@ -70,7 +67,9 @@ export function saveCheckpoint(run: RunDir, { model, ema, optimizer }: TrainedSt
   for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v);
   if (ema) for (const [k, v] of ema.stateDict()) tensors.set(`ema.${k}`, v);
   for (const [k, v] of optimizerState.tensors) tensors.set(`optimizer.${k}`, v);
-  saveSafetensors(run.file('checkpoint'), tensors, { [STATE_KEY]: JSON.stringify({ ...state, optimizer: optimizerState.meta }) });
+  saveSafetensors(run.file('checkpoint'), tensors, {
+    [CHECKPOINT_STATE_KEY]: JSON.stringify({ ...state, optimizer: optimizerState.meta }),
+  });
   for (const t of optimizerState.tensors.values()) t.dispose();
 }
 
@@ -78,7 +77,7 @@ export function saveCheckpoint(run: RunDir, { model, ema, optimizer }: TrainedSt
 export function resumeFrom(run: RunDir, { model, ema, optimizer }: TrainedState): LoopState {
   const checkpoint = loadSafetensors(run.file('checkpoint'));
   const saved = checkpoint.tensors;
-  const state = JSON.parse(checkpoint.metadata[STATE_KEY] ?? 'null') as LoopState | null;
+  const state = JSON.parse(checkpoint.metadata[CHECKPOINT_STATE_KEY] ?? 'null') as LoopState | null;
   if (!state) throw new UserError(`${run.file('checkpoint')} has no training state: it is not a retinagrade checkpoint`);
   state.bestScore ??= -Infinity; // JSON stores -Infinity as null
   const part = (prefix: string): Map<string, Tensor> =>

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { AugmentSchema } from '../data/augment/index.js';
 import { NUM_GRADES } from '../data/grades.js';
-import { IMAGE_SIZES } from '../data/registry.js';
+import { DEFAULT_IMAGE_SIZE, IMAGE_SIZES } from '../data/registry.js';
 import { LossConfigSchema, ModelConfigSchema, ModelNameSchema, createObjective, type ModelConfig } from '../nn/index.js';
 import { OptimizerConfigSchema, ScheduleConfigSchema } from '../optim/index.js';
 
@@ -17,7 +17,7 @@ export const RunConfigSchema = z
     recipe: z.string().default('default'),
     dataset: z.literal('retinamnist').default('retinamnist'),
     /** Model input size; images from a smaller file are upsampled (recorded in metrics.json). */
-    size: z.literal([...IMAGE_SIZES]).default(28),
+    size: z.literal([...IMAGE_SIZES]).default(DEFAULT_IMAGE_SIZE),
     /** The architecture; the input size, channels and head width follow from the rest (modelConfigOf). */
     model: ModelConfigSchema.pick({ width: true, dropout: true, stemStride: true })
       .extend({ name: ModelNameSchema.default('cnn') })
@@ -46,13 +46,15 @@ export const RunConfigSchema = z
   .superRefine((config, ctx) => {
     // Options that the chosen loss would silently ignore are refused instead.
     const { kind, classWeights, labelSmoothing, alpha } = config.loss;
-    const ignored = [
-      kind === 'ordinal' && classWeights !== 'none' && 'classWeights',
-      kind !== 'ce' && labelSmoothing > 0 && 'labelSmoothing',
-      kind !== 'focal' && alpha !== undefined && 'alpha',
-      kind === 'focal' && alpha !== undefined && classWeights !== 'none' && 'classWeights (alpha already weighs the classes)',
-    ].filter(Boolean);
-    for (const option of ignored) ctx.addIssue({ code: 'custom', path: ['loss'], message: `loss '${kind}' does not use ${option}` });
+    const ignored: [key: string, why: string][] = [];
+    if (kind === 'ordinal' && classWeights !== 'none') ignored.push(['classWeights', '']);
+    if (kind !== 'ce' && labelSmoothing > 0) ignored.push(['labelSmoothing', '']);
+    if (kind !== 'focal' && alpha !== undefined) ignored.push(['alpha', '']);
+    if (kind === 'focal' && alpha !== undefined && classWeights !== 'none')
+      ignored.push(['classWeights', ' (alpha already weighs the classes)']);
+    for (const [key, why] of ignored) {
+      ctx.addIssue({ code: 'custom', path: ['loss', key], message: `loss '${kind}' does not use ${key}${why}` });
+    }
     // Member k of an ensemble trains with seed * ensemble + k (src/train/ensemble.ts, memberSeed).
     if (config.seed * config.ensemble + config.ensemble - 1 > MAX_SEED) {
       const largestSeed = Math.floor((MAX_SEED - config.ensemble + 1) / config.ensemble);
@@ -90,3 +92,11 @@ export const savedConfigOf = (config: RunConfig): RunConfig => ({ ...config, thr
 
 /** The other form of config.json that resume accepts: the model as built instead of as configured. */
 export const legacySavedConfigOf = (config: RunConfig): object => ({ ...savedConfigOf(config), model: modelConfigOf(config) });
+
+/** A config.json as read, in the form `--config` takes: a legacy one's model is cut back to the configured fields. */
+export function configOfSaved(saved: Record<string, unknown>): Record<string, unknown> {
+  const model = saved.model as Record<string, unknown> | undefined;
+  if (model === undefined || !('inputSize' in model)) return saved;
+  const { name, width, dropout, stemStride } = model;
+  return { ...saved, model: { name, width, dropout, stemStride } };
+}

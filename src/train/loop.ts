@@ -6,6 +6,17 @@ import { augment } from '../data/augment/index.js';
 import { NUM_GRADES } from '../data/grades.js';
 import type { RetinaTensors } from '../data/retinamnist.js';
 import { ShuffleSampler, WeightedRandomSampler, classWeights, type EpochSampler } from '../data/sampler.js';
+import {
+  broadcastBuffers,
+  broadcastTensors,
+  checkRanksAgree,
+  rankSeed,
+  reduceGradients,
+  shardOf,
+  startFromRank0,
+  sumOverRanks,
+} from '../distributed/data-parallel.js';
+import type { ProcessGroup } from '../distributed/process-group.js';
 import { UserError } from '../errors.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { evaluateSplit } from '../model/inference.js';
@@ -40,6 +51,8 @@ export interface LoopOptions {
   say?: (line: string) => void;
   /** Called after each epoch's log line is written. */
   onEpoch?: () => void;
+  /** Train data-parallel with these ranks (src/distributed): rank 0 alone evaluates and writes `run`. */
+  group?: ProcessGroup;
 }
 
 export interface EpochLog {
@@ -136,15 +149,22 @@ async function runEpochs(
 ): Promise<TrainedModel> {
   const { say = () => {} } = options;
   const { model, ema, optimizer } = trained;
+  const { group } = options;
+  const rank = group?.rank ?? 0;
+  const worldSize = group?.worldSize ?? 1;
+  const writes = rank === 0;
   const modelConfig = modelConfigOf(config);
   let state: LoopState = { ...FRESH_STATE };
-  beginRun(run, config, options.resume);
-  if (options.resume && run.has('checkpoint')) {
-    state = resumeFrom(run, trained);
-    say(`resuming after epoch ${state.epochsDone}`);
-  } else if (options.resume) {
-    run.truncateLog(0); // interrupted before its first checkpoint: the same run, from the start
+  if (writes) {
+    beginRun(run, config, options.resume);
+    if (options.resume && run.has('checkpoint')) {
+      state = resumeFrom(run, trained);
+      say(`resuming after epoch ${state.epochsDone}`);
+    } else if (options.resume) {
+      run.truncateLog(0); // interrupted before its first checkpoint: the same run, from the start
+    }
   }
+  if (group) state = await startFromRank0(group, [model, ema], optimizer, state);
 
   const evaluated = ema ?? model;
   const stepsPerEpoch = Math.ceil(sampler.length / config.batchSize);
@@ -154,28 +174,35 @@ async function runEpochs(
     const epochStart = performance.now();
     const generator = new torch.Generator(epochSeed(config.seed, epoch));
     // Dropout draws from libtorch's global generator: seeded per epoch too, on another stream.
-    torch.manualSeed(epochSeed(config.seed, epoch) ^ 0x5bd1e995);
+    torch.manualSeed(rankSeed(epochSeed(config.seed, epoch) ^ 0x5bd1e995, rank));
+    // The epoch's order is the same on every rank; each augments its shard with its own draws.
     const order = sampler.epoch(generator);
+    const augmentGenerator = rank === 0 ? generator : new torch.Generator(rankSeed(epochSeed(config.seed, epoch), rank));
     model.train();
     let lossSum = 0;
     let seen = 0;
     let lr = 0;
     options.progress?.start(`epoch ${epoch + 1}/${config.epochs}`, stepsPerEpoch);
     for (let step = 0; step < stepsPerEpoch; step++) {
-      const batchIndex = order.slice(step * config.batchSize, (step + 1) * config.batchSize);
-      if (batchIndex.length < 2) continue; // batch norm needs two samples
+      const globalBatch = order.slice(step * config.batchSize, (step + 1) * config.batchSize);
+      if (Math.floor(globalBatch.length / worldSize) < 2) continue; // batch norm needs two samples on every rank
+      const batchIndex = group ? shardOf(globalBatch, rank, worldSize) : globalBatch;
       lr = schedule(epoch * stepsPerEpoch + step);
       optimizer.lr = lr;
       const loss = torch.tidy(() => {
         const index = torch.tensor(batchIndex, [batchIndex.length], 'int64');
         let x = data.train.x.indexSelect(0, index);
-        if (config.augment) x = augment(x, config.augment, generator);
+        if (config.augment) x = augment(x, config.augment, augmentGenerator);
         const out = objective.loss(model.forward(x), data.train.y.indexSelect(0, index));
         optimizer.zeroGrad();
         out.backward();
-        optimizer.step();
+        if (!group) optimizer.step();
         return out.item();
       });
+      if (group) {
+        await reduceGradients(group, model.parameters(), batchIndex.length / globalBatch.length);
+        optimizer.step();
+      }
       if (!Number.isFinite(loss)) {
         throw new UserError(`training diverged at epoch ${epoch + 1}, step ${step + 1} (loss ${loss}): lower --lr`);
       }
@@ -187,44 +214,57 @@ async function runEpochs(
       await yieldToEventLoop();
     }
     options.progress?.stop();
-
-    const val = evaluateSplit(evaluated, objective, data.val);
-    const entry: EpochLog = {
-      epoch: epoch + 1,
-      train_loss: lossSum / seen,
-      val_loss: val.loss,
-      val_acc: val.metrics.acc,
-      val_auc: val.metrics.auc,
-      val_qwk: val.metrics.qwk,
-      lr,
-      seconds: (performance.now() - epochStart) / 1000,
-    };
-    run.appendLog(entry);
-    options.onEpoch?.();
-    say(
-      `epoch ${entry.epoch}/${config.epochs} loss ${entry.train_loss.toFixed(4)} val loss ${entry.val_loss.toFixed(4)} ` +
-        `acc ${entry.val_acc.toFixed(3)} auc ${entry.val_auc.toFixed(3)} qwk ${entry.val_qwk.toFixed(3)} (${entry.seconds.toFixed(1)}s)`,
-    );
-    const score = val.metrics[config.selectOn];
-    if (selectsEpoch(state, score)) {
-      state.bestScore = Number.isNaN(score) ? -Infinity : score;
-      state.bestEpoch = epoch + 1;
-      saveSafetensors(run.file('best'), evaluated.stateDict(), {
-        [WEIGHTS_METADATA.model]: JSON.stringify(modelConfig),
-        [WEIGHTS_METADATA.objective]: config.loss.kind,
-        [WEIGHTS_METADATA.epoch]: String(state.bestEpoch),
-      });
+    if (group) {
+      [lossSum, seen] = await sumOverRanks(group, [lossSum, seen]);
+      await broadcastBuffers(group, [model, ema]);
+      await checkRanksAgree(group, [model, ema], `in epoch ${epoch + 1}`);
+    }
+    if (writes) {
+      const val = evaluateSplit(evaluated, objective, data.val);
+      const entry: EpochLog = {
+        epoch: epoch + 1,
+        train_loss: lossSum / seen,
+        val_loss: val.loss,
+        val_acc: val.metrics.acc,
+        val_auc: val.metrics.auc,
+        val_qwk: val.metrics.qwk,
+        lr,
+        seconds: (performance.now() - epochStart) / 1000,
+      };
+      run.appendLog(entry);
+      options.onEpoch?.();
+      say(
+        `epoch ${entry.epoch}/${config.epochs} loss ${entry.train_loss.toFixed(4)} val loss ${entry.val_loss.toFixed(4)} ` +
+          `acc ${entry.val_acc.toFixed(3)} auc ${entry.val_auc.toFixed(3)} qwk ${entry.val_qwk.toFixed(3)} (${entry.seconds.toFixed(1)}s)`,
+      );
+      const score = val.metrics[config.selectOn];
+      if (selectsEpoch(state, score)) {
+        state.bestScore = Number.isNaN(score) ? -Infinity : score;
+        state.bestEpoch = epoch + 1;
+        saveSafetensors(run.file('best'), evaluated.stateDict(), {
+          [WEIGHTS_METADATA.model]: JSON.stringify(modelConfig),
+          [WEIGHTS_METADATA.objective]: config.loss.kind,
+          [WEIGHTS_METADATA.epoch]: String(state.bestEpoch),
+        });
+      }
     }
     state.epochsDone = epoch + 1;
     state.secondsSoFar = (performance.now() - started) / 1000;
-    state.stopped = stopsEarly(config.patience, epoch + 1, state.bestEpoch);
-    saveCheckpoint(run, trained, state);
-    if (state.stopped) say(`early stop: no ${config.selectOn} improvement for ${config.patience} epochs`);
+    if (writes) {
+      state.stopped = stopsEarly(config.patience, epoch + 1, state.bestEpoch);
+      saveCheckpoint(run, trained, state);
+      if (state.stopped) say(`early stop: no ${config.selectOn} improvement for ${config.patience} epochs`);
+    }
+    // Rank 0's choices: the others follow them (the score that decided is rank 0's alone).
+    if (group) Object.assign(state, await group.broadcastJson(writes ? { bestEpoch: state.bestEpoch, stopped: state.stopped } : undefined));
   }
 
-  const best = loadSafetensors(run.file('best'));
-  evaluated.loadStateDict(renameLegacyKeys(best.tensors));
-  for (const t of best.tensors.values()) t.dispose();
+  if (writes) {
+    const best = loadSafetensors(run.file('best'));
+    evaluated.loadStateDict(renameLegacyKeys(best.tensors));
+    for (const t of best.tensors.values()) t.dispose();
+  }
+  if (group) await broadcastTensors(group, evaluated.stateDict().values()); // every rank returns the selected weights
   if (ema) model.dispose();
   optimizer.dispose();
   evaluated.eval();

@@ -1,14 +1,16 @@
 // MODEL_CARD.md, written into every finished run directory: what the model is, what it was
 // trained and measured on, how well it did, and what it must not be used for (after Mitchell et
 // al., "Model Cards for Model Reporting", FAT* 2019).
-import { GRADE_NAMES } from '../data/grades.js';
+import { basename } from 'node:path';
+import { GRADE_NAMES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
+import type { Interval, OperatingPointReport } from '../eval/index.js';
 import { getDataset } from '../data/registry.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import type { RunConfig } from './config.js';
 
-const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : 'n/a');
 const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const withInterval = (x: number, ci: Interval): string => `${fixed(x)} [${fixed(ci.lo)}, ${fixed(ci.hi)}]`;
 const tableRow = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
 
 /** The blockquote that opens the card. */
@@ -48,28 +50,38 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
   const upsampling = data.upsampled_from
     ? `, upsampled from ${data.upsampled_from}x${data.upsampled_from} to ${model.size}x${model.size}`
     : '';
-  const ci = test.ci95;
-  const valRow = tableRow([
-    `validation (${dataset.splitSizes.val})`,
-    pct(val.acc),
-    pct(val.auc),
-    fixed(val.qwk),
-    fixed(val.macro_f1),
-    pct(val.balanced_acc),
-    fixed(val.ece),
-  ]);
-  const testRow = tableRow([
-    `test (${dataset.splitSizes.test})`,
-    `${pct(test.acc)} [${pct(ci.acc.lo)}, ${pct(ci.acc.hi)}]`,
-    `${pct(test.auc)} [${pct(ci.auc.lo)}, ${pct(ci.auc.hi)}]`,
-    `${fixed(test.qwk)} [${fixed(ci.qwk.lo)}, ${fixed(ci.qwk.hi)}]`,
-    fixed(test.macro_f1),
-    pct(test.balanced_acc),
-    fixed(test.ece),
-  ]);
+  const splitRow = (name: string, f: RunMetrics['val']) =>
+    tableRow([
+      name,
+      withInterval(f.acc, f.ci95.acc),
+      withInterval(f.auc, f.ci95.auc),
+      withInterval(f.qwk, f.ci95.qwk),
+      fixed(f.macro_f1),
+      fixed(f.balanced_acc),
+      fixed(f.ece),
+    ]);
+  const valRow = splitRow(`validation (${dataset.splitSizes.val})`, val);
+  const testRow = splitRow(`test (${dataset.splitSizes.test})`, test);
   const gradeRows = test.per_class.map((c, i) =>
-    tableRow([`${i} ${GRADE_NAMES[i]}`, c.support, fixed(c.precision), fixed(c.recall), fixed(c.f1)]),
+    tableRow([`${i} ${GRADE_NAMES[i]}`, c.support, fixed(c.precision), fixed(c.recall), fixed(c.f1), fixed(test.auc_per_grade[i]!)]),
   );
+  const confusionRows = test.confusion.map((row, t) => tableRow([`${t} ${GRADE_NAMES[t]}`, ...row]));
+  const operatingRow = (name: string, split: string, point: OperatingPointReport) =>
+    tableRow([
+      name,
+      split,
+      `${point.positives} / ${point.positives + point.negatives}`,
+      withInterval(point.auc, point.ci95.auc),
+      fixed(point.threshold),
+      withInterval(point.sensitivity, point.ci95.sensitivity),
+      withInterval(point.specificity, point.ci95.specificity),
+    ]);
+  const screeningRows = [
+    [`referable (grade >= ${REFERABLE_GRADE})`, 'referable'] as const,
+    [`vision-threatening (grade >= ${VISION_THREATENING_GRADE})`, 'vision_threatening'] as const,
+  ].flatMap(([name, key]) => [operatingRow(name, 'validation', val[key]!), operatingRow(name, 'test', test[key]!)]);
+  const { calibration, uncertainty } = metrics;
+
   const rarest = test.per_class.reduce((low, c, i) => (c.support > 0 && c.support < test.per_class[low]!.support ? i : low), 0);
   const rarestClass = test.per_class[rarest]!;
 
@@ -92,7 +104,7 @@ ${WARNING}
 - ${dataset.title} (MedMNIST v2), licence ${dataset.licence}: fundus photographs from the DeepDRiD
   challenge, downsampled to ${data.size}x${data.size}; official splits ${dataset.splitSizes.train} train /
   ${dataset.splitSizes.val} validation / ${dataset.splitSizes.test} test.
-- File \`${data.file}\` (md5 \`${data.md5}\`)${upsampling}.
+- File \`${basename(data.file)}\` (md5 \`${data.md5}\`)${upsampling}.
 - Cite: ${dataset.citations.join(' ')}
 
 ## Intended use
@@ -103,18 +115,45 @@ cameras, clinics or populations than DeepDRiD's; any decision about a person.
 
 ## Results
 
-The official splits: epochs were selected on validation only, and test was evaluated once, at the end.
+The official splits: epochs, the temperature, the operating points and the uncertainty threshold
+were chosen on validation only, and test was evaluated once, at the end. Every figure is a fraction
+(MedMNIST's convention) of the temperature-scaled probabilities; brackets are bootstrap 95%
+intervals over the split's images.
 
 | split | ACC | AUC | QWK | macro-F1 | balanced ACC | ECE |
 | --- | --- | --- | --- | --- | --- | --- |
 ${valRow}
 ${testRow}
 
-Brackets: bootstrap 95% intervals over test images. Per grade on test:
+Per grade on test (AUC: one-vs-rest):
 
-| grade | support | precision | recall | F1 |
-| --- | ---: | ---: | ---: | ---: |
+| grade | support | precision | recall | F1 | AUC |
+| --- | ---: | ---: | ---: | ---: | ---: |
 ${gradeRows.join('\n')}
+
+Confusion matrix on test (rows: true grade, columns: predicted grade):
+
+| true \\ predicted | ${GRADE_NAMES.map((_, g) => g).join(' | ')} |
+| --- | ${GRADE_NAMES.map(() => '---:').join(' | ')} |
+${confusionRows.join('\n')}
+
+### Referral
+
+Screening refers a patient at referable DR (grade >= ${REFERABLE_GRADE}); P(referable) is the summed probability of
+those grades. The operating point is the highest validation specificity with sensitivity >= ${fixed(calibration.min_sensitivity)},
+applied unchanged to test.
+
+| decision | split | positives | AUC | threshold | sensitivity | specificity |
+| --- | --- | --- | --- | ---: | --- | --- |
+${screeningRows.join('\n')}
+
+### Calibration and uncertainty
+
+- Temperature ${fixed(calibration.temperature)}, fitted on validation NLL: ECE on test ${fixed(calibration.test.ece_before)} before,
+  ${fixed(calibration.test.ece_after)} after (validation: ${fixed(calibration.val.ece_before)} -> ${fixed(calibration.val.ece_after)}).
+- A prediction whose normalized predictive entropy exceeds ${fixed(uncertainty.threshold)} (the ${fixed(uncertainty.refer_fraction)}
+  most uncertain fraction of validation) comes back "uncertain: refer for human grading". On test this keeps
+  ${fixed(uncertainty.test.coverage)} of the images, graded with ACC ${fixed(uncertainty.test.accuracy)} (ACC of all: ${fixed(test.acc)}).
 
 ## Limitations
 
@@ -124,5 +163,9 @@ ${gradeRows.join('\n')}
   (${rarest} ${GRADE_NAMES[rarest]}) has ${rarestClass.support} images, and its recall is ${fixed(rarestClass.recall)}.
   The intervals above are wide for the same reason.
 - One source dataset, no external validation, no subgroup analysis (age, sex, ethnicity, camera).
+- At prediction time a photograph is cropped to its retina disc and shrunk to ${model.size}x${model.size}, the size the
+  model was trained at: whatever detail a full-resolution photograph holds beyond that is not used.
+
+Written by retinagrade ${metrics.version}.
 `;
 }

@@ -1,6 +1,8 @@
 // `train`: the whole run. Decides what may happen to the --out folder, loads the data, trains a
 // single model (loop.ts) or an ensemble (ensemble.ts), and writes the outputs (outputs.ts).
-import { disposeRetinaTensors, loadRetinaTensors } from '../data/retinamnist.js';
+import { existsSync, rmSync } from 'node:fs';
+import { disposeRetinaTensors, loadRetinaTensors, type RetinaTensors } from '../data/retinamnist.js';
+import type { ProcessGroup } from '../distributed/process-group.js';
 import { UserError } from '../errors.js';
 import { removeLeftoverTemporaries } from '../io/atomic.js';
 import { RUN_FILES, RunDir } from '../model/run-dir.js';
@@ -11,6 +13,7 @@ import { modelConfigOf, type RunConfig } from './config.js';
 import { trainEnsemble } from './ensemble.js';
 import { trainModel, type Progress } from './loop.js';
 import { writeRunOutputs } from './outputs.js';
+import { writeReport } from '../report/report.js';
 
 export interface TrainOptions {
   config: RunConfig;
@@ -22,6 +25,8 @@ export interface TrainOptions {
   progress?: Progress;
   /** Human-readable lines (epoch summaries); the JSONL log is always written. */
   say?: (line: string) => void;
+  /** Train data-parallel with these ranks: rank 0 alone writes `outDir`, and every rank returns its metrics. */
+  group?: ProcessGroup;
 }
 
 /** Refuses to resume nothing, and to write over a run or a run's files without --overwrite. */
@@ -44,39 +49,61 @@ function checkOutDir(run: RunDir, options: TrainOptions): void {
 }
 
 export async function train(options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
-  const { config } = options;
+  const { config, group } = options;
   if (config.threads) torch.setNumThreads(config.threads);
   const run = new RunDir(options.outDir);
+  const writes = (group?.rank ?? 0) === 0; // rank 0 alone writes the run directory and holds its lock
   // Refused before the folder is made, and again under the lock (another process may have begun).
-  checkOutDir(run, options);
-  run.create();
-  const lock = RunLock.acquire(run.path);
+  if (writes) checkOutDir(run, options);
+  const data = loadRetinaTensors({ dataDir: options.dataDir, size: config.size }); // missing data: nothing made yet
   try {
-    checkOutDir(run, options);
-    removeLeftoverTemporaries(run.path);
-    return await trainLocked(run, options);
-  } finally {
-    lock.release();
-  }
-}
-
-async function trainLocked(run: RunDir, options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
-  const { config, say = () => {} } = options;
-  const data = loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
-  if (data.source.upsampled_from)
-    say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
-  const loopOptions = { ...options, resume: Boolean(options.resume) };
-  try {
-    const trained =
-      config.ensemble === 1 ? await trainModel(run, config, data, loopOptions) : await trainEnsemble(run, config, data, loopOptions);
+    if (!writes) return await trainWith(run, data, options);
+    const existedBefore = existsSync(options.outDir);
+    run.create();
+    const lock = RunLock.acquire(run.path);
     try {
-      const { model, objective, ...summary } = trained;
-      const metrics = writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) });
-      return { runDir: run, metrics };
+      checkOutDir(run, options);
+      removeLeftoverTemporaries(run.path);
+      return await trainWith(run, data, options);
+    } catch (error) {
+      discardUnstarted(options.outDir, existedBefore); // under the lock: the folder is this run's
+      throw error;
     } finally {
-      trained.model.dispose();
+      lock.release();
     }
   } finally {
     disposeRetinaTensors(data);
+  }
+}
+
+/**
+ * Removes the folder a train() made while no epoch is logged in it (a failure or a stop before
+ * there was anything to resume). Returns whether it did.
+ */
+export function discardUnstarted(outDir: string, existedBefore: boolean): boolean {
+  if (existedBefore || !existsSync(outDir) || new RunDir(outDir).has('log')) return false;
+  rmSync(outDir, { recursive: true, force: true });
+  return true;
+}
+
+/** Trains in `run` and, on rank 0, writes the outputs and the report; every rank returns the metrics. */
+async function trainWith(run: RunDir, data: RetinaTensors, options: TrainOptions): Promise<{ runDir: RunDir; metrics: RunMetrics }> {
+  const { config, group, say = () => {} } = options;
+  const writes = (group?.rank ?? 0) === 0;
+  if (data.source.upsampled_from)
+    say(`images upsampled from ${data.source.upsampled_from}x${data.source.upsampled_from} to ${config.size}x${config.size} (bilinear)`);
+  const loopOptions = { ...options, resume: Boolean(options.resume) };
+  const trained =
+    config.ensemble === 1 ? await trainModel(run, config, data, loopOptions) : await trainEnsemble(run, config, data, loopOptions);
+  try {
+    const { model, objective, ...summary } = trained;
+    const written = writes
+      ? writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) })
+      : undefined;
+    if (writes) await writeReport(run.path);
+    const metrics = group ? await group.broadcastJson(written) : written!;
+    return { runDir: run, metrics };
+  } finally {
+    trained.model.dispose();
   }
 }

@@ -102,6 +102,27 @@ describe('finding the retina disc', () => {
     expect(Math.abs(disc!.radius - 100)).toBeLessThan(3);
   });
 
+  it('leaves a square image that is already cropped to its disc unchanged, and still crops one that is not', async () => {
+    // The disc found in a 28 px disc crop is off by a pixel; cropping to it would shift the image.
+    const filling = writeTmp(
+      'filling.png',
+      await raw(discImage(28, 28, 14.5, 13.5, 13.6), 28, 28)
+        .png()
+        .toBuffer(),
+    );
+    const same = await preprocessFundus(filling, 28);
+    expect(same.disc).not.toBeNull();
+    expect(Buffer.from(same.pixels).equals(discImage(28, 28, 14.5, 13.5, 13.6))).toBe(true);
+    const small = writeTmp(
+      'small-disc.png',
+      await raw(discImage(64, 64, 32, 32, 20), 64, 64)
+        .png()
+        .toBuffer(),
+    );
+    const cropped = await preprocessFundus(small, 64);
+    expect(brightnessAt(cropped.pixels, 64, 32, 2)).toBeGreaterThan(60); // the disc now reaches the edge
+  });
+
   it('warns and centre-crops when the image is not a fundus photograph', async () => {
     const width = 300;
     const height = 200;

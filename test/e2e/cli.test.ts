@@ -13,7 +13,7 @@ const bin = join(root, 'bin', 'retinagrade.js');
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(root, '../shared/data');
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-e2e-'));
 const runDir = join(work, 'run');
-const common = ['--model', 'cnn', '--width', '16', '--ensemble', '1', '--seed', '3', '--threads', '2', '--data-dir', dataDir];
+const common = ['--arch', 'cnn', '--width', '16', '--ensemble', '1', '--seed', '3', '--threads', '2', '--data-dir', dataDir];
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1', ...env } });
@@ -49,13 +49,25 @@ beforeAll(() => {
 
 describe('train', () => {
   it('writes a complete, consistent run directory', () => {
-    for (const file of ['config.json', 'log.jsonl', 'best.safetensors', 'metrics.json', 'predictions.csv', 'MODEL_CARD.md']) {
+    for (const file of [
+      'config.json',
+      'log.jsonl',
+      'best.safetensors',
+      'calibration.json',
+      'metrics.json',
+      'predictions.csv',
+      'MODEL_CARD.md',
+    ]) {
       expect(existsSync(join(runDir, file)), file).toBe(true);
     }
     const metrics = json(join(runDir, 'metrics.json'));
     const card = readFileSync(join(runDir, 'MODEL_CARD.md'), 'utf8');
     expect(card).toContain('not for clinical use');
-    expect(card).toContain(`| test (400) | ${(100 * metrics.test.acc).toFixed(1)} [`);
+    expect(card).toContain(`| test (400) | ${metrics.test.acc.toFixed(3)} [`);
+    const { referable } = metrics.test;
+    expect(card).toContain(`| referable (grade >= 2) | test | ${referable.positives} / 400 | ${referable.auc.toFixed(3)} [`);
+    expect(referable.threshold).toBe(json(join(runDir, 'calibration.json')).referable.threshold);
+    expect(metrics.val.referable.sensitivity).toBeGreaterThanOrEqual(0.9);
     expect(card).toContain(`| 0 No DR | ${metrics.test.per_class[0].support} |`);
     expect(readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
     expect(metrics.epochs_run).toBe(2);
@@ -73,7 +85,10 @@ describe('train', () => {
     expect(rows).toHaveLength(400);
     const correct = rows.filter(([, label, predicted]) => label === predicted).length;
     expect(correct / 400).toBeCloseTo(metrics.test.acc, 10);
-    for (const row of rows) expect(row.slice(3).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    for (const row of rows) {
+      expect(row.slice(3, 8).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+      expect(row[8]).toBeCloseTo(row[5]! + row[6]! + row[7]!, 5); // p_referable = p2 + p3 + p4
+    }
   });
 
   it('evaluate on the saved weights reproduces the test metrics', () => {
@@ -84,6 +99,17 @@ describe('train', () => {
     expect(report.acc).toBeCloseTo(metrics.test.acc, 10);
     expect(report.auc).toBeCloseTo(metrics.test.auc, 6);
     expect(report.qwk).toBeCloseTo(metrics.test.qwk, 6);
+    // The intervals and the referable figures too, with the run's operating point.
+    expect(report.ci95.auc.lo).toBeCloseTo(metrics.test.ci95.auc.lo, 6);
+    expect(report.referable.threshold).toBe(metrics.test.referable.threshold);
+    expect(report.referable.sensitivity).toBeCloseTo(metrics.test.referable.sensitivity, 10);
+    expect(report.referable.ci95.specificity.hi).toBeCloseTo(metrics.test.referable.ci95.specificity.hi, 6);
+    const text = cli(['evaluate', '--model', runDir, '--data-dir', dataDir]).stdout;
+    expect(text).toContain(`test (400): ACC ${metrics.test.acc.toFixed(3)} [${metrics.test.ci95.acc.lo.toFixed(3)}, `);
+    expect(text).toContain(
+      `referable (grade >= 2, ${metrics.test.referable.positives} of 400): AUC ${metrics.test.referable.auc.toFixed(3)}`,
+    );
+    expect(text).toContain('confusion matrix (rows: true grade, columns: predicted grade)');
   });
 
   it('predict on PNG exports of test images gives the grades evaluate gave', async () => {
@@ -99,13 +125,34 @@ describe('train', () => {
     }
     const predicted = cli(['predict', '--model', runDir, '--crop', 'none', '--json', pngDir]);
     expect(predicted.code).toBe(0);
-    const records = JSON.parse(predicted.stdout).predictions as { grade: number }[];
+    const records = JSON.parse(predicted.stdout).predictions as { grade: number; p_referable: number; status: string }[];
     const expected = readFileSync(join(runDir, 'predictions.csv'), 'utf8')
       .trim()
       .split('\n')
       .slice(1, count + 1)
-      .map((l) => Number(l.split(',')[2]));
-    expect(records.map((r) => r.grade)).toEqual(expected);
+      .map((l) => l.split(',').map(Number));
+    expect(records.map((r) => r.grade)).toEqual(expected.map((row) => row[2]));
+    // The same temperature-scaled P(referable) as train wrote.
+    records.forEach((r, i) => expect(r.p_referable).toBeCloseTo(expected[i]![8]!, 5));
+    for (const r of records) expect(['graded', 'uncertain']).toContain(r.status);
+  });
+
+  it('predict refuses what is not a fundus photograph (exit 2, no grade) unless --force', async () => {
+    const blue = join(work, 'blue.png');
+    await sharp({ create: { width: 28, height: 28, channels: 3, background: '#0000ff' } })
+      .png()
+      .toFile(blue);
+    for (const crop of ['disc', 'none']) {
+      const refused = cli(['predict', '--model', runDir, '--crop', crop, '--json', blue]);
+      expect(refused.code).toBe(2);
+      const [record] = JSON.parse(refused.stdout).predictions;
+      expect(record).toMatchObject({ status: 'refused' });
+      expect(record.grade).toBeUndefined();
+      expect(cli(['predict', '--model', runDir, '--crop', crop, blue]).stdout).toMatch(/blue\.png: REFUSED not graded: /);
+      const forced = cli(['predict', '--model', runDir, '--crop', crop, '--force', '--json', blue]);
+      expect(forced.code).toBe(0);
+      expect(JSON.parse(forced.stdout).predictions[0].warnings.length).toBeGreaterThan(0);
+    }
   });
 
   it('predict reports a bad file, still grades the others, and exits 1', () => {
@@ -214,10 +261,10 @@ describe('ensemble', () => {
     expect(predicted.code).toBe(0);
     expect(JSON.parse(predicted.stdout).predictions[0].probabilities.reduce((s: number, p: number) => s + p, 0)).toBeCloseTo(1, 5);
 
-    // --resume with other flags (here one model) is refused and removes nothing.
+    // --resume with flags that contradict the run (here one model) is refused by name and removes nothing.
     const mismatched = cli(['train', ...common, '--epochs', '2', '--out', straight, '--resume']);
     expect(mismatched.code).toBe(1);
-    expect(mismatched.stderr).toMatch(/cannot resume .*config\.json differs/);
+    expect(mismatched.stderr).toContain(`cannot resume ${straight}: --ensemble 1 differs from the run's 2.`);
     expect(existsSync(join(straight, 'members', '1', 'best.safetensors'))).toBe(true);
     expect(json(join(straight, 'metrics.json')).test.auc).toBe(a.test.auc);
   }, 300_000);
@@ -235,7 +282,7 @@ describe('bad input', () => {
   });
 
   it.each([
-    [['--batch-size', '1'], /batchSize/],
+    [['--batch-size', '1'], /--batch-size/],
     [['--seed', '5000000000'], /seed/],
     [['--loss', 'ordinal', '--class-weights', 'inverse'], /loss 'ordinal' does not use classWeights/],
   ])('train %j is refused before anything is written', (flags, message) => {
@@ -243,6 +290,107 @@ describe('bad input', () => {
     const result = cli(['train', ...flags, '--out', out]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(message);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it.each([
+    [
+      ['--size', '33'],
+      ["'--size <px>'", '28, 64, 128, 224'],
+    ],
+    [
+      ['--arch', 'vgg'],
+      ["'--arch <name>'", 'cnn, resnet18, resnet50'],
+    ],
+    [
+      ['--optimizer', 'lion'],
+      ["'--optimizer <name>'", 'adamw, adam, sgd'],
+    ],
+    [
+      ['--select-on', 'f1'],
+      ["'--select-on <metric>'", 'auc, acc, qwk'],
+    ],
+    [
+      ['--epochs', '0'],
+      ["'--epochs <n>'", 'an integer >= 1'],
+    ],
+    [
+      ['--batch-size', '1'],
+      ["'--batch-size <n>'", 'an integer >= 2'],
+    ],
+    [
+      ['--lr', 'fast'],
+      ["'--lr <rate>'", 'a number'],
+    ],
+    [
+      ['--ema', '1'],
+      ['--ema (ema)', 'expected number to be <1'],
+    ],
+    [
+      ['--recipe', 'fast'],
+      ["'--recipe <name>'", 'datasheet, medmnist, default'],
+    ],
+    [
+      ['--epoch', '3'],
+      ["unknown option '--epoch'", 'Did you mean --epochs?'],
+    ],
+    [
+      ['--model', 'cnn'],
+      ['--arch cnn', '--model names a run directory'],
+    ],
+  ])('train %j names the flag and what it accepts, in one style, before anything else', (flags, expected) => {
+    const result = cli(['train', ...flags, '--print-config']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^retinagrade: error: /);
+    for (const text of expected) expect(result.stderr).toContain(text);
+    expect(result.stdout).toBe('');
+  });
+
+  it("a run's config.json goes back through --config unchanged, and --print-config shows the resolved configuration", () => {
+    const printed = cli(['train', '--config', join(runDir, 'config.json'), '--print-config']);
+    expect(printed.code).toBe(0);
+    expect(JSON.parse(printed.stdout)).toEqual(json(join(runDir, 'config.json')));
+    const changed = cli(['train', '--config', join(runDir, 'config.json'), '--arch', 'resnet18', '--print-config']);
+    expect(JSON.parse(changed.stdout).model.name).toBe('resnet18');
+  });
+
+  it('an unknown key in a config file gets a suggestion and the keys that exist there', () => {
+    const config = join(work, 'typo.json');
+    writeFileSync(config, JSON.stringify({ epoch: 3, optimizer: { lrr: 0.1 } }));
+    const result = cli(['train', '--config', config, '--print-config']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("unknown key 'epoch' (did you mean 'epochs'?)");
+    expect(result.stderr).toContain("unknown key 'lrr' in optimizer (did you mean 'lr'?); known keys: name, lr, weightDecay, momentum");
+  });
+
+  it('--model given the weights file says to pass the run directory', () => {
+    const result = cli(['evaluate', '--model', join(runDir, 'best.safetensors'), '--data-dir', dataDir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`best.safetensors is a file: pass the run directory that holds it (${runDir})`);
+  });
+
+  it('download defaults to the size train defaults to', () => {
+    const help = cli(['download', '--help']).stdout;
+    const trainDefault = /--size <px>\s+model input size[^(]*\(default: (\d+)\)/.exec(cli(['train', '--help']).stdout)![1];
+    expect(help).toMatch(new RegExp(`--size <px>[^\n]*\n?[^\n]*default: "${trainDefault}"`));
+  });
+
+  it('a train that fails for missing data leaves no folder behind', () => {
+    const out = join(work, 'no-data');
+    const result = cli(['train', ...common.slice(0, -2), '--data-dir', join(work, 'nowhere'), '--no-download', '--out', out], {
+      MEDMNIST_DIR: '',
+      HOME: work,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('retinamnist.npz');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a train that fails in its first epoch removes the folder it created', () => {
+    const out = join(work, 'diverged');
+    const result = cli(['train', ...common, '--epochs', '1', '--lr', '1e30', '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('training diverged at epoch 1');
     expect(existsSync(out)).toBe(false);
   });
 
@@ -288,7 +436,7 @@ describe('bad input', () => {
   });
 
   it('a missing dataset names where it looked and how to get it', () => {
-    const result = cli(['info', '--data-dir', work], { MEDMNIST_DIR: '', HOME: work });
+    const result = cli(['info', '--data-dir', work, '--no-download'], { MEDMNIST_DIR: '', HOME: work });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('retinamnist.npz');
     expect(result.stderr).toContain('retinagrade download');

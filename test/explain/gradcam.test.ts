@@ -7,7 +7,7 @@ import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
 import { Module, ModelConfigSchema, createModel, type FeatureClassifier } from '../../src/nn/index.js';
 import { CrossEntropy } from '../../src/nn/index.js';
-import { gradCam, writeCamOverlay } from '../../src/explain/gradcam.js';
+import { CAPTION_HEIGHT, gradCam, writeCamOverlay } from '../../src/explain/gradcam.js';
 
 /** Feature map = the image's first channel; grade 1's logit = its mean brightness, grade 0's = minus that. */
 class BrightnessModel extends Module implements FeatureClassifier {
@@ -49,6 +49,9 @@ describe('Grad-CAM', () => {
     expect(Math.max(...cam.heat)).toBe(0);
   });
 
+  const cnn28 = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 }));
+  const image28 = new torch.Generator(2).uniform([1, 3, 28, 28], -1, 1);
+
   it('leaves the weights without gradients, and trainable, however often it is asked', () => {
     const cnn = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 }));
     const image = new torch.Generator(2).uniform([1, 3, 28, 28], -1, 1);
@@ -59,9 +62,23 @@ describe('Grad-CAM', () => {
     }
   });
 
-  it('writes the image and its overlay side by side as PNG', async () => {
+  it('writes the image and its overlay side by side as PNG, captioned with the grade over a colour scale', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'gradcam-')), 'cam.png');
-    await writeCamOverlay(path, new Uint8Array(8 * 8 * 3).fill(100), gradCam(model, new CrossEntropy(2), x, 1), 2);
-    expect(await sharp(path).metadata()).toMatchObject({ format: 'png', width: 32, height: 16 });
+    await writeCamOverlay(path, new Uint8Array(28 * 28 * 3).fill(100), gradCam(cnn28, new CrossEntropy(5), image28, 3), 4);
+    const width = 2 * 28 * 4;
+    expect(await sharp(path).metadata()).toMatchObject({ format: 'png', width, height: 28 * 4 + CAPTION_HEIGHT });
+    const { data } = await sharp(path).raw().toBuffer({ resolveWithObject: true });
+    const pixel = (x: number, y: number) => Array.from(data.subarray((y * width + x) * 3, (y * width + x) * 3 + 3));
+    // The colour scale runs along the bottom of the right half: dark blue (weak) to red (strong).
+    const scaleRow = 28 * 4 + CAPTION_HEIGHT - 6;
+    const [weak, strong] = [pixel(width / 2 + 3, scaleRow), pixel(width - 4, scaleRow)];
+    expect(weak[2]).toBeGreaterThan(100);
+    expect(weak[0]).toBe(0);
+    expect(strong[0]).toBeGreaterThan(100);
+    expect(strong[2]).toBe(0);
+    // The caption's text: dark pixels in the left half of the band, which is otherwise white.
+    let dark = 0;
+    for (let y = 28 * 4; y < 28 * 4 + CAPTION_HEIGHT; y++) for (let x = 0; x < width / 2; x++) if (pixel(x, y)[0]! < 100) dark++;
+    expect(dark).toBeGreaterThan(30);
   });
 });

@@ -11,7 +11,7 @@ import { loadMedMNIST } from '../../src/data/medmnist.js';
 import { getDataset } from '../../src/data/registry.js';
 import { disposeRetinaTensors, loadRetinaTensors } from '../../src/data/retinamnist.js';
 import { UserError } from '../../src/errors.js';
-import { predictImage } from '../../src/model/grade-photo.js';
+import { predictImage, REFUSED_MESSAGE } from '../../src/model/grade-photo.js';
 import { evaluateSplit } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
 import { RUN_FILES } from '../../src/model/run-dir.js';
@@ -88,7 +88,7 @@ export async function fuzzNpz(seconds?: number): Promise<Tally> {
   );
 }
 
-/** Mutated photographs through predict's grading (crop disc or none): a record with an error, or a well-formed grade. */
+/** Mutated photographs through predict's grading (crop disc or none): a record with an error, a refusal, or a well-formed grade. */
 export async function fuzzPredict(seconds?: number): Promise<Tally> {
   const random = seededRandom(FUZZ_SEED + 1);
   const images = await seedImages();
@@ -101,6 +101,11 @@ export async function fuzzPredict(seconds?: number): Promise<Tally> {
         const record = await predictImage(opened, { name: 'fuzzed', bytes }, { crop: random() < 0.5 ? 'disc' : 'none' });
         if (record.error !== undefined)
           return record.error.startsWith('fuzzed') ? 'clean error' : `an error not naming the input: ${record.error}`;
+        // A refusal (not a gradable fundus photograph) is a clean outcome when it says why and gives no grade.
+        if (record.status === 'refused') {
+          const clean = record.reason?.startsWith(REFUSED_MESSAGE) && record.grade === undefined && record.probabilities === undefined;
+          return clean ? 'clean error' : `a refusal with a grade or without its reason: ${JSON.stringify(record)}`;
+        }
         return wrongPrediction(record) ?? 'correct';
       },
       seconds,

@@ -9,7 +9,7 @@ import { predictImage } from '../../src/model/grade-photo.js';
 import { checkProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
-import { RunDir } from '../../src/model/run-dir.js';
+import { CHECKPOINT_STATE_KEY, RunDir } from '../../src/model/run-dir.js';
 import { LossConfigSchema, createModel, createObjective } from '../../src/nn/index.js';
 import * as torch from '../../src/torch/index.js';
 import { RunConfigSchema, modelConfigOf } from '../../src/train/config.js';
@@ -149,5 +149,60 @@ describe('predictions that are not probabilities', () => {
     );
     expect(() => checkProbabilities(Float32Array.from([-0.1, 1.1]), 2)).toThrow(ModelOutputError);
     expect(() => checkProbabilities(Float32Array.from([0.5, 0.6]), 2)).toThrow(/sum to 1\.1\d*, not 1/);
+  });
+});
+
+/** Writes what train leaves in `run` while it trains: config.json, best weights of `bestEpoch`, a checkpoint after `epochsDone`. */
+function inTraining(run: RunDir, config: { epochs: number; ensemble: number }, progress?: { bestEpoch: number; epochsDone: number }) {
+  run.create();
+  run.writeJson('config', config);
+  if (!progress) return run;
+  const metadata = { model: JSON.stringify(modelConfig), objective: 'ce', epoch: String(progress.bestEpoch) };
+  saveSafetensors(run.file('best'), createModel(modelConfig).stateDict(), metadata);
+  saveSafetensors(run.file('checkpoint'), new Map(), {
+    [CHECKPOINT_STATE_KEY]: JSON.stringify({ epochsDone: progress.epochsDone, stopped: false }),
+  });
+  return run;
+}
+
+describe('openRun on a run that has not finished', () => {
+  it('refuses a single model with the command that finishes it, and opens its best epoch when allowed', () => {
+    const run = inTraining(
+      new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-unfinished-'))),
+      { epochs: 5, ensemble: 1 },
+      {
+        bestEpoch: 2,
+        epochsDone: 3,
+      },
+    );
+    expect(() => openRun(run.path)).toThrow(
+      `${run.path} holds an unfinished run (3 of 5 epochs done). Finish it with:\n  retinagrade train --out ${run.path} --resume`,
+    );
+    expect(openRun(run.path, { allowUnfinished: true }).unfinished).toBe(
+      'unfinished run (3 of 5 epochs done): weights of epoch 2, not final',
+    );
+    inTraining(run, { epochs: 5, ensemble: 1 }, { bestEpoch: 4, epochsDone: 5 });
+    expect(openRun(run.path).unfinished).toBeUndefined(); // its last epoch checkpointed: finished
+  });
+
+  it('an ensemble stopped part-way: its members so far when allowed; a member in training points at the ensemble', () => {
+    const top = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-unfinished-ensemble-')));
+    inTraining(top, { epochs: 5, ensemble: 3 });
+    inTraining(top.member(0), { epochs: 5, ensemble: 1 }, { bestEpoch: 4, epochsDone: 5 });
+    inTraining(top.member(1), { epochs: 5, ensemble: 1 }, { bestEpoch: 1, epochsDone: 2 });
+    expect(() => openRun(top.path)).toThrow(
+      `(member 2 of 3: 2 of 5 epochs done). Finish it with:\n  retinagrade train --out ${top.path} --resume`,
+    );
+    const partial = openRun(top.path, { allowUnfinished: true });
+    expect(partial.ensemble).toBe(2);
+    expect(partial.model).toBeInstanceOf(Ensemble);
+    expect(partial.unfinished).toBe('unfinished ensemble (member 2 of 3: 2 of 5 epochs done): 2 member(s) at epochs 4, 1, not final');
+    expect(() => openRun(top.member(1).path)).toThrow(`retinagrade train --out ${top.path} --resume`);
+    expect(openRun(top.member(0).path).unfinished).toBeUndefined();
+  });
+
+  it('says to pass the run directory when given a file in it', () => {
+    const run = singleModelRun({ model: JSON.stringify(modelConfig), objective: 'ce' });
+    expect(() => openRun(run.file('best'))).toThrow(`${run.file('best')} is a file: pass the run directory that holds it (${run.path})`);
   });
 });

@@ -10,9 +10,12 @@ import { untrainedRun } from '../helpers/untrained-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import { NOT_FUNDUS_WARNING } from '../../src/data/fundus.js';
 import { createServer, MAX_MAX_BYTES } from '../../src/serve/server.js';
+import { REFUSED_MESSAGE } from '../../src/model/grade-photo.js';
+import { CAPTION_HEIGHT } from '../../src/explain/gradcam.js';
 import { UserError } from '../../src/errors.js';
 import { LossConfigSchema, ModelConfigSchema } from '../../src/nn/index.js';
 import * as ort from 'onnxruntime-node';
+import { RunDir } from '../../src/model/run-dir.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
 const photo = readFileSync(join(samples, 'fundus_a.jpg'));
@@ -47,27 +50,41 @@ describe('POST /v1/predict', () => {
     expect(body.probabilities.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
     expect(body.grade).toBe(body.probabilities.indexOf(Math.max(...body.probabilities)));
     expect(body.grade_name).toBeTypeOf('string');
+    expect(body.status).toBe('graded'); // the untrained run has no calibration.json, so no uncertainty threshold
+    expect(body.p_referable).toBeCloseTo(body.probabilities[2] + body.probabilities[3] + body.probabilities[4], 10);
+    expect(body.p_vision_threatening).toBeCloseTo(body.probabilities[3] + body.probabilities[4], 10);
     expect(body.warnings).toEqual([]);
     expect(body.disclaimer).toBe(NOT_FOR_CLINICAL_USE);
     expect(body.cam).toBeUndefined();
   });
 
-  it('warns when the image does not look like a fundus photograph', async () => {
+  it('refuses with 422 an image that does not look like a fundus photograph; force=1 grades it with the warning', async () => {
     const grey = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
       .png()
       .toBuffer();
-    const response = await predict(grey, '', 'image/png');
-    expect(response.statusCode).toBe(200);
-    expect(response.json().warnings).toEqual([NOT_FUNDUS_WARNING]);
+    const refused = await predict(grey, '', 'image/png');
+    expect(refused.statusCode).toBe(422);
+    expect(refused.json()).toEqual({
+      statusCode: 422,
+      error: 'Unprocessable Entity',
+      status: 'refused',
+      message: `${REFUSED_MESSAGE}: ${NOT_FUNDUS_WARNING}`,
+      reason: `${REFUSED_MESSAGE}: ${NOT_FUNDUS_WARNING}`,
+      disclaimer: NOT_FOR_CLINICAL_USE,
+    });
+    const forced = await predict(grey, '?force=1', 'image/png');
+    expect(forced.statusCode).toBe(200);
+    expect(forced.json().warnings).toEqual([NOT_FUNDUS_WARNING]);
+    expect(forced.json().grade).toBeTypeOf('number');
   });
 
   it('cam=1 adds the Grad-CAM picture as a base64 PNG, for single models and ensembles', async () => {
     for (const server of [app, ensembleApp]) {
       const response = await predict(photo, '?cam=1&crop=disc', 'application/octet-stream', server);
       expect(response.statusCode).toBe(200);
-      // The 28 px input and its overlay side by side, upscaled 4 times.
+      // The 28 px input and its overlay side by side, upscaled 4 times, over the caption band.
       const png = Buffer.from(response.json().cam, 'base64');
-      expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: 224, height: 112 });
+      expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: 224, height: 112 + CAPTION_HEIGHT });
     }
   });
 
@@ -360,6 +377,24 @@ describe('createServer', () => {
     const error = await createServer(untrainedRun(1), { maxBytes: MAX_MAX_BYTES + 1 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toBe(`--max-bytes must be an integer from 1 to ${MAX_MAX_BYTES} (256 MiB), got ${MAX_MAX_BYTES + 1}`);
+  });
+
+  it('refuses an unfinished run, and with allowUnfinished says so in /v1/model and in every prediction', async () => {
+    const run = new RunDir(untrainedRun(1));
+    run.writeJson('config', { epochs: 5, ensemble: 1 }); // training, no epoch checkpointed yet
+    const error = await createServer(run.path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toContain(`retinagrade train --out ${run.path} --resume`);
+    const server = await createServer(run.path, { allowUnfinished: true });
+    try {
+      const model = (await server.inject({ url: '/v1/model' })).json();
+      expect(model.unfinished).toMatch(/^unfinished run \(0 of 5 epochs done\)/);
+      const body = readFileSync(join(samples, 'fundus_a.jpg'));
+      const predicted = await server.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, body });
+      expect(predicted.json().warnings[0]).toBe(model.unfinished);
+    } finally {
+      await server.close();
+    }
   });
 
   it('refuses a folder that is not a run directory', async () => {

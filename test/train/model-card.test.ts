@@ -1,32 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapMetrics, computeMetrics } from '../../src/eval/index.js';
-import { RunConfigSchema, type RunConfig } from '../../src/train/config.js';
+import { RunConfigSchema } from '../../src/train/config.js';
 import { modelCard } from '../../src/train/model-card.js';
-import type { RunMetrics } from '../../src/model/run-metrics.js';
+import { syntheticMetrics as metricsOf } from '../helpers/synthetic-run.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
-
-/** metrics.json of a run with made-up but well-formed results. */
-function metricsOf(config: RunConfig, extra: Pick<RunMetrics, 'best_epoch' | 'epochs_run'> & { stemStride?: 1 | 2 }): RunMetrics {
-  const labels = Uint8Array.from({ length: 400 }, (_, i) => i % 5);
-  const probs = Float32Array.from({ length: 400 * 5 }, (_, j) => ((j * 7919) % 97) + 1);
-  for (let i = 0; i < 400; i++) {
-    const row = probs.subarray(i * 5, i * 5 + 5);
-    const sum = row.reduce((a, b) => a + b, 0);
-    row.forEach((v, c) => (row[c] = v / sum));
-  }
-  const evaluated = computeMetrics(labels, probs, 5);
-  return {
-    val: evaluated,
-    test: { ...evaluated, ci95: bootstrapMetrics(labels, probs, 5, { resamples: 20 }) },
-    best_epoch: extra.best_epoch,
-    epochs_run: extra.epochs_run,
-    seconds: 12,
-    data: { file: 'retinamnist.npz', md5: 'bd4c0672f1bba3e3a89f0e4e876791e4', size: 28, upsampled_from: config.size === 28 ? null : 28 },
-    model: { ...config.model, ...(extra.stemStride ? { stemStride: extra.stemStride } : {}), size: config.size, ensemble: config.ensemble },
-    tta: false,
-    disclaimer: NOT_FOR_CLINICAL_USE,
-  };
-}
+import { GRADE_NAMES } from '../../src/data/grades.js';
 
 describe('modelCard', () => {
   it('states the epochs configured when the run trained them all', () => {
@@ -35,6 +12,29 @@ describe('modelCard', () => {
     expect(card).toContain('cosine learning-rate schedule with 1 warm-up epoch, 10 epochs, batch 64');
     expect(card).toContain('the weights of the epoch with the best validation AUC were kept\n  (epoch 7)');
     expect(card).toContain(NOT_FOR_CLINICAL_USE);
+  });
+
+  it('holds the confusion matrix, the referral figures, calibration, the resolution caveat, the version and no absolute path', () => {
+    const config = RunConfigSchema.parse({ ensemble: 1, epochs: 10 });
+    const metrics = metricsOf(config, { best_epoch: 7, epochs_run: 10 });
+    const card = modelCard(metrics, config);
+    const confusionRow = (t: number) => `| ${t} ${GRADE_NAMES[t]} | ${metrics.test.confusion[t]!.join(' | ')} |`;
+    for (let t = 0; t < 5; t++) expect(card).toContain(confusionRow(t));
+    const referable = metrics.test.referable!;
+    const { auc, ci95 } = referable;
+    expect(card).toContain(
+      `| referable (grade >= 2) | test | ${referable.positives} / 400 | ${auc.toFixed(3)} [${ci95.auc.lo.toFixed(3)}, ` +
+        `${ci95.auc.hi.toFixed(3)}] | ${referable.threshold.toFixed(3)} | ${referable.sensitivity.toFixed(3)} [`,
+    );
+    expect(card).toContain('| vision-threatening (grade >= 3) | validation |');
+    expect(card).toContain('highest validation specificity with sensitivity >= 0.900');
+    expect(card).toContain('ECE on test 0.200 before,\n  0.050 after');
+    expect(card).toContain('shrunk to 28x28, the size the\n  model was trained at');
+    expect(card).toContain('Written by retinagrade 9.9.9.');
+    expect(card).toContain('File `retinamnist.npz`');
+    expect(card).not.toMatch(/\/home\//);
+    // Fractions, as MedMNIST reports them: no percentages.
+    expect(card).toContain(`| test (400) | ${metrics.test.acc.toFixed(3)} [`);
   });
 
   it('says when early stopping ended training, per member of an ensemble', () => {

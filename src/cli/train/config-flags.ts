@@ -1,36 +1,49 @@
-// Turns `train` flags, an optional --config file and a recipe into one validated RunConfig.
+// Turns `train` flags, an optional --config file and a recipe (or, on --resume, the run's own
+// config.json) into one validated RunConfig, and speaks of its keys the way the user typed them.
 // Precedence, lowest first: schema defaults, the recipe, the config file, the flags.
-import { z } from 'zod';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import type { z } from 'zod';
 import { UserError } from '../../errors.js';
 import { MAX_JSON_BYTES, readRegularFileSync } from '../../io/regular-file.js';
-import { RunConfigSchema, type RunConfig } from '../../train/config.js';
+import { RUN_FILES } from '../../model/run-dir.js';
+import { RunConfigSchema, configOfSaved, type RunConfig } from '../../train/config.js';
 import { RECIPES, RECIPE_NAMES, type RecipeName } from '../../train/recipes.js';
+import { closestMatch } from '../options.js';
 
-export interface TrainFlags {
-  config?: string;
-  recipe?: string;
-  model?: string;
-  width?: number;
-  dropout?: number;
-  size?: number;
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  weightDecay?: number;
-  optimizer?: string;
-  schedule?: string;
-  loss?: string;
-  classWeights?: string;
-  labelSmoothing?: number;
-  sampler?: string;
-  augment?: boolean;
-  ema?: number;
-  ensemble?: number;
-  selectOn?: string;
-  patience?: number;
-  seed?: number;
-  threads?: number;
-}
+/**
+ * The one table between `train` flags and run-config keys: it builds the config from the flags
+ * and names a key by its flag in every error. `option` is commander's name for the flag's value.
+ */
+export const CONFIG_FLAGS = [
+  { option: 'recipe', flag: '--recipe', path: ['recipe'] },
+  { option: 'arch', flag: '--arch', path: ['model', 'name'] },
+  { option: 'width', flag: '--width', path: ['model', 'width'] },
+  { option: 'dropout', flag: '--dropout', path: ['model', 'dropout'] },
+  { option: 'size', flag: '--size', path: ['size'] },
+  { option: 'epochs', flag: '--epochs', path: ['epochs'] },
+  { option: 'batchSize', flag: '--batch-size', path: ['batchSize'] },
+  { option: 'optimizer', flag: '--optimizer', path: ['optimizer', 'name'] },
+  { option: 'lr', flag: '--lr', path: ['optimizer', 'lr'] },
+  { option: 'weightDecay', flag: '--weight-decay', path: ['optimizer', 'weightDecay'] },
+  { option: 'schedule', flag: '--schedule', path: ['schedule', 'name'] },
+  { option: 'loss', flag: '--loss', path: ['loss', 'kind'] },
+  { option: 'classWeights', flag: '--class-weights', path: ['loss', 'classWeights'] },
+  { option: 'labelSmoothing', flag: '--label-smoothing', path: ['loss', 'labelSmoothing'] },
+  { option: 'sampler', flag: '--sampler', path: ['sampler'] },
+  { option: 'augment', flag: '--no-augment', path: ['augment'] },
+  { option: 'ema', flag: '--ema', path: ['ema'] },
+  { option: 'ensemble', flag: '--ensemble', path: ['ensemble'] },
+  { option: 'selectOn', flag: '--select-on', path: ['selectOn'] },
+  { option: 'patience', flag: '--patience', path: ['patience'] },
+  { option: 'seed', flag: '--seed', path: ['seed'] },
+  { option: 'threads', flag: '--threads', path: ['threads'] },
+] as const;
+
+type ConfigOption = (typeof CONFIG_FLAGS)[number]['option'];
+/** The flags the user typed, by commander's option name (--no-augment gives augment: false). */
+export type TrainFlags = Partial<Record<ConfigOption, string | number | boolean>> & { config?: string };
 
 type Plain = Record<string, unknown>;
 const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -45,24 +58,21 @@ export function layer(base: Plain, top: Plain): Plain {
   return out;
 }
 
-function flagsToConfig(f: TrainFlags): Plain {
-  return {
-    size: f.size,
-    epochs: f.epochs,
-    batchSize: f.batchSize,
-    sampler: f.sampler,
-    augment: f.augment === false ? false : undefined,
-    ema: f.ema,
-    ensemble: f.ensemble,
-    selectOn: f.selectOn,
-    patience: f.patience,
-    seed: f.seed,
-    threads: f.threads,
-    model: { name: f.model, width: f.width, dropout: f.dropout },
-    loss: { kind: f.loss, classWeights: f.classWeights, labelSmoothing: f.labelSmoothing },
-    optimizer: { name: f.optimizer, lr: f.lr, weightDecay: f.weightDecay },
-    schedule: { name: f.schedule },
-  };
+function flagsToConfig(flags: TrainFlags): Plain {
+  let config: Plain = {};
+  for (const { option, path } of CONFIG_FLAGS) {
+    const value = flags[option];
+    if (value === undefined) continue;
+    config = layer(config, path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value) as Plain);
+  }
+  return config;
+}
+
+/** A config key as the user knows it: its flag when it has one (`--batch-size (batchSize)`), else its path. */
+export function nameOfKey(path: readonly PropertyKey[]): string {
+  const dotted = path.map(String).join('.');
+  const entry = CONFIG_FLAGS.find((e) => isDeepStrictEqual([...e.path], path.map(String)));
+  return entry ? `${entry.flag} (${dotted})` : dotted || 'the configuration';
 }
 
 function readConfigFile(path: string): Plain {
@@ -76,18 +86,98 @@ function readConfigFile(path: string): Plain {
   }
 }
 
+/** The keys an object schema accepts at `path` inside RunConfigSchema (wrappers and unions looked through). */
+function keysAt(path: readonly PropertyKey[]): string[] {
+  const shapeOf = (schema: unknown): Record<string, unknown> | undefined => {
+    const s = schema as { shape?: Record<string, unknown>; def?: { innerType?: unknown; options?: unknown[]; in?: unknown } };
+    if (s?.shape) return s.shape;
+    if (s?.def?.innerType) return shapeOf(s.def.innerType);
+    if (s?.def?.in) return shapeOf(s.def.in);
+    for (const option of s?.def?.options ?? []) {
+      const shape = shapeOf(option);
+      if (shape) return shape;
+    }
+    return undefined;
+  };
+  let shape = shapeOf(RunConfigSchema);
+  for (const key of path) shape = shapeOf(shape?.[String(key)]);
+  return Object.keys(shape ?? {});
+}
+
+/** One line per problem, naming the flag (or the key) and what it accepts; unknown keys get a suggestion. */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const known = keysAt(issue.path);
+        return issue.keys
+          .map((key) => {
+            const near = closestMatch(key, known);
+            const where = issue.path.length > 0 ? ` in ${issue.path.join('.')}` : '';
+            return `unknown key '${key}'${where}${near ? ` (did you mean '${near}'?)` : ''}; known keys: ${known.join(', ')}`;
+          })
+          .join('\n');
+      }
+      return `${nameOfKey(issue.path)}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+function parseRunConfig(merged: Plain, source: string): RunConfig {
+  const parsed = RunConfigSchema.safeParse(merged);
+  if (!parsed.success) throw new UserError(`invalid run configuration (${source}):\n${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
 export function resolveRunConfig(flags: TrainFlags): RunConfig {
-  const recipe = (flags.recipe ?? 'default') as RecipeName;
+  const recipe = String(flags.recipe ?? 'default') as RecipeName;
   if (!RECIPE_NAMES.includes(recipe)) {
-    throw new UserError(`unknown recipe '${flags.recipe}' (expected one of ${RECIPE_NAMES.join(', ')})`);
+    throw new UserError(`--recipe '${recipe}' is not a recipe (expected one of ${RECIPE_NAMES.join(', ')})`);
   }
   let merged = layer({ recipe }, RECIPES[recipe] as Plain);
   if (flags.config) merged = layer(merged, readConfigFile(flags.config));
-  merged = layer(merged, flagsToConfig(flags));
-  const parsed = RunConfigSchema.safeParse(merged);
-  if (!parsed.success) {
-    const where = flags.config ? ` (flags and ${flags.config})` : '';
-    throw new UserError(`invalid run configuration${where}:\n${z.prettifyError(parsed.error)}`);
+  return parseRunConfig(layer(merged, flagsToConfig(flags)), flags.config ? `flags and ${flags.config}` : 'flags');
+}
+
+/** Leaf paths where two JSON values differ (a whole subtree when one side is not an object). */
+function differences(a: unknown, b: unknown, path: string[] = []): string[][] {
+  if (isPlain(a) && isPlain(b)) {
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((key) => differences(a[key], b[key], [...path, key]));
   }
-  return parsed.data;
+  return isDeepStrictEqual(a, b) ? [] : [path];
+}
+
+const valueAt = (config: unknown, path: string[]): unknown => path.reduce<unknown>((v, key) => (isPlain(v) ? v[key] : undefined), config);
+const shown = (value: unknown): string => (value === undefined ? 'unset' : JSON.stringify(value));
+
+/**
+ * The configuration of the run in `outDir`, from its config.json, for `--resume`: flags and a
+ * --config file may repeat it (and --threads may change) but not contradict it; each
+ * contradiction is named ("--epochs 30 differs from the run's 100"). Undefined when there is no run.
+ */
+export function resumedRunConfig(outDir: string, flags: TrainFlags): RunConfig | undefined {
+  const file = join(outDir, RUN_FILES.config);
+  if (!existsSync(file)) return undefined; // train() says there is nothing to resume
+  const recorded = parseRunConfig(configOfSaved(readConfigFile(file)), file);
+  const asJson = (value: unknown): Plain => JSON.parse(JSON.stringify(value)) as Plain;
+  let requested: Plain = asJson(recorded);
+  if (flags.config) requested = layer(requested, readConfigFile(flags.config));
+  requested = layer(requested, flagsToConfig(flags));
+  const contradictions = differences(asJson({ ...recorded, threads: undefined }), { ...asJson(requested), threads: undefined }).map(
+    (path) => {
+      const entry = CONFIG_FLAGS.find((e) => isDeepStrictEqual([...e.path], path));
+      const typed = entry && flags[entry.option] !== undefined;
+      const what = typed
+        ? `${entry.flag}${entry.option === 'augment' ? '' : ` ${shown(flags[entry.option])}`}`
+        : `${path.join('.')} ${shown(valueAt(requested, path))} in ${flags.config}`;
+      return `${what} differs from the run's ${shown(valueAt(recorded, path))}`;
+    },
+  );
+  if (contradictions.length > 0) {
+    throw new UserError(
+      `cannot resume ${outDir}: ${contradictions.join('; ')}. ` +
+        `\`retinagrade train --out ${outDir} --resume\` alone continues it as it was configured`,
+    );
+  }
+  return parseRunConfig(requested, `${file} and flags`);
 }

@@ -1,0 +1,231 @@
+// The gate before a grade: is this a gradable colour fundus photograph like the ones the model
+// learned from? Two tests on the model's input, so they hold whatever the cropping:
+// - colour statistics (mean R, G, B, their differences, colourfulness, brightness spread) inside
+//   the range the training images span, widened by a margin: refuses solid colours, greyscale and
+//   red-free copies, blue or green scenes;
+// - a learned out-of-distribution score in the model's feature space: 1 - cosine similarity of the
+//   image's pooled features to its k-th nearest training image (Sun et al., "Out-of-Distribution
+//   Detection with Deep Nearest Neighbors", ICML 2022), refused above a threshold set on
+//   validation: refuses noise, text, scenes, montages and other images that are not a retina.
+// Fitted by train on the training images (threshold on validation), kept in gradability.safetensors,
+// read by openRun.
+import * as torch from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import { withEval, type FeatureClassifier } from '../nn/index.js';
+
+/** Neighbours: the k-th nearest training image's similarity is the score (Sun et al. use k = 50 of 50,000; 1,080 images here). */
+export const NEIGHBOURS = 5;
+/**
+ * Colour statistics (all positive for a colour fundus photograph) may fall to this fraction of the
+ * training minimum, and exceed the training maximum by this fraction of the range; and always
+ * admit every validation image.
+ */
+const COLOUR_MARGIN = 0.5;
+/** The OOD threshold is the highest validation score times this: 120 validation images leave the tail unseen. */
+const THRESHOLD_MARGIN = 1.1;
+
+/** Per image, on a 0..1 scale. The last two see the layout: a bright disc, dark outside it. */
+export const IMAGE_STATISTICS = [
+  'mean red',
+  'mean green',
+  'mean blue',
+  'red - green',
+  'green - blue',
+  'colourfulness',
+  'brightness spread',
+  'centre brightness',
+  'centre - corner brightness',
+];
+/** Radii (as a fraction of half the side) inside which a pixel is "centre", outside which "corner". */
+const CENTRE_RADIUS = 0.5;
+const CORNER_RADIUS = 1.05;
+
+export interface GradabilityGate {
+  /** Training images' pooled features, standardized then L2-normalized: N x D. */
+  bank: Tensor;
+  /** Mean and standard deviation of the training images' pooled features (1 x D each), for standardizing. */
+  mean: Tensor;
+  std: Tensor;
+  /** Refuse above this OOD score (1 - k-th nearest cosine similarity). */
+  threshold: number;
+  /** Per colour statistic: [low, high] accepted. */
+  colourRange: [number, number][];
+}
+
+export interface GradabilityCheck {
+  /** Reasons to refuse; empty when the image passes. */
+  reasons: string[];
+  /** The OOD score (0: like a training image), absent without a gate. */
+  ood_score?: number;
+}
+
+/** Per image: IMAGE_STATISTICS of N x 3 x S x S inputs in [-1, 1]. */
+export function imageStatistics(x: Tensor): number[][] {
+  const [n, , h, w] = x.shape as [number, number, number, number];
+  const data = torch.tidy(() => x.add(1).div(2).contiguous().data() as Float32Array);
+  const plane = h * w;
+  const radius = (p: number) => Math.hypot((p % w) + 0.5 - w / 2, Math.floor(p / w) + 0.5 - h / 2) / (Math.min(h, w) / 2);
+  const region = Array.from({ length: plane }, (_, p) => (radius(p) < CENTRE_RADIUS ? 1 : radius(p) > CORNER_RADIUS ? 2 : 0));
+  const regionSize = [0, 1, 2].map((r) => region.filter((v) => v === r).length);
+  return Array.from({ length: n }, (_, i) => {
+    const regionBrightness = [0, 0, 0];
+    const base = i * 3 * plane;
+    let r = 0;
+    let g = 0;
+    let b = 0;
+    let chroma = 0;
+    let brightness = 0;
+    let brightnessSq = 0;
+    for (let p = 0; p < plane; p++) {
+      const pr = data[base + p]!;
+      const pg = data[base + plane + p]!;
+      const pb = data[base + 2 * plane + p]!;
+      r += pr;
+      g += pg;
+      b += pb;
+      const max = Math.max(pr, pg, pb);
+      chroma += max - Math.min(pr, pg, pb);
+      brightness += max;
+      brightnessSq += max * max;
+      regionBrightness[region[p]!]! += max;
+    }
+    const mean = brightness / plane;
+    const centre = regionBrightness[1]! / Math.max(1, regionSize[1]!);
+    const corner = regionBrightness[2]! / Math.max(1, regionSize[2]!);
+    const spread = Math.sqrt(Math.max(0, brightnessSq / plane - mean * mean));
+    return [r / plane, g / plane, b / plane, (r - g) / plane, (g - b) / plane, chroma / plane, spread, centre, centre - corner];
+  });
+}
+
+/**
+ * The last feature map pooled over its four quadrants (N x 4C): globally pooled features would
+ * not change if the image's parts were shuffled, quadrants keep where things are.
+ */
+function quadrantPool(features: Tensor): Tensor {
+  const [, , h, w] = features.shape as [number, number, number, number];
+  const halves = (size: number): [number, number][] => [
+    [0, Math.ceil(size / 2)],
+    [Math.floor(size / 2), size],
+  ];
+  return torch.cat(
+    halves(h).flatMap(([y0, y1]) => halves(w).map(([x0, x1]) => features.slice(2, y0, y1).slice(3, x0, x1).mean([2, 3]))),
+    1,
+  );
+}
+
+/** Quadrant-pooled features of N inputs: N x D. */
+function pooledFeatures(model: FeatureClassifier, x: Tensor, batchSize = 256): Tensor {
+  return withEval(model, () =>
+    torch.noGrad(() => {
+      const chunks: Tensor[] = [];
+      for (let start = 0; start < x.shape[0]!; start += batchSize) {
+        chunks.push(torch.tidy(() => quadrantPool(model.features(x.slice(0, start, Math.min(x.shape[0]!, start + batchSize))))));
+      }
+      const all = torch.cat(chunks, 0);
+      for (const c of chunks) c.dispose();
+      return all;
+    }),
+  );
+}
+
+/** Standardized with the training images' statistics, then L2-normalized: what the bank holds. */
+function embed(pooled: Tensor, mean: Tensor, std: Tensor): Tensor {
+  return torch.tidy(() => {
+    const z = pooled.sub(mean).div(std);
+    return z.div(z.mul(z).sum(1, true).sqrt().clamp(1e-12));
+  });
+}
+
+/** OOD score of each of N inputs against the bank: 1 - cosine similarity to the k-th nearest. */
+function oodScores(model: FeatureClassifier, gate: Pick<GradabilityGate, 'bank' | 'mean' | 'std'>, x: Tensor): number[] {
+  const { bank } = gate;
+  const similarity = torch.tidy(() => {
+    const features = embed(pooledFeatures(model, x), gate.mean, gate.std);
+    return features
+      .matmul(bank.permute([1, 0]))
+      .contiguous()
+      .data() as Float32Array;
+  });
+  const banked = bank.shape[0]!;
+  return Array.from({ length: x.shape[0]! }, (_, i) => {
+    const row = Array.from(similarity.subarray(i * banked, (i + 1) * banked)).sort((a, b) => b - a);
+    return 1 - row[Math.min(NEIGHBOURS, banked) - 1]!;
+  });
+}
+
+/**
+ * Fits the gate: colour ranges and the feature bank on the training images, the OOD threshold on
+ * the validation images (their highest score, with a margin).
+ */
+export function fitGradabilityGate(model: FeatureClassifier, train: Tensor, val: Tensor): GradabilityGate {
+  const trainStats = imageStatistics(train);
+  const valStats = imageStatistics(val);
+  const colourRange = IMAGE_STATISTICS.map((_, s): [number, number] => {
+    const values = trainStats.map((row) => row[s]!);
+    const valValues = valStats.map((row) => row[s]!);
+    const [low, high] = [Math.min(...values), Math.max(...values)];
+    return [Math.min(COLOUR_MARGIN * low, ...valValues), Math.max(high + COLOUR_MARGIN * (high - low), ...valValues)];
+  });
+  const pooled = pooledFeatures(model, train);
+  const mean = pooled.mean(0, true);
+  const std = torch.tidy(() => pooled.sub(mean).pow(2).mean(0, true).sqrt().clamp(1e-6));
+  const bank = embed(pooled, mean, std);
+  pooled.dispose();
+  const threshold = THRESHOLD_MARGIN * Math.max(...oodScores(model, { bank, mean, std }, val));
+  return { bank, mean, std, threshold, colourRange };
+}
+
+/** Checks N inputs against the gate; without a gate (a run that has none) nothing is refused. */
+export function checkGradability(model: FeatureClassifier, gate: GradabilityGate | undefined, x: Tensor): GradabilityCheck[] {
+  if (!gate) return Array.from({ length: x.shape[0]! }, () => ({ reasons: [] }));
+  const stats = imageStatistics(x);
+  const scores = oodScores(model, gate, x);
+  return stats.map((row, i) => {
+    const reasons: string[] = [];
+    const outside = IMAGE_STATISTICS.filter((_, s) => row[s]! < gate.colourRange[s]![0] || row[s]! > gate.colourRange[s]![1]);
+    if (outside.length > 0) {
+      reasons.push(
+        `its colours or layout are unlike a colour fundus photograph's (${outside.join(', ')} outside the training images' range)`,
+      );
+    }
+    if (scores[i]! > gate.threshold) {
+      const score = `out-of-distribution score ${scores[i]!.toFixed(3)} above ${gate.threshold.toFixed(3)}`;
+      reasons.push(`it is unlike the photographs the model learned from (${score})`);
+    }
+    return { reasons, ood_score: scores[i]! };
+  });
+}
+
+/** gradability.safetensors: the bank and the standardization as tensors, thresholds in the metadata. */
+export function gradabilityTensors(gate: GradabilityGate): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+  return {
+    tensors: new Map([
+      ['bank', gate.bank],
+      ['mean', gate.mean],
+      ['std', gate.std],
+    ]),
+    metadata: {
+      threshold: String(gate.threshold),
+      colour_range: JSON.stringify(gate.colourRange),
+      statistics: JSON.stringify(IMAGE_STATISTICS),
+    },
+  };
+}
+
+/** The gate back from gradabilityTensors' output; throws an Error saying what is missing or wrong. */
+export function gateFromTensors(tensors: Map<string, Tensor>, metadata: Record<string, string>): GradabilityGate {
+  const [bank, mean, std] = ['bank', 'mean', 'std'].map((name) => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`no '${name}' tensor`);
+    return t;
+  }) as [Tensor, Tensor, Tensor];
+  const threshold = Number(metadata.threshold);
+  if (!Number.isFinite(threshold)) throw new Error(`metadata 'threshold' is ${metadata.threshold}, expected a number`);
+  if (metadata.statistics !== JSON.stringify(IMAGE_STATISTICS))
+    throw new Error('its image statistics are not the ones this version computes');
+  const colourRange = JSON.parse(metadata.colour_range ?? 'null') as [number, number][];
+  if (!Array.isArray(colourRange) || colourRange.length !== IMAGE_STATISTICS.length)
+    throw new Error("metadata 'colour_range' is malformed");
+  if (bank.shape[1] !== mean.shape[1] || bank.shape[1] !== std.shape[1]) throw new Error('bank, mean and std disagree in width');
+  return { bank, mean, std, threshold, colourRange };
+}

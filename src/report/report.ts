@@ -1,0 +1,146 @@
+// report.html: one self-contained page about a finished run, to open from disk without a network:
+// its figures with intervals, charts rendered by vega (SVG inline), and the model card. Written by
+// `train` at the end of a run and by `retinagrade report RUN`.
+import { readFileSync } from 'node:fs';
+import { GRADE_NAMES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
+import { UserError } from '../errors.js';
+import type { Interval, OperatingPointReport } from '../eval/index.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { RunDir } from '../model/run-dir.js';
+import type { RunMetrics } from '../model/run-metrics.js';
+import type { SplitFigures } from '../model/split-figures.js';
+import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { confusionHeatmap, coverageChart, type LogLine, reliabilityChart, renderSvg, rocChart, trainingCurves } from './charts.js';
+
+const escapeHtml = (text: string): string =>
+  text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const withInterval = (x: number, ci: Interval): string => `${fixed(x)} [${fixed(ci.lo)}, ${fixed(ci.hi)}]`;
+/** A table cell carrying its exact value, so tests can check the page against metrics.json. */
+const cell = (key: string, text: string, value: number): string => `<td data-metric="${key}" data-value="${value}">${text}</td>`;
+
+function splitRow(name: string, f: SplitFigures): string {
+  return (
+    `<tr><th scope="row">${name}</th>${cell(`${name}.acc`, withInterval(f.acc, f.ci95.acc), f.acc)}` +
+    `${cell(`${name}.auc`, withInterval(f.auc, f.ci95.auc), f.auc)}${cell(`${name}.qwk`, withInterval(f.qwk, f.ci95.qwk), f.qwk)}` +
+    `<td>${fixed(f.macro_f1)}</td><td>${fixed(f.balanced_acc)}</td><td>${fixed(f.ece)}</td></tr>`
+  );
+}
+
+function operatingRow(name: string, split: string, key: string, p: OperatingPointReport): string {
+  return (
+    `<tr><th scope="row">${name}</th><td>${split}</td><td>${p.positives} / ${p.positives + p.negatives}</td>` +
+    `${cell(`${split}.${key}.auc`, withInterval(p.auc, p.ci95.auc), p.auc)}<td>${fixed(p.threshold)}</td>` +
+    `${cell(`${split}.${key}.sensitivity`, withInterval(p.sensitivity, p.ci95.sensitivity), p.sensitivity)}` +
+    `${cell(`${split}.${key}.specificity`, withInterval(p.specificity, p.ci95.specificity), p.specificity)}</tr>`
+  );
+}
+
+function readTestPredictions(run: RunDir): { labels: number[]; probs: number[][] } {
+  const rows = readFileSync(run.file('predictions'), 'utf8').trim().split('\n').slice(1);
+  const parsed = rows.map((line) => line.split(',').map(Number));
+  return {
+    labels: parsed.map((r) => r[1]!),
+    probs: parsed.map((r) => r.slice(3, 3 + GRADE_NAMES.length)),
+  };
+}
+
+const STYLE = `
+  :root { font-family: system-ui, sans-serif; line-height: 1.45; color: #1a1a1a; background: #fafafa; }
+  body { max-width: 72rem; margin: 0 auto; padding: 1rem; }
+  .notice { border: 3px solid #b00020; background: #fdecee; padding: 0.75rem 1rem; font-weight: 600; }
+  table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+  td, th { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; font-variant-numeric: tabular-nums; }
+  th[scope=row] { text-align: left; }
+  .charts { display: flex; flex-wrap: wrap; gap: 1.5rem; }
+  figure { margin: 0; }
+  pre { white-space: pre-wrap; background: #fff; border: 1px solid #ddd; padding: 1rem; }
+`;
+
+/** Writes report.html into the run directory and returns its path. */
+export async function writeReport(path: string): Promise<string> {
+  const run = new RunDir(path);
+  for (const name of ['metrics', 'log', 'predictions', 'card'] as const) {
+    if (!run.has(name)) throw new UserError(`${path} is not a finished run: ${run.file(name)} is missing`);
+  }
+  const metrics = run.readJson<RunMetrics>('metrics');
+  if (!metrics.test.referable || !metrics.calibration) {
+    throw new UserError(`${run.file('metrics')} has no referable figures or calibration: retrain the run with this version to report it`);
+  }
+  const log = readFileSync(run.file('log'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as LogLine);
+  const { labels, probs } = readTestPredictions(run);
+  const { test, val, calibration, uncertainty, model } = metrics;
+  const charts: [string, string, Promise<string>][] = [
+    ['training', 'Training: loss and validation AUC per epoch, per member', renderSvg(trainingCurves(log))],
+    ['confusion', 'Confusion matrix on test', renderSvg(confusionHeatmap(test.confusion))],
+    [
+      'roc',
+      'ROC on test: each grade one-vs-rest, and referable DR with the operating point chosen on validation',
+      renderSvg(rocChart(labels, probs, REFERABLE_GRADE, test.referable!)),
+    ],
+    [
+      'reliability',
+      'Reliability on test, before and after temperature scaling',
+      renderSvg(reliabilityChart(labels, probs, calibration.temperature)),
+    ],
+    [
+      'coverage',
+      `Coverage and accuracy on test as uncertain predictions are referred (diamond: the threshold chosen on validation)`,
+      renderSvg(coverageChart(uncertainty.test_curve, uncertainty.test)),
+    ],
+  ];
+  const figures = await Promise.all(
+    charts.map(
+      async ([id, caption, svg]) =>
+        `<figure id="chart-${id}" class="chart">${await svg}<figcaption>${escapeHtml(caption)}</figcaption></figure>`,
+    ),
+  );
+  const gradeRows = test.per_class.map(
+    (c, g) =>
+      `<tr><th scope="row">${g} ${escapeHtml(GRADE_NAMES[g]!)}</th><td>${c.support}</td><td>${fixed(c.precision)}</td>` +
+      `${cell(`test.recall.${g}`, fixed(c.recall), c.recall)}<td>${fixed(c.f1)}</td><td>${fixed(test.auc_per_grade[g]!)}</td></tr>`,
+  );
+  const screening = [
+    [`referable (grade &ge; ${REFERABLE_GRADE})`, 'referable'] as const,
+    [`vision-threatening (grade &ge; ${VISION_THREATENING_GRADE})`, 'vision_threatening'] as const,
+  ].flatMap(([name, key]) => [operatingRow(name, 'val', key, val[key]!), operatingRow(name, 'test', key, test[key]!)]);
+  const html = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>retinagrade run report (research only)</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>retinagrade run report</h1>
+<p class="notice" role="note">${NOT_FOR_CLINICAL_USE} Do not use it to diagnose, screen or treat anyone.</p>
+<p>${escapeHtml(model.name)} at ${model.size}x${model.size}${model.ensemble > 1 ? `, ensemble of ${model.ensemble}` : ''};
+written by retinagrade ${escapeHtml(metrics.version)}. Every figure is a fraction, of the temperature-scaled probabilities;
+brackets are bootstrap 95% intervals. Thresholds were chosen on validation only.</p>
+<h2>Results</h2>
+<table id="splits"><thead><tr><th></th><th>ACC</th><th>AUC</th><th>QWK</th><th>macro-F1</th><th>balanced ACC</th><th>ECE</th></tr></thead>
+<tbody>${splitRow('val', val)}${splitRow('test', test)}</tbody></table>
+<h3>Referral</h3>
+<table id="referral"><thead><tr><th></th><th>split</th><th>positives</th><th>AUC</th><th>threshold</th>
+<th>sensitivity</th><th>specificity</th></tr></thead>
+<tbody>${screening.join('')}</tbody></table>
+<p>Temperature ${fixed(calibration.temperature)}: test ECE ${fixed(calibration.test.ece_before)} before,
+${fixed(calibration.test.ece_after)} after. Uncertain above ${fixed(uncertainty.threshold)}:
+test coverage ${fixed(uncertainty.test.coverage)}, ACC of the graded ${fixed(uncertainty.test.accuracy)}.</p>
+<h3>Per grade on test</h3>
+<table id="grades"><thead><tr><th></th><th>support</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th></tr></thead>
+<tbody>${gradeRows.join('')}</tbody></table>
+<h2>Charts</h2>
+<div class="charts">${figures.join('\n')}</div>
+<h2>Model card</h2>
+<pre id="model-card">${escapeHtml(readFileSync(run.file('card'), 'utf8'))}</pre>
+</body>
+</html>
+`;
+  writeFileAtomic(run.file('report'), html);
+  return run.file('report');
+}

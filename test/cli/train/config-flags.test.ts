@@ -1,0 +1,67 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../../src/cli/main.js';
+import { closestMatch } from '../../../src/cli/options.js';
+import { CONFIG_FLAGS, resolveRunConfig, resumedRunConfig } from '../../../src/cli/train/config-flags.js';
+import { legacySavedConfigOf, savedConfigOf } from '../../../src/train/config.js';
+
+/** A folder holding a run's config.json, as train writes it (or in the legacy form). */
+function runWithConfig(saved: object): string {
+  const dir = mkdtempSync(join(tmpdir(), 'retinagrade-config-flags-'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(saved));
+  return dir;
+}
+
+describe('the flag table', () => {
+  it('has a row for every train flag that sets the run configuration, and each sets its key', () => {
+    const train = buildProgram().commands.find((c) => c.name() === 'train')!;
+    const notConfig = ['--out', '--data-dir', '--no-download', '--mirror', '--config', '--model', '--resume', '--overwrite'];
+    const configFlags = train.options.map((o) => o.long!).filter((f) => ![...notConfig, '--print-config', '--json'].includes(f));
+    expect(new Set(configFlags)).toEqual(new Set(CONFIG_FLAGS.map((e) => e.flag)));
+    const config = resolveRunConfig({ arch: 'resnet18', batchSize: 32, labelSmoothing: 0.1, augment: false, selectOn: 'qwk' });
+    expect([config.model.name, config.batchSize, config.loss.labelSmoothing, config.augment, config.selectOn]).toEqual([
+      'resnet18',
+      32,
+      0.1,
+      false,
+      'qwk',
+    ]);
+  });
+});
+
+describe('resuming from config.json', () => {
+  const config = resolveRunConfig({ epochs: 100, arch: 'cnn' });
+
+  it('takes the run configuration from config.json with no flags, and lets --threads change', () => {
+    const dir = runWithConfig(savedConfigOf(config));
+    expect(resumedRunConfig(dir, {})).toEqual({ ...config, threads: undefined });
+    expect(resumedRunConfig(dir, { threads: 3, epochs: 100 })?.threads).toBe(3);
+    expect(resumedRunConfig(join(dir, 'nothing-here'), {})).toBeUndefined();
+  });
+
+  it('names each flag or config-file key that contradicts the run', () => {
+    const dir = runWithConfig(savedConfigOf(config));
+    expect(() => resumedRunConfig(dir, { epochs: 30 })).toThrow("--epochs 30 differs from the run's 100");
+    expect(() => resumedRunConfig(dir, { augment: false, arch: 'resnet18' })).toThrow(/--arch "resnet18" differs from the run's "cnn"/);
+    const file = join(dir, 'other.json');
+    writeFileSync(file, JSON.stringify({ optimizer: { lr: 0.5 } }));
+    expect(() => resumedRunConfig(dir, { config: file })).toThrow(`optimizer.lr 0.5 in ${file} differs from the run's 0.001`);
+  });
+
+  it('reads a config.json in the legacy form (the model as built)', () => {
+    const sized = resolveRunConfig({ size: 64 });
+    const dir = runWithConfig({ ...legacySavedConfigOf(sized), threads: 2 });
+    expect(resumedRunConfig(dir, {})?.size).toBe(64);
+    expect(() => resumedRunConfig(dir, { size: 28 })).toThrow("--size 28 differs from the run's 64");
+  });
+});
+
+describe('closestMatch', () => {
+  it('suggests near misses only', () => {
+    expect(closestMatch('epoch', ['epochs', 'ensemble', 'ema'])).toBe('epochs');
+    expect(closestMatch('BatchSize', ['batchSize', 'seed'])).toBe('batchSize');
+    expect(closestMatch('colour', ['size', 'model', 'loss'])).toBeUndefined();
+  });
+});
