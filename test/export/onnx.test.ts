@@ -1,6 +1,7 @@
 // The exported ONNX graphs: Debian's python3-onnx checker accepts them, and onnxruntime-node gives
 // the probabilities our forward pass gives on the 400 RetinaMNIST test images (within 1e-4), for
-// each architecture and an ensemble, with both input styles.
+// each architecture and an ensemble, with both input styles; a run trained by `train` (so with
+// calibration.json) gives predict's calibrated probabilities.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,9 +14,12 @@ import { disposeRetinaTensors, loadRetinaTensors, type RetinaTensors } from '../
 import { exportRun, type InputStyle } from '../../src/export/onnx.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
+import { calibrated } from '../../src/model/run-calibration.js';
 import { LossConfigSchema, ModelConfigSchema, type ModelConfig } from '../../src/nn/index.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import * as torch from '../../src/torch/index.js';
+import { RunConfigSchema } from '../../src/train/config.js';
+import { train } from '../../src/train/run.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
@@ -49,7 +53,7 @@ async function runOnnx(file: string, input: ort.Tensor): Promise<Float32Array> {
 
 const largestDifference = (a: Float32Array, b: Float32Array): number => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
 
-/** Our probabilities and onnxruntime's for the test split fed in `style`. */
+/** Our probabilities (calibrated as `predict` gives them) and onnxruntime's for the test split fed in `style`. */
 async function compare(runDir: string, style: InputStyle): Promise<{ ours: Float32Array; theirs: Float32Array }> {
   const opened = openRun(runDir);
   const size = opened.modelConfig.inputSize;
@@ -61,7 +65,7 @@ async function compare(runDir: string, style: InputStyle): Promise<{ ours: Float
   let ours: Float32Array;
   let input: ort.Tensor;
   if (style === 'tensor') {
-    ours = predictProbabilities(opened.model, opened.objective, test.x);
+    ours = Float32Array.from(calibrated(predictProbabilities(opened.model, opened.objective, test.x), opened.calibration));
     input = new ort.Tensor('float32', test.x.data() as Float32Array, [n, 3, size, size]);
   } else {
     // The split's pixels, NHWC (exact at the file's own size, where x came from bytes).
@@ -69,7 +73,7 @@ async function compare(runDir: string, style: InputStyle): Promise<{ ours: Float
       () => test.x.add(1).mul(127.5).round().clamp(0, 255).permute([0, 2, 3, 1]).contiguous().to('uint8').data() as Uint8Array,
     );
     const x = toTensor(pixels, n, size, 3);
-    ours = predictProbabilities(opened.model, opened.objective, x);
+    ours = Float32Array.from(calibrated(predictProbabilities(opened.model, opened.objective, x), opened.calibration));
     x.dispose();
     input = new ort.Tensor('uint8', pixels, [n, size, size, 3]);
   }
@@ -107,6 +111,24 @@ describe('onnxruntime-node agrees with predict within 1e-4 on the 400 test image
   );
 });
 
+describe('a calibrated run (trained by train, with calibration.json)', () => {
+  it("exports the probabilities predict gives: at the run's temperature", async () => {
+    const outDir = join(work, 'trained');
+    const trainConfig = RunConfigSchema.parse({ model: { width: 8 }, epochs: 1, ensemble: 1, seed: 5 });
+    await train({ config: trainConfig, outDir, dataDir, say: () => {} });
+    const opened = openRun(outDir);
+    const temperature = opened.calibration?.temperature;
+    opened.model.dispose();
+    expect(temperature).toBeDefined();
+    // A temperature of 1 would not tell a tempered graph from an untempered one.
+    expect(Math.abs(temperature! - 1)).toBeGreaterThan(0.01);
+    for (const style of ['tensor', 'pixels'] as const) {
+      const { ours, theirs } = await compare(outDir, style);
+      expect(largestDifference(ours, theirs), style).toBeLessThan(1e-4);
+    }
+  }, 120_000);
+});
+
 describe('the exported file', () => {
   it('has a dynamic batch and the metadata a user needs', async () => {
     const metrics = { test: { acc: 0.5, auc: 0.7, qwk: 0.4 } };
@@ -135,6 +157,7 @@ describe('the exported file', () => {
     expect(meta.normalization).toBe('x / 127.5 - 1 per RGB channel (pixels 0-255 to [-1, 1])');
     expect(JSON.parse(meta.test_metrics)).toEqual(metrics.test);
     expect(meta.ensemble).toBe('2');
+    expect(meta.temperature).toBe('1'); // a run without calibration.json
   });
 
   it('runs in onnxruntime at the newest opset offered too', async () => {

@@ -183,6 +183,7 @@ describe('the other routes', () => {
       grades: ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'],
       metrics: { val: { acc: 0.5, auc: 0.7, qwk: 0.4 }, test: { acc: 0.55, auc: 0.72, qwk: 0.45 } },
       browser_grading: true,
+      calibration: null, // an untrained run has no calibration.json
       disclaimer: NOT_FOR_CLINICAL_USE,
     });
     expect((await ensembleApp.inject('/v1/model')).json()).toMatchObject({ ensemble: 2, metrics: null });
