@@ -16,7 +16,7 @@ const bin = join(root, 'bin', 'retinagrade.js');
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(root, '../shared/data');
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-ddp-'));
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch
-const common = ['--model', 'cnn', '--width', '8', '--seed', '4', '--threads', '1', '--data-dir', dataDir];
+const common = ['--arch', 'cnn', '--width', '8', '--seed', '4', '--threads', '1', '--data-dir', dataDir];
 const tiny = [...common, '--ensemble', '1'];
 
 interface Finished {

@@ -17,7 +17,18 @@ function runWithConfig(saved: object): string {
 describe('the flag table', () => {
   it('has a row for every train flag that sets the run configuration, and each sets its key', () => {
     const train = buildProgram().commands.find((c) => c.name() === 'train')!;
-    const notConfig = ['--out', '--data-dir', '--no-download', '--mirror', '--config', '--model', '--resume', '--overwrite'];
+    const notConfig = [
+      '--out',
+      '--data-dir',
+      '--no-download',
+      '--mirror',
+      '--config',
+      '--model',
+      '--resume',
+      '--overwrite',
+      '--nproc',
+      '--dist-timeout',
+    ];
     const configFlags = train.options.map((o) => o.long!).filter((f) => ![...notConfig, '--print-config', '--json'].includes(f));
     expect(new Set(configFlags)).toEqual(new Set(CONFIG_FLAGS.map((e) => e.flag)));
     const config = resolveRunConfig({ arch: 'resnet18', batchSize: 32, labelSmoothing: 0.1, augment: false, selectOn: 'qwk' });
