@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs: libtorch (the engine), the PyTorch peer used by
-# benchmarks and fixture checks, chromium (the web page's and the report's browser tests), the
+# benchmarks, fixture checks and interop/, ONNX's checker, chromium (the web page's and the report's browser tests), the
 # DejaVu fonts (captions on Grad-CAM pictures and montages), Node packages, the native binding and
 # the TypeScript build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(
-  libtorch-dev libgloo-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil chromium fonts-dejavu-core
+  libtorch-dev libgloo-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil python3-onnx chromium
+  fonts-dejavu-core
 )
 missing=()
 for pkg in "${debian_packages[@]}"; do
@@ -25,6 +26,7 @@ if [ ${#missing[@]} -gt 0 ] && [ -z "${LIBTORCH:-}" ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-npm ci --no-audit --no-fund
-npm run build:native
+# The package's install script builds the binding when none loads; ONNXRUNTIME_NODE_INSTALL=skip:
+# onnxruntime-node (tests only) keeps its bundled CPU build instead of downloading GPU libraries.
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 npm run build

@@ -7,6 +7,7 @@ import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { VERSION } from '../version.js';
 import { registerDataCommands } from './data-commands.js';
 import { evaluateCommand } from './evaluate.js';
+import { exportCommand } from './export.js';
 import { predictCommand } from './predict.js';
 import { prepareCommand } from './prepare.js';
 import { reportCommand } from './report.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   prepareCommand(program);
   reportCommand(program);
   serveCommand(program);
+  exportCommand(program);
   registerDataCommands(program);
   return program;
 }

@@ -5,8 +5,8 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { GRADE_NAMES } from '../data/grades.js';
-import { predictImage, UNCERTAIN_MESSAGE, type Prediction } from '../model/grade-photo.js';
-import { openRun } from '../model/open-run.js';
+import { openModel } from '../api.js';
+import { UNCERTAIN_MESSAGE, type Prediction } from '../model/grade-photo.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { allowUnfinishedOption } from './options.js';
 
@@ -187,7 +187,7 @@ ${NOT_FOR_CLINICAL_USE}`,
     )
     .action(async (images: string[], flags: PredictFlags) => {
       const inputs = expandInputs(images);
-      const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished });
+      const model = await openModel(flags.model, { allowUnfinished: flags.allowUnfinished });
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
       const cams = flags.cam
         ? camFiles(
@@ -197,12 +197,14 @@ ${NOT_FOR_CLINICAL_USE}`,
         : [];
       const records: Prediction[] = [];
       for (const [i, { file, error }] of inputs.entries()) {
-        records.push(
-          error
-            ? { file, warnings: [], error }
-            : await predictImage(opened, file, { crop: flags.crop, camFile: cams[i], force: flags.force }),
-        );
+        if (error) records.push({ file, warnings: [], error });
+        else if (!flags.cam) records.push(await model.grade(file, { crop: flags.crop, force: flags.force }));
+        else {
+          const { camPng: _written, ...record } = await model.gradcam(file, { crop: flags.crop, force: flags.force, file: cams[i] });
+          records.push(record);
+        }
       }
+      model.dispose();
       if (flags.json) process.stdout.write(`${JSON.stringify({ disclaimer: NOT_FOR_CLINICAL_USE, predictions: records }, null, 2)}\n`);
       else if (flags.csv) process.stdout.write(toCsv(records));
       else process.stdout.write(toText(records));

@@ -5,6 +5,7 @@
 import sharp, { type Metadata } from 'sharp';
 import { UserError } from '../errors.js';
 import { readRegularFile } from '../io/regular-file.js';
+import { locateDisc } from './disc.js';
 
 /** A path, or bytes with a name for messages (e.g. an uploaded file). */
 export type ImageInput = string | { name: string; bytes: Uint8Array };
@@ -81,19 +82,10 @@ async function readInput(input: ImageInput): Promise<{ name: string; bytes: Uint
   return { name: input, bytes: await readRegularFile(input, MAX_IMAGE_FILE_BYTES, 'the image') };
 }
 
-/** Longest side of the downscaled copy the disc is searched on. */
-const ANALYSIS_SIZE = 256;
-/** A pixel belongs to the disc when brighter than this fraction of the way from background to bright. */
-const DISC_THRESHOLD = 0.15;
-/** Below this spread (0..255) between dark and bright there is no disc to find. */
-const MIN_CONTRAST = 40;
+/** Longest side of the downscaled copy the disc is searched on (the page's in-browser grading uses the same). */
+export const ANALYSIS_SIZE = 256;
 
-/**
- * Finds the bright retina disc on its dark background, or null when the image has no such
- * structure. Works on a downscaled copy: brightness = max(R, G, B) (fundus images are mostly red),
- * thresholded between the 2nd and 99th percentiles (robust to black corners and flash spots),
- * then the largest connected bright region (so specks of noise do not count).
- */
+/** The retina disc (`locateDisc`) on a copy downscaled to at most ANALYSIS_SIZE, in the image's own pixels. */
 export async function findDisc(image: DecodedImage): Promise<Disc | null> {
   const scale = Math.min(1, ANALYSIS_SIZE / Math.max(image.width, image.height));
   const w = Math.max(1, Math.round(image.width * scale));
@@ -102,97 +94,11 @@ export async function findDisc(image: DecodedImage): Promise<Disc | null> {
     .resize(w, h, { fit: 'fill', kernel: 'linear' })
     .raw()
     .toBuffer();
-
-  const brightness = new Uint8Array(w * h);
-  const histogram = new Array<number>(256).fill(0);
-  for (let i = 0; i < brightness.length; i++) {
-    const v = Math.max(small[3 * i]!, small[3 * i + 1]!, small[3 * i + 2]!);
-    brightness[i] = v;
-    histogram[v]!++;
-  }
-  const low = percentile(histogram, brightness.length, 0.02);
-  const high = percentile(histogram, brightness.length, 0.99);
-  if (high - low < MIN_CONTRAST) return null;
-  const threshold = low + DISC_THRESHOLD * (high - low);
-
-  // A fundus photo has a mostly dark frame: the disc touches the edges at most where it is clipped.
-  const dark = (x: number, y: number) => Number(brightness[y * w + x]! <= threshold);
-  let darkEdge = 0;
-  for (let x = 0; x < w; x++) darkEdge += dark(x, 0) + dark(x, h - 1);
-  for (let y = 0; y < h; y++) darkEdge += dark(0, y) + dark(w - 1, y);
-  if (darkEdge < w + h) return null;
-
-  const { minX, maxX, minY, maxY, area } = largestBrightRegion(brightness, w, h, threshold);
-  const radius = Math.max(maxX - minX + 1, maxY - minY + 1) / 2;
-  // 1 for a whole disc, less for a clipped one, 4/pi for a square: only roundish regions pass.
-  const fill = area / (Math.PI * radius * radius);
-  if (area < 0.05 * w * h || fill < 0.55 || fill > 1.1) return null;
-
-  // Where the disc is clipped by one edge only, its centre is a radius in from the opposite side.
-  const centre = (min: number, max: number, extent: number) => {
-    const touchesStart = min === 0;
-    const touchesEnd = max === extent - 1;
-    if (touchesStart && !touchesEnd) return max + 1 - radius;
-    if (touchesEnd && !touchesStart) return min + radius;
-    return (min + max + 1) / 2;
-  };
+  const found = locateDisc(small, w, h, 3);
+  if (!found) return null;
   const sx = image.width / w;
   const sy = image.height / h;
-  return {
-    cx: centre(minX, maxX, w) * sx,
-    cy: centre(minY, maxY, h) * sy,
-    radius: radius * Math.max(sx, sy),
-  };
-}
-
-function percentile(histogram: number[], count: number, fraction: number): number {
-  let seen = 0;
-  for (let v = 0; v < histogram.length; v++) {
-    seen += histogram[v]!;
-    if (seen >= fraction * count) return v;
-  }
-  return histogram.length - 1;
-}
-
-interface Region {
-  minX: number;
-  maxX: number;
-  minY: number;
-  maxY: number;
-  area: number;
-}
-
-/** Bounding box and area of the largest 4-connected region of pixels brighter than `threshold`. */
-function largestBrightRegion(brightness: Uint8Array, w: number, h: number, threshold: number): Region {
-  const visited = new Uint8Array(w * h);
-  const stack = new Int32Array(w * h);
-  let best: Region = { minX: 0, maxX: 0, minY: 0, maxY: 0, area: 0 };
-  for (let start = 0; start < w * h; start++) {
-    if (visited[start] || brightness[start]! <= threshold) continue;
-    const region: Region = { minX: w, maxX: -1, minY: h, maxY: -1, area: 0 };
-    let top = 0;
-    stack[top++] = start;
-    visited[start] = 1;
-    while (top > 0) {
-      const i = stack[--top]!;
-      const x = i % w;
-      const y = (i - x) / w;
-      region.area++;
-      region.minX = Math.min(region.minX, x);
-      region.maxX = Math.max(region.maxX, x);
-      region.minY = Math.min(region.minY, y);
-      region.maxY = Math.max(region.maxY, y);
-      const neighbours = [x > 0 ? i - 1 : -1, x < w - 1 ? i + 1 : -1, y > 0 ? i - w : -1, y < h - 1 ? i + w : -1];
-      for (const n of neighbours) {
-        if (n >= 0 && !visited[n] && brightness[n]! > threshold) {
-          visited[n] = 1;
-          stack[top++] = n;
-        }
-      }
-    }
-    if (region.area > best.area) best = region;
-  }
-  return best;
+  return { cx: found.cx * sx, cy: found.cy * sy, radius: found.radius * Math.max(sx, sy) };
 }
 
 /**

@@ -2,7 +2,10 @@
 // model's input size.
 import * as torch from '../torch/index.js';
 
-/** Converts `n` square uint8 images laid out NHWC into a float32 NCHW tensor with x / 127.5 - 1. */
+/** Pixels 0-255 become x / PIXEL_SCALE - 1, in [-1, 1]: every model's input (exported graphs normalize the same way). */
+export const PIXEL_SCALE = 127.5;
+
+/** Converts `n` square uint8 images laid out NHWC into a float32 NCHW tensor with x / PIXEL_SCALE - 1. */
 export function toTensor(images: Uint8Array, n: number, size: number, channels: number): torch.Tensor {
   const expected = n * size * size * channels;
   if (images.length !== expected) {
@@ -16,7 +19,7 @@ export function toTensor(images: Uint8Array, n: number, size: number, channels: 
     return torch
       .empty([n, channels, size, size])
       .copyInPlace(pixels.permute([0, 3, 1, 2]))
-      .divInPlace(127.5)
+      .divInPlace(PIXEL_SCALE)
       .addInPlace(-1);
   });
 }

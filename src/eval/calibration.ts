@@ -4,7 +4,7 @@
 import { checkInputs, type Scores } from './inputs.js';
 
 /** Keeps log(0) out of the tempered log-probabilities. */
-const MIN_PROBABILITY = 1e-12;
+export const MIN_PROBABILITY = 1e-12;
 /** Temperatures searched by fitTemperature: far beyond any a trained classifier needs. */
 const TEMPERATURE_RANGE = [0.05, 20] as const;
 

@@ -20,7 +20,7 @@ export class Ensemble extends Module implements FeatureClassifier {
   /** `memberObjective` turns one member's outputs into class probabilities. */
   constructor(
     members: FeatureClassifier[],
-    private readonly memberObjective: Objective,
+    readonly memberObjective: Objective,
   ) {
     super();
     if (members.length === 0) throw new Error('an ensemble needs at least one member');

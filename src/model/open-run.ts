@@ -11,6 +11,7 @@ import {
   ModelConfigSchema,
   createModel,
   createObjective,
+  renameLegacyKeys,
   type FeatureClassifier,
   type ModelConfig,
   type Objective,
@@ -62,7 +63,7 @@ function readGradability(run: RunDir): GradabilityGate | undefined {
 }
 
 /** The run's calibration.json, if it has one; a damaged one is a UserError naming it. */
-function readCalibration(run: RunDir): RunCalibration | undefined {
+export function readCalibration(run: RunDir): RunCalibration | undefined {
   if (!run.has('calibration')) return undefined;
   try {
     return RunCalibrationSchema.parse(run.readJson('calibration'));
@@ -209,7 +210,7 @@ function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string |
             memberObjective,
           );
       try {
-        model.loadStateDict(weights.tensors);
+        model.loadStateDict(renameLegacyKeys(weights.tensors));
       } catch (error) {
         model.dispose();
         throw error;

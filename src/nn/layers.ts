@@ -19,7 +19,8 @@ export interface Conv2dOptions {
 export class Conv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | undefined;
-  readonly #options: Required<Omit<Conv2dOptions, 'bias'>>;
+  /** Stride, padding, dilation and groups as used (exporters read them). */
+  readonly options: Readonly<Required<Omit<Conv2dOptions, 'bias'>>>;
 
   constructor(
     readonly inChannels: number,
@@ -36,11 +37,11 @@ export class Conv2d extends Module {
     const fanIn = (inChannels / groups) * kh * kw;
     this.weight = this.parameter('weight', defaultWeight([outChannels, inChannels / groups, kh, kw], fanIn));
     this.bias = bias ? this.parameter('bias', defaultWeight([outChannels], fanIn)) : undefined;
-    this.#options = { stride, padding, dilation, groups };
+    this.options = { stride, padding, dilation, groups };
   }
 
   forward(x: Tensor): Tensor {
-    const y = torch.conv2d(x, this.weight, this.bias, this.#options);
+    const y = torch.conv2d(x, this.weight, this.bias, this.options);
     recordMacs(() => (y.numel * this.weight.numel) / this.outChannels);
     return y;
   }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { kaimingNormalFanOut } from './init.js';
-import { BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential, pipe } from './layers.js';
+import { BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, Sequential, pipe } from './layers.js';
 import { Module } from './module.js';
 
 export const ModelNameSchema = z.enum(['cnn', 'resnet18', 'resnet50']);
@@ -25,11 +25,27 @@ export const ModelConfigSchema = z
   .strict();
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
-const convBnRelu = (cin: number, cout: number, stride = 1): Module[] => [
-  new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false }),
-  new BatchNorm2d(cout),
-  ReLU(),
-];
+/** Max-pools by kernel, stride and padding (exporters write the same): the compact CNN's between stages, ResNet's after its 7x7 stem. */
+export const MAX_POOLS = {
+  cnnStage: { kernel: 2, stride: 2, padding: 0 },
+  resnetStem: { kernel: 3, stride: 2, padding: 1 },
+} as const;
+const maxPool = ({ kernel, stride, padding }: { kernel: number; stride: number; padding: number }) => MaxPool2d(kernel, stride, padding);
+
+/** A convolution without bias, batch norm and ReLU: children `conv` and `bn`, as in `stem.conv.weight`. */
+export class ConvBnRelu extends Module {
+  readonly conv: Conv2d;
+  readonly bn: BatchNorm2d;
+  constructor(cin: number, cout: number, options: { kernel?: number; stride?: number; padding?: number } = {}) {
+    super();
+    const { kernel = 3, stride = 1, padding = (kernel - 1) / 2 } = options;
+    this.conv = this.child('conv', new Conv2d(cin, cout, kernel, { stride, padding, bias: false }));
+    this.bn = this.child('bn', new BatchNorm2d(cout));
+  }
+  forward(x: Tensor): Tensor {
+    return pipe(x, [(h) => this.conv.forward(h), (h) => this.bn.forward(h), (h) => h.relu()]);
+  }
+}
 
 /**
  * A classifier split at its last convolutional feature map: `classify(features(x))` is the
@@ -40,44 +56,63 @@ export interface FeatureClassifier extends Module {
   classify(features: Tensor): Tensor;
 }
 
-/** Layers of the head that follow the feature map: pooling, dropout, linear. */
-const HEAD_LAYERS = 3;
+/** Global average pooling, dropout and the linear layer `fc`: the head both architectures share. */
+export class PooledHead {
+  readonly #pool = GlobalAvgPool();
+  constructor(
+    readonly dropout: Dropout,
+    readonly fc: Linear,
+  ) {}
+  forward(features: Tensor): Tensor {
+    return pipe(features, [(h) => this.#pool.forward(h), (h) => this.dropout.forward(h), (h) => this.fc.forward(h)]);
+  }
+}
 
-/** Six 3x3 convolutions in three stages, global pooling and a linear head: fast on 2 cores. */
-export class CompactCnn extends Sequential implements FeatureClassifier {
+/**
+ * Six 3x3 convolutions in three stages of two (`stage1.0.conv`, ..., `stage3.1.bn`), a 2x2 max-pool
+ * between stages, global pooling and a linear head `fc`: fast on 2 cores.
+ */
+export class CompactCnn extends Module implements FeatureClassifier {
+  readonly stages: Sequential[];
+  readonly head: PooledHead;
+  readonly #pool = maxPool(MAX_POOLS.cnnStage);
+
   constructor(config: ModelConfig) {
+    super();
     const w = config.width ?? 32;
-    super(
-      ...convBnRelu(config.inChannels, w, config.stemStride ?? 1),
-      ...convBnRelu(w, w),
-      MaxPool2d(2),
-      ...convBnRelu(w, 2 * w),
-      ...convBnRelu(2 * w, 2 * w),
-      MaxPool2d(2),
-      ...convBnRelu(2 * w, 4 * w),
-      ...convBnRelu(4 * w, 4 * w),
-      GlobalAvgPool(),
-      new Dropout(config.dropout),
-      new Linear(4 * w, config.outputs ?? config.numClasses),
-    );
+    let cin = config.inChannels;
+    this.stages = [w, 2 * w, 4 * w].map((width, i) => {
+      const first = new ConvBnRelu(cin, width, { stride: i === 0 ? (config.stemStride ?? 1) : 1 });
+      cin = width;
+      return this.child(`stage${i + 1}`, new Sequential(first, new ConvBnRelu(width, width)));
+    });
+    const dropout = this.child('dropout', new Dropout(config.dropout));
+    this.head = new PooledHead(dropout, this.child('fc', new Linear(cin, config.outputs ?? config.numClasses)));
   }
 
   features(x: Tensor): Tensor {
-    return pipe(
-      x,
-      this.layers.slice(0, -HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)),
-    );
+    const [stage1, stage2, stage3] = this.stages as [Sequential, Sequential, Sequential];
+    return pipe(x, [
+      (h) => stage1.forward(h),
+      (h) => this.#pool.forward(h),
+      (h) => stage2.forward(h),
+      (h) => this.#pool.forward(h),
+      (h) => stage3.forward(h),
+    ]);
   }
   classify(features: Tensor): Tensor {
-    return pipe(
-      features,
-      this.layers.slice(-HEAD_LAYERS).map((layer) => (h: Tensor) => layer.forward(h)),
-    );
+    return this.head.forward(features);
+  }
+  forward(x: Tensor): Tensor {
+    const features = this.features(x);
+    const logits = this.classify(features);
+    features.dispose();
+    return logits;
   }
 }
 
 /** A residual block; the skip path is a 1x1 projection (torchvision's `downsample`) when shapes change. */
-abstract class ResidualBlock extends Module {
+export abstract class ResidualBlock extends Module {
   abstract readonly downsample: Sequential | undefined;
 
   /** relu(residual + skip(x)), freeing the intermediates (see `pipe`). */
@@ -97,7 +132,7 @@ abstract class ResidualBlock extends Module {
   }
 }
 
-class BasicBlock extends ResidualBlock {
+export class BasicBlock extends ResidualBlock {
   static readonly expansion = 1;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
@@ -126,7 +161,7 @@ class BasicBlock extends ResidualBlock {
   }
 }
 
-class Bottleneck extends ResidualBlock {
+export class Bottleneck extends ResidualBlock {
   static readonly expansion = 4;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm2d;
@@ -165,14 +200,16 @@ class Bottleneck extends ResidualBlock {
 type Block = typeof BasicBlock | typeof Bottleneck;
 
 /**
- * ResNet-18/50 with torchvision's blocks, widths and block names (`layer1.0.conv1`, `downsample`);
- * the stem and classifier are `stem.*` and `head.*`. MedMNIST's variant for 28x28 inputs replaces the 7x7 stride-2
- * stem and max-pool with one 3x3 stride-1 convolution; larger inputs keep the standard stem.
+ * ResNet-18/50 with torchvision's blocks, widths and names (`layer1.0.conv1`, `downsample`, `fc`);
+ * the stem is `stem.conv` and `stem.bn`. MedMNIST's variant for 28x28 inputs replaces the 7x7
+ * stride-2 stem and max-pool with one 3x3 stride-1 convolution; larger inputs keep the standard stem.
  */
 export class ResNet extends Module implements FeatureClassifier {
-  readonly stem: Sequential;
+  readonly stem: ConvBnRelu;
+  /** torchvision's max-pool after the 7x7 stem (MAX_POOLS.resnetStem); none for small inputs. */
+  readonly stemPool: Module | undefined;
   readonly stages: Sequential[];
-  readonly head: Sequential;
+  readonly head: PooledHead;
 
   constructor(block: Block, depths: number[], config: ModelConfig) {
     super();
@@ -180,15 +217,9 @@ export class ResNet extends Module implements FeatureClassifier {
     const smallInput = config.inputSize <= 32;
     this.stem = this.child(
       'stem',
-      smallInput
-        ? new Sequential(new Conv2d(config.inChannels, w, 3, { padding: 1, bias: false }), new BatchNorm2d(w), ReLU())
-        : new Sequential(
-            new Conv2d(config.inChannels, w, 7, { stride: 2, padding: 3, bias: false }),
-            new BatchNorm2d(w),
-            ReLU(),
-            MaxPool2d(3, 2, 1),
-          ),
+      smallInput ? new ConvBnRelu(config.inChannels, w) : new ConvBnRelu(config.inChannels, w, { kernel: 7, stride: 2, padding: 3 }),
     );
+    this.stemPool = smallInput ? undefined : maxPool(MAX_POOLS.resnetStem);
     let cin = w;
     this.stages = depths.map((depth, i) => {
       const planes = w * 2 ** i;
@@ -199,10 +230,8 @@ export class ResNet extends Module implements FeatureClassifier {
       }
       return this.child(`layer${i + 1}`, new Sequential(...blocks));
     });
-    this.head = this.child(
-      'head',
-      new Sequential(GlobalAvgPool(), new Dropout(config.dropout), new Linear(cin, config.outputs ?? config.numClasses)),
-    );
+    const dropout = this.child('dropout', new Dropout(config.dropout));
+    this.head = new PooledHead(dropout, this.child('fc', new Linear(cin, config.outputs ?? config.numClasses)));
     this.#initConvolutions();
   }
 
@@ -216,10 +245,12 @@ export class ResNet extends Module implements FeatureClassifier {
   }
 
   features(x: Tensor): Tensor {
-    return pipe(
-      x,
-      [this.stem, ...this.stages].map((stage) => (h: Tensor) => stage.forward(h)),
-    );
+    const stemPool = this.stemPool;
+    return pipe(x, [
+      (h) => this.stem.forward(h),
+      ...(stemPool ? [(h: Tensor) => stemPool.forward(h)] : []),
+      ...this.stages.map((stage) => (h: Tensor) => stage.forward(h)),
+    ]);
   }
   classify(features: Tensor): Tensor {
     return this.head.forward(features);
@@ -230,6 +261,42 @@ export class ResNet extends Module implements FeatureClassifier {
     features.dispose();
     return logits;
   }
+}
+
+/**
+ * Runs saved before the readable names keyed the compact CNN's layers by their index in one flat
+ * list (`0.weight`, `1.running_mean`, ..., `22.bias`) and ResNet's stem and head by position
+ * (`stem.0`, `stem.1`, `head.2`). Old name -> current name, per layer.
+ */
+const LEGACY_LAYER_NAMES: Record<string, string> = {
+  '0': 'stage1.0.conv',
+  '1': 'stage1.0.bn',
+  '3': 'stage1.1.conv',
+  '4': 'stage1.1.bn',
+  '7': 'stage2.0.conv',
+  '8': 'stage2.0.bn',
+  '10': 'stage2.1.conv',
+  '11': 'stage2.1.bn',
+  '14': 'stage3.0.conv',
+  '15': 'stage3.0.bn',
+  '17': 'stage3.1.conv',
+  '18': 'stage3.1.bn',
+  '22': 'fc',
+  'stem.0': 'stem.conv',
+  'stem.1': 'stem.bn',
+  'head.2': 'fc',
+};
+const LEGACY_KEY = /^(member\d+\.)?(\d+|stem\.[01]|head\.2)\.([a-z_]+)$/;
+
+/** A state dict with any key of the old naming (also inside an ensemble's `memberK.`) renamed to the current one. */
+export function renameLegacyKeys<T>(state: ReadonlyMap<string, T>): Map<string, T> {
+  return new Map(
+    [...state].map(([key, value]): [string, T] => {
+      const match = LEGACY_KEY.exec(key);
+      const layer = match && LEGACY_LAYER_NAMES[match[2]!];
+      return [layer ? `${match[1] ?? ''}${layer}.${match[3]}` : key, value];
+    }),
+  );
 }
 
 export function createModel(config: ModelConfig): FeatureClassifier {

@@ -1,19 +1,20 @@
 // The worker thread behind PredictionWorker: loads the run once, then grades on request.
 import { parentPort, workerData } from 'node:worker_threads';
-import { predictImage } from '../model/grade-photo.js';
-import { openRun } from '../model/open-run.js';
+import { openModel } from '../api.js';
 import { ModelOutputError, UserError } from '../errors.js';
 import type { CancelRequest, PredictReply, PredictRequest, WorkerReady } from './prediction-worker.js';
 
 const port = parentPort!;
 try {
   const { runDir, allowUnfinished } = workerData as { runDir: string; allowUnfinished?: boolean };
-  const opened = openRun(runDir, { allowUnfinished });
+  const model = await openModel(runDir, { allowUnfinished });
   const grade = async ({ id, images, options }: PredictRequest): Promise<void> => {
     port.postMessage({ id, started: true } satisfies PredictReply); // the grading deadline runs from here
     try {
       const predictions = [];
-      for (const image of images) predictions.push(await predictImage(opened, image, options));
+      for (const image of images) {
+        predictions.push(await (options.camPng ? model.gradcam(image, options) : model.grade(image, options)));
+      }
       port.postMessage({ id, predictions } satisfies PredictReply);
     } catch (error) {
       port.postMessage({ id, error: (error as Error).message, modelError: error instanceof ModelOutputError } satisfies PredictReply);
@@ -35,7 +36,7 @@ try {
       return grade(message);
     });
   });
-  const { modelConfig, ensemble, unfinished } = opened;
+  const { modelConfig, ensemble, unfinished } = model.info;
   port.postMessage({ ready: true, model: { modelConfig, ensemble, unfinished } } satisfies WorkerReady);
 } catch (error) {
   port.postMessage({ ready: false, error: (error as Error).message, userError: error instanceof UserError } satisfies WorkerReady);

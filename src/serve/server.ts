@@ -9,9 +9,11 @@ import { MAX_IMAGE_FILE_BYTES } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import type { CropMode, Prediction } from '../model/grade-photo.js';
 import { RunDir } from '../model/run-dir.js';
-import type { ScreeningFigures, Status } from '../model/run-calibration.js';
+import { readCalibration } from '../model/open-run.js';
+import type { RunCalibration, ScreeningFigures, Status } from '../model/run-calibration.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
+import { BrowserGrading, ORT_FILES } from './browser-grading.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
 import { CancelledError, PredictionWorker } from './prediction-worker.js';
 
@@ -56,6 +58,10 @@ export interface ModelDescription {
   grades: readonly string[];
   /** From the run's metrics.json; null for a run without one. */
   metrics: { val: Scores; test: Scores } | null;
+  /** The page may grade inside the browser (GET /v1/model.onnx, onnxruntime-web under /ort/). */
+  browser_grading: boolean;
+  /** The run's calibration.json (temperature, operating points, uncertainty threshold); null without one. */
+  calibration: RunCalibration | null;
   /** Set when serving an unfinished run (--allow-unfinished): what the weights are. */
   unfinished?: string;
   disclaimer: string;
@@ -170,8 +176,10 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const maxBytesInFlight = options.maxBytesInFlight ?? DEFAULT_MAX_BYTES_IN_FLIGHT_UPLOADS * maxBytes;
   if (maxBytesInFlight < maxBytes) throw new RangeError(`maxBytesInFlight (${maxBytesInFlight}) must be at least maxBytes (${maxBytes})`);
   const metrics = readMetrics(new RunDir(runDir));
+  const calibration = readCalibration(new RunDir(runDir)) ?? null;
   const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs, allowUnfinished: options.allowUnfinished });
   const { modelConfig, ensemble, unfinished } = worker.model;
+  const browser = new BrowserGrading(runDir, { allowUnfinished: options.allowUnfinished });
   const description: ModelDescription = {
     model: modelConfig.name,
     width: modelConfig.width ?? null,
@@ -179,6 +187,8 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     ensemble,
     grades: GRADE_NAMES,
     metrics,
+    browser_grading: browser.available,
+    calibration,
     ...(unfinished ? { unfinished } : {}),
     disclaimer: NOT_FOR_CLINICAL_USE,
   };
@@ -262,6 +272,25 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   });
 
   app.get('/v1/model', () => description);
+
+  // The page's in-browser grading: the model and the runtime, never the photograph.
+  app.get('/v1/model.onnx', (_request, reply) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = browser.model();
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      return reply.status(404).send(errorBody(404, error.message));
+    }
+    return reply.type('application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+  });
+  app.get<{ Params: { file: string } }>('/ort/:file', (request, reply) => {
+    const type = Object.hasOwn(ORT_FILES, request.params.file) ? ORT_FILES[request.params.file] : undefined;
+    if (!type || !browser.available) {
+      return reply.status(404).send(errorBody(404, `no onnxruntime-web file '${request.params.file}' is served`));
+    }
+    return reply.type(type).send(browser.ortFile(request.params.file));
+  });
 
   app.post<{ Querystring: { crop: CropMode; cam: 0 | 1; force: 0 | 1 }; Body: Buffer | undefined }>(
     '/v1/predict',

@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { WEIGHTS_METADATA } from '../model/open-run.js';
 import { CHECKPOINT_STATE_KEY, type RunDir } from '../model/run-dir.js';
-import type { Module } from '../nn/index.js';
+import { renameLegacyKeys, type Module } from '../nn/index.js';
 import type { Optimizer } from '../optim/index.js';
 import type { Tensor } from '../torch/index.js';
 import { legacySavedConfigOf, savedConfigOf, type RunConfig } from './config.js';
@@ -82,8 +82,8 @@ export function resumeFrom(run: RunDir, { model, ema, optimizer }: TrainedState)
   state.bestScore ??= -Infinity; // JSON stores -Infinity as null
   const part = (prefix: string): Map<string, Tensor> =>
     new Map([...saved].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-  model.loadStateDict(part('model.'));
-  ema?.loadStateDict(part('ema.'));
+  model.loadStateDict(renameLegacyKeys(part('model.')));
+  ema?.loadStateDict(renameLegacyKeys(part('ema.')));
   optimizer.loadStateDict({ tensors: part('optimizer.'), meta: state.optimizer });
   for (const t of saved.values()) t.dispose();
   run.truncateLog(state.epochsDone);

@@ -22,7 +22,16 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { evaluateSplit } from '../model/inference.js';
 import { WEIGHTS_METADATA } from '../model/open-run.js';
 import type { RunDir } from '../model/run-dir.js';
-import { countMacs, createModel, createObjective, seedInit, type FeatureClassifier, type Module, type Objective } from '../nn/index.js';
+import {
+  countMacs,
+  createModel,
+  createObjective,
+  renameLegacyKeys,
+  seedInit,
+  type FeatureClassifier,
+  type Module,
+  type Objective,
+} from '../nn/index.js';
 import { createOptimizer, createSchedule } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { FRESH_STATE, beginRun, resumeFrom, saveCheckpoint, type LoopState, type TrainedState } from './checkpoint.js';
@@ -253,7 +262,7 @@ async function runEpochs(
 
   if (writes) {
     const best = loadSafetensors(run.file('best'));
-    evaluated.loadStateDict(best.tensors);
+    evaluated.loadStateDict(renameLegacyKeys(best.tensors));
     for (const t of best.tensors.values()) t.dispose();
   }
   if (group) await broadcastTensors(group, evaluated.stateDict().values()); // every rank returns the selected weights

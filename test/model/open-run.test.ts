@@ -10,7 +10,8 @@ import { checkProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 import { CHECKPOINT_STATE_KEY, RunDir } from '../../src/model/run-dir.js';
-import { createModel } from '../../src/nn/index.js';
+import { LossConfigSchema, createModel, createObjective } from '../../src/nn/index.js';
+import * as torch from '../../src/torch/index.js';
 import { RunConfigSchema, modelConfigOf } from '../../src/train/config.js';
 
 const modelConfig = modelConfigOf(RunConfigSchema.parse({ model: { width: 4 } }));
@@ -41,6 +42,42 @@ describe('openRun', () => {
   it('names what is wrong with the metadata', () => {
     expect(() => openRun(singleModelRun({ model: '{', objective: 'ce' }).path)).toThrow(/not a usable run: .*model config is not JSON/s);
     expect(() => openRun(singleModelRun({ model: JSON.stringify(modelConfig), objective: 'hinge' }).path)).toThrow(/objective/);
+  });
+
+  it('loads runs saved with the layer-index names of earlier versions, single and ensemble', () => {
+    // The keys a width-4 compact CNN was saved under before the readable names: parameters, then buffers.
+    const oldParameters = [
+      ...['0', '1', '3', '4', '7', '8', '10', '11', '14', '15', '17', '18'].flatMap((layer, i) =>
+        i % 2 === 0 ? [`${layer}.weight`] : [`${layer}.weight`, `${layer}.bias`],
+      ),
+      '22.weight',
+      '22.bias',
+    ];
+    const oldBuffers = ['1', '4', '8', '11', '15', '18'].flatMap((bn) => [
+      `${bn}.running_mean`,
+      `${bn}.running_var`,
+      `${bn}.num_batches_tracked`,
+    ]);
+    const x = torch.keep(new torch.Generator(3).normal([2, 3, 28, 28]).clamp(-1, 1));
+    for (const ensemble of [1, 2]) {
+      const source =
+        ensemble === 1
+          ? createModel(modelConfig)
+          : new Ensemble([createModel(modelConfig), createModel(modelConfig)], createObjective(LossConfigSchema.parse({}), 5));
+      const values = [...source.stateDict().values()];
+      const prefixes = ensemble === 1 ? [''] : ['member0.', 'member1.'];
+      const oldKeys = [oldParameters, oldBuffers].flatMap((keys) => prefixes.flatMap((m) => keys.map((k) => m + k)));
+      expect(oldKeys).toHaveLength(values.length);
+      const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-saved-')));
+      const metadata = { model: JSON.stringify(modelConfig), objective: 'ce', ensemble: String(ensemble) };
+      saveSafetensors(run.file('best'), new Map(oldKeys.map((k, i) => [k, values[i]!])), metadata);
+      const opened = openRun(run.path);
+      source.eval();
+      const expected = torch.noGrad(() => Array.from(source.forward(x).data() as Float32Array));
+      expect(torch.noGrad(() => Array.from(opened.model.forward(x).data() as Float32Array))).toEqual(expected);
+      source.dispose();
+      opened.model.dispose();
+    }
   });
 
   it('says when the folder holds no selected weights', () => {

@@ -24,6 +24,14 @@ describe('models', () => {
     expect(keys).toContain('layer2.0.downsample.0.weight');
     expect(keys).toContain('layer4.1.bn2.running_var');
     expect(keys).toContain('layer1.0.bn1.num_batches_tracked');
+    expect(keys).toContain('stem.conv.weight');
+    expect(keys).toContain('fc.bias');
+    const cnnKeys = [...model('cnn', 28).stateDict().keys()];
+    expect(cnnKeys.filter((k) => k.endsWith('.conv.weight'))).toEqual(
+      ['stage1.0', 'stage1.1', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1'].map((block) => `${block}.conv.weight`),
+    );
+    expect(cnnKeys).toContain('stage3.1.bn.running_mean');
+    expect(cnnKeys).toContain('fc.weight');
   });
 
   it('forward gives one logit per class and counts MACs of a known layer exactly', () => {
@@ -49,9 +57,9 @@ describe('models', () => {
 
   it('same seed builds the same weights', () => {
     seedInit(7);
-    const a = model('cnn', 28).stateDict().get('0.weight')!.toArray();
+    const a = model('cnn', 28).stateDict().get('stage1.0.conv.weight')!.toArray();
     seedInit(7);
-    const b = model('cnn', 28).stateDict().get('0.weight')!.toArray();
+    const b = model('cnn', 28).stateDict().get('stage1.0.conv.weight')!.toArray();
     expect(a).toEqual(b);
   });
 

@@ -13,6 +13,8 @@ import { createServer, MAX_MAX_BYTES } from '../../src/serve/server.js';
 import { REFUSED_MESSAGE } from '../../src/model/grade-photo.js';
 import { CAPTION_HEIGHT } from '../../src/explain/gradcam.js';
 import { UserError } from '../../src/errors.js';
+import { LossConfigSchema, ModelConfigSchema } from '../../src/nn/index.js';
+import * as ort from 'onnxruntime-node';
 import { RunDir } from '../../src/model/run-dir.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
@@ -180,9 +182,43 @@ describe('the other routes', () => {
       ensemble: 1,
       grades: ['No DR', 'Mild', 'Moderate', 'Severe', 'Proliferative DR'],
       metrics: { val: { acc: 0.5, auc: 0.7, qwk: 0.4 }, test: { acc: 0.55, auc: 0.72, qwk: 0.45 } },
+      browser_grading: true,
+      calibration: null, // an untrained run has no calibration.json
       disclaimer: NOT_FOR_CLINICAL_USE,
     });
     expect((await ensembleApp.inject('/v1/model')).json()).toMatchObject({ ensemble: 2, metrics: null });
+  });
+
+  it('serves what the page grades with in the browser: the model as raw-pixel ONNX and onnxruntime-web', async () => {
+    const model = await app.inject('/v1/model.onnx');
+    expect(model.statusCode).toBe(200);
+    expect(model.headers['content-type']).toBe('application/octet-stream');
+    const session = await ort.InferenceSession.create(model.rawPayload);
+    const out = await session.run({ image: new ort.Tensor('uint8', new Uint8Array(28 * 28 * 3), [1, 28, 28, 3]) });
+    expect(out.probabilities!.dims).toEqual([1, 5]);
+    await session.release();
+    const wasm = await app.inject('/ort/ort-wasm-simd-threaded.wasm');
+    expect(wasm.headers['content-type']).toBe('application/wasm');
+    expect([...wasm.rawPayload.subarray(0, 4)]).toEqual([0, 0x61, 0x73, 0x6d]); // \0asm
+    expect((await app.inject('/ort/ort.wasm.min.js')).statusCode).toBe(200);
+    for (const other of ['ort.node.min.js', '..%2Fpackage.json', '%2E%2E%2F%2E%2E%2Fpackage.json']) {
+      expect((await app.inject(`/ort/${other}`)).statusCode, other).toBe(404);
+    }
+  });
+
+  it('says when a model cannot grade in the browser', async () => {
+    const ordinal = untrainedRun(1, {
+      modelConfig: ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5, outputs: 4 }),
+      loss: LossConfigSchema.parse({ kind: 'ordinal' }),
+    });
+    const server = await createServer(ordinal);
+    try {
+      const response = await server.inject('/v1/model.onnx');
+      expect(response.statusCode).toBe(404);
+      expect(response.json().message).toMatch(/cannot grade in the browser: .*CumulativeOrdinal/);
+    } finally {
+      await server.close();
+    }
   });
 
   it('GET /health answers ok', async () => {
