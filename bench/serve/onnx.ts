@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const runDir = values.model ?? untrainedRun(config.ensemble, { modelConfig: modelConfigOf(config) });
   const onnxFile = join(mkdtempSync(join(tmpdir(), 'retinagrade-bench-onnx-')), 'model.onnx');
   exportRun(runDir, onnxFile, { input: 'pixels' });
-  const session = await ort.InferenceSession.create(onnxFile, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  const runtime = await ort.InferenceSession.create(onnxFile, { intraOpNumThreads: threads, interOpNumThreads: 1 });
   const model = await openModel(runDir);
   const opened = openRun(runDir);
   const size = opened.modelConfig.inputSize;
@@ -63,11 +63,11 @@ async function main(): Promise<void> {
       onnx.grade,
       await time(async () => {
         const input = new ort.Tensor('uint8', (await preprocessFundus(photo, size)).pixels, [1, size, size, 3]);
-        await session.run({ image: input });
+        await runtime.run({ image: input });
       }),
     );
     record(ours.forward, await time(() => predictProbabilities(opened.model, opened.objective, x)));
-    record(onnx.forward, await time(() => session.run({ image: ortInput })));
+    record(onnx.forward, await time(() => runtime.run({ image: ortInput })));
   }
   const line = (what: string, a: number[], b: number[]) =>
     `${what}: ours ${fmt(median(a))} ms, onnxruntime-node ${fmt(median(b))} ms (median of ${a.length})`;
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   );
   model.dispose();
   opened.model.dispose();
-  await session.release();
+  await runtime.release();
 }
 
 runMain(main);

@@ -147,9 +147,9 @@ const SCRIPT = `
   const REFERABLE_GRADE = ${REFERABLE_GRADE}, VISION_THREATENING_GRADE = ${VISION_THREATENING_GRADE};
   ${locateDisc.toString()}
 
-  let session = null;
-  async function loadSession() {
-    if (session) return session;
+  let runtime = null;
+  async function loadRuntime() {
+    if (runtime) return runtime;
     await new Promise((loaded, failed) => {
       const script = Object.assign(document.createElement('script'), { src: '/ort/ort.wasm.min.js' });
       script.onload = loaded;
@@ -160,8 +160,8 @@ const SCRIPT = `
     ort.env.wasm.numThreads = 1; // threads need a cross-origin isolated page
     const response = await fetch('/v1/model.onnx');
     if (!response.ok) throw new Error((await response.json().catch(() => ({}))).message || 'HTTP ' + response.status);
-    session = await ort.InferenceSession.create(new Uint8Array(await response.arrayBuffer()), { executionProviders: ['wasm'] });
-    return session;
+    runtime = await ort.InferenceSession.create(new Uint8Array(await response.arrayBuffer()), { executionProviders: ['wasm'] });
+    return runtime;
   }
 
   function context(width, height) {
@@ -215,7 +215,7 @@ const SCRIPT = `
    * here: the record says so, and a photograph whose disc was not found is graded with a warning.
    */
   async function gradeHere(file) {
-    const model = await loadSession();
+    const model = await loadRuntime();
     const { rgb, warnings } = await modelPixels(file, $('crop').value, inputSize);
     const output = await model.run({ image: new ort.Tensor('uint8', rgb, [1, inputSize, inputSize, 3]) });
     const probabilities = Array.from(output.probabilities.data);

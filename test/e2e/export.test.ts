@@ -25,14 +25,14 @@ describe('retinagrade export', () => {
     expect(exported.code).toBe(0);
     expect(exported.stdout).toMatch(/^wrote .*ensemble\.onnx \(0\.\d MB, opset 17, input 'pixels'\): cnn at 28x28, an ensemble of 3\n/);
     expect(exported.stdout).toContain('not for clinical use');
-    const session = await ort.InferenceSession.create(out);
-    const { probabilities } = await session.run({
+    const runtime = await ort.InferenceSession.create(out);
+    const { probabilities } = await runtime.run({
       image: new ort.Tensor('uint8', new Uint8Array(2 * 28 * 28 * 3).fill(70), [2, 28, 28, 3]),
     });
     expect(probabilities!.dims).toEqual([2, 5]);
     const sums = [0, 1].map((row) => [...(probabilities!.data as Float32Array).slice(5 * row, 5 * row + 5)].reduce((a, b) => a + b));
     for (const sum of sums) expect(sum).toBeCloseTo(1, 5);
-    await session.release();
+    await runtime.release();
   });
 
   it('refuses an unknown opset, input style or run, naming it', () => {

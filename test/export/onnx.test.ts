@@ -43,12 +43,12 @@ function check(file: string): void {
 }
 
 async function runOnnx(file: string, input: ort.Tensor): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2 });
+  const runtime = await ort.InferenceSession.create(file, { intraOpNumThreads: 2 });
   try {
-    const { probabilities } = await session.run({ image: input });
+    const { probabilities } = await runtime.run({ image: input });
     return probabilities!.data as Float32Array;
   } finally {
-    await session.release();
+    await runtime.release();
   }
 }
 
@@ -137,14 +137,14 @@ describe('the exported file', () => {
     const file = join(work, 'meta.onnx');
     const summary = exportRun(runDir, file, { input: 'pixels', opset: 13 });
     expect(summary).toMatchObject({ opset: 13, input: 'pixels', ensemble: 2 });
-    const session = await ort.InferenceSession.create(file);
-    expect(session.inputNames).toEqual(['image']);
-    expect(session.outputNames).toEqual(['probabilities']);
-    const one = await session.run({ image: new ort.Tensor('uint8', new Uint8Array(28 * 28 * 3).fill(90), [1, 28, 28, 3]) });
-    const three = await session.run({ image: new ort.Tensor('uint8', new Uint8Array(3 * 28 * 28 * 3).fill(90), [3, 28, 28, 3]) });
+    const runtime = await ort.InferenceSession.create(file);
+    expect(runtime.inputNames).toEqual(['image']);
+    expect(runtime.outputNames).toEqual(['probabilities']);
+    const one = await runtime.run({ image: new ort.Tensor('uint8', new Uint8Array(28 * 28 * 3).fill(90), [1, 28, 28, 3]) });
+    const three = await runtime.run({ image: new ort.Tensor('uint8', new Uint8Array(3 * 28 * 28 * 3).fill(90), [3, 28, 28, 3]) });
     expect(one.probabilities!.dims).toEqual([1, 5]);
     expect(three.probabilities!.dims).toEqual([3, 5]);
-    await session.release();
+    await runtime.release();
     const props = execFileSync(
       python,
       ['-c', 'import onnx, sys, json; print(json.dumps({p.key: p.value for p in onnx.load(sys.argv[1]).metadata_props}))', file],
@@ -164,10 +164,10 @@ describe('the exported file', () => {
   it('runs in onnxruntime at the newest opset offered too', async () => {
     const file = join(work, 'opset21.onnx');
     exportRun(run(config('cnn')), file, { opset: 21 });
-    const session = await ort.InferenceSession.create(file);
-    const { probabilities } = await session.run({ image: new ort.Tensor('float32', new Float32Array(3 * 28 * 28), [1, 3, 28, 28]) });
+    const runtime = await ort.InferenceSession.create(file);
+    const { probabilities } = await runtime.run({ image: new ort.Tensor('float32', new Float32Array(3 * 28 * 28), [1, 3, 28, 28]) });
     expect(probabilities!.dims).toEqual([1, 5]);
-    await session.release();
+    await runtime.release();
   });
 
   it('refuses what has no ONNX form, and keeps what was there', () => {

@@ -2,6 +2,7 @@
 // Every input must end in a correct result or a clean error (an error a user can act on, naming
 // what was wrong): never a crash (any other exception), a hang (no answer within HANG_MS), or a
 // silently wrong answer (a result that fails the target's checks).
+import { seededRandom } from '../../src/data/prepare/splits.js';
 
 /** Seconds each target runs: two in CI, more with RETINAGRADE_FUZZ_SECONDS. */
 export const FUZZ_SECONDS = Number(process.env.RETINAGRADE_FUZZ_SECONDS ?? 2);
@@ -10,17 +11,7 @@ export const FUZZ_SEED = Number(process.env.RETINAGRADE_FUZZ_SEED ?? 1);
 /** An input not answered within this is a hang. */
 export const HANG_MS = 15_000;
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+export { seededRandom };
 
 const concat = (...parts: Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

@@ -1,7 +1,7 @@
 // A finished run's outputs with made-up but well-formed results, for tests of what reads them
 // (the model card, the report) without training.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coverageAt, coverageCurve } from '../../src/eval/index.js';
 import { calibrated, fitRunCalibration } from '../../src/model/run-calibration.js';
@@ -48,7 +48,7 @@ export function syntheticMetrics(
     epochs_run: extra.epochs_run,
     seconds: 12,
     data: {
-      file: '/home/someone/.medmnist/retinamnist.npz',
+      file: join(homedir(), '.medmnist', 'retinamnist.npz'), // a full path: the card must show its base name only
       md5: 'bd4c0672f1bba3e3a89f0e4e876791e4',
       size: 28,
       upsampled_from: config.size === 28 ? null : 28,

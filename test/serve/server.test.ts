@@ -193,10 +193,10 @@ describe('the other routes', () => {
     const model = await app.inject('/v1/model.onnx');
     expect(model.statusCode).toBe(200);
     expect(model.headers['content-type']).toBe('application/octet-stream');
-    const session = await ort.InferenceSession.create(model.rawPayload);
-    const out = await session.run({ image: new ort.Tensor('uint8', new Uint8Array(28 * 28 * 3), [1, 28, 28, 3]) });
+    const runtime = await ort.InferenceSession.create(model.rawPayload);
+    const out = await runtime.run({ image: new ort.Tensor('uint8', new Uint8Array(28 * 28 * 3), [1, 28, 28, 3]) });
     expect(out.probabilities!.dims).toEqual([1, 5]);
-    await session.release();
+    await runtime.release();
     const wasm = await app.inject('/ort/ort-wasm-simd-threaded.wasm');
     expect(wasm.headers['content-type']).toBe('application/wasm');
     expect([...wasm.rawPayload.subarray(0, 4)]).toEqual([0, 0x61, 0x73, 0x6d]); // \0asm

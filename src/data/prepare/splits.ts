@@ -9,8 +9,8 @@ export interface SplitFractions {
   test: number;
 }
 
-/** mulberry32: a tiny seeded generator, enough to shuffle groups reproducibly. */
-function random(seed: number): () => number {
+/** mulberry32: a small seeded generator, uniform in [0, 1): enough to shuffle groups reproducibly. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -45,7 +45,7 @@ function stratify(entries: readonly SourceEntry[], fractions: SplitFractions, se
     const grade = Math.max(...members.map((m) => m.grade));
     strata.set(grade, [...(strata.get(grade) ?? []), key]);
   }
-  const next = random(seed);
+  const next = seededRandom(seed);
   const splitOf = new Map<string, Split>();
   for (const grade of [...strata.keys()].sort((a, b) => a - b)) {
     const keys = shuffle(strata.get(grade)!.sort(), next);
