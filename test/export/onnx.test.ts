@@ -7,11 +7,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GRADE_NAMES } from '../../src/data/grades.js';
 import { toTensor } from '../../src/data/preprocess.js';
-import { loadRetinaTensors, type RetinaTensors } from '../../src/data/retinamnist.js';
-import { releaseTrainingData } from '../../src/data/training-data.js';
 import { exportRun, type InputStyle } from '../../src/export/onnx.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
@@ -21,20 +19,14 @@ import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import * as torch from '../../src/torch/index.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 import { train } from '../../src/train/run.js';
+import { testSplits } from '../helpers/test-splits.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
 const python = process.env.PYTHON ?? '/usr/bin/python3'; // Debian's, with python3-onnx (scripts/setup.sh)
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-onnx-'));
 
-const splits = new Map<number, RetinaTensors>();
-const testSplit = (size: number): RetinaTensors['test'] => {
-  if (!splits.has(size)) splits.set(size, loadRetinaTensors({ dataDir, size }));
-  return splits.get(size)!.test;
-};
-afterAll(() => {
-  for (const data of splits.values()) releaseTrainingData(data);
-});
+const testSplit = testSplits(dataDir);
 
 /** ONNX's own checker, with shape inference (full_check). */
 function check(file: string): void {

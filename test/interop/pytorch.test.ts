@@ -6,12 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { loadRetinaTensors, type RetinaTensors } from '../../src/data/retinamnist.js';
-import { releaseTrainingData } from '../../src/data/training-data.js';
+import { describe, expect, it } from 'vitest';
 import { predictProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
 import { ModelConfigSchema } from '../../src/nn/index.js';
+import { testSplits } from '../helpers/test-splits.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
 
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
@@ -19,15 +18,7 @@ const script = resolve(import.meta.dirname, '../../interop/retinagrade_torch.py'
 /** Debian's python3-torch (scripts/setup.sh); PYTHON names another interpreter that has torch. */
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 
-/** The test split at each input size a case uses. */
-const splits = new Map<number, RetinaTensors>();
-const testSplit = (size: number): RetinaTensors['test'] => {
-  if (!splits.has(size)) splits.set(size, loadRetinaTensors({ dataDir, size }));
-  return splits.get(size)!.test;
-};
-afterAll(() => {
-  for (const data of splits.values()) releaseTrainingData(data);
-});
+const testSplit = testSplits(dataDir);
 
 /** Test images compared: a wrong weight or layer shows on every image. */
 const IMAGES = 100;

@@ -1,22 +1,21 @@
 // report.html opened from disk in a real browser (Debian's chromium through playwright-core): no
 // network request, every chart rendered as a non-empty SVG, numbers as metrics.json has them. A
 // screenshot is kept in .scratch/artifacts/ for a person to look at.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeReport } from '../../src/report/report.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 import { syntheticRunDir } from '../helpers/synthetic-run.js';
+import { launchChromium } from '../helpers/chromium.js';
 
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const artifacts = resolve(import.meta.dirname, '../../.scratch/artifacts');
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(executablePath)) throw new Error(`no browser at ${executablePath}: run scripts/setup.sh (apt chromium) or set CHROMIUM`);
-  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 }, 60_000);
 afterAll(async () => {
   await browser?.close();

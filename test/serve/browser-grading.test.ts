@@ -2,10 +2,10 @@
 // onnxruntime-web from this server grades a photograph inside the page, with the grade the server
 // gives, the run's calibration applied (temperature, thresholds), a warning that the photograph was
 // not checked for gradability, and no request carries the photograph.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRADE_NAMES } from '../../src/data/grades.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
@@ -14,17 +14,16 @@ import { RunDir } from '../../src/model/run-dir.js';
 import { BROWSER_NOT_CHECKED_WARNING } from '../../src/serve/page.js';
 import { createServer } from '../../src/serve/server.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
 const samples = resolve(dataDir, '../samples');
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 let server: FastifyInstance;
 let browser: Browser;
 let url: string;
 
 beforeAll(async () => {
-  if (!existsSync(executablePath)) throw new Error(`no browser at ${executablePath}: run scripts/setup.sh (apt chromium) or set CHROMIUM`);
   // Batch-norm statistics from real images: probabilities that differ between photographs.
   const data = loadRetinaTensors({ dataDir, size: 28 });
   const run = untrainedRun(2, { randomNorm: { seed: 4, images: data.test.x.slice(0, 0, 64) } });
@@ -39,7 +38,7 @@ beforeAll(async () => {
   writeFileSync(new RunDir(run).file('calibration'), JSON.stringify(calibration));
   server = await createServer(run);
   url = await server.listen({ host: '127.0.0.1', port: 0 });
-  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 }, 60_000);
 afterAll(async () => {
   await browser?.close();

@@ -1,30 +1,26 @@
 // The page at GET / in a real browser (Debian's chromium through playwright-core): choose a
 // photograph, grade it, see the grade, the probabilities, the Grad-CAM picture and the notice.
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from '../../src/serve/server.js';
 import { GRADE_NAMES } from '../../src/data/grades.js';
 import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
-/** scripts/setup.sh installs Debian's chromium; CHROMIUM names another build. */
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 let server: FastifyInstance;
 let browser: Browser;
 let url: string;
 
 beforeAll(async () => {
-  if (!existsSync(executablePath)) throw new Error(`no browser at ${executablePath}: run scripts/setup.sh (apt chromium) or set CHROMIUM`);
   server = await createServer(untrainedRun(1));
   url = await server.listen({ host: '127.0.0.1', port: 0 });
-  // --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
-  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
