@@ -161,17 +161,17 @@ function embed(pooled: Tensor, mean: Tensor, std: Tensor): Tensor {
 }
 
 /** OOD score of each of N inputs against the bank: 1 - cosine similarity to the k-th nearest. */
-function oodScores(model: FeatureClassifier, gate: Pick<GradabilityGate, 'bank' | 'mean' | 'std'>, inputs: Inputs): number[] {
+function oodScores(gate: Pick<GradabilityGate, 'bank' | 'mean' | 'std'>, pooled: Tensor): number[] {
   const { bank } = gate;
   const similarity = torch.tidy(() => {
-    const features = embed(pooledFeatures(model, inputs), gate.mean, gate.std);
+    const features = embed(pooled, gate.mean, gate.std);
     return features
       .matmul(bank.permute([1, 0]))
       .contiguous()
       .data() as Float32Array;
   });
   const banked = bank.shape[0]!;
-  return Array.from({ length: inputs.count }, (_, i) => {
+  return Array.from({ length: pooled.shape[0]! }, (_, i) => {
     const row = Array.from(similarity.subarray(i * banked, (i + 1) * banked)).sort((a, b) => b - a);
     return 1 - row[Math.min(NEIGHBOURS, banked) - 1]!;
   });
@@ -196,15 +196,28 @@ export function fitGradabilityGate(model: FeatureClassifier, trainSplit: SplitSo
   const std = torch.tidy(() => pooled.sub(mean).pow(2).mean(0, true).sqrt().clamp(1e-6));
   const bank = embed(pooled, mean, std);
   pooled.dispose();
-  const threshold = THRESHOLD_MARGIN * Math.max(...oodScores(model, { bank, mean, std }, val));
+  const valPooled = pooledFeatures(model, val);
+  const threshold = THRESHOLD_MARGIN * Math.max(...oodScores({ bank, mean, std }, valPooled));
+  valPooled.dispose();
   return { bank, mean, std, threshold, colourRange };
 }
 
-/** Checks N inputs against the gate; without a gate (a run that has none) nothing is refused. */
-export function checkGradability(model: FeatureClassifier, gate: GradabilityGate | undefined, x: Tensor): GradabilityCheck[] {
+/**
+ * Checks N inputs against the gate; without a gate (a run that has none) nothing is refused.
+ * `features`: the model's `features(x)` when the caller has them already (grading a photograph
+ * computes them once for the gate and the grade).
+ */
+export function checkGradability(
+  model: FeatureClassifier,
+  gate: GradabilityGate | undefined,
+  x: Tensor,
+  features?: Tensor,
+): GradabilityCheck[] {
   if (!gate) return Array.from({ length: x.shape[0]! }, () => ({ reasons: [] }));
   const stats = imageStatistics(x);
-  const scores = oodScores(model, gate, inputsOf(x));
+  const pooled = features ? quadrantPool(features) : pooledFeatures(model, inputsOf(x));
+  const scores = oodScores(gate, pooled);
+  pooled.dispose();
   return stats.map((row, i) => {
     const reasons: string[] = [];
     const outside = IMAGE_STATISTICS.filter((_, s) => row[s]! < gate.colourRange[s]![0] || row[s]! > gate.colourRange[s]![1]);

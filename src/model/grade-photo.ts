@@ -6,8 +6,8 @@ import { GRADE_NAMES } from '../data/grades.js';
 import { resizeBatch, toTensor } from '../data/preprocess.js';
 import { ModelOutputError, UserError } from '../errors.js';
 import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
-import { predictProbabilities } from './inference.js';
 import { checkGradability } from './gradability.js';
+import { probabilitiesOfFeatures } from './inference.js';
 import type { OpenedModel } from './open-run.js';
 import { calibrated, screeningFigures, type ScreeningFigures, type Status } from './run-calibration.js';
 
@@ -86,16 +86,21 @@ export async function predictImage(opened: OpenedModel, input: ImageInput, optio
   try {
     const loaded = await loadInput(input, opened.modelConfig.inputSize, options.crop);
     const { x } = loaded;
+    let features: torch.Tensor | undefined;
     try {
+      // One pass through the feature extractor (the model is in eval mode) serves the gate and the grade.
+      const extracted = torch.noGrad(() => opened.model.features(x));
+      features = extracted;
       // Every warning from loading says the disc was not found; with the gate's reasons, they refuse.
-      const [check] = checkGradability(opened.model, opened.gradability, x);
+      const [check] = checkGradability(opened.model, opened.gradability, x, extracted);
       const reasons = [...loaded.warnings, ...check!.reasons];
       const gate = check!.ood_score === undefined ? {} : { ood_score: check!.ood_score };
       if (reasons.length > 0 && !options.force) {
         return { file, status: 'refused', reason: `${REFUSED_MESSAGE}: ${reasons.join('; ')}`, ...gate, warnings: [] };
       }
       const warnings = reasons;
-      const probabilities = Array.from(calibrated(predictProbabilities(opened.model, opened.objective, x), opened.calibration));
+      const modelProbabilities = probabilitiesOfFeatures(opened.model, opened.objective, extracted);
+      const probabilities = Array.from(calibrated(modelProbabilities, opened.calibration));
       const grade = probabilities.indexOf(Math.max(...probabilities));
       if (opened.unfinished) warnings.unshift(opened.unfinished);
       const screening = screeningFigures(probabilities, opened.calibration);
@@ -114,6 +119,7 @@ export async function predictImage(opened: OpenedModel, input: ImageInput, optio
       }
       return record;
     } finally {
+      features?.dispose();
       x.dispose();
     }
   } catch (error) {

@@ -1,7 +1,7 @@
 // Batched inference: model outputs -> class probabilities, without autograd.
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { withEval, type Module, type Objective } from '../nn/index.js';
+import { withEval, type FeatureClassifier, type Module, type Objective } from '../nn/index.js';
 import { computeMetrics, type EvalMetrics } from '../eval/index.js';
 import { type SplitSource, takeRange } from '../data/training-data.js';
 import { ModelOutputError } from '../errors.js';
@@ -74,6 +74,13 @@ function predictRows(
   }
   if (n > 0) checkProbabilities(out, out.length / n);
   return out;
+}
+
+/** Row-major N x K probabilities from the model's `features(x)` (already computed, the model in eval mode). */
+export function probabilitiesOfFeatures(model: FeatureClassifier, objective: Objective, features: Tensor): Float32Array {
+  const probs = torch.tidy(() => torch.noGrad(() => objective.probabilities(model.classify(features))).data() as Float32Array);
+  checkProbabilities(probs, probs.length / features.shape[0]!);
+  return probs;
 }
 
 export interface SplitEvaluation {
