@@ -90,6 +90,31 @@ export function runChild(command: string, args: string[], env: Record<string, st
   });
 }
 
+/**
+ * `count` batch sizes drawn uniformly from `low`..`high` by xorshift32 from `seed`: the same
+ * sequence as `batch_sizes` in engine/peer.py, so both sides train on the same shapes.
+ */
+export function batchSizes(low: number, high: number, count: number, seed = 1): number[] {
+  let state = seed >>> 0 || 1;
+  return Array.from({ length: count }, () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return low + (state % (high - low + 1));
+  });
+}
+
+/** `--batch-range 16-64` as [16, 64]; undefined when absent. */
+export function rangeArg(args: Map<string, string>, name: string): [number, number] | undefined {
+  const raw = args.get(name);
+  if (raw === undefined) return undefined;
+  const match = /^(\d+)-(\d+)$/.exec(raw);
+  const [low, high] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
+  if (!match || low < 2 || high < low) throw new Error(`--${name} must be LOW-HIGH with 2 <= LOW <= HIGH, got '${raw}'`);
+  return [low, high];
+}
+
 /** How ours runs as a child: node with tsx's loader, so the TypeScript sources run as they are. */
 export function oursCommand(script: string, args: string[]): [string, string[]] {
   return [process.execPath, ['--import', 'tsx', join(repoRoot, script), ...args]];

@@ -3,6 +3,10 @@
 //
 //   node --import tsx bench/engine/ours.ts --model resnet18 --size 28 [--batch 128]
 //        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--no-yield]
+//        [--batch-range 16-64]
+//
+// --batch-range trains each step on a batch size drawn from that range (common.ts batchSizes,
+// the peer draws the same ones) instead of --batch: the memory a step with varying shapes faults in.
 //
 // Like the trainer (src/train/loop.ts), every step ends by turning the event loop (await
 // setImmediate), inside the timing, so Node runs the deferred finalizers of disposed tensor
@@ -13,7 +17,8 @@ import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
 import { Adam } from '../../src/optim/index.js';
 import { CrossEntropy } from '../../src/nn/index.js';
-import { intArg, parseArgs, peakRssMiB } from '../common.js';
+import { batchSizes, intArg, parseArgs, peakRssMiB, rangeArg } from '../common.js';
+import { markMemory, memorySince } from '../memory-counters.js';
 
 interface Timing {
   wall: number;
@@ -48,6 +53,7 @@ async function main(): Promise<void> {
   const inferSteps = intArg(args, 'infer-steps', 8);
   const threads = intArg(args, 'threads', 2);
   const yieldEach = !args.has('no-yield');
+  const batchRange = rangeArg(args, 'batch-range');
   torch.setNumThreads(threads);
 
   seedInit(0);
@@ -56,15 +62,20 @@ async function main(): Promise<void> {
   const optimizer = new Adam(model.parameters(), { lr: 1e-3 });
   const objective = new CrossEntropy(NUM_GRADES);
   const gen = new torch.Generator(1);
-  const x = torch.keep(gen.normal([batch, 3, size, size]));
-  const y = torch.keep(gen.randint(0, NUM_GRADES, [batch]));
+  const rows = Math.max(batch, batchRange?.[1] ?? 0);
+  const x = torch.keep(gen.normal([rows, 3, size, size]));
+  const y = torch.keep(gen.randint(0, NUM_GRADES, [rows]));
+  // Each training step's batch size: --batch, or the next one drawn from --batch-range.
+  const trainBatches = batchRange ? batchSizes(batchRange[0], batchRange[1], warmup + steps) : Array(warmup + steps).fill(batch);
+  let trainStepIndex = 0;
 
   // Training: the trainer's step (src/train/loop.ts) without augmentation or data loading.
   model.train();
   let lastLoss = 0;
   const trainStep = (): void => {
+    const rowsNow = trainBatches[trainStepIndex++]!;
     lastLoss = torch.tidy(() => {
-      const loss = objective.loss(model.forward(x), y);
+      const loss = objective.loss(model.forward(x.slice(0, 0, rowsNow)), y.slice(0, 0, rowsNow));
       optimizer.zeroGrad();
       loss.backward();
       optimizer.step();
@@ -72,19 +83,29 @@ async function main(): Promise<void> {
     });
   };
   await repeat(warmup, yieldEach, trainStep);
+  const memory0 = markMemory();
   const train = await repeat(steps, yieldEach, trainStep);
+  const trainMemory = memorySince(memory0);
   const rssAfterTrain = peakRssMiB();
 
   // Inference: eval mode, no autograd recording.
   model.eval();
   const inferStep = (): void => {
-    torch.tidy(() => torch.noGrad(() => model.forward(x).sum().item()));
+    torch.tidy(() =>
+      torch.noGrad(() =>
+        model
+          .forward(x.slice(0, 0, batch))
+          .sum()
+          .item(),
+      ),
+    );
   };
   await repeat(inferWarmup, yieldEach, inferStep);
   const infer = await repeat(inferSteps, yieldEach, inferStep);
 
   const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
-  const rate = (runs: { wall: number }[]): number | null => (runs.length ? (runs.length * batch) / sum(runs.map((r) => r.wall)) : null);
+  const trainImages = sum(trainBatches.slice(warmup));
+  const rate = (runs: { wall: number }[], images: number): number | null => (runs.length ? images / sum(runs.map((r) => r.wall)) : null);
   const result = {
     side: 'ours',
     yieldEachStep: yieldEach,
@@ -94,14 +115,16 @@ async function main(): Promise<void> {
     batch,
     threads: torch.getNumThreads(),
     params: model.parameterCount(),
-    trainImgPerSec: rate(train),
-    inferImgPerSec: rate(infer),
+    batchRange: batchRange ?? null,
+    trainImgPerSec: rate(train, trainImages),
+    inferImgPerSec: rate(infer, infer.length * batch),
     trainStepSeconds: train.map((r) => r.wall),
     inferStepSeconds: infer.map((r) => r.wall),
     trainCpuSeconds: sum(train.map((r) => r.cpu)),
     inferCpuSeconds: sum(infer.map((r) => r.cpu)),
     lastLoss,
     peakRssAfterTrainMiB: rssAfterTrain,
+    train: trainMemory,
     peakRssMiB: peakRssMiB(),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

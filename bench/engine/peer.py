@@ -3,11 +3,15 @@ layer as src/nn/models.ts builds them), the same synthetic batch, Adam, cross-en
 and inference throughput, then peak RSS. Prints one JSON line.
 
     python3 bench/engine/peer.py --model resnet18 --size 28 [--batch 128] [--warmup 2]
-        [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2]
+        [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--batch-range 16-64]
+
+--batch-range trains each step on a batch size drawn from that range, the same sizes as ours
+(bench/common.ts batchSizes).
 """
 import argparse
 import json
 import re
+import resource
 import sys
 import time
 
@@ -92,6 +96,23 @@ def peak_rss_mib():
         return float('nan')
 
 
+def batch_sizes(low, high, count, seed=1):
+    """bench/common.ts batchSizes: xorshift32 from `seed`, uniform in low..high."""
+    state = seed & 0xFFFFFFFF or 1
+    sizes = []
+    for _ in range(count):
+        state ^= (state << 13) & 0xFFFFFFFF
+        state ^= state >> 17
+        state ^= (state << 5) & 0xFFFFFFFF
+        sizes.append(low + state % (high - low + 1))
+    return sizes
+
+
+def faulted_mib(minor_faults_before):
+    """MiB brought in by minor page faults (whole process) since the count given."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minor_faults_before) * resource.getpagesize() / 2**20
+
+
 def timed(fn):
     """Wall and CPU (user + system, all threads) seconds of fn()."""
     c0 = time.process_time()
@@ -110,20 +131,26 @@ def main():
     p.add_argument('--infer-warmup', type=int, default=1)
     p.add_argument('--infer-steps', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--batch-range', default=None)
     a = p.parse_args()
+    batch_range = [int(v) for v in a.batch_range.split('-')] if a.batch_range else None
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
 
     model = build(a.model, a.size)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(a.batch, 3, a.size, a.size, generator=g)
-    y = torch.randint(0, 5, (a.batch,), generator=g)
+    rows = max(a.batch, batch_range[1] if batch_range else 0)
+    x = torch.randn(rows, 3, a.size, a.size, generator=g)
+    y = torch.randint(0, 5, (rows,), generator=g)
+    train_batches = batch_sizes(*batch_range, a.warmup + a.steps) if batch_range else [a.batch] * (a.warmup + a.steps)
+    batch_iter = iter(train_batches)
 
     model.train()
 
     def train_step():
-        loss = F.cross_entropy(model(x), y)
+        b = next(batch_iter)
+        loss = F.cross_entropy(model(x[:b]), y[:b])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -131,7 +158,9 @@ def main():
 
     for _ in range(a.warmup):
         train_step()
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     train = [timed(train_step) for _ in range(a.steps)]
+    train_memory = {'faultedMiB': faulted_mib(faults_before)}
     last_loss = train_step.last if a.steps else 0.0
     rss_after_train = peak_rss_mib()
 
@@ -139,14 +168,14 @@ def main():
 
     def infer_step():
         with torch.no_grad():
-            return model(x).sum().item()
+            return model(x[:a.batch]).sum().item()
 
     for _ in range(a.infer_warmup):
         infer_step()
     infer = [timed(infer_step) for _ in range(a.infer_steps)]
 
-    def rate(runs):
-        return len(runs) * a.batch / sum(w for w, _ in runs) if runs else None
+    def rate(runs, images):
+        return images / sum(w for w, _ in runs) if runs else None
 
     result = {
         'side': 'peer',
@@ -156,14 +185,16 @@ def main():
         'batch': a.batch,
         'threads': torch.get_num_threads(),
         'params': sum(p.numel() for p in model.parameters()),
-        'trainImgPerSec': rate(train),
-        'inferImgPerSec': rate(infer),
+        'batchRange': batch_range,
+        'trainImgPerSec': rate(train, sum(train_batches[a.warmup:])),
+        'inferImgPerSec': rate(infer, len(infer) * a.batch),
         'trainStepSeconds': [w for w, _ in train],
         'inferStepSeconds': [w for w, _ in infer],
         'trainCpuSeconds': sum(c for _, c in train),
         'inferCpuSeconds': sum(c for _, c in infer),
         'lastLoss': last_loss,
         'peakRssAfterTrainMiB': rss_after_train,
+        'train': train_memory,
         'peakRssMiB': peak_rss_mib(),
     }
     print(json.dumps(result), flush=True)

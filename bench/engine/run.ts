@@ -3,8 +3,12 @@
 // peer: Debian's python3), alternating peer/ours in ABBA order so that drift in the machine's
 // load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
 //
-//   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
+//   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128] [--steps 10]
 //        [--cases resnet18-28,cnn-64] [--variants noyield,heap,nocache] [--omp-wait-policy passive|active]
+//        [--batch-range 16-64]
+//
+// --batch-range trains each step on a batch size drawn from that range (the same sizes on both
+// sides): what a step with varying shapes faults in, against the peak of live large blocks.
 //
 // --omp-wait-policy sets OMP_WAIT_POLICY for both sides. Unset, ours spins briefly then sleeps
 // (src/torch/native.ts) and PyTorch spins long, which matters on a loaded machine.
@@ -17,7 +21,19 @@
 //            libtorch's default allocator, i.e. glibc malloc for every tensor
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PEER_PYTHON, fmt, intArg, median, oursCommand, parseArgs, repoRoot, runChild, runMain, writeResults } from '../common.js';
+import {
+  PEER_PYTHON,
+  fmt,
+  intArg,
+  median,
+  oursCommand,
+  parseArgs,
+  rangeArg,
+  repoRoot,
+  runChild,
+  runMain,
+  writeResults,
+} from '../common.js';
 
 interface Case {
   id: string;
@@ -28,7 +44,9 @@ interface Case {
 const CASES: Case[] = [
   { id: 'resnet18-28', model: 'resnet18', size: 28, label: 'ResNet-18 (MedMNIST 3x3 stem) @28' },
   { id: 'cnn-64', model: 'cnn', size: 64, label: '6-conv CNN (CompactCnn, width 32) @64' },
+  { id: 'cnn-28', model: 'cnn', size: 28, label: "6-conv CNN (CompactCnn, width 32) @28, the default recipe's" },
 ];
+const DEFAULT_CASES = ['resnet18-28', 'cnn-64'];
 
 type Side = 'peer' | 'ours' | 'ours-noyield' | 'ours-heap' | 'ours-nocache';
 const SIDE_LABEL: Record<Side, string> = {
@@ -48,6 +66,8 @@ interface Run {
   inferImgPerSec: number;
   peakRssMiB: number;
   peakRssAfterTrainMiB: number;
+  /** Over the timed training steps: MiB faulted in (minor faults x page size); ours also the block cache's figures. */
+  trainMemory: Record<string, number>;
   trainCpuSeconds: number;
   trainWallSeconds: number;
   loadBefore: number;
@@ -82,6 +102,7 @@ async function measure(
     inferImgPerSec: num('inferImgPerSec'),
     peakRssMiB: num('peakRssMiB'),
     peakRssAfterTrainMiB: num('peakRssAfterTrainMiB'),
+    trainMemory: (json.train as Record<string, number> | undefined) ?? {},
     trainCpuSeconds: num('trainCpuSeconds'),
     trainWallSeconds: trainSteps.reduce((a, b) => a + b, 0),
     loadBefore,
@@ -97,7 +118,7 @@ async function main(): Promise<void> {
   const rounds = intArg(args, 'rounds', 2);
   const threads = intArg(args, 'threads', 2);
   const batch = intArg(args, 'batch', 128);
-  const wanted = (args.get('cases') ?? CASES.map((c) => c.id).join(',')).split(',');
+  const wanted = (args.get('cases') ?? DEFAULT_CASES.join(',')).split(',');
   const cases = CASES.filter((c) => wanted.includes(c.id));
   if (cases.length === 0) throw new Error(`--cases: none of ${wanted.join(', ')} is one of ${CASES.map((c) => c.id).join(', ')}`);
   const variants = (args.get('variants') ?? '').split(',').filter(Boolean);
@@ -108,9 +129,13 @@ async function main(): Promise<void> {
   if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy))
     throw new Error(`--omp-wait-policy must be passive or active`);
   const baseEnv: Record<string, string> = ompWaitPolicy ? { OMP_WAIT_POLICY: ompWaitPolicy.toUpperCase() } : {};
-  const stepArgs = quick
-    ? ['--batch', String(batch), '--warmup', '1', '--steps', '3', '--infer-warmup', '1', '--infer-steps', '3']
-    : ['--batch', String(batch), '--warmup', '2', '--steps', '10', '--infer-warmup', '1', '--infer-steps', '10'];
+  const steps = intArg(args, 'steps', quick ? 3 : 10);
+  const batchRange = rangeArg(args, 'batch-range');
+  const stepArgs = [
+    ...['--batch', String(batch), '--warmup', quick ? '1' : '2', '--steps', String(steps)],
+    ...['--infer-warmup', '1', '--infer-steps', quick ? '3' : '10'],
+    ...(batchRange ? ['--batch-range', batchRange.join('-')] : []),
+  ];
 
   const runs: Run[] = [];
   for (const c of cases) {
@@ -122,7 +147,8 @@ async function main(): Promise<void> {
         runs.push(run);
         process.stderr.write(
           `[engine] ${c.id} round ${round + 1}/${rounds} ${side}: train ${fmt(run.trainImgPerSec)} img/s, ` +
-            `infer ${fmt(run.inferImgPerSec)} img/s, peak RSS ${fmt(run.peakRssMiB, 0)} MiB ` +
+            `infer ${fmt(run.inferImgPerSec)} img/s, peak RSS ${fmt(run.peakRssMiB, 0)} MiB, ` +
+            `faulted in training ${fmt(run.trainMemory.faultedMiB ?? Number.NaN, 0)} MiB ` +
             `(load ${fmt(run.loadBefore, 2)}, ${fmt(run.processSeconds, 0)} s)\n`,
         );
       }
@@ -143,6 +169,10 @@ async function main(): Promise<void> {
             trainRuns: mine.map((r) => r.trainImgPerSec),
             inferRuns: mine.map((r) => r.inferImgPerSec),
             rssRuns: mine.map((r) => r.peakRssMiB),
+            trainFaultedMiB: median(mine.map((r) => r.trainMemory.faultedMiB ?? Number.NaN)),
+            cacheHits: median(mine.map((r) => r.trainMemory.cacheHits ?? Number.NaN)),
+            cacheMisses: median(mine.map((r) => r.trainMemory.cacheMisses ?? Number.NaN)),
+            peakLiveMiB: median(mine.map((r) => r.trainMemory.peakLiveMiB ?? Number.NaN)),
           },
         ];
       }),
@@ -156,6 +186,10 @@ async function main(): Promise<void> {
         trainRuns: number[];
         inferRuns: number[];
         rssRuns: number[];
+        trainFaultedMiB: number;
+        cacheHits: number;
+        cacheMisses: number;
+        peakLiveMiB: number;
       }
     >;
     // Ratios per round (each round's pair ran back to back), then the median of those.
@@ -178,29 +212,33 @@ async function main(): Promise<void> {
     return { case: c.id, label: c.label, sides: bySide, ratios };
   });
 
-  const steps = quick ? 'quick (1 warm-up + 3 timed steps)' : '2 warm-up + 10 timed steps';
+  const stepsDone = `${quick ? 1 : 2} warm-up + ${steps} timed steps`;
+  const batches = batchRange ? `batch sizes ${batchRange.join('-')} at random (inference batch ${batch})` : `batch ${batch}`;
   const load = `load average ${fmt(startLoad, 2)} at start, ${fmt(loadavg()[0]!, 2)} at end`;
   const lines: string[] = [];
   lines.push(
-    `Engine benchmark: batch ${batch}, ${threads} threads, Adam, synthetic data, ${steps}, ` +
+    `Engine benchmark: ${batches}, ${threads} threads, Adam, synthetic data, ${stepsDone}, ` +
       `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; ${load}.`,
     '',
-    '| model | side | train img/s | infer img/s | peak RSS MiB | train CPU ms/img | runs (train / infer img/s) |',
-    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
+    '| model | side | train img/s | infer img/s | peak RSS MiB | train CPU ms/img | faulted in training MiB | ' +
+      'cache hits / misses, peak live MiB | runs (train / infer img/s) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   );
   const bold = (ratio: number): string => `**${fmt(ratio, 2)}**`;
   for (const s of summary) {
     for (const side of sides) {
       const v = s.sides[side];
       const sideRuns = `${v.trainRuns.map((x) => fmt(x)).join(', ')} / ${v.inferRuns.map((x) => fmt(x)).join(', ')}`;
+      const cacheCell = Number.isFinite(v.cacheHits) ? `${fmt(v.cacheHits, 0)} / ${fmt(v.cacheMisses, 0)}, ${fmt(v.peakLiveMiB, 0)}` : '';
       lines.push(
         `| ${s.label} | ${SIDE_LABEL[side]} | ${fmt(v.trainImgPerSec)} | ${fmt(v.inferImgPerSec)} | ${fmt(v.peakRssMiB, 0)} | ` +
-          `${fmt(v.trainCpuPerImageMs)} | ${sideRuns} |`,
+          `${fmt(v.trainCpuPerImageMs)} | ${fmt(v.trainFaultedMiB, 0)} | ${cacheCell} | ${sideRuns} |`,
       );
     }
     for (const [side, r] of Object.entries(s.ratios)) {
       lines.push(
-        `| ${s.label} | **ratio ${side}/peer** | ${bold(r.train)} | ${bold(r.infer)} | ${bold(r.peakRss)} | | median of per-round ratios |`,
+        `| ${s.label} | **ratio ${side}/peer** | ${bold(r.train)} | ${bold(r.infer)} | ${bold(r.peakRss)} | | | | ` +
+          'median of per-round ratios |',
       );
     }
   }
@@ -208,7 +246,7 @@ async function main(): Promise<void> {
 
   const out = resolve(repoRoot, args.get('out') ?? 'bench/engine/results.json');
   writeResults(out, 'engine', startLoad, {
-    settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null },
+    settings: { quick, rounds, threads, batch, batchRange: batchRange ?? null, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null },
     summary,
     runs,
   });

@@ -20,6 +20,7 @@ import { createObjective } from '../../src/nn/index.js';
 import { createOptimizer } from '../../src/optim/index.js';
 import { RunConfigSchema } from '../../src/train/config.js';
 import { intArg, parseArgs, peakRssMiB } from '../common.js';
+import { markMemory, memorySince } from '../memory-counters.js';
 
 const SOURCE_SIZE = 28;
 
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
   );
   const trainY = torch.keep(torch.tensor(labels, [n], 'int64'));
   const prepSeconds = (performance.now() - prepStart) / 1000;
+  torch.emptyCpuCache(); // as train() does once the data are loaded
 
   seedInit(seed);
   torch.manualSeed(seed);
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
   dataSeconds = 0;
 
   // One timed epoch.
+  const memory0 = markMemory();
   const cpu0 = process.cpuUsage();
   const epochStart = performance.now();
   const generator = new torch.Generator(seed + 3);
@@ -111,6 +114,7 @@ async function main(): Promise<void> {
   }
   const epochSeconds = (performance.now() - epochStart) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const memory = memorySince(memory0);
 
   process.stdout.write(
     `${JSON.stringify({
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
       prepSeconds,
       meanLoss: lossSum / n,
       peakRssMiB: peakRssMiB(),
+      ...memory,
     })}\n`,
   );
 }

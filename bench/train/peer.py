@@ -10,6 +10,7 @@ Prints one JSON line.
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'engine'))
-from peer import ResNet18, peak_rss_mib  # noqa: E402  (bench/engine/peer.py: the same architecture)
+from peer import ResNet18, faulted_mib, peak_rss_mib  # noqa: E402  (bench/engine/peer.py: the same architecture)
 
 SOURCE_SIZE = 28
 
@@ -89,6 +90,7 @@ def main():
     del it
 
     # One timed epoch; data time is the time spent fetching (and augmenting) batches.
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     c0 = time.process_time()
     t0 = time.perf_counter()
     data_seconds = 0.0
@@ -121,6 +123,7 @@ def main():
         'prepSeconds': prep_seconds,
         'meanLoss': loss_sum / a.n,
         'peakRssMiB': peak_rss_mib(),
+        'faultedMiB': faulted_mib(faults_before),
     }), flush=True)
 
 

@@ -4,7 +4,7 @@
 // run it (per-sample PIL transforms in a DataLoader, num_workers 0). Each epoch is its own child
 // process; sides alternate in ABBA order. Prints a markdown table, writes bench/train/results.json.
 //
-//   npx tsx bench/train/run.ts [--sizes 28,64] [--rounds 2] [--threads 2] [--batch 128] [--n 1080]
+//   npx tsx bench/train/run.ts [--sizes 28,64,128] [--rounds 2] [--threads 2] [--batch 128] [--n 1080]
 //        [--variants noyield] [--omp-wait-policy passive|active] [--out bench/train/results.json]
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +25,8 @@ interface Run {
   dataSeconds: number;
   cpuSeconds: number;
   peakRssMiB: number;
+  /** MiB faulted in during the timed epoch (minor page faults x page size, whole process). */
+  faultedMiB: number;
   meanLoss: number;
   loadBefore: number;
   raw: Record<string, unknown>;
@@ -33,7 +35,7 @@ interface Run {
 async function main(): Promise<void> {
   const startLoad = loadavg()[0]!;
   const args = parseArgs(process.argv.slice(2));
-  const sizes = (args.get('sizes') ?? '28,64').split(',').map(Number);
+  const sizes = (args.get('sizes') ?? '28,64,128').split(',').map(Number);
   for (const size of sizes) if (!Number.isInteger(size) || size < 8) throw new Error(`--sizes: bad size ${size}`);
   const rounds = intArg(args, 'rounds', 2);
   const threads = intArg(args, 'threads', 2);
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
           dataSeconds: num('dataSeconds'),
           cpuSeconds: num('cpuSeconds'),
           peakRssMiB: num('peakRssMiB'),
+          faultedMiB: num('faultedMiB'),
           meanLoss: num('meanLoss'),
           loadBefore,
           raw: json,
@@ -93,7 +96,8 @@ async function main(): Promise<void> {
         runs.push(run);
         process.stderr.write(
           `[train] ${size}px round ${round + 1}/${rounds} ${side}: ${fmt(run.epochSeconds, 2)} s/epoch ` +
-            `(data+augment ${fmt(run.dataSeconds, 2)} s), peak RSS ${fmt(run.peakRssMiB, 0)} MiB, load ${fmt(loadBefore, 2)}\n`,
+            `(data+augment ${fmt(run.dataSeconds, 2)} s), peak RSS ${fmt(run.peakRssMiB, 0)} MiB, ` +
+            `faulted in the epoch ${fmt(run.faultedMiB, 0)} MiB, load ${fmt(loadBefore, 2)}\n`,
         );
       }
     }
@@ -110,20 +114,27 @@ async function main(): Promise<void> {
             dataSeconds: median(mine.map((r) => r.dataSeconds)),
             cpuSeconds: median(mine.map((r) => r.cpuSeconds)),
             peakRssMiB: median(mine.map((r) => r.peakRssMiB)),
+            faultedMiB: median(mine.map((r) => r.faultedMiB)),
             epochRuns: mine.map((r) => r.epochSeconds),
           },
         ];
       }),
-    ) as Record<Side, { epochSeconds: number; dataSeconds: number; cpuSeconds: number; peakRssMiB: number; epochRuns: number[] }>;
-    const ratio = (side: Side): number =>
+    ) as Record<
+      Side,
+      { epochSeconds: number; dataSeconds: number; cpuSeconds: number; peakRssMiB: number; faultedMiB: number; epochRuns: number[] }
+    >;
+    // Ratios per round (each round's pair ran back to back), then the median of those.
+    const ratio = (side: Side, key: 'epochSeconds' | 'peakRssMiB'): number =>
       median(
         Array.from({ length: rounds }, (_, round) => {
           const ours = runs.find((r) => r.size === size && r.side === side && r.round === round);
           const peer = runs.find((r) => r.size === size && r.side === 'peer' && r.round === round);
-          return ours && peer ? ours.epochSeconds / peer.epochSeconds : Number.NaN;
+          return ours && peer ? ours[key] / peer[key] : Number.NaN;
         }),
       );
-    const ratios = Object.fromEntries(sides.filter((s) => s !== 'peer').map((s) => [s, ratio(s)]));
+    const ratios = Object.fromEntries(
+      sides.filter((s) => s !== 'peer').map((s) => [s, { time: ratio(s, 'epochSeconds'), peakRss: ratio(s, 'peakRssMiB') }]),
+    );
     return { size, sides: bySide, ratios };
   });
 
@@ -132,8 +143,8 @@ async function main(): Promise<void> {
     `Epoch benchmark: ResNet-18, ${n} images, batch ${batch}, datasheet augmentation, CE, AdamW, ${threads} threads, ` +
       `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; ${load}.`,
     '',
-    '| input | side | s/epoch | of which data + augment s | CPU s | peak RSS MiB | runs s/epoch |',
-    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
+    '| input | side | s/epoch | of which data + augment s | CPU s | peak RSS MiB | faulted in the epoch MiB | runs s/epoch |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   for (const s of summary) {
     for (const side of sides) {
@@ -141,12 +152,13 @@ async function main(): Promise<void> {
       const epochRuns = v.epochRuns.map((x) => fmt(x, 2)).join(', ');
       lines.push(
         `| ${s.size}x${s.size} | ${SIDE_LABEL[side]} | ${fmt(v.epochSeconds, 2)} | ${fmt(v.dataSeconds, 2)} | ${fmt(v.cpuSeconds, 1)} | ` +
-          `${fmt(v.peakRssMiB, 0)} | ${epochRuns} |`,
+          `${fmt(v.peakRssMiB, 0)} | ${fmt(v.faultedMiB, 0)} | ${epochRuns} |`,
       );
     }
     for (const [side, r] of Object.entries(s.ratios)) {
       lines.push(
-        `| ${s.size}x${s.size} | **ratio ${side}/peer (time)** | **${fmt(r, 2)}** | | | | median of per-round ratios; goal <= 1.0 |`,
+        `| ${s.size}x${s.size} | **ratio ${side}/peer** | **${fmt(r.time, 2)}** | | | **${fmt(r.peakRss, 2)}** | | ` +
+          'median of per-round ratios (time, peak RSS); goal <= 1.0 for both |',
       );
     }
   }

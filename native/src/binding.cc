@@ -830,6 +830,9 @@ Napi::Value CpuCacheStats(const Napi::CallbackInfo& info) {
   set("liveBytes", stats.liveBytes);
   set("cachedBytes", stats.cachedBytes);
   set("peakBytes", stats.peakBytes);
+  set("peakLiveBytes", stats.peakLiveBytes);
+  set("capBytes", stats.capBytes);
+  set("windowRequests", stats.windowRequests);
   set("hits", stats.hits);
   set("misses", stats.misses);
   set("minBytes", stats.minBytes);

@@ -6,14 +6,20 @@
 // allocations of Node and the binding, where freed space fragments and the heap keeps growing.
 //
 // This allocator takes the large requests (>= 1 MiB by default) out of glibc: each is an
-// anonymous mapping of its own, and a freed block is kept mapped in a cache; a later request of
-// the same (page-rounded) size takes it back without a system call or page faults. From the
-// second step on, training then runs without faulting in tensor memory. The memory mapped for
-// large blocks (live + cached) is kept within twice the peak of live large blocks: a request
-// the cache cannot serve that would pass this limit resizes the least recently freed cached
-// block instead (mremap keeps its pages; only growth is faulted in), and blocks beyond the limit
-// are unmapped. The models measured settle at 1.4-1.6x the live peak (bench/README.md), and
-// still below glibc's footprint for the same run. Small requests go to libtorch's own
+// anonymous mapping of its own, and a freed block is kept mapped in a cache. A later request takes
+// back the smallest cached block that fits it with at most 1/8 of the block to spare (the most
+// recently freed among equals), without a system call or page faults, so from the second step on
+// a repeating training step faults in no tensor memory.
+//
+// The memory mapped for large blocks (live + cached) is kept within a cap: 5/4 of the peak, over
+// a recent window (the last kWindowRequests to 2 x kWindowRequests large requests), of the bytes
+// live blocks were asked for. So a spike (a whole split resized at once, an evaluation at another
+// batch size) stops counting once that many requests have passed. A request the cache cannot fit
+// that would pass the cap takes the smallest larger cached block as it is (already resident:
+// nothing is faulted in, RSS does not grow), else grows the largest cached block with mremap (its
+// pages kept: only the growth is faulted in); cached blocks beyond the cap are unmapped, least
+// recently freed first. So a one-off smaller batch (an epoch's last) or batch sizes that vary
+// from step to step run in the blocks already mapped. Small requests go to libtorch's own
 // `alloc_cpu` (glibc) as before.
 #include "cpu_allocator.h"
 
@@ -43,10 +49,24 @@ namespace retinagrade {
 namespace {
 
 constexpr size_t kDefaultMinBytes = size_t{1} << 20;
+// A cached block serves a request when the request needs all but at most 1/8 of it.
+constexpr size_t kSpareDivisor = 8;
+// The cap follows the peak over the last kWindowRequests to twice that many large requests: a few
+// training steps (a ResNet-18 step of bench/train, augmentation included, makes about 320 at 28 and
+// 64 px), so the peak of every step in the window is in it.
+constexpr size_t kWindowRequests = 2048;
+// The cap, in quarters of the window's peak. bench/train's ResNet-18 steps grow no block within 5/4
+// of it; within 11/10, a 28 px step grows blocks by about 870 MB every step.
+constexpr size_t kCapQuarters = 5;
 
 struct CachedBlock {
   void* ptr;
   size_t bytes;
+};
+
+struct LiveBlock {
+  size_t bytes;  // mapped
+  size_t asked;  // the request's size, page-rounded: at most `bytes`
 };
 
 class CachingCpuAllocator final : public c10::Allocator {
@@ -70,7 +90,7 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   CpuCacheStats Stats() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return {live_, cached_, peak_, hits_, misses_, minBytes_, grownBytes_};
+    return {live_, cached_, peak_, peakLive_, Cap(), kWindowRequests, hits_, misses_, minBytes_, grownBytes_};
   }
 
   void Empty() {
@@ -83,51 +103,77 @@ class CachingCpuAllocator final : public c10::Allocator {
  private:
   static void Delete(void* ptr);
 
+  size_t Cap() const { return kCapQuarters * std::max({windowPeak_, previousWindowPeak_, asked_}) / 4; }
+
   void* Take(size_t n) {
-    size_t bytes = (n + page_ - 1) / page_ * page_;
+    const size_t asked = (n + page_ - 1) / page_ * page_;
+    size_t bytes = asked;
     std::lock_guard<std::mutex> lock(mutex_);
-    // The most recently freed block of this size.
+    // Best fit: the smallest cached block with at most 1/8 to spare; among equals the most recently freed.
     auto best = cache_.end();
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (it->bytes == bytes) best = it;
+      bool fits = it->bytes >= bytes && it->bytes - bytes <= it->bytes / kSpareDivisor;
+      if (fits && (best == cache_.end() || it->bytes <= best->bytes)) best = it;
     }
     void* ptr = nullptr;
     if (best != cache_.end()) {
       ptr = best->ptr;
+      bytes = best->bytes;
       cached_ -= bytes;
       cache_.erase(best);
       ++hits_;
     } else {
       ++misses_;
-      size_t limit = 2 * std::max(peakLive_, live_ + bytes);
-      if (live_ + cached_ + bytes > limit && !cache_.empty()) {
-        // Mapping more would pass the limit, so a cached block has to go: resize one instead
-        // (mremap keeps its pages resident; only growth is faulted in), the least recently freed.
-        auto pick = cache_.begin();
-        void* moved = mremap(pick->ptr, pick->bytes, bytes, MREMAP_MAYMOVE);
-        if (moved != MAP_FAILED) {
-          ptr = moved;
-          if (bytes > pick->bytes) grownBytes_ += bytes - pick->bytes;
-          cached_ -= pick->bytes;
-          cache_.erase(pick);
-        }
-      }
+      if (live_ + cached_ + bytes > Cap() && !cache_.empty()) ptr = TakeOverCap(bytes);
       if (ptr == nullptr) {
         ptr = Map(bytes);
         grownBytes_ += bytes;
       }
     }
     live_ += bytes;
-    blocks_.emplace(ptr, bytes);
-    if (live_ > peakLive_) peakLive_ = live_;
-    // Keep what is mapped for large blocks within twice the peak of live ones: unmap the least
-    // recently freed blocks beyond it.
-    while (live_ + cached_ > 2 * peakLive_ && !cache_.empty()) {
+    asked_ += asked;
+    blocks_.emplace(ptr, LiveBlock{bytes, asked});
+    peakLive_ = std::max(peakLive_, live_);
+    windowPeak_ = std::max(windowPeak_, asked_);
+    if (++windowRequests_ == kWindowRequests) {
+      previousWindowPeak_ = windowPeak_;
+      windowPeak_ = asked_;
+      windowRequests_ = 0;
+    }
+    // Unmap the least recently freed blocks beyond the cap.
+    while (live_ + cached_ > Cap() && !cache_.empty()) {
       munmap(cache_.front().ptr, cache_.front().bytes);
       cached_ -= cache_.front().bytes;
       cache_.pop_front();
     }
-    if (live_ + cached_ > peak_) peak_ = live_ + cached_;
+    peak_ = std::max(peak_, live_ + cached_);
+    return ptr;
+  }
+
+  // Mapping more would pass the cap, so a cached block has to serve: the smallest one larger than
+  // the request as it is (its pages are resident already, nothing is faulted in), else the largest
+  // one grown to the request's size (mremap keeps its pages: only the growth is faulted in).
+  // Returns the block and sets `bytes` to its size; null if mremap failed.
+  void* TakeOverCap(size_t& bytes) {
+    auto larger = cache_.end(), smaller = cache_.end();
+    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+      if (it->bytes >= bytes) {
+        if (larger == cache_.end() || it->bytes <= larger->bytes) larger = it;
+      } else if (smaller == cache_.end() || it->bytes >= smaller->bytes) {
+        smaller = it;
+      }
+    }
+    auto pick = larger != cache_.end() ? larger : smaller;
+    void* ptr = pick->ptr;
+    if (pick == smaller) {
+      ptr = mremap(pick->ptr, pick->bytes, bytes, MREMAP_MAYMOVE);
+      if (ptr == MAP_FAILED) return nullptr;
+      grownBytes_ += bytes - pick->bytes;
+    } else {
+      bytes = pick->bytes;
+    }
+    cached_ -= pick->bytes;
+    cache_.erase(pick);
     return ptr;
   }
 
@@ -148,9 +194,10 @@ class CachingCpuAllocator final : public c10::Allocator {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = blocks_.find(ptr);
     if (it == blocks_.end()) return false;
-    size_t bytes = it->second;
-    blocks_.erase(it);
+    size_t bytes = it->second.bytes;
     live_ -= bytes;
+    asked_ -= it->second.asked;
+    blocks_.erase(it);
     cached_ += bytes;
     cache_.push_back({ptr, bytes});
     return true;
@@ -159,9 +206,12 @@ class CachingCpuAllocator final : public c10::Allocator {
   const size_t minBytes_;
   size_t page_;
   std::mutex mutex_;
-  std::unordered_map<void*, size_t> blocks_;  // live large blocks
+  std::unordered_map<void*, LiveBlock> blocks_;  // live large blocks
   std::list<CachedBlock> cache_;               // freed large blocks, least recently freed first
   size_t live_ = 0, cached_ = 0, peak_ = 0, peakLive_ = 0, hits_ = 0, misses_ = 0, grownBytes_ = 0;
+  // Bytes the live large blocks were asked for (a block may be larger), and their peak since the
+  // window began (windowRequests_ large requests ago) and in the window before.
+  size_t asked_ = 0, windowPeak_ = 0, previousWindowPeak_ = 0, windowRequests_ = 0;
 };
 
 CachingCpuAllocator* installed = nullptr;
@@ -197,7 +247,7 @@ void InstallCpuAllocator() {
 }
 
 CpuCacheStats GetCpuCacheStats() {
-  return installed ? installed->Stats() : CpuCacheStats{0, 0, 0, 0, 0, 0, 0};
+  return installed ? installed->Stats() : CpuCacheStats{};
 }
 
 void EmptyCpuCache() {

@@ -92,7 +92,10 @@ export interface SplitEvaluation {
 
 /** Probabilities of every image of a split, read a batch at a time. */
 export function predictSplit(model: Module, objective: Objective, split: SplitSource, options: InferenceOptions = {}): Float32Array {
-  return predictRows(model, objective, split.count, (start, end) => takeRange(split, start, end), options);
+  const probs = predictRows(model, objective, split.count, (start, end) => takeRange(split, start, end), options);
+  // The blocks freed by a split's batches are of sizes training's steps do not ask for: give them back.
+  torch.emptyCpuCache();
+  return probs;
 }
 
 /** Probabilities, metrics and NLL of a model on one split. */

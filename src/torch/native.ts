@@ -185,7 +185,15 @@ export interface CpuCacheStats {
   cachedBytes: number;
   /** Peak of live + cached: what large tensor blocks have added to the process's RSS. */
   peakBytes: number;
+  /** Peak of live large blocks. */
+  peakLiveBytes: number;
+  /** Live + cached is kept within this: 5/4 of the peak of bytes live blocks were asked for, over the recent window. */
+  capBytes: number;
+  /** The window: the last `windowRequests` to twice that many large requests. */
+  windowRequests: number;
+  /** Large requests served by a cached block (of their size or up to 1/8 larger). */
   hits: number;
+  /** The other large requests: mapped anew, or (past the cap) served by a larger cached block or a grown one. */
   misses: number;
   /** Requests of at least this many bytes are cached; 0 when disabled (RETINAGRADE_CPU_CACHE=0). */
   minBytes: number;

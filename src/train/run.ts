@@ -60,6 +60,8 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   const data: TrainingData = config.data
     ? loadPreparedData(config.data, config.size)
     : loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
+  // Preparing the splits freed large blocks of sizes training will not ask for: give them back.
+  torch.emptyCpuCache();
   try {
     if (!writes) return await trainWith(run, data, options);
     const existedBefore = existsSync(options.outDir);
