@@ -9,7 +9,7 @@
 // anonymous mapping of its own, and a freed block is kept mapped in a cache. A later request takes
 // back the smallest cached block that fits it with at most 1/8 of the block to spare (the most
 // recently freed among equals), without a system call or page faults, so from the second step on
-// a repeating training step faults in no tensor memory.
+// a repeating training step faults in no tensor memory while its blocks fit within the cap below.
 //
 // The memory mapped for large blocks (live + cached) is kept within a cap: 5/4 of the peak, over
 // a recent window (the last kWindowRequests to 2 x kWindowRequests large requests), of the bytes
@@ -55,8 +55,9 @@ constexpr size_t kSpareDivisor = 8;
 // training steps (a ResNet-18 step of bench/train, augmentation included, makes about 320 at 28 and
 // 64 px), so the peak of every step in the window is in it.
 constexpr size_t kWindowRequests = 2048;
-// The cap, in quarters of the window's peak. bench/train's ResNet-18 steps grow no block within 5/4
-// of it; within 11/10, a 28 px step grows blocks by about 870 MB every step.
+// The cap, in quarters of the window's peak. bench/train's ResNet-18 steps at 28 and 64 px grow no
+// block within 5/4 of it (at 11/10 a 28 px step grows blocks by about 870 MB every step); at 128 px
+// a step still grows about 370 MB (BENCHMARKS.md).
 constexpr size_t kCapQuarters = 5;
 
 struct CachedBlock {
