@@ -32,13 +32,21 @@ try {
   const ready: { request: PredictRequest; photos: (LoadedPhoto | Prediction)[] }[] = [];
   let decoding = 0;
   let decodingPixels = 0;
-  /** Resolved (and replaced) each time a decode finishes. */
-  let decodeFinished = (): void => {};
-  let decoded = new Promise<void>((resolve) => {
-    decodeFinished = resolve;
+  /** Resolved (and replaced) whenever a decode finishes or a batch is taken: what admission and batching wait for. */
+  let progressed = (): void => {};
+  let progress = new Promise<void>((resolve) => {
+    progressed = resolve;
   });
+  const signalProgress = (): void => {
+    const resolve = progressed;
+    progress = new Promise<void>((next) => {
+      progressed = next;
+    });
+    resolve();
+  };
   let admitting = false;
   let grading = false;
+  let batches = 0;
 
   const reply = (message: PredictReply): void => port.postMessage(message);
   const fail = (id: number, error: unknown): void =>
@@ -57,7 +65,19 @@ try {
     return pixels;
   };
 
-  /** Starts decoding waiting requests in order while the pixel budget allows. */
+  /**
+   * Whether a request of `pixels` may start decoding now: within the pixel budget, and with at most
+   * one batch of photographs started and not yet graded beyond the batch being graded, so that a
+   * started photograph is answered within its decoding and two forward passes (its deadline runs
+   * from its start).
+   */
+  const mayStart = (pixels: number): boolean => {
+    if (decoding === 0 && ready.length === 0) return true;
+    const startedPhotos = decoding + ready.reduce((sum, { photos }) => sum + photos.length, 0);
+    return startedPhotos < Math.min(batch.max, MAX_DECODING) && decodingPixels + pixels <= DECODE_PIXEL_BUDGET;
+  };
+
+  /** Starts decoding waiting requests in order while mayStart allows. */
   const admit = async (): Promise<void> => {
     if (admitting) return;
     admitting = true;
@@ -66,7 +86,7 @@ try {
         const request = waiting.shift()!;
         if (cancelled.delete(request.id)) continue;
         const pixels = await pixelsOf(request);
-        while (decoding >= MAX_DECODING || (decoding > 0 && decodingPixels + pixels > DECODE_PIXEL_BUDGET)) await decoded;
+        while (!mayStart(pixels)) await progress;
         if (cancelled.delete(request.id)) continue; // its asker went while the budget was full
         for (const id of cancelled) if (id < request.id) cancelled.delete(id); // came after their request started
         void decode(request, pixels);
@@ -89,11 +109,7 @@ try {
     } finally {
       decoding--;
       decodingPixels -= pixels;
-      const finished = decodeFinished;
-      decoded = new Promise<void>((resolve) => {
-        decodeFinished = resolve;
-      });
-      finished();
+      signalProgress();
     }
     void grade();
   };
@@ -124,13 +140,15 @@ try {
     try {
       while (ready.length > 0) {
         // Photographs still decoding may join this batch if they finish within batch.waitMs.
-        if (decoding > 0 && ready.length < batch.max && batch.waitMs > 0) await Promise.race([decoded, sleep(batch.waitMs)]);
+        if (decoding > 0 && ready.length < batch.max && batch.waitMs > 0) await Promise.race([progress, sleep(batch.waitMs)]);
         const taken = takeBatch();
+        signalProgress();
         try {
           const loaded = taken.flatMap(({ photos }) => photos.filter(isLoaded));
           const graded = await gradeLoaded(opened, loaded, taken[0]!.request.options);
+          const batch = batches++;
           for (const { request, photos } of taken) {
-            reply({ id: request.id, predictions: photos.map((photo) => (isLoaded(photo) ? graded.shift()! : photo)) });
+            reply({ id: request.id, batch, predictions: photos.map((photo) => (isLoaded(photo) ? graded.shift()! : photo)) });
           }
         } catch (error) {
           for (const { request } of taken) fail(request.id, error);

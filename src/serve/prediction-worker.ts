@@ -19,11 +19,12 @@ export interface CancelRequest {
 }
 /**
  * `started`: the thread has begun grading the request (the ones before it are answered).
+ * `batch`: the number (from 0) of the batch the thread graded the request's photographs in.
  * `modelError`: the error is the model's ModelOutputError (its outputs are not probabilities).
  */
 export type PredictReply =
   | { id: number; started: true }
-  | { id: number; predictions: Prediction[] }
+  | { id: number; predictions: Prediction[]; batch: number }
   | { id: number; error: string; modelError: boolean };
 /** The model the worker loaded, as its weights describe it. */
 export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'>;
@@ -94,6 +95,7 @@ export class PredictionWorker {
    */
   readonly #grading = new Map<number, NodeJS.Timeout>();
   #started = 0;
+  #batches = 0;
   /** Set once the thread has died or been closed: later requests fail at once. */
   #dead: Error | undefined;
 
@@ -118,6 +120,7 @@ export class PredictionWorker {
       }
       clearTimeout(this.#grading.get(reply.id));
       this.#grading.delete(reply.id);
+      if ('batch' in reply) this.#batches = Math.max(this.#batches, reply.batch + 1);
       const pending = this.#pending.get(reply.id);
       if (!pending) return; // cancelled while its grading had already begun
       this.#pending.delete(reply.id);
@@ -196,6 +199,11 @@ export class PredictionWorker {
       });
       this.#worker.postMessage({ id, images, options } satisfies PredictRequest);
     });
+  }
+
+  /** Batches the thread has graded so far (photographs that arrive together share one forward pass). */
+  get batches(): number {
+    return this.#batches;
   }
 
   /** False once the thread has died or been closed. */

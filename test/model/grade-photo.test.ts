@@ -12,6 +12,7 @@ import { ModelConfigSchema } from '../../src/nn/index.js';
 import { evaluateSplit } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
+import { withinRounding } from '../helpers/within-rounding.js';
 
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
 const samplesDir = resolve(import.meta.dirname, '../../../shared/samples');
@@ -40,19 +41,6 @@ describe('predictImage with the default disc crop', () => {
     opened.model.dispose();
   });
 });
-
-/**
- * The records with every fraction (probabilities, P(referable), uncertainty, OOD score) matched to
- * 1e-6: a batch runs other convolution kernels than batch 1, so float32 sums round differently.
- */
-const withinRounding = (value: unknown): unknown => {
-  if (typeof value === 'number') return Number.isInteger(value) ? value : expect.closeTo(value, 6);
-  if (Array.isArray(value)) return value.map(withinRounding);
-  if (value && typeof value === 'object' && !ArrayBuffer.isView(value)) {
-    return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, withinRounding(v)]));
-  }
-  return value;
-};
 
 describe('gradeLoaded: several photographs in one forward pass', () => {
   it('gives each photograph the record it gets alone: graded, refused by the gate, unreadable', async () => {

@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Prediction } from '../../src/model/grade-photo.js';
 import { ModelConfigSchema } from '../../src/nn/index.js';
 import { CancelledError, PredictionWorker } from '../../src/serve/prediction-worker.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
+import { withinRounding } from '../helpers/within-rounding.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
 let worker: PredictionWorker;
@@ -40,8 +42,8 @@ describe('PredictionWorker', () => {
   });
 
   it('times each request from when grading starts, so a long queue is not a stuck worker', async () => {
-    // ~15 ms a photograph here: 80 queued take far longer than the deadline, none alone does.
-    const patient = await PredictionWorker.open(untrainedRun(1), { deadlineMs: 250 });
+    // ~15 ms a photograph here, one at a time: 80 queued take far longer than the deadline, none alone does.
+    const patient = await PredictionWorker.open(untrainedRun(1), { deadlineMs: 250, threads: 1, batch: { max: 1, waitMs: 0 } });
     try {
       const image = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
       const started = performance.now();
@@ -73,5 +75,36 @@ describe('PredictionWorker', () => {
 
   it('refuses to open something that is not a run directory', async () => {
     await expect(PredictionWorker.open(tmpdir())).rejects.toThrow(/not a finished run directory/);
+  });
+});
+
+describe('PredictionWorker batching', () => {
+  it('grades photographs that arrive together in fewer forward passes, each with the record it gets alone', async () => {
+    const run = untrainedRun(3, { modelConfig: ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 }) });
+    const batching = await PredictionWorker.open(run, { threads: 1, batch: { max: 16, waitMs: 5 } });
+    try {
+      const photos = ['fundus_a.jpg', 'fundus_b.jpg', 'fundus_c.jpg'].map((name) => ({ name, bytes: readFileSync(join(samples, name)) }));
+      const alone: Prediction[] = [];
+      for (const photo of photos) alone.push(...(await batching.predict([photo])));
+      const before = batching.batches;
+      expect(before).toBe(3);
+      const requests = Array.from({ length: 12 }, (_, i) => photos[i % 3]!);
+      const together = await Promise.all(requests.map((photo) => batching.predict([photo])));
+      expect(batching.batches - before).toBeLessThan(12);
+      expect(together.flat()).toEqual(withinRounding(requests.map((_, i) => alone[i % 3]!)));
+    } finally {
+      await batching.close();
+    }
+  });
+
+  it('stops taking photographs into one forward pass at the batch size', async () => {
+    const photo = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
+    const single = await PredictionWorker.open(untrainedRun(1), { threads: 1, batch: { max: 1, waitMs: 5 } });
+    try {
+      await Promise.all(Array.from({ length: 6 }, () => single.predict([photo])));
+      expect(single.batches).toBe(6);
+    } finally {
+      await single.close();
+    }
   });
 });
