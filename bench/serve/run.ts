@@ -181,7 +181,8 @@ async function main(): Promise<void> {
     const l = summary.latencyMs;
     const r = summary.serverRssMiB;
     process.stderr.write(
-      `${summary.model}${values.cam ? ' +cam' : ''} ${summary.server}, ${concurrency} clients, ${fmt(elapsed)} s: ${sorted.length} requests ` +
+      `${summary.model}${values.cam ? ' +cam' : ''} ${summary.server}, ${concurrency} clients, ${fmt(elapsed)} s: ` +
+        `${sorted.length} requests ` +
         `(${failures} not 200), ${fmt(summary.requestsPerSecond)} req/s; latency ms p50 ${fmt(l.p50)} p90 ${fmt(l.p90)} ` +
         `p99 ${fmt(l.p99)} max ${fmt(l.max ?? Number.NaN)}; GET /health meanwhile p50 ${fmt(summary.healthMs.p50)} ` +
         `p99 ${fmt(summary.healthMs.p99)} ms; server CPU ${fmt(summary.serverCpuMsPerRequest, 2)} ms/request, ` +
