@@ -13,8 +13,7 @@ import type { CancelRequest, PredictReply, PredictRequest, ThreadData, WorkerRea
 
 /**
  * Pixels being decoded at once: as many as the largest accepted photograph has, so small ones
- * decode side by side and a 50-megapixel one alone (one full-size photograph in memory, as when
- * photographs were decoded one at a time).
+ * decode side by side and a 50-megapixel one alone (one full-size photograph in memory per worker).
  */
 const DECODE_PIXEL_BUDGET = MAX_INPUT_PIXELS;
 /** Requests being decoded at once at most, however small. */
@@ -66,15 +65,15 @@ try {
   };
 
   /**
-   * Whether a request of `pixels` may start decoding now: within the pixel budget, and with at most
-   * one batch of photographs started and not yet graded beyond the batch being graded, so that a
+   * Whether a request of `pixels` may start decoding now: within the pixel budget and MAX_DECODING,
+   * and with at most one batch of photographs started and not yet in the model, so that a
    * started photograph is answered within its decoding and two forward passes (its deadline runs
    * from its start).
    */
   const mayStart = (pixels: number): boolean => {
     if (decoding === 0 && ready.length === 0) return true;
     const startedPhotos = decoding + ready.reduce((sum, { photos }) => sum + photos.length, 0);
-    return startedPhotos < Math.min(batch.max, MAX_DECODING) && decodingPixels + pixels <= DECODE_PIXEL_BUDGET;
+    return decoding < MAX_DECODING && startedPhotos < batch.max && decodingPixels + pixels <= DECODE_PIXEL_BUDGET;
   };
 
   /** Starts decoding waiting requests in order while mayStart allows. */
@@ -146,9 +145,9 @@ try {
         try {
           const loaded = taken.flatMap(({ photos }) => photos.filter(isLoaded));
           const graded = await gradeLoaded(opened, loaded, taken[0]!.request.options);
-          const batch = batches++;
+          const batchNumber = batches++;
           for (const { request, photos } of taken) {
-            reply({ id: request.id, batch, predictions: photos.map((photo) => (isLoaded(photo) ? graded.shift()! : photo)) });
+            reply({ id: request.id, batch: batchNumber, predictions: photos.map((photo) => (isLoaded(photo) ? graded.shift()! : photo)) });
           }
         } catch (error) {
           for (const { request } of taken) fail(request.id, error);
