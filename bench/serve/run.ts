@@ -90,14 +90,20 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /**
- * Runs `concurrency` loops of `request` until `until` or until `budget` requests have started,
+ * Runs `concurrency` loops of `request` until `done()` or until `budget` requests have started,
  * each pausing `pauseMs` between requests; returns each completed request's milliseconds.
  */
-async function load(request: () => Promise<void>, concurrency: number, until: number, budget = Infinity, pauseMs = 0): Promise<number[]> {
+async function load(
+  request: () => Promise<void>,
+  concurrency: number,
+  done: () => boolean,
+  budget = Infinity,
+  pauseMs = 0,
+): Promise<number[]> {
   const latencies: number[] = [];
   let started = 0;
   const loop = async (): Promise<void> => {
-    while (performance.now() < until && started < budget) {
+    while (!done() && started < budget) {
       started++;
       const begun = performance.now();
       await request();
@@ -140,7 +146,8 @@ async function main(): Promise<void> {
     const health = async (): Promise<void> => {
       await (await fetch(`${url}/health`)).arrayBuffer();
     };
-    await load(predict, concurrency, performance.now() + 1000 * Number(values.warmup));
+    const warmedUp = performance.now() + 1000 * Number(values.warmup);
+    await load(predict, concurrency, () => performance.now() >= warmedUp);
     statuses.clear();
     const startLoad = loadavg()[0]!;
     const before = processUsage(child.pid!);
@@ -149,17 +156,18 @@ async function main(): Promise<void> {
     const started = performance.now();
     const until = started + 1000 * seconds;
     let latencies: number[] = [];
-    const healthLatencies = load(health, 1, until, Infinity, HEALTH_INTERVAL_MS);
+    let finished = false;
+    const healthLatencies = load(health, 1, () => finished, Infinity, HEALTH_INTERVAL_MS);
     try {
-      latencies = await load(predict, concurrency, until, requests);
+      latencies = await load(predict, concurrency, () => performance.now() >= until, requests);
     } finally {
+      finished = true;
       clearInterval(sampler);
     }
     const elapsed = (performance.now() - started) / 1000;
     const after = processUsage(child.pid!);
     rss.push(after.rssMiB);
-    // The probes run on the clock; with --requests they stop when the requests are done.
-    const healthSorted = (await Promise.race([healthLatencies, setTimeout(HEALTH_INTERVAL_MS * 2, [])])).sort((a, b) => a - b);
+    const healthSorted = (await healthLatencies).sort((a, b) => a - b);
     const sorted = latencies.sort((a, b) => a - b);
     const failures = sorted.length - (statuses.get(200) ?? 0);
     const summary = {
