@@ -20,8 +20,13 @@ export interface GradcamOptions extends GradeOptions {
   file?: string;
 }
 
-/** What the model is, as its weights describe it; `unfinished` says what the weights are when the run had not finished. */
-export type ModelInfo = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'> & { runDir: string };
+/**
+ * What the model is, as its weights describe it; `unfinished` says what the weights are when the run had not finished,
+ * `precision` what it computes at (`precisionFallback`: why not at the one asked for or trained at).
+ */
+export type ModelInfo = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished' | 'precision' | 'precisionFallback'> & {
+  runDir: string;
+};
 
 /** Photographs per forward pass in gradeBatch. */
 const GRADE_BATCH = 32;
@@ -39,8 +44,15 @@ export class RetinaModel {
   /** Use `openModel`. */
   constructor(opened: OpenedModel) {
     this.#opened = opened;
-    const { modelConfig, ensemble, unfinished } = opened;
-    this.info = { modelConfig, ensemble, ...(unfinished ? { unfinished } : {}), runDir: opened.run.path };
+    const { modelConfig, ensemble, unfinished, precision, precisionFallback } = opened;
+    this.info = {
+      modelConfig,
+      ensemble,
+      ...(unfinished ? { unfinished } : {}),
+      precision,
+      ...(precisionFallback ? { precisionFallback } : {}),
+      runDir: opened.run.path,
+    };
   }
 
   /**

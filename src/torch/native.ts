@@ -51,6 +51,9 @@ export interface NativeBinding {
   backward(t: T, gradient?: T): void;
   detach(t: T): T;
   setGradEnabled(enabled: boolean): boolean;
+  /** Turns this thread's CPU autocast on or off, casting to `dtype`; returns whether it was on. */
+  setAutocastCpu(enabled: boolean, dtype: 'bfloat16'): boolean;
+  clearAutocastCache(): void;
 
   add(a: T, b: TOrNumber, alpha?: number): T;
   sub(a: T, b: TOrNumber, alpha?: number): T;

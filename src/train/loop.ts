@@ -129,7 +129,10 @@ export async function trainModel(run: RunDir, config: RunConfig, data: TrainingD
   const macs = countMacs(model, [3, config.size, config.size]);
   const megaParameters = (model.parameterCount() / 1e6).toFixed(2);
   const megaFlops = ((2 * macs) / 1e6).toFixed(1);
-  say(`model ${config.model.name} @${config.size}: ${megaParameters}M parameters, ${megaFlops} MFLOPs per image`);
+  const precision = modelConfig.precision ?? 'fp32';
+  say(`model ${config.model.name} @${config.size}: ${megaParameters}M parameters, ${megaFlops} MFLOPs per image, ${precision}`);
+  const { fallback } = torch.resolvePrecision(config.precision ?? 'fp32');
+  if (fallback) say(`warning: ${fallback}`);
   try {
     return await runEpochs(run, config, data, options, { model, ema, optimizer }, objective, sampler);
   } catch (error) {

@@ -84,3 +84,14 @@ describe('closestMatch', () => {
     expect(closestMatch('colour', ['size', 'model', 'loss'])).toBeUndefined();
   });
 });
+
+describe('--precision', () => {
+  it('sets the run precision (absent: fp32), and a config file naming another is refused with the flag and the choices', () => {
+    expect(resolveRunConfig({ precision: 'bf16' }).precision).toBe('bf16');
+    expect(resolveRunConfig({}).precision).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'retinagrade-precision-'));
+    const file = join(dir, 'fp16.json');
+    writeFileSync(file, JSON.stringify({ precision: 'fp16' }));
+    expect(() => resolveRunConfig({ config: file })).toThrow(/--precision \(precision\): .*"fp32"\|"bf16"/);
+  });
+});
