@@ -16,28 +16,11 @@ import { ShuffleSampler } from '../../src/data/sampler.js';
 import { reduceGradients, shardOf } from '../../src/distributed/data-parallel.js';
 import { rankFromEnvironment } from '../../src/distributed/environment.js';
 import { ProcessGroup } from '../../src/distributed/process-group.js';
-import { createModel, createObjective, seedInit } from '../../src/nn/index.js';
-import { createOptimizer } from '../../src/optim/index.js';
+import { LossConfigSchema, ModelConfigSchema, createModel, createObjective, seedInit } from '../../src/nn/index.js';
+import { OptimizerConfigSchema, createOptimizer } from '../../src/optim/index.js';
 import * as torch from '../../src/torch/index.js';
 import { intArg, median, parseArgs, peakRssMiB } from '../common.js';
-
-/** Times `reps` allreduces of a flat fp32 buffer of `numel` elements (after one untimed); seconds each. */
-export async function timeAllreduce(group: ProcessGroup, numel: number, reps: number): Promise<number[]> {
-  const buffer = torch.ones([numel]);
-  const seconds: number[] = [];
-  try {
-    await group.allreduce(buffer, 'sum');
-    for (let i = 0; i < reps; i++) {
-      await group.barrier(); // every rank starts together: the time is the collective's, not a late peer's
-      const t0 = performance.now();
-      await group.allreduce(buffer, 'sum');
-      seconds.push((performance.now() - t0) / 1000);
-    }
-  } finally {
-    buffer.dispose();
-  }
-  return seconds;
-}
+import { timeAllreduce } from './allreduce.js';
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
@@ -58,9 +41,11 @@ async function main(): Promise<void> {
   const trainX = torch.keep(data.normal([n, 3, size, size]));
   const trainY = torch.keep(data.randint(0, NUM_GRADES, [n]));
   seedInit(seed); // the same initial weights on every rank, as the trainer's broadcast from rank 0 gives
-  const objective = createObjective({ kind: 'ce', classWeights: 'none', labelSmoothing: 0 }, NUM_GRADES);
-  const model = createModel({ name: 'resnet18', inputSize: size, inChannels: 3, numClasses: NUM_GRADES, outputs: objective.outputs });
-  const optimizer = createOptimizer({ name: 'adamw', lr: 1e-3, weightDecay: 1e-4 }, model.parameters());
+  const objective = createObjective(LossConfigSchema.parse({ kind: 'ce' }), NUM_GRADES);
+  const model = createModel(
+    ModelConfigSchema.parse({ name: 'resnet18', inputSize: size, inChannels: 3, numClasses: NUM_GRADES, outputs: objective.outputs }),
+  );
+  const optimizer = createOptimizer(OptimizerConfigSchema.parse({ name: 'adamw', lr: 1e-3, weightDecay: 1e-4 }), model.parameters());
   const sampler = new ShuffleSampler(n);
   model.train();
 
@@ -71,12 +56,12 @@ async function main(): Promise<void> {
       const index = torch.tensor(batchIndex, [batchIndex.length], 'int64');
       const out = objective.loss(model.forward(trainX.indexSelect(0, index)), trainY.indexSelect(0, index));
       optimizer.zeroGrad();
-      out.backward();
+      (group ? out.mul(batchIndex.length / globalBatch.length) : out).backward();
       return out.item();
     });
     if (group) {
       const t0 = performance.now();
-      await reduceGradients(group, model.parameters(), batchIndex.length / globalBatch.length);
+      await reduceGradients(group, model.parameters());
       reduceSeconds += (performance.now() - t0) / 1000;
     }
     optimizer.step();
@@ -108,28 +93,26 @@ async function main(): Promise<void> {
     `${JSON.stringify({
       side: 'ours',
       rank,
-        engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
-        size,
-        n,
-        batchSize,
-        worldSize,
-        steps,
-        threads: torch.getNumThreads(),
-        parameters,
-        epochSeconds,
-        reduceSecondsPerStep: group ? reduceSeconds / steps : 0,
-        allreduceAloneSeconds: group ? median(allreduceAlone) : 0,
-        cpuSeconds: (cpu.user + cpu.system) / 1e6,
-        meanLoss: lossSum / n,
+      engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
+      size,
+      n,
+      batchSize,
+      worldSize,
+      steps,
+      threads: torch.getNumThreads(),
+      parameters,
+      epochSeconds,
+      reduceSecondsPerStep: group ? reduceSeconds / steps : 0,
+      allreduceAloneSeconds: group ? median(allreduceAlone) : 0,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      meanLoss: lossSum / n,
       peakRssMiB: peakRssMiB(),
     })}\n`,
   );
   group?.destroy();
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  });
-}
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

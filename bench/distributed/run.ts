@@ -34,7 +34,9 @@ const ENGINE_LABEL: Record<Engine, string> = { peer: 'PyTorch DDP (gloo)', ours:
 /** Runs one configuration: `ranks` processes around a TCPStore hosted by rank 0; returns rank 0's JSON. */
 async function runRanks(engine: Engine, layout: Layout, args: string[], env: Record<string, string>): Promise<Record<string, unknown>> {
   const [command, commandArgs] =
-    engine === 'peer' ? [PEER_PYTHON, [join(repoRoot, 'bench/distributed/peer.py'), ...args]] : oursCommand('bench/distributed/ours.ts', args);
+    engine === 'peer'
+      ? [PEER_PYTHON, [join(repoRoot, 'bench/distributed/peer.py'), ...args]]
+      : oursCommand('bench/distributed/ours.ts', args);
   const threadEnv = { ...env, RETINAGRADE_THREADS: String(layout.threads), OMP_NUM_THREADS: String(layout.threads) };
   if (layout.ranks === 1) return (await runChild(command, commandArgs, threadEnv)).json;
   const port = String(await freePort());
@@ -100,7 +102,8 @@ async function main(): Promise<void> {
     }
   }
 
-  const pick = (size: number, engine: Engine, ranks: number) => runs.filter((r) => r.size === size && r.engine === engine && r.ranks === ranks);
+  const pick = (size: number, engine: Engine, ranks: number) =>
+    runs.filter((r) => r.size === size && r.engine === engine && r.ranks === ranks);
   /** The median over rounds of a per-round ratio of two configurations (each round's pair ran close together). */
   const ratio = (size: number, [e1, r1]: [Engine, number], [e2, r2]: [Engine, number]): number =>
     median(
