@@ -152,7 +152,8 @@ async function main(): Promise<void> {
     lines.push(
       `| ${size}x${size} | **ratio ours/peer, 2 ranks** | | **${fmt(ratios.oursOverPeerTwoRanks, 2)}** | | | | goal <= 1.05 |`,
       `| ${size}x${size} | ratio ours/peer, 1 rank | | ${fmt(ratios.oursOverPeerOneRank, 2)} | | | | |`,
-      `| ${size}x${size} | ratio 2 ranks / 1 rank: ours, peer | | ${fmt(ratios.oursTwoRanksOverOne, 2)}, ${fmt(ratios.peerTwoRanksOverOne, 2)} | | | | |`,
+      `| ${size}x${size} | ratio 2 ranks / 1 rank: ours, peer | | ` +
+        `${fmt(ratios.oursTwoRanksOverOne, 2)}, ${fmt(ratios.peerTwoRanksOverOne, 2)} | | | | |`,
     );
     return { size, rows, ratios };
   });

@@ -151,9 +151,11 @@ async function main(): Promise<void> {
       compute.map((c) => `${fmt(c.secondsPerImage * 1000, 0)} ms at ${c.size} px`).join(', ') +
       '.',
     '',
-    `EyePACS (${EYEPACS_IMAGES} images), ${machineBatch} images per machine per step, ResNet-18 gradients ${fmt(gradientBytes / 1e6, 1)} MB:`,
+    `EyePACS (${EYEPACS_IMAGES} images), ${machineBatch} images per machine per step, ` +
+      `ResNet-18 gradients ${fmt(gradientBytes / 1e6, 1)} MB:`,
     '',
-    '| px | network | machines | allreduce s/step | compute s/step | epoch min, no overlap | efficiency | epoch min, full overlap | efficiency |',
+    '| px | network | machines | allreduce s/step | compute s/step | epoch min, no overlap | efficiency | ' +
+      'epoch min, full overlap | efficiency |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...predictions.map(
       (r) =>

@@ -143,7 +143,7 @@ describe('data parallelism', () => {
     for (const g of groups) g.destroy();
   });
 
-  it('2 ranks with synchronized batch norm on shards end with the weights and statistics of 1 rank on whole batches, within 1e-5', async () => {
+  it('2 ranks with synchronized batch norm on shards end with the weights and statistics of 1 rank on whole batches (1e-5)', async () => {
     const groups = await twoRanks(); // per-rank statistics wait on nothing but the gradient allreduce: one process will do
     const [alone, [rank0, rank1], [perRank0]] = await Promise.all([
       trainWithBatchNorm(undefined, false),

@@ -118,7 +118,7 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     expect(log('alone')).toEqual([0, 1, 2]);
   }, 240_000);
 
-  it('a stopped --nproc launcher stops its ranks, and the run resumes on 1 rank from the sampler state its checkpoint records', async () => {
+  it('a stopped --nproc launcher stops its ranks, and the run resumes on 1 rank from the sampler state it recorded', async () => {
     const out = join(work, 'stopped');
     const args = [...tiny, '--epochs', '6', '--out', out];
     const launcher = train([...args, '--nproc', '2', '--dist-timeout', '60']);
