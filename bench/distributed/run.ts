@@ -96,7 +96,8 @@ async function main(): Promise<void> {
         runs.push(run);
         process.stderr.write(
           `[distributed] ${size}px round ${round + 1}/${rounds} ${engine} ${layout.ranks}x${layout.threads}: ` +
-            `${fmt(run.epochSeconds, 2)} s/epoch, allreduce alone ${fmt(run.allreduceAloneSeconds * 1000, 0)} ms, load ${fmt(loadBefore, 2)}\n`,
+            `${fmt(run.epochSeconds, 2)} s/epoch, allreduce alone ${fmt(run.allreduceAloneSeconds * 1000, 0)} ms, ` +
+            `load ${fmt(loadBefore, 2)}\n`,
         );
       }
     }
