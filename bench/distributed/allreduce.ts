@@ -1,7 +1,7 @@
 // Allreduce time over c10d/Gloo (ProcessGroup.allreduce, sum, fp32), and as a script one rank of
 // the sweep scale-model.ts runs: every rank joins the group the environment describes (RANK,
-// WORLD_SIZE, MASTER_ADDR, MASTER_PORT) and times the allreduce at each size; rank 0 prints one
-// JSON line.
+// WORLD_SIZE, MASTER_ADDR, MASTER_PORT) and times the allreduce at each size; each rank prints one
+// JSON line (scale-model.ts reads rank 0's).
 //
 //   RANK=r WORLD_SIZE=n MASTER_ADDR=127.0.0.1 MASTER_PORT=p \
 //   node --import tsx bench/distributed/allreduce.ts --elements 1024,11200000 [--reps 5]
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     const runs = await timeAllreduce(group, numel, reps);
     results.push({ elements: numel, bytes: numel * 4, seconds: median(runs), runs });
   }
-  if (group.rank === 0) process.stdout.write(`${JSON.stringify({ worldSize: group.worldSize, results })}\n`);
+  process.stdout.write(`${JSON.stringify({ rank: group.rank, worldSize: group.worldSize, results })}\n`);
   group.destroy();
 }
 
