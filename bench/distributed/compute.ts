@@ -1,6 +1,6 @@
 // ResNet-18's training compute per image at one input size (forward, cross-entropy, backward,
-// AdamW's step on synthetic N(0,1) images), for the scale model (scale-model.ts). One untimed
-// step, then --steps timed ones. Prints one JSON line.
+// AdamW's step on synthetic N(0,1) images), for the scale model (scale-model.ts): wall and CPU
+// seconds (all threads). One untimed step, then --steps timed ones. Prints one JSON line.
 //
 //   node --import tsx bench/distributed/compute.ts --size 224 [--batch 4] [--steps 2] [--threads 2]
 import { setImmediate as turnEventLoop } from 'node:timers/promises';
@@ -34,14 +34,17 @@ async function main(): Promise<void> {
   step();
   await turnEventLoop();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let s = 0; s < steps; s++) {
     step();
     await turnEventLoop();
   }
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(
-    `${JSON.stringify({ size, batch, steps, threads: torch.getNumThreads(), secondsPerImage: seconds / (steps * batch) })}\n`,
-  );
+  const cpu = process.cpuUsage(cpu0);
+  const images = steps * batch;
+  const cpuSecondsPerImage = (cpu.user + cpu.system) / 1e6 / images;
+  const threads = torch.getNumThreads();
+  process.stdout.write(`${JSON.stringify({ size, batch, steps, threads, secondsPerImage: seconds / images, cpuSecondsPerImage })}\n`);
 }
 
 runMain(main);

@@ -11,7 +11,8 @@
 //   allreduce of M bytes over P ranks, ring:  T(P, M) = 2(P-1) a + 2(P-1)/P * M * (g + 1/BW)
 //     a: per-message latency, g: per-byte local cost (copies and sums), both fitted by least squares
 //     to the loopback measurements; BW: the network's bandwidth (loopback has no wire: BW infinite).
-//   epoch on P machines, b images per machine per step, t seconds of compute per image:
+//   epoch on P machines, b images per machine per step, t seconds of compute per image (CPU
+//   seconds per image over the threads: the wall time of an idle machine like this one):
 //     steps S = ceil(N / (b P));  no overlap (ours: allreduce after backward):  E = S (b t + T(P, M))
 //     full overlap (a bound for DDP's bucketed overlap):  E = S max(b t, T(P, M))
 //   scaling efficiency = N t / (P E): the one-machine epoch over P times the P-machine one.
@@ -93,9 +94,12 @@ async function main(): Promise<void> {
     for (const r of rows) process.stderr.write(`[scale] ${worldSize} ranks, ${fmt(r.bytes / 1e6, 3)} MB: ${fmt(r.seconds * 1000, 2)} ms\n`);
   }
   const { latency, secondsPerByte } = fitRing(measured);
-  process.stderr.write(`[scale] ring fit: a = ${fmt(latency * 1e6, 1)} us, g = ${fmt(1e9 / secondsPerByte / 1e9, 2)} GB/s equivalent\n`);
+  process.stderr.write(`[scale] ring fit: a = ${fmt(latency * 1e6, 1)} us, g = ${fmt(secondsPerByte * 1e9, 3)} ns per byte\n`);
 
-  const compute: { size: number; secondsPerImage: number }[] = [];
+  // The model's compute per image: CPU seconds over the threads, i.e. the wall time of an idle
+  // machine like this one if its threads scaled perfectly. (Wall time on a shared machine counts
+  // the other workers' share too; it is printed beside it.)
+  const compute: { size: number; secondsPerImage: number; wallSecondsPerImage: number }[] = [];
   for (const size of computeSizes) {
     const [command, commandArgs] = oursCommand('bench/distributed/compute.ts', [
       '--size',
@@ -106,8 +110,13 @@ async function main(): Promise<void> {
       String(threads),
     ]);
     const { json } = await runChild(command, commandArgs, { RETINAGRADE_THREADS: String(threads) });
-    compute.push({ size, secondsPerImage: json.secondsPerImage as number });
-    process.stderr.write(`[scale] ResNet-18 @${size}: ${fmt((json.secondsPerImage as number) * 1000, 0)} ms per trained image\n`);
+    const secondsPerImage = (json.cpuSecondsPerImage as number) / threads;
+    const wallSecondsPerImage = json.secondsPerImage as number;
+    compute.push({ size, secondsPerImage, wallSecondsPerImage });
+    process.stderr.write(
+      `[scale] ResNet-18 @${size}: ${fmt(secondsPerImage * 1000, 0)} ms per trained image from CPU time ` +
+        `(wall ${fmt(wallSecondsPerImage * 1000, 0)} ms)\n`,
+    );
   }
 
   const gradientBytes = RESNET18_PARAMETERS * 4;
@@ -149,7 +158,9 @@ async function main(): Promise<void> {
     `Ring fit: a = ${fmt(latency * 1e6, 1)} us per message, g = ${fmt(secondsPerByte * 1e9, 3)} ns per byte. ` +
       `Compute per trained image (ResNet-18, ${threads} threads, batch ${computeBatch}): ` +
       compute.map((c) => `${fmt(c.secondsPerImage * 1000, 0)} ms at ${c.size} px`).join(', ') +
-      '.',
+      ` (CPU seconds / ${threads} threads; wall on this shared machine: ` +
+      compute.map((c) => `${fmt(c.wallSecondsPerImage * 1000, 0)} ms`).join(', ') +
+      ').',
     '',
     `EyePACS (${EYEPACS_IMAGES} images), ${machineBatch} images per machine per step, ` +
       `ResNet-18 gradients ${fmt(gradientBytes / 1e6, 1)} MB:`,
