@@ -44,10 +44,11 @@ export async function reduceGradients(group: ProcessGroup, params: readonly torc
 /**
  * Makes `model`'s batch-norm layers normalize by the statistics of the global batch while they
  * train (SyncBatchNorm): each sums its channel statistics over the ranks in the forward pass, and
- * their gradients in the backward pass. Every rank must run the same layers on every step.
+ * their gradients in the backward pass. Every rank must run the same layers on every step. Without
+ * a group, back to each process's own statistics.
  */
-export function synchronizeBatchNorm(group: ProcessGroup, model: Module): void {
-  const sumOverRanks = (t: torch.Tensor) => group.sumWithGradient(t);
+export function synchronizeBatchNorm(group: ProcessGroup | undefined, model: Module): void {
+  const sumOverRanks = group && ((t: torch.Tensor) => group.sumWithGradient(t));
   for (const m of model.modules()) if (m instanceof BatchNorm2d) m.sumOverRanks = sumOverRanks;
 }
 

@@ -272,6 +272,7 @@ async function runEpochs(
     for (const t of best.tensors.values()) t.dispose();
   }
   if (group) await broadcastTensors(group, evaluated.stateDict().values()); // every rank returns the selected weights
+  if (group && config.syncBatchNorm) synchronizeBatchNorm(undefined, model); // the group ends with the run
   if (ema) model.dispose();
   optimizer.dispose();
   evaluated.eval();
