@@ -221,6 +221,8 @@ std::vector<at::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i) 
   return out;
 }
 
+Napi::Value TensorValue(Napi::Env env, at::Tensor t) { return TensorHandle::Wrap(env, std::move(t)); }
+
 }  // namespace retinagrade
 
 namespace {

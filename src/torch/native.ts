@@ -180,6 +180,8 @@ export interface NativeBinding {
   broadcast(group: ProcessGroupHandle, t: T, root: number): Promise<void>;
   allgather(group: ProcessGroupHandle, outputs: T[], input: T): Promise<void>;
   barrier(group: ProcessGroupHandle): Promise<void>;
+  /** Blocking and differentiable: the sum over the ranks, whose gradient is the sum of theirs. */
+  allreduceAutograd(group: ProcessGroupHandle, t: T): T;
 }
 
 /** The binding's cache of large freed tensor blocks (native/src/cpu_allocator.cc), in bytes. */

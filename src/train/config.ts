@@ -47,6 +47,12 @@ export const RunConfigSchema = z
     /** Stop after this many epochs without improvement of `selectOn`; 0 never stops early. */
     patience: z.number().int().min(0).default(0),
     seed: z.number().int().min(0).max(MAX_SEED).default(0),
+    /**
+     * Data-parallel ranks normalize with batch-norm statistics over the whole global batch (summed
+     * over the ranks in every forward and backward pass); unset, each rank uses its own shard's, as
+     * DistributedDataParallel does. No effect on one process.
+     */
+    syncBatchNorm: z.boolean().optional(),
     threads: z.number().int().positive().optional(),
   })
   .strict()

@@ -169,6 +169,10 @@ export function registerTrainCommands(program: Command): void {
     )
     .option('--seed <n>', `random seed: same seed and config, same result${defaultOf(fields.seed)}`, integerAtLeast(0))
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', integerAtLeast(1))
+    .option(
+      '--sync-batch-norm',
+      "data-parallel ranks share batch-norm statistics over the global batch (default: each rank's own, as PyTorch DDP)",
+    )
     .addOption(nprocOption())
     .addOption(distTimeoutOption())
     .addOption(

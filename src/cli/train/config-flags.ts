@@ -41,6 +41,7 @@ export const CONFIG_FLAGS = [
   { option: 'selectOn', flag: '--select-on', path: ['selectOn'] },
   { option: 'patience', flag: '--patience', path: ['patience'] },
   { option: 'seed', flag: '--seed', path: ['seed'] },
+  { option: 'syncBatchNorm', flag: '--sync-batch-norm', path: ['syncBatchNorm'] },
   { option: 'threads', flag: '--threads', path: ['threads'] },
 ] as const;
 

@@ -31,14 +31,18 @@ describe('the flag table', () => {
     ];
     const configFlags = train.options.map((o) => o.long!).filter((f) => ![...notConfig, '--print-config', '--json'].includes(f));
     expect(new Set(configFlags)).toEqual(new Set(CONFIG_FLAGS.map((e) => e.flag)));
-    const config = resolveRunConfig({ arch: 'resnet18', batchSize: 32, labelSmoothing: 0.1, augment: false, selectOn: 'qwk' });
-    expect([config.model.name, config.batchSize, config.loss.labelSmoothing, config.augment, config.selectOn]).toEqual([
+    const flags = { arch: 'resnet18', batchSize: 32, labelSmoothing: 0.1, augment: false, selectOn: 'qwk', syncBatchNorm: true };
+    const config = resolveRunConfig(flags);
+    const { model, batchSize, loss, augment, selectOn, syncBatchNorm } = config;
+    expect([model.name, batchSize, loss.labelSmoothing, augment, selectOn, syncBatchNorm]).toEqual([
       'resnet18',
       32,
       0.1,
       false,
       'qwk',
+      true,
     ]);
+    expect(resolveRunConfig({}).syncBatchNorm).toBeUndefined(); // per-rank statistics unless asked
   });
 });
 
