@@ -3,7 +3,7 @@
 //
 //   node --import tsx bench/engine/ours.ts --model resnet18 --size 28 [--batch 128]
 //        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--no-yield]
-//        [--batch-range 16-64]
+//        [--precision fp32|bf16] [--batch-range 16-64]
 //
 // --batch-range trains each step on a batch size drawn from that range (common.ts batchSizes,
 // the peer draws the same ones) instead of --batch: the memory a step with varying shapes faults in.
@@ -54,11 +54,21 @@ async function main(): Promise<void> {
   const threads = intArg(args, 'threads', 2);
   const yieldEach = !args.has('no-yield');
   const batchRange = rangeArg(args, 'batch-range');
+  const precision = args.get('precision') ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`--precision must be fp32 or bf16, got '${precision}'`);
   torch.setNumThreads(threads);
 
   seedInit(0);
   torch.manualSeed(0);
-  const model = createModel({ name, inputSize: size, inChannels: 3, numClasses: NUM_GRADES, width: name === 'cnn' ? 32 : 64, dropout: 0 });
+  const model = createModel({
+    name,
+    inputSize: size,
+    inChannels: 3,
+    numClasses: NUM_GRADES,
+    width: name === 'cnn' ? 32 : 64,
+    dropout: 0,
+    precision,
+  });
   const optimizer = new Adam(model.parameters(), { lr: 1e-3 });
   const objective = new CrossEntropy(NUM_GRADES);
   const gen = new torch.Generator(1);
@@ -112,6 +122,7 @@ async function main(): Promise<void> {
     engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
     model: name,
     size,
+    precision,
     batch,
     threads: torch.getNumThreads(),
     params: model.parameterCount(),

@@ -3,8 +3,11 @@ layer as src/nn/models.ts builds them), the same synthetic batch, Adam, cross-en
 and inference throughput, then peak RSS. Prints one JSON line.
 
     python3 bench/engine/peer.py --model resnet18 --size 28 [--batch 128] [--warmup 2]
-        [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--batch-range 16-64]
+        [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--precision fp32|bf16]
+        [--batch-range 16-64]
 
+bf16: torch.cpu.amp.autocast(dtype=torch.bfloat16) around the forward pass, the loss on float32
+logits (as ours: src/torch/precision.ts hands back float32), backward and Adam outside autocast.
 --batch-range trains each step on a batch size drawn from that range, the same sizes as ours
 (bench/common.ts batchSizes).
 """
@@ -131,9 +134,16 @@ def main():
     p.add_argument('--infer-warmup', type=int, default=1)
     p.add_argument('--infer-steps', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
     p.add_argument('--batch-range', default=None)
     a = p.parse_args()
+    bf16 = a.precision == 'bf16'
     batch_range = [int(v) for v in a.batch_range.split('-')] if a.batch_range else None
+
+    def forward(inputs):
+        with torch.cpu.amp.autocast(enabled=bf16, dtype=torch.bfloat16):
+            return model(inputs).float()
+
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
 
@@ -150,7 +160,7 @@ def main():
 
     def train_step():
         b = next(batch_iter)
-        loss = F.cross_entropy(model(x[:b]), y[:b])
+        loss = F.cross_entropy(forward(x[:b]), y[:b])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -168,7 +178,7 @@ def main():
 
     def infer_step():
         with torch.no_grad():
-            return model(x[:a.batch]).sum().item()
+            return forward(x[:a.batch]).sum().item()
 
     for _ in range(a.infer_warmup):
         infer_step()
@@ -182,6 +192,7 @@ def main():
         'engine': f'PyTorch {torch.__version__}, python {sys.version.split()[0]}',
         'model': a.model,
         'size': a.size,
+        'precision': a.precision,
         'batch': a.batch,
         'threads': torch.get_num_threads(),
         'params': sum(p.numel() for p in model.parameters()),
