@@ -112,18 +112,22 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     expect(log('alone')).toEqual([0, 1, 2]);
   }, 240_000);
 
-  it.skipIf(availableParallelism() < 2)('by default an ensemble trains its members at once, one process each, to the same weights', async () => {
-    // No --threads (it keeps one process); RETINAGRADE_THREADS gives each member the one thread of the sequential run.
-    const ensemble = ['--ensemble', '3', '--epochs', '1'];
-    const [concurrent, sequential] = await Promise.all([
-      train([...unthreaded, ...ensemble, '--out', join(work, 'concurrent')], { RETINAGRADE_THREADS: '1' }).done,
-      train([...common, ...ensemble, '--out', join(work, 'sequential')]).done,
-    ]);
-    for (const r of [concurrent, sequential]) expect(r.code, r.stderr).toBe(0);
-    expect(concurrent.stderr).toContain('training the 3 ensemble members at once in 3 processes');
-    expect(sequential.stderr).not.toContain('at once');
-    expect(digest(join(work, 'concurrent', 'best.safetensors'))).toBe(digest(join(work, 'sequential', 'best.safetensors')));
-  }, 240_000);
+  it.skipIf(availableParallelism() < 2)(
+    'by default an ensemble trains its members at once, one process each, to the same weights',
+    async () => {
+      // No --threads (it keeps one process); RETINAGRADE_THREADS gives each member the one thread of the sequential run.
+      const ensemble = ['--ensemble', '3', '--epochs', '1'];
+      const [concurrent, sequential] = await Promise.all([
+        train([...unthreaded, ...ensemble, '--out', join(work, 'concurrent')], { RETINAGRADE_THREADS: '1' }).done,
+        train([...common, ...ensemble, '--out', join(work, 'sequential')]).done,
+      ]);
+      for (const r of [concurrent, sequential]) expect(r.code, r.stderr).toBe(0);
+      expect(concurrent.stderr).toContain('training the 3 ensemble members at once in 3 processes');
+      expect(sequential.stderr).not.toContain('at once');
+      expect(digest(join(work, 'concurrent', 'best.safetensors'))).toBe(digest(join(work, 'sequential', 'best.safetensors')));
+    },
+    240_000,
+  );
 
   it('a stopped --nproc launcher stops its ranks', async () => {
     const out = join(work, 'stopped');

@@ -60,7 +60,9 @@ export async function launchTrain(
   }
   const concurrent = flags.nproc ?? (launched ? 1 : defaultProcessCount(run.ensemble, availableParallelism(), run.threads));
   if (concurrent > 1) {
-    process.stderr.write(`training the ${run.ensemble} ensemble members at once in ${concurrent} processes (--nproc 1: one after another)\n`);
+    process.stderr.write(
+      `training the ${run.ensemble} ensemble members at once in ${concurrent} processes (--nproc 1: one after another)\n`,
+    );
     return startLocalRanks(concurrent, timeoutMs);
   }
   if (!launched || launched.worldSize === 1) return trainRank(undefined);
