@@ -117,9 +117,11 @@ async function main(): Promise<void> {
     ...sides.map((side) => {
       const v = summary.sides[side]!;
       const walls = of(side).map((r) => fmt(r.wallSeconds));
-      return `| ${SIDE_LABEL[side]} | ${fmt(v.wallSeconds)} | ${fmt(v.cpuSeconds)} | ${fmt(v.peakRssMiB, 0)} | ${v.valAuc.map((a) => fmt(a, 3)).join(', ')} | ${walls.join(', ')} |`;
+      const aucs = v.valAuc.map((a) => fmt(a, 3));
+      return `| ${SIDE_LABEL[side]} | ${fmt(v.wallSeconds)} | ${fmt(v.cpuSeconds)} | ${fmt(v.peakRssMiB, 0)} | ${aucs.join(', ')} | ${walls.join(', ')} |`;
     }),
-    `| **ratio concurrent/sequential** | **${fmt(summary.ratios.wall, 2)}** | **${fmt(summary.ratios.cpu, 2)}** | | | median of per-round ratios |`,
+    `| **ratio concurrent/sequential** | **${fmt(summary.ratios.wall, 2)}** | **${fmt(summary.ratios.cpu, 2)}** | | | ` +
+      'median of per-round ratios |',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   const out = resolve(repoRoot, args.get('out') ?? 'bench/train/results-default-run.json');

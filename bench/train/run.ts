@@ -116,7 +116,8 @@ async function main(): Promise<void> {
           };
           runs.push(run);
           process.stderr.write(
-            `[train] ${size}px round ${round + 1}/${rounds} ${side}${contention ? ` ${condition}` : ''}: ${fmt(run.epochSeconds, 2)} s/epoch ` +
+            `[train] ${size}px round ${round + 1}/${rounds} ${side}${contention ? ` ${condition}` : ''}: ` +
+              `${fmt(run.epochSeconds, 2)} s/epoch ` +
               `(data+augment ${fmt(run.dataSeconds, 2)} s), peak RSS ${fmt(run.peakRssMiB, 0)} MiB, load ${fmt(loadBefore, 2)}\n`,
           );
         }
