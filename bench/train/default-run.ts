@@ -118,7 +118,8 @@ async function main(): Promise<void> {
       const v = summary.sides[side]!;
       const walls = of(side).map((r) => fmt(r.wallSeconds));
       const aucs = v.valAuc.map((a) => fmt(a, 3));
-      return `| ${SIDE_LABEL[side]} | ${fmt(v.wallSeconds)} | ${fmt(v.cpuSeconds)} | ${fmt(v.peakRssMiB, 0)} | ${aucs.join(', ')} | ${walls.join(', ')} |`;
+      const figures = [fmt(v.wallSeconds), fmt(v.cpuSeconds), fmt(v.peakRssMiB, 0), aucs.join(', '), walls.join(', ')];
+      return `| ${SIDE_LABEL[side]} | ${figures.join(' | ')} |`;
     }),
     `| **ratio concurrent/sequential** | **${fmt(summary.ratios.wall, 2)}** | **${fmt(summary.ratios.cpu, 2)}** | | | ` +
       'median of per-round ratios |',

@@ -40,7 +40,8 @@ async function main(): Promise<void> {
     run.create();
     beginRun(run, config, false);
     const lines = [
-      `Per-epoch work besides the steps, default recipe's CompactCnn @${config.size}, 1 thread, ${calls} calls; load ${fmt(loadavg()[0]!, 2)}`,
+      `Per-epoch work besides the steps, the default recipe's CompactCnn @${config.size}, 1 thread, ${calls} calls; ` +
+        `load ${fmt(loadavg()[0]!, 2)}`,
       `validation pass (${data.val.count} images): ${timed(calls, () => evaluateSplit(model, objective, data.val))}`,
       `checkpoint write: ${timed(calls, () => saveCheckpoint(run, { model, ema: undefined, optimizer }, { ...FRESH_STATE }))}`,
     ];
