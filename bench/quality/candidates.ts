@@ -24,7 +24,7 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'cnn28-light-ema': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, ema: 0.99, config: light },
   'cnn64-light': { ensemble: 1, arch: 'cnn', size: 64, epochs: 40, config: light },
   'resnet18-64-light': { ensemble: 1, arch: 'resnet18', size: 64, epochs: 30, config: light },
-  // The default recipe (src/train/config.ts) at 60 epochs, at 28 and upsampled to 64.
+  // The default recipe (src/train/config.ts, 60 epochs), at 28 and upsampled to 64.
   'default-28': { epochs: 60 },
   'default-64': { size: 64, epochs: 60 },
   // At 64 (upsampled from 28), a stride-2 first convolution: the rest of the net works at 32x32.
@@ -39,7 +39,7 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'single-28-epochs100': { ensemble: 1, epochs: 100 },
   'single-28-dropout0.2': { ensemble: 1, epochs: 60, dropout: 0.2 },
   'single-28-noaug': { ensemble: 1, epochs: 60, augment: false },
-  // The default recipe as `train` runs it (100 epochs); its members can be adopted from
-  // single-28-epochs100 runs (adopt-members.ts).
+  // The default recipe at 100 epochs; its members can be adopted from single-28-epochs100 runs
+  // (adopt-members.ts).
   'default-28-epochs100': { epochs: 100 },
 };

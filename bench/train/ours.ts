@@ -1,10 +1,10 @@
 // One timed training epoch in our stack (run as a child process by run.ts), with the trainer's
 // own pieces and the steps of its loop (src/train/loop.ts): shuffle sampler, indexSelect,
-// batched datasheet augmentation, ResNet-18, cross-entropy, AdamW. The data are synthetic uint8
+// batched datasheet augmentation, ResNet-18 (or --arch cnn), cross-entropy, AdamW. The data are synthetic uint8
 // 28x28 RGB images, preprocessed (and upsampled when --size > 28) once before timing, as
 // loadRetinaTensors does. Prints one JSON line.
 //
-//   node --import tsx bench/train/ours.ts --size 28 [--n 1080] [--batch 128] [--warmup 2]
+//   node --import tsx bench/train/ours.ts --size 28 [--arch resnet18|cnn] [--n 1080] [--batch 128] [--warmup 2]
 //        [--threads 2] [--seed 0] [--no-yield]
 //
 // Like the trainer, each step ends with an event-loop turn (await setImmediate) so Node runs the
@@ -33,13 +33,15 @@ async function main(): Promise<void> {
   const threads = intArg(args, 'threads', 2);
   const seed = intArg(args, 'seed', 0);
   const yieldEach = !args.has('no-yield');
+  const arch = args.get('arch') ?? 'resnet18';
+  if (arch !== 'resnet18' && arch !== 'cnn') throw new Error(`--arch must be resnet18 or cnn, got '${arch}'`);
   torch.setNumThreads(threads);
 
   // The run config the CLI would build for this recipe (its augmentation is replaced by the
   // datasheet's five transforms at full strength: `datasheetAugment`).
   const config = RunConfigSchema.parse({
     size,
-    model: { name: 'resnet18' },
+    model: { name: arch },
     loss: { kind: 'ce' },
     optimizer: { name: 'adamw', lr: 1e-3, weightDecay: 1e-4 },
     batchSize,
@@ -119,6 +121,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({
       side: 'ours',
+      arch,
       yieldEachStep: yieldEach,
       engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
       size,

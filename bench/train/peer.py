@@ -1,10 +1,10 @@
-"""The PyTorch peer of bench/train/ours.ts: one timed training epoch of ResNet-18 the way users of
+"""The PyTorch peer of bench/train/ours.ts: one timed training epoch of ResNet-18 (or --arch cnn) the way users of
 the official MedMNIST scripts run it: a Dataset of PIL images with the datasheet's torchvision
 transforms applied per sample, DataLoader(batch 128, shuffle, num_workers 0), cross-entropy,
 AdamW. Synthetic uint8 28x28 RGB images, upsampled once (PIL bilinear) when --size > 28.
 Prints one JSON line.
 
-    python3 bench/train/peer.py --size 28 [--n 1080] [--batch 128] [--warmup 2]
+    python3 bench/train/peer.py --size 28 [--arch resnet18|cnn] [--n 1080] [--batch 128] [--warmup 2]
         [--threads 2] [--seed 0]
 """
 import argparse
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'engine'))
-from peer import ResNet18, faulted_mib, peak_rss_mib  # noqa: E402  (bench/engine/peer.py: the same architecture)
+from peer import build, faulted_mib, peak_rss_mib  # noqa: E402  (bench/engine/peer.py: the same architectures)
 
 SOURCE_SIZE = 28
 
@@ -42,6 +42,7 @@ class ImageDataset(Dataset):
 
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument('--arch', choices=['resnet18', 'cnn'], default='resnet18')
     p.add_argument('--size', type=int, default=28)
     p.add_argument('--n', type=int, default=1080)
     p.add_argument('--batch', type=int, default=128)
@@ -70,7 +71,7 @@ def main():
     prep_seconds = time.perf_counter() - t0
 
     torch.manual_seed(a.seed)
-    model = ResNet18(a.size)
+    model = build(a.arch, a.size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     loader = DataLoader(dataset, batch_size=a.batch, shuffle=True, num_workers=0)
     model.train()
@@ -112,6 +113,7 @@ def main():
     print(json.dumps({
         'side': 'peer',
         'engine': f'PyTorch {torch.__version__}, python {sys.version.split()[0]}',
+        'arch': a.arch,
         'size': a.size,
         'n': a.n,
         'batchSize': a.batch,

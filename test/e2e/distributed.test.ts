@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHECKPOINT_STATE_KEY } from '../../src/model/run-dir.js';
@@ -17,7 +17,8 @@ const bin = join(root, 'bin', 'retinagrade.js');
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(root, '../shared/data');
 const work = mkdtempSync(join(tmpdir(), 'retinagrade-ddp-'));
 const PYTHON = '/usr/bin/python3'; // Debian's, with python3-torch
-const common = ['--arch', 'cnn', '--width', '8', '--seed', '4', '--threads', '1', '--data-dir', dataDir];
+const unthreaded = ['--arch', 'cnn', '--width', '8', '--seed', '4', '--data-dir', dataDir];
+const common = [...unthreaded, '--threads', '1'];
 const tiny = [...common, '--ensemble', '1'];
 
 interface Finished {
@@ -105,9 +106,10 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     const ensemble = [...common, '--ensemble', '3', '--epochs', '1'];
     const [spread, alone] = await Promise.all([
       train([...ensemble, '--nproc', '2', '--dist-timeout', '60', '--out', join(work, 'spread')]).done,
-      train([...ensemble, '--out', join(work, 'alone')]).done,
+      train([...ensemble, '--nproc', '1', '--out', join(work, 'alone')]).done,
     ]);
     for (const r of [spread, alone]) expect(r.code, r.stderr).toBe(0);
+    expect(alone.stderr).not.toContain('at once');
     expect(digest(join(work, 'spread', 'best.safetensors'))).toBe(digest(join(work, 'alone', 'best.safetensors')));
     const log = (dir: string) =>
       readFileSync(join(work, dir, 'log.jsonl'), 'utf8')
@@ -117,6 +119,23 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     expect(log('spread')).toEqual([0, 1, 2]);
     expect(log('alone')).toEqual([0, 1, 2]);
   }, 240_000);
+
+  it.skipIf(availableParallelism() < 2)(
+    'by default an ensemble trains its members at once, one process each, to the same weights',
+    async () => {
+      // No --threads (it keeps one process); RETINAGRADE_THREADS gives each member the one thread of the sequential run.
+      const ensemble = ['--ensemble', '3', '--epochs', '1'];
+      const [concurrent, sequential] = await Promise.all([
+        train([...unthreaded, ...ensemble, '--out', join(work, 'concurrent')], { RETINAGRADE_THREADS: '1' }).done,
+        train([...common, ...ensemble, '--out', join(work, 'sequential')]).done,
+      ]);
+      for (const r of [concurrent, sequential]) expect(r.code, r.stderr).toBe(0);
+      expect(concurrent.stderr).toContain('training the 3 ensemble members at once in 3 processes');
+      expect(sequential.stderr).not.toContain('at once');
+      expect(digest(join(work, 'concurrent', 'best.safetensors'))).toBe(digest(join(work, 'sequential', 'best.safetensors')));
+    },
+    240_000,
+  );
 
   it('a stopped --nproc launcher stops its ranks, and the run resumes on 1 rank from the sampler state it recorded', async () => {
     const out = join(work, 'stopped');

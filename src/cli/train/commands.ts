@@ -215,7 +215,7 @@ Examples:
       // A prepared dataset (--data) is read from its folder; only RetinaMNIST is fetched on first use.
       if (!config.data) await ensureRetinaFile({ dataDir: flags.dataDir, size: config.size }, firstUse(flags, bar)).finally(bar.stop);
       const existedBefore = existsSync(outDir);
-      await launchTrain(flags, async (group) => {
+      await launchTrain(flags, config, async (group) => {
         const lead = (group?.rank ?? 0) === 0; // the other ranks train quietly; their errors still print
         const progress = lead ? createProgress() : undefined;
         const stopHandlers = lead ? stopOnSignal(outDir, flags.dataDir, existedBefore, progress) : () => {};

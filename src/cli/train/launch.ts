@@ -2,6 +2,7 @@
 // Kubernetes job script) described in the environment; or, with --nproc N, as the launcher of N
 // local ranks. The launcher plays torchrun's part: it hosts the TCPStore and starts each rank as
 // a child process with the same arguments, the rendezvous environment and its share of the cores.
+// An ensemble's members are independent: by default each trains in its own local rank, all at once.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { Option } from 'commander';
@@ -17,7 +18,22 @@ export interface LaunchFlags {
 }
 
 export const nprocOption = (): Option =>
-  new Option('--nproc <n>', 'train data-parallel on n local processes that share the cores (default: 1)').argParser(integerAtLeast(1));
+  new Option(
+    '--nproc <n>',
+    'local processes that share the cores: one model trains data-parallel on them, an ensemble spreads its members over them ' +
+      '(default: with an ensemble of k >= 2 on 2 or more cores and no --threads, k processes training the members at once; else 1)',
+  ).argParser(integerAtLeast(1));
+
+/**
+ * How many local processes `train` starts when --nproc is not given. With two or more cores an
+ * ensemble's members train at once, one process each with max(1, cores/k) threads: the compact
+ * CNN at batch 64 gets more work from a core per thread than from two threads in one process, and
+ * k processes (not min(k, cores)) keep every core busy to the end instead of leaving one idle
+ * through an odd member (BENCHMARKS.md, "Time to quality"). A thread count the user chose
+ * (--threads) keeps the one process it was chosen for.
+ */
+export const defaultProcessCount = (members: number, cores: number, threads: number | undefined): number =>
+  members >= 2 && cores >= 2 && threads === undefined ? members : 1;
 
 export const distTimeoutOption = (): Option =>
   new Option(
@@ -25,8 +41,15 @@ export const distTimeoutOption = (): Option =>
     `how long data-parallel ranks wait for each other before failing (default: ${DEFAULT_TIMEOUT_SECONDS})`,
   ).argParser(parseNumber);
 
-/** Runs `trainRank` in this process's role: alone (no group), as a launched rank, or as the launcher of --nproc ranks. */
-export async function launchTrain(flags: LaunchFlags, trainRank: (group: ProcessGroup | undefined) => Promise<void>): Promise<void> {
+/**
+ * Runs `trainRank` in this process's role: alone (no group), as a launched rank, or as the launcher
+ * of --nproc ranks (by default, of one rank per ensemble member: defaultProcessCount).
+ */
+export async function launchTrain(
+  flags: LaunchFlags,
+  run: { ensemble: number; threads?: number },
+  trainRank: (group: ProcessGroup | undefined) => Promise<void>,
+): Promise<void> {
   const seconds = flags.distTimeout ?? DEFAULT_TIMEOUT_SECONDS;
   if (!(seconds > 0)) throw new UserError(`--dist-timeout ${seconds}: expected a number of seconds above 0`);
   const timeoutMs = Math.ceil(seconds * 1000);
@@ -34,6 +57,13 @@ export async function launchTrain(flags: LaunchFlags, trainRank: (group: Process
   if (flags.nproc !== undefined && flags.nproc > 1) {
     if (launched) throw new UserError(`--nproc starts its own ranks, but this process is already rank ${launched.rank} of a launcher's`);
     return startLocalRanks(flags.nproc, timeoutMs);
+  }
+  const concurrent = flags.nproc ?? (launched ? 1 : defaultProcessCount(run.ensemble, availableParallelism(), run.threads));
+  if (concurrent > 1) {
+    process.stderr.write(
+      `training the ${run.ensemble} ensemble members at once in ${concurrent} processes (--nproc 1: one after another)\n`,
+    );
+    return startLocalRanks(concurrent, timeoutMs);
   }
   if (!launched || launched.worldSize === 1) return trainRank(undefined);
   const group = await ProcessGroup.join(launched);
