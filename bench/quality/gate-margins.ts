@@ -103,9 +103,8 @@ if (values['measure-test']) {
     const photographs = samples.map((path) => ({ name: path, bytes: readFileSync(path) }));
     const samplesRefused = (await refused(opened, photographs, 'disc')) * photographs.length;
     const [disc, none] = [await refused(opened, testNegatives, 'disc'), await refused(opened, testNegatives, 'none')];
-    process.stdout.write(
-      `| ${seed} | ${testRefused} / ${tensors.test.count} | ${samplesRefused} / ${samples.length} | ${percent(disc)}% | ${percent(none)}% |\n`,
-    );
+    const counts = `${testRefused} / ${tensors.test.count} | ${samplesRefused} / ${samples.length}`;
+    process.stdout.write(`| ${seed} | ${counts} | ${percent(disc)}% | ${percent(none)}% |\n`);
   }
 } else {
   const valNegatives = await negativesOf(raw.val);

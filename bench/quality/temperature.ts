@@ -72,18 +72,16 @@ for (const run of runs) {
 }
 
 const temperatures = runs.map((r) => r.metrics.calibration.temperature);
-process.stdout.write(
-  `${values.candidate}, seeds ${values.seeds}: temperature ${fractionSpread(temperatures)} (per seed ${temperatures.map((t) => t.toFixed(3)).join(' / ')})\n\n`,
-);
+const perSeed = temperatures.map((t) => t.toFixed(3)).join(' / ');
+process.stdout.write(`${values.candidate}, seeds ${values.seeds}: temperature ${fractionSpread(temperatures)} (per seed ${perSeed})\n\n`);
 process.stdout.write(
   '| split | ECE before | ECE after | NLL before | NLL after | ECE lower after, seeds |\n| --- | --- | --- | --- | --- | --- |\n',
 );
 for (const { split, changes } of rows) {
   const column = (key: keyof CalibrationChange) => fractionSpread(changes.map((c) => c[key]));
   const better = changes.filter((c) => c.ece_after < c.ece_before).length;
-  process.stdout.write(
-    `| ${split} | ${column('ece_before')} | ${column('ece_after')} | ${column('nll_before')} | ${column('nll_after')} | ${better} of ${changes.length} |\n`,
-  );
+  const figures = (['ece_before', 'ece_after', 'nll_before', 'nll_after'] as const).map(column);
+  process.stdout.write(`| ${split} | ${figures.join(' | ')} | ${better} of ${changes.length} |\n`);
 }
 const oof = rows[1]!.changes;
 const change = (key: 'ece' | 'nll') => mean(oof.map((c) => c[`${key}_after`] - c[`${key}_before`]));
