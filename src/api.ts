@@ -2,7 +2,7 @@
 // photographs, get Grad-CAM pictures. The `predict` command and the server's worker thread use it,
 // so a program gets exactly the records `predict --json` prints.
 import type { ImageInput } from './data/fundus.js';
-import { predictImage, type CropMode, type Prediction } from './model/grade-photo.js';
+import { gradeLoaded, isLoaded, loadPhoto, predictImage, type CropMode, type Prediction } from './model/grade-photo.js';
 import { openRun, type OpenedModel, type OpenRunOptions } from './model/open-run.js';
 
 /** A file path, the bytes of an image file, or bytes with the name records should carry. */
@@ -22,6 +22,9 @@ export interface GradcamOptions extends GradeOptions {
 
 /** What the model is, as its weights describe it; `unfinished` says what the weights are when the run had not finished. */
 export type ModelInfo = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'> & { runDir: string };
+
+/** Photographs per forward pass in gradeBatch. */
+const GRADE_BATCH = 32;
 
 /** Name of an image given as bare bytes, in its record's `file`. */
 const BYTES_NAME = '<bytes>';
@@ -50,10 +53,22 @@ export class RetinaModel {
     return predictImage(this.#live(), toInput(image), { crop: options.crop ?? 'disc', force: options.force });
   }
 
-  /** Grades images one after another (the engine already uses every core for each). */
+  /**
+   * Grades images, the same records as `grade` gives one by one: each is decoded and cropped in
+   * turn (one full-size photograph in memory at a time), then up to GRADE_BATCH of them go
+   * through the model in one forward pass.
+   */
   async gradeBatch(images: readonly ImageSource[], options: GradeOptions = {}): Promise<Prediction[]> {
+    const opened = this.#live();
+    const predictOptions = { crop: options.crop ?? 'disc', force: options.force };
     const records: Prediction[] = [];
-    for (const image of images) records.push(await this.grade(image, options));
+    for (let start = 0; start < images.length; start += GRADE_BATCH) {
+      const loaded = [];
+      for (const image of images.slice(start, start + GRADE_BATCH))
+        loaded.push(await loadPhoto(opened, toInput(image), predictOptions.crop));
+      const graded = await gradeLoaded(opened, loaded.filter(isLoaded), predictOptions);
+      records.push(...loaded.map((record) => (isLoaded(record) ? graded.shift()! : record)));
+    }
     return records;
   }
 
