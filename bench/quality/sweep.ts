@@ -7,13 +7,9 @@
 //
 // Each run is a normal run directory (runs/sweep/<candidate>-s<seed>), so any can be inspected
 // or re-evaluated with the CLI. Finished runs are reused, so an interrupted sweep continues.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { train } from '../../src/train/run.js';
-import { resolveRunConfig, type TrainFlags } from '../../src/cli/train/config-flags.js';
-import type { RunMetrics } from '../../src/model/run-metrics.js';
 import { CANDIDATES } from './candidates.js';
+import { candidateRuns } from './runs.js';
 import { fractionSpread, mean, percentSpread } from './spread.js';
 
 const { values } = parseArgs({
@@ -30,19 +26,7 @@ const split = values.report === 'test' ? 'test' : 'val';
 const seeds = values.seeds.split(',').map(Number);
 const rows: string[] = [`| candidate | ${split} ACC | ${split} AUC | ${split} QWK | s/run |`, '| --- | --- | --- | --- | --- |'];
 for (const name of values.candidates.split(',')) {
-  const flags: TrainFlags | undefined = CANDIDATES[name];
-  if (!flags) throw new Error(`unknown candidate ${name} (have ${Object.keys(CANDIDATES).join(', ')})`);
-  const results: RunMetrics[] = [];
-  for (const seed of seeds) {
-    const outDir = join(values.out, `${name}-s${seed}`);
-    const metricsFile = join(outDir, 'metrics.json');
-    if (!existsSync(metricsFile)) {
-      process.stderr.write(`training ${name} seed ${seed}\n`);
-      const config = resolveRunConfig({ ...flags, seed });
-      await train({ config, outDir, dataDir: values['data-dir'], resume: existsSync(join(outDir, 'config.json')) });
-    }
-    results.push(JSON.parse(readFileSync(metricsFile, 'utf8')) as RunMetrics);
-  }
+  const results = (await candidateRuns(name, seeds, values.out, values['data-dir'])).map((run) => run.metrics);
   const metric = (key: 'acc' | 'auc' | 'qwk'): number[] => results.map((r) => r[split][key]);
   const secondsPerRun = mean(results.map((r) => r.seconds)).toFixed(0);
   rows.push(

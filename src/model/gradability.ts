@@ -1,8 +1,9 @@
 // The gate before a grade: is this a gradable colour fundus photograph like the ones the model
 // learned from? Two tests on the model's input, so they hold whatever the cropping:
-// - colour statistics (mean R, G, B, their differences, colourfulness, brightness spread) inside
-//   the range the training images span, widened by a margin: refuses solid colours, greyscale and
-//   red-free copies, blue or green scenes;
+// - image statistics (mean R, G, B, their differences, colourfulness, brightness spread, the
+//   brightness of centre and corners, the strongest straight edge) inside the range the training
+//   images span, widened by a margin: refuses solid colours, greyscale and red-free copies, blue or
+//   green scenes, and tiled, gridded or checkered pictures;
 // - a learned out-of-distribution score in the model's feature space: 1 - cosine similarity of the
 //   image's pooled features to its k-th nearest training image (Sun et al., "Out-of-Distribution
 //   Detection with Deep Nearest Neighbors", ICML 2022), refused above a threshold set on
@@ -16,16 +17,27 @@ import { withEval, type FeatureClassifier } from '../nn/index.js';
 
 /** Neighbours: the k-th nearest training image's similarity is the score (Sun et al. use k = 50 of 50,000; 1,080 images here). */
 export const NEIGHBOURS = 5;
+export interface GateMargins {
+  /**
+   * Image statistics may fall to this fraction of the training minimum (1: to the minimum), and
+   * exceed the training maximum by this fraction of the range; every validation image is always
+   * admitted.
+   */
+  range: number;
+  /** The OOD threshold is the highest validation score times this: 120 validation images leave the tail unseen. */
+  ood: number;
+}
 /**
- * Colour statistics (all positive for a colour fundus photograph) may fall to this fraction of the
- * training minimum, and exceed the training maximum by this fraction of the range; and always
- * admit every validation image.
+ * Chosen on validation images (out of fold) and a negative set built from validation images, over
+ * 3 seeds: bench/quality/gate-margins.ts (RESULTS.md, "The gradability gate's margins").
  */
-const COLOUR_MARGIN = 0.5;
-/** The OOD threshold is the highest validation score times this: 120 validation images leave the tail unseen. */
-const THRESHOLD_MARGIN = 1.1;
+export const GATE_MARGINS: GateMargins = { range: 1, ood: 2 };
 
-/** Per image, on a 0..1 scale. The last two see the layout: a bright disc, dark outside it. */
+/**
+ * Per image, on a 0..1 scale but 'straight edges'. The last four see the layout: a bright disc,
+ * dark outside it, brightness that varies with the distance from the centre, and no straight seam
+ * across the picture.
+ */
 export const IMAGE_STATISTICS = [
   'mean red',
   'mean green',
@@ -36,10 +48,39 @@ export const IMAGE_STATISTICS = [
   'brightness spread',
   'centre brightness',
   'centre - corner brightness',
+  'radial structure',
+  'straight edges',
 ];
 /** Radii (as a fraction of half the side) inside which a pixel is "centre", outside which "corner". */
 const CENTRE_RADIUS = 0.5;
 const CORNER_RADIUS = 1.05;
+/** Rings of equal width from the centre to the corners, for 'radial structure'. */
+const RINGS = 8;
+
+/**
+ * The share of an H x W brightness plane's variance explained by the distance from the centre
+ * (between-ring variance over total variance): high for a disc on a dark surround, low for
+ * montages, shuffled tiles, gradients across the picture and scenes.
+ */
+function radialStructure(brightness: Float32Array, ring: Uint8Array): number {
+  const sums = new Float64Array(RINGS);
+  const counts = new Float64Array(RINGS);
+  let total = 0;
+  let totalSq = 0;
+  for (let p = 0; p < brightness.length; p++) {
+    const v = brightness[p]!;
+    sums[ring[p]!]! += v;
+    counts[ring[p]!]! += 1;
+    total += v;
+    totalSq += v * v;
+  }
+  const mean = total / brightness.length;
+  const variance = totalSq / brightness.length - mean * mean;
+  let between = 0;
+  for (let r = 0; r < RINGS; r++) if (counts[r]! > 0) between += counts[r]! * (sums[r]! / counts[r]! - mean) ** 2;
+  // A flat picture has no structure at all (and is refused by its brightness spread).
+  return variance > 1e-9 ? between / brightness.length / variance : 0;
+}
 
 export interface GradabilityGate {
   /** Training images' pooled features, standardized then L2-normalized: N x D. */
@@ -49,7 +90,9 @@ export interface GradabilityGate {
   std: Tensor;
   /** Refuse above this OOD score (1 - k-th nearest cosine similarity). */
   threshold: number;
-  /** Per colour statistic: [low, high] accepted. */
+  /** The image statistics checked (a gate fitted by an earlier version may check fewer) ... */
+  statistics: string[];
+  /** ... and for each, [low, high] accepted. */
   colourRange: [number, number][];
 }
 
@@ -60,6 +103,33 @@ export interface GradabilityCheck {
   ood_score?: number;
 }
 
+/**
+ * The strongest straight edge of an H x W brightness plane: over every row (and column) boundary,
+ * the mean brightness step across it, less the mean of its two neighbouring boundaries' steps,
+ * relative to the mean step. A retina's edges are curved, so their steps spread over many rows;
+ * the seams of shuffled tiles, montages and checkerboards step along a whole line at once.
+ */
+function straightEdges(brightness: Float32Array, h: number, w: number): number {
+  const rowSteps = Array.from({ length: h - 1 }, (_, y) => {
+    let sum = 0;
+    for (let x = 0; x < w; x++) sum += Math.abs(brightness[(y + 1) * w + x]! - brightness[y * w + x]!);
+    return sum / w;
+  });
+  const columnSteps = Array.from({ length: w - 1 }, (_, x) => {
+    let sum = 0;
+    for (let y = 0; y < h; y++) sum += Math.abs(brightness[y * w + x + 1]! - brightness[y * w + x]!);
+    return sum / h;
+  });
+  const peak = (steps: number[]): number => {
+    const mean = steps.reduce((a, b) => a + b, 0) / steps.length;
+    let highest = 0;
+    for (let j = 1; j < steps.length - 1; j++) highest = Math.max(highest, steps[j]! - (steps[j - 1]! + steps[j + 1]!) / 2);
+    // A flat picture has no edge at all (and is refused by its brightness spread).
+    return mean > 1e-6 ? highest / mean : 0;
+  };
+  return Math.max(peak(rowSteps), peak(columnSteps));
+}
+
 /** Per image: IMAGE_STATISTICS of N x 3 x S x S inputs in [-1, 1]. */
 export function imageStatistics(x: Tensor): number[][] {
   const [n, , h, w] = x.shape as [number, number, number, number];
@@ -68,6 +138,8 @@ export function imageStatistics(x: Tensor): number[][] {
   const radius = (p: number) => Math.hypot((p % w) + 0.5 - w / 2, Math.floor(p / w) + 0.5 - h / 2) / (Math.min(h, w) / 2);
   const region = Array.from({ length: plane }, (_, p) => (radius(p) < CENTRE_RADIUS ? 1 : radius(p) > CORNER_RADIUS ? 2 : 0));
   const regionSize = [0, 1, 2].map((r) => region.filter((v) => v === r).length);
+  const ring = Uint8Array.from({ length: plane }, (_, p) => Math.min(RINGS - 1, Math.floor((RINGS * radius(p)) / Math.SQRT2)));
+  const brightnessPlane = new Float32Array(plane);
   return Array.from({ length: n }, (_, i) => {
     const regionBrightness = [0, 0, 0];
     const base = i * 3 * plane;
@@ -85,6 +157,7 @@ export function imageStatistics(x: Tensor): number[][] {
       g += pg;
       b += pb;
       const max = Math.max(pr, pg, pb);
+      brightnessPlane[p] = max;
       chroma += max - Math.min(pr, pg, pb);
       brightness += max;
       brightnessSq += max * max;
@@ -94,7 +167,8 @@ export function imageStatistics(x: Tensor): number[][] {
     const centre = regionBrightness[1]! / Math.max(1, regionSize[1]!);
     const corner = regionBrightness[2]! / Math.max(1, regionSize[2]!);
     const spread = Math.sqrt(Math.max(0, brightnessSq / plane - mean * mean));
-    return [r / plane, g / plane, b / plane, (r - g) / plane, (g - b) / plane, chroma / plane, spread, centre, centre - corner];
+    const layout = [centre, centre - corner, radialStructure(brightnessPlane, ring), straightEdges(brightnessPlane, h, w)];
+    return [r / plane, g / plane, b / plane, (r - g) / plane, (g - b) / plane, chroma / plane, spread, ...layout];
   });
 }
 
@@ -178,10 +252,15 @@ function oodScores(gate: Pick<GradabilityGate, 'bank' | 'mean' | 'std'>, pooled:
 }
 
 /**
- * Fits the gate: colour ranges and the feature bank on the training images, the OOD threshold on
- * the validation images (their highest score, with a margin).
+ * Fits the gate: image statistics' ranges and the feature bank on the training images, the OOD
+ * threshold on the validation images (their highest score, with a margin).
  */
-export function fitGradabilityGate(model: FeatureClassifier, trainSplit: SplitSource, valSplit: SplitSource): GradabilityGate {
+export function fitGradabilityGate(
+  model: FeatureClassifier,
+  trainSplit: SplitSource,
+  valSplit: SplitSource,
+  margins: GateMargins = GATE_MARGINS,
+): GradabilityGate {
   const [train, val] = [inputsOfSplit(trainSplit), inputsOfSplit(valSplit)];
   const trainStats = statisticsOf(train);
   const valStats = statisticsOf(val);
@@ -189,7 +268,7 @@ export function fitGradabilityGate(model: FeatureClassifier, trainSplit: SplitSo
     const values = trainStats.map((row) => row[s]!);
     const valValues = valStats.map((row) => row[s]!);
     const [low, high] = [Math.min(...values), Math.max(...values)];
-    return [Math.min(COLOUR_MARGIN * low, ...valValues), Math.max(high + COLOUR_MARGIN * (high - low), ...valValues)];
+    return [Math.min(margins.range * low, ...valValues), Math.max(high + margins.range * (high - low), ...valValues)];
   });
   const pooled = pooledFeatures(model, train);
   const mean = pooled.mean(0, true);
@@ -197,9 +276,9 @@ export function fitGradabilityGate(model: FeatureClassifier, trainSplit: SplitSo
   const bank = embed(pooled, mean, std);
   pooled.dispose();
   const valPooled = pooledFeatures(model, val);
-  const threshold = THRESHOLD_MARGIN * Math.max(...oodScores({ bank, mean, std }, valPooled));
+  const threshold = margins.ood * Math.max(...oodScores({ bank, mean, std }, valPooled));
   valPooled.dispose();
-  return { bank, mean, std, threshold, colourRange };
+  return { bank, mean, std, threshold, statistics: IMAGE_STATISTICS, colourRange };
 }
 
 /**
@@ -220,7 +299,10 @@ export function checkGradability(
   pooled.dispose();
   return stats.map((row, i) => {
     const reasons: string[] = [];
-    const outside = IMAGE_STATISTICS.filter((_, s) => row[s]! < gate.colourRange[s]![0] || row[s]! > gate.colourRange[s]![1]);
+    const outside = gate.statistics.filter((name, s) => {
+      const value = row[IMAGE_STATISTICS.indexOf(name)]!;
+      return value < gate.colourRange[s]![0] || value > gate.colourRange[s]![1];
+    });
     if (outside.length > 0) {
       reasons.push(
         `its colours or layout are unlike a colour fundus photograph's (${outside.join(', ')} outside the training images' range)`,
@@ -245,7 +327,7 @@ export function gradabilityTensors(gate: GradabilityGate): { tensors: Map<string
     metadata: {
       threshold: String(gate.threshold),
       colour_range: JSON.stringify(gate.colourRange),
-      statistics: JSON.stringify(IMAGE_STATISTICS),
+      statistics: JSON.stringify(gate.statistics),
     },
   };
 }
@@ -259,11 +341,12 @@ export function gateFromTensors(tensors: Map<string, Tensor>, metadata: Record<s
   }) as [Tensor, Tensor, Tensor];
   const threshold = Number(metadata.threshold);
   if (!Number.isFinite(threshold)) throw new Error(`metadata 'threshold' is ${metadata.threshold}, expected a number`);
-  if (metadata.statistics !== JSON.stringify(IMAGE_STATISTICS))
-    throw new Error('its image statistics are not the ones this version computes');
+  const statistics = JSON.parse(metadata.statistics ?? 'null') as string[];
+  if (!Array.isArray(statistics)) throw new Error("metadata 'statistics' is malformed");
+  const unknown = statistics.filter((name) => !IMAGE_STATISTICS.includes(name));
+  if (unknown.length > 0) throw new Error(`its image statistics ${unknown.join(', ')} are not ones this version computes`);
   const colourRange = JSON.parse(metadata.colour_range ?? 'null') as [number, number][];
-  if (!Array.isArray(colourRange) || colourRange.length !== IMAGE_STATISTICS.length)
-    throw new Error("metadata 'colour_range' is malformed");
+  if (!Array.isArray(colourRange) || colourRange.length !== statistics.length) throw new Error("metadata 'colour_range' is malformed");
   if (bank.shape[1] !== mean.shape[1] || bank.shape[1] !== std.shape[1]) throw new Error('bank, mean and std disagree in width');
-  return { bank, mean, std, threshold, colourRange };
+  return { bank, mean, std, threshold, statistics, colourRange };
 }

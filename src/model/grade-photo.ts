@@ -61,7 +61,7 @@ export type CropMode = 'disc' | 'none';
 const inputName = (input: ImageInput): string => (typeof input === 'string' ? input : input.name);
 
 /** The model input back as size x size x 3 RGB bytes, for pictures of what the model saw. */
-const inputPixels = (x: torch.Tensor): Uint8Array =>
+export const inputPixels = (x: torch.Tensor): Uint8Array =>
   torch.tidy(() => x.add(1).mul(127.5).round().clamp(0, 255).permute([0, 2, 3, 1]).contiguous().to('uint8').data() as Uint8Array);
 
 export interface PredictOptions {

@@ -1,23 +1,29 @@
 // report.html: one self-contained page about a finished run, to open from disk without a network:
-// its figures with intervals, charts rendered by vega (SVG inline), and the model card. Written by
-// `train` at the end of a run and by `retinagrade report RUN`.
+// its figures with intervals, per-grade figures with intervals, charts rendered by vega (SVG
+// inline), a gallery of test images with their Grad-CAM, and the model card. Written by `train` at
+// the end of a run and by `retinagrade report RUN`.
 import { readFileSync } from 'node:fs';
-import { GRADE_NAMES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
+import { GRADE_NAMES, NUM_GRADES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
+import type { SplitSource } from '../data/training-data.js';
 import { UserError } from '../errors.js';
-import type { Interval, OperatingPointReport } from '../eval/index.js';
+import { bootstrapPerGrade, type Interval, type OperatingPointReport } from '../eval/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { openRun } from '../model/open-run.js';
 import { RunDir } from '../model/run-dir.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import type { SplitFigures } from '../model/split-figures.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { confusionHeatmap, coverageChart, type LogLine, reliabilityChart, renderSvg, rocChart, trainingCurves } from './charts.js';
+import { checkGalleryImages, galleryFigures, galleryPicks } from './gallery.js';
+import { escapeHtml } from './html.js';
 
-const escapeHtml = (text: string): string =>
-  text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const withInterval = (x: number, ci: Interval): string => `${fixed(x)} [${fixed(ci.lo)}, ${fixed(ci.hi)}]`;
 /** A table cell carrying its exact value, so tests can check the page against metrics.json. */
 const cell = (key: string, text: string, value: number): string => `<td data-metric="${key}" data-value="${value}">${text}</td>`;
+/** A figure with its bootstrap interval, the bounds in data attributes too. */
+const intervalCell = (key: string, value: number, ci: Interval): string =>
+  `<td data-metric="${key}" data-value="${value}" data-lo="${ci.lo}" data-hi="${ci.hi}">${withInterval(value, ci)}</td>`;
 
 function splitRow(name: string, f: SplitFigures): string {
   return (
@@ -52,13 +58,14 @@ const STYLE = `
   table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
   td, th { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; font-variant-numeric: tabular-nums; }
   th[scope=row] { text-align: left; }
-  .charts { display: flex; flex-wrap: wrap; gap: 1.5rem; }
+  .charts, .gallery { display: flex; flex-wrap: wrap; gap: 1.5rem; }
+  .gallery figcaption { max-width: 14rem; font-size: 0.9rem; }
   figure { margin: 0; }
   pre { white-space: pre-wrap; background: #fff; border: 1px solid #ddd; padding: 1rem; }
 `;
 
-/** Writes report.html into the run directory and returns its path. */
-export async function writeReport(path: string): Promise<string> {
+/** metrics.json of a finished run this version can report on; a UserError saying what is missing otherwise. */
+export function reportableMetrics(path: string): RunMetrics {
   const run = new RunDir(path);
   for (const name of ['metrics', 'log', 'predictions', 'card'] as const) {
     if (!run.has(name)) throw new UserError(`${path} is not a finished run: ${run.file(name)} is missing`);
@@ -67,11 +74,22 @@ export async function writeReport(path: string): Promise<string> {
   if (!metrics.test.referable || !metrics.calibration) {
     throw new UserError(`${run.file('metrics')} has no referable figures or calibration: retrain the run with this version to report it`);
   }
+  return metrics;
+}
+
+/**
+ * Writes report.html into the run directory and returns its path. `testImages`: the run's test
+ * split (the images predictions.csv was written from), for the gallery's Grad-CAM pictures.
+ */
+export async function writeReport(path: string, testImages: SplitSource): Promise<string> {
+  const run = new RunDir(path);
+  const metrics = reportableMetrics(path);
   const log = readFileSync(run.file('log'), 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as LogLine);
   const { labels, probs } = readTestPredictions(run);
+  checkGalleryImages(testImages, labels, run.file('predictions'));
   const { test, val, calibration, uncertainty, model } = metrics;
   const charts: [string, string, Promise<string>][] = [
     ['training', 'Training: loss and validation AUC per epoch, per member', renderSvg(trainingCurves(log))],
@@ -98,11 +116,27 @@ export async function writeReport(path: string): Promise<string> {
         `<figure id="chart-${id}" class="chart">${await svg}<figcaption>${escapeHtml(caption)}</figcaption></figure>`,
     ),
   );
-  const gradeRows = test.per_class.map(
-    (c, g) =>
-      `<tr><th scope="row">${g} ${escapeHtml(GRADE_NAMES[g]!)}</th><td>${c.support}</td><td>${fixed(c.precision)}</td>` +
-      `${cell(`test.recall.${g}`, fixed(c.recall), c.recall)}<td>${fixed(c.f1)}</td><td>${fixed(test.auc_per_grade[g]!)}</td></tr>`,
-  );
+  // Intervals from predictions.csv's probabilities, around metrics.json's figures.
+  const gradeIntervals = bootstrapPerGrade(labels, probs, NUM_GRADES);
+  const gradeRows = test.per_class.map((c, g) => {
+    const { recall, precision, auc } = gradeIntervals[g]!;
+    const aucOfGrade = test.auc_per_grade[g]!;
+    return (
+      `<tr><th scope="row">${g} ${escapeHtml(GRADE_NAMES[g]!)}</th><td>${c.support}</td>` +
+      `${intervalCell(`test.recall.${g}`, c.recall, recall)}${intervalCell(`test.precision.${g}`, c.precision, precision)}` +
+      `<td>${fixed(c.f1)}</td>${intervalCell(`test.auc.${g}`, aucOfGrade, auc)}</tr>`
+    );
+  });
+  const picks = galleryPicks(labels, probs);
+  const opened = openRun(path);
+  let correctFigures: string[];
+  let mistakeFigures: string[];
+  try {
+    correctFigures = await galleryFigures(opened, testImages, picks.correct);
+    mistakeFigures = await galleryFigures(opened, testImages, picks.wrong);
+  } finally {
+    opened.model.dispose();
+  }
   const screening = [
     [`referable (grade &ge; ${REFERABLE_GRADE})`, 'referable'] as const,
     [`vision-threatening (grade &ge; ${VISION_THREATENING_GRADE})`, 'vision_threatening'] as const,
@@ -132,10 +166,18 @@ brackets are bootstrap 95% intervals. Thresholds were chosen on validation only.
 ${fixed(calibration.test.ece_after)} after. Uncertain above ${fixed(uncertainty.threshold)}:
 test coverage ${fixed(uncertainty.test.coverage)}, ACC of the graded ${fixed(uncertainty.test.accuracy)}.</p>
 <h3>Per grade on test</h3>
-<table id="grades"><thead><tr><th></th><th>support</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th></tr></thead>
+<table id="grades"><thead><tr><th></th><th>support</th><th>sensitivity (recall)</th><th>precision</th><th>F1</th>
+<th>AUC (one-vs-rest)</th></tr></thead>
 <tbody>${gradeRows.join('')}</tbody></table>
 <h2>Charts</h2>
 <div class="charts">${figures.join('\n')}</div>
+<h2>Gallery of test images</h2>
+<p>Each test image beside its Grad-CAM of the predicted grade (where the evidence for it lies, weak to strong), with
+the predicted grade's temperature-scaled probability.</p>
+<h3>Right: for each grade, the image predicted as it with the highest probability</h3>
+<div class="gallery" id="gallery-correct">${correctFigures.join('\n')}</div>
+<h3>Worst mistakes: the wrong predictions with the highest probability</h3>
+<div class="gallery" id="gallery-mistakes">${mistakeFigures.join('\n')}</div>
 <h2>Model card</h2>
 <pre id="model-card">${escapeHtml(readFileSync(run.file('card'), 'utf8'))}</pre>
 </body>

@@ -107,7 +107,7 @@ async function trainWith(run: RunDir, data: TrainingData, options: TrainOptions)
     const written = writes
       ? writeRunOutputs(run, model, objective, data, { ...summary, config, modelConfig: modelConfigOf(config) })
       : undefined;
-    if (writes) await writeReport(run.path);
+    if (writes) await writeReport(run.path, data.test);
     const metrics = group ? await group.broadcastJson(written) : written!;
     return { runDir: run, metrics };
   } finally {

@@ -112,6 +112,18 @@ describe('train', () => {
     expect(text).toContain('confusion matrix (rows: true grade, columns: predicted grade)');
   });
 
+  it("report rewrites the report train wrote, gallery included, from the run's test images", () => {
+    const written = readFileSync(join(runDir, 'report.html'), 'utf8');
+    expect(written.match(/<figure class="gallery-item"/g)?.length).toBeGreaterThan(8);
+    const reported = cli(['report', runDir, '--data-dir', dataDir]);
+    expect(reported.code).toBe(0);
+    expect(reported.stdout).toContain(`wrote ${join(runDir, 'report.html')}`);
+    expect(readFileSync(join(runDir, 'report.html'), 'utf8')).toBe(written);
+    const notRun = cli(['report', work, '--data-dir', dataDir]);
+    expect(notRun.code).toBe(1);
+    expect(notRun.stderr).toMatch(/is not a finished run: .*metrics\.json is missing/);
+  });
+
   it('predict on PNG exports of test images gives the grades evaluate gave', async () => {
     const data = loadMedMNIST(join(dataDir, 'retinamnist.npz'), 'retinamnist');
     const pngDir = join(work, 'png');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapMetrics, computeMetrics } from '../../src/eval/index.js';
+import { bootstrapMetrics, bootstrapPerGrade, computeMetrics, perClassAuc } from '../../src/eval/index.js';
 import { sklearnCases } from './fixture.js';
 
 // Labels skewed like RetinaMNIST's, scores informative: intervals of a realistic width.
@@ -72,5 +72,42 @@ describe('bootstrapMetrics', () => {
         2,
       ),
     ).toThrow(/AUC is undefined: every sample is labelled class 0/);
+  });
+});
+
+describe('bootstrapPerGrade', () => {
+  it("brackets each grade's recall, precision and AUC, estimated as computeMetrics and perClassAuc have them", () => {
+    const grades = bootstrapPerGrade(labels, probs, K, { resamples: 400 });
+    const point = computeMetrics(labels, probs, K);
+    const aucs = perClassAuc(labels, probs, K);
+    expect(grades).toHaveLength(K);
+    for (const [g, intervals] of grades.entries()) {
+      expect(intervals.recall.estimate).toBe(point.per_class[g]!.recall);
+      expect(intervals.precision.estimate).toBe(point.per_class[g]!.precision);
+      expect(intervals.auc.estimate).toBe(aucs[g]);
+      for (const { estimate, lo, hi } of Object.values(intervals)) {
+        expect(lo).toBeLessThanOrEqual(estimate);
+        expect(hi).toBeGreaterThanOrEqual(estimate);
+      }
+    }
+    // 200 samples: each AUC's interval spans several points (a grade never predicted has recall 0 on every resample).
+    for (const { auc } of grades) expect(auc.hi - auc.lo).toBeGreaterThan(0.03);
+  });
+
+  it("skips the resamples that miss a grade for that grade's recall and AUC, not its precision", () => {
+    // As above: class 2 is one sample in 20, missing from about 36% of resamples.
+    const rareLabels = Array.from({ length: 20 }, (_, i) => (i === 0 ? 2 : i % 2));
+    const rareProbs = rareLabels.map((label, i) => {
+      const row = [0.2, 0.2, 0.2];
+      row[i % 3 === 0 ? label : (label + 1) % 3] = 0.6;
+      return row;
+    });
+    const [, common, rare] = bootstrapPerGrade(rareLabels, rareProbs, 3, { resamples: 400, seed: 1 });
+    expect(common!.recall.resamplesUsed).toBe(400);
+    expect(rare!.precision.resamplesUsed).toBe(400);
+    for (const interval of [rare!.recall, rare!.auc]) {
+      expect(interval.resamplesUsed).toBeGreaterThan(200);
+      expect(interval.resamplesUsed).toBeLessThan(320);
+    }
   });
 });

@@ -1,8 +1,9 @@
 // A finished run's outputs with made-up but well-formed results, for tests of what reads them
 // (the model card, the report) without training.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { SplitTensors } from '../../src/data/retinamnist.js';
 import { coverageAt, coverageCurve } from '../../src/eval/index.js';
 import { calibrated, fitRunCalibration } from '../../src/model/run-calibration.js';
 import { RunDir } from '../../src/model/run-dir.js';
@@ -12,6 +13,8 @@ import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import type { RunConfig } from '../../src/train/config.js';
 import { modelCard } from '../../src/train/model-card.js';
 import { predictionsCsv } from '../../src/train/outputs.js';
+import * as torch from '../../src/torch/index.js';
+import { untrainedRun } from './untrained-run.js';
 
 const labels = Uint8Array.from({ length: 400 }, (_, i) => i % 5);
 /** Scores that lean towards the label, so the figures are those of a (poor) classifier. */
@@ -60,9 +63,12 @@ export function syntheticMetrics(
   };
 }
 
-/** A run directory holding the outputs a finished run writes, except the weights. */
-export function syntheticRunDir(config: RunConfig): { path: string; metrics: RunMetrics } {
-  const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-synthetic-')));
+/**
+ * A run directory holding the outputs a finished run writes, with untrained weights (an ensemble
+ * of `config.ensemble` small CNNs at 28 px), and test images whose grades are the made-up ones.
+ */
+export function syntheticRunDir(config: RunConfig): { path: string; metrics: RunMetrics; testImages: SplitTensors } {
+  const run = new RunDir(untrainedRun(config.ensemble));
   const metrics = syntheticMetrics(config, { best_epoch: [2, 3], epochs_run: [3, 3] });
   run.writeJson('metrics', metrics);
   run.writeJson('calibration', calibration);
@@ -78,5 +84,12 @@ export function syntheticRunDir(config: RunConfig): { path: string; metrics: Run
   writeFileSync(run.file('log'), log.map((l) => `${JSON.stringify(l)}\n`).join(''));
   writeFileSync(run.file('predictions'), predictionsCsv(labels, tempered));
   writeFileSync(run.file('card'), modelCard(metrics, config));
-  return { path: run.path, metrics };
+  const generator = new torch.Generator(5);
+  const testImages = {
+    x: generator.uniform([labels.length, 3, 28, 28], -1, 1),
+    y: torch.tensor(labels, [labels.length], 'int64'),
+    labels,
+    count: labels.length,
+  };
+  return { path: run.path, metrics, testImages };
 }
