@@ -46,7 +46,10 @@ export function prepareCommand(program: Command): void {
     .argument('<source>', 'folder of photographs (with --labels, or one subfolder per grade), or a retinamnist*.npz file')
     .requiredOption('--out <dir>', 'dataset folder to write (dataset.json + .npy arrays); re-running resumes')
     .option('--size <px>', `side of the stored images (default: ${DEFAULT_PREPARE_SIZE}; an npz keeps its own)`, integerAtLeast(8))
-    .option('--labels <csv>', 'labels file naming each image (file name with or without extension, or path) and its grade')
+    .option(
+      '--labels <file>',
+      'labels file, CSV or Excel (.xlsx/.xls, first sheet), naming each image (file name, with or without extension, or path) and its grade',
+    )
     .option('--image-column <name>', 'column of the image names (default: detected, e.g. id_code, image, Image name)')
     .option('--grade-column <name>', 'column of the grades (default: detected, e.g. diagnosis, level, Retinopathy grade)')
     .option('--group-column <name>', 'column of the patient ids: no patient in two splits (default: detected, e.g. patient_id)')

@@ -48,7 +48,7 @@ export const DatasetJsonSchema = z.object({
   /** What was prepared, as given: compared on a re-run to resume or refuse. */
   request: z.record(z.string(), z.unknown()),
   source: z.object({
-    layout: z.enum(['labels-csv', 'grade-folders', 'medmnist-npz']),
+    layout: z.enum(['labels-csv', 'labels-excel', 'grade-folders', 'medmnist-npz']),
     columns: z.record(z.string(), z.string()).optional(),
     groups: z.enum(['column', 'eyepacs-names', 'none']),
   }),
