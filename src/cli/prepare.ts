@@ -48,7 +48,7 @@ export function prepareCommand(program: Command): void {
     .option('--size <px>', `side of the stored images (default: ${DEFAULT_PREPARE_SIZE}; an npz keeps its own)`, integerAtLeast(8))
     .option(
       '--labels <file>',
-      'labels file, CSV or Excel (.xlsx/.xls, first sheet), naming each image (file name, with or without extension, or path) and its grade',
+      'labels file, CSV or Excel (.xlsx/.xls, first sheet), naming each image (file name with or without extension, or path) and its grade',
     )
     .option('--image-column <name>', 'column of the image names (default: detected, e.g. id_code, image, Image name)')
     .option('--grade-column <name>', 'column of the grades (default: detected, e.g. diagnosis, level, Retinopathy grade)')
