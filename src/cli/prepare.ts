@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DEFAULT_PREPARE_SIZE, prepareDataset } from '../data/prepare/prepare.js';
-import type { DatasetJson } from '../data/prepared-dataset.js';
+import { type DatasetJson, MIN_PREPARED_SIZE } from '../data/prepared-dataset.js';
 import { SPLITS } from '../data/registry.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { integerAtLeast, parseInteger, parseNumber } from './options.js';
@@ -45,7 +45,11 @@ export function prepareCommand(program: Command): void {
     .description('turn a folder of fundus photographs with grades (or a MedMNIST npz) into a dataset folder that train and evaluate read')
     .argument('<source>', 'folder of photographs (with --labels, or one subfolder per grade), or a retinamnist*.npz file')
     .requiredOption('--out <dir>', 'dataset folder to write (dataset.json + .npy arrays); re-running resumes')
-    .option('--size <px>', `side of the stored images (default: ${DEFAULT_PREPARE_SIZE}; an npz keeps its own)`, integerAtLeast(8))
+    .option(
+      '--size <px>',
+      `side of the stored images (default: ${DEFAULT_PREPARE_SIZE}; an npz keeps its own)`,
+      integerAtLeast(MIN_PREPARED_SIZE),
+    )
     .option(
       '--labels <file>',
       'labels file, CSV or Excel (.xlsx/.xls, first sheet), naming each image (file name with or without extension, or path) and its grade',

@@ -17,6 +17,8 @@ const escapeHtml = (text: string): string =>
 const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const withInterval = (x: number, ci: Interval): string => `${fixed(x)} [${fixed(ci.lo)}, ${fixed(ci.hi)}]`;
 /** A table cell carrying its exact value, so tests can check the page against metrics.json. */
+/** A grade's AUC, '-' for a grade the split lacks. */
+const aucText = (auc: number | null | undefined): string => (auc == null ? '-' : fixed(auc));
 const cell = (key: string, text: string, value: number): string => `<td data-metric="${key}" data-value="${value}">${text}</td>`;
 
 function splitRow(name: string, f: SplitFigures): string {
@@ -27,7 +29,9 @@ function splitRow(name: string, f: SplitFigures): string {
   );
 }
 
-function operatingRow(name: string, split: string, key: string, p: OperatingPointReport): string {
+function operatingRow(name: string, split: string, key: string, p: OperatingPointReport | undefined): string {
+  if (!p)
+    return `<tr><th scope="row">${name}</th><td>${split}</td><td colspan="5">not reported: no image on one side of the cut-off</td></tr>`;
   return (
     `<tr><th scope="row">${name}</th><td>${split}</td><td>${p.positives} / ${p.positives + p.negatives}</td>` +
     `${cell(`${split}.${key}.auc`, withInterval(p.auc, p.ci95.auc), p.auc)}<td>${fixed(p.threshold)}</td>` +
@@ -64,7 +68,7 @@ export async function writeReport(path: string): Promise<string> {
     if (!run.has(name)) throw new UserError(`${path} is not a finished run: ${run.file(name)} is missing`);
   }
   const metrics = run.readJson<RunMetrics>('metrics');
-  if (!metrics.test.referable || !metrics.calibration) {
+  if (!metrics.val.referable || !metrics.calibration) {
     throw new UserError(`${run.file('metrics')} has no referable figures or calibration: retrain the run with this version to report it`);
   }
   const log = readFileSync(run.file('log'), 'utf8')
@@ -79,7 +83,7 @@ export async function writeReport(path: string): Promise<string> {
     [
       'roc',
       'ROC on test: each grade one-vs-rest, and referable DR with the operating point chosen on validation',
-      renderSvg(rocChart(labels, probs, REFERABLE_GRADE, test.referable!)),
+      renderSvg(rocChart(labels, probs, REFERABLE_GRADE, test.referable)),
     ],
     [
       'reliability',
@@ -101,12 +105,12 @@ export async function writeReport(path: string): Promise<string> {
   const gradeRows = test.per_class.map(
     (c, g) =>
       `<tr><th scope="row">${g} ${escapeHtml(GRADE_NAMES[g]!)}</th><td>${c.support}</td><td>${fixed(c.precision)}</td>` +
-      `${cell(`test.recall.${g}`, fixed(c.recall), c.recall)}<td>${fixed(c.f1)}</td><td>${fixed(test.auc_per_grade[g]!)}</td></tr>`,
+      `${cell(`test.recall.${g}`, fixed(c.recall), c.recall)}<td>${fixed(c.f1)}</td><td>${aucText(test.auc_per_grade[g])}</td></tr>`,
   );
   const screening = [
     [`referable (grade &ge; ${REFERABLE_GRADE})`, 'referable'] as const,
     [`vision-threatening (grade &ge; ${VISION_THREATENING_GRADE})`, 'vision_threatening'] as const,
-  ].flatMap(([name, key]) => [operatingRow(name, 'val', key, val[key]!), operatingRow(name, 'test', key, test[key]!)]);
+  ].flatMap(([name, key]) => [operatingRow(name, 'val', key, val[key]), operatingRow(name, 'test', key, test[key])]);
   const html = `<!doctype html>
 <html lang="en">
 <head>
