@@ -42,10 +42,11 @@ export const straddles = (present: readonly number[], cut: number): boolean =>
 /** What the figures of a split lacking `absent` grades leave out, in words. */
 function absentGradesNote(absent: readonly number[]): string {
   const present = ALL_GRADES.filter((g) => !absent.includes(g));
-  const unreported = [
+  const cutoffs = [
     ['referable', REFERABLE_GRADE],
     ['vision-threatening', VISION_THREATENING_GRADE],
-  ].flatMap(([name, cut]) => (straddles(present, cut as number) ? [] : [`${name} DR (grade >= ${cut})`]));
+  ] as const;
+  const unreported = cutoffs.flatMap(([name, cut]) => (straddles(present, cut) ? [] : [`${name} DR (grade >= ${cut})`]));
   return (
     `no image of grade ${absent.join(', ')} in this split: AUC and macro F1 are means over grades ${present.join(', ')}` +
     (unreported.length > 0 ? `; ${unreported.join(' and ')} not reported (no image on one side)` : '')
