@@ -5,7 +5,9 @@
 // folder (it must not grow with the folder). Each measurement is its own child process; the sides
 // alternate in ABBA order; ratios are medians of per-round ratios.
 //   npx tsx bench/prepare/train.ts [--sizes 128,224] [--rows 20000] [--rss-rows 2000] [--rounds 2]
-//        [--batch 32] [--steps 4] [--warmup 1] [--threads 2] [--out file]
+//        [--batch 16] [--steps 4] [--warmup 1] [--threads 2] [--omp-wait-policy passive|active] [--out file]
+// `--rss-rows 0` leaves out the smaller folder; `--omp-wait-policy` puts both sides on one OpenMP
+// wait policy (by default each side has its own: bench/README.md).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,14 +35,21 @@ runMain(async () => {
   const rssRows = intArg(args, 'rss-rows', 2000);
   const rounds = intArg(args, 'rounds', 2);
   const threads = intArg(args, 'threads', 2);
-  const common = ['--batch', String(intArg(args, 'batch', 32)), '--steps', String(intArg(args, 'steps', 4))];
+  const common = ['--batch', String(intArg(args, 'batch', 16)), '--steps', String(intArg(args, 'steps', 4))];
   common.push('--warmup', String(intArg(args, 'warmup', 1)), '--threads', String(threads));
   const out = args.get('out') ?? join(import.meta.dirname, 'results-train.json');
-  const env = { RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  const ompWaitPolicy = args.get('omp-wait-policy');
+  if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy))
+    throw new Error('--omp-wait-policy must be passive or active');
+  const env: Record<string, string> = {
+    RETINAGRADE_THREADS: String(threads),
+    OMP_NUM_THREADS: String(threads),
+    ...(ompWaitPolicy ? { OMP_WAIT_POLICY: ompWaitPolicy.toUpperCase() } : {}),
+  };
   const startLoad = loadavg()[0]!;
 
   const largest = Math.max(...sizes);
-  const cases: Case[] = [...sizes.map((size) => ({ rows, size })), { rows: rssRows, size: largest }];
+  const cases: Case[] = [...sizes.map((size) => ({ rows, size })), ...(rssRows > 0 ? [{ rows: rssRows, size: largest }] : [])];
   const work = mkdtempSync(join(tmpdir(), 'retinagrade-bench-train-data-'));
   const dirOf = ({ rows, size }: Case): string => join(work, `rows${rows}-px${size}`);
   for (const c of cases) syntheticDataset(dirOf(c), c.rows, c.size);
@@ -89,7 +98,8 @@ runMain(async () => {
     };
   });
   const endLoad = loadavg()[0]!;
-  process.stdout.write(`load average ${fmt(startLoad, 2)} at start, ${fmt(endLoad, 2)} at end; ${rounds} rounds, medians\n`);
+  const policy = `OMP_WAIT_POLICY ${ompWaitPolicy ?? 'unset (each side its own)'}`;
+  process.stdout.write(`load average ${fmt(startLoad, 2)} at start, ${fmt(endLoad, 2)} at end; ${rounds} rounds, medians; ${policy}\n`);
   process.stdout.write('| rows | px | ours img/s | peer img/s | ours/peer speed | ours peak RSS MiB | peer peak RSS MiB |\n');
   process.stdout.write('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n');
   for (const s of summary) {
@@ -98,6 +108,10 @@ runMain(async () => {
         `${fmt(s.ours.peakRssMiB, 0)} | ${fmt(s.peer.peakRssMiB, 0)} |\n`,
     );
   }
-  writeResults(out, 'train --data', startLoad, { settings: { sizes, rows, rssRows, rounds, threads, common }, summary, runs });
+  writeResults(out, 'train --data', startLoad, {
+    settings: { sizes, rows, rssRows, rounds, threads, common, ompWaitPolicy },
+    summary,
+    runs,
+  });
   rmSync(work, { recursive: true, force: true });
 });
