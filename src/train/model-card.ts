@@ -62,8 +62,10 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
       fixed(f.balanced_acc),
       fixed(f.ece),
     ]);
-  const valRow = splitRow(`validation (${dataset.splitSizes.val})`, val);
-  const testRow = splitRow(`test (${dataset.splitSizes.test})`, test);
+  // The images each split's figures are over (a prepared dataset's splits are not RetinaMNIST's).
+  const imagesOf = (f: typeof val): number => f.per_class.reduce((sum, c) => sum + c.support, 0);
+  const valRow = splitRow(`validation (${imagesOf(val)})`, val);
+  const testRow = splitRow(`test (${imagesOf(test)})`, test);
   const gradeRows = test.per_class.map((c, i) =>
     tableRow([`${i} ${GRADE_NAMES[i]}`, c.support, fixed(c.precision), fixed(c.recall), fixed(c.f1), aucText(test.auc_per_grade[i])]),
   );
