@@ -71,6 +71,7 @@ export function prepareCommand(program: Command): void {
 Examples:
   retinagrade prepare aptos/train_images --labels aptos/train.csv --out data/aptos-224    # APTOS 2019
   retinagrade prepare eyepacs/train --labels eyepacs/trainLabels.csv --out data/eyepacs   # patients from 10_left/10_right
+  retinagrade prepare idrid/train --labels idrid/train_labels.xlsx --out data/idrid        # an Excel labels file
   retinagrade prepare clinic/ --out data/clinic --size 128                                # clinic/0/*.jpg ... clinic/4/*.jpg
   retinagrade prepare ~/.medmnist/retinamnist_224.npz --out data/retinamnist-224`,
     )
