@@ -2,7 +2,7 @@
 // photographs, get Grad-CAM pictures. The `predict` command and the server's worker thread use it,
 // so a program gets exactly the records `predict --json` prints.
 import type { ImageInput } from './data/fundus.js';
-import { predictImage, type CropMode, type Prediction } from './model/grade-photo.js';
+import { gradeLoaded, isLoaded, loadPhoto, predictImage, type CropMode, type Prediction } from './model/grade-photo.js';
 import { openRun, type OpenedModel, type OpenRunOptions } from './model/open-run.js';
 
 /** A file path, the bytes of an image file, or bytes with the name records should carry. */
@@ -20,8 +20,16 @@ export interface GradcamOptions extends GradeOptions {
   file?: string;
 }
 
-/** What the model is, as its weights describe it; `unfinished` says what the weights are when the run had not finished. */
-export type ModelInfo = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'> & { runDir: string };
+/**
+ * What the model is, as its weights describe it; `unfinished` says what the weights are when the run had not finished,
+ * `precision` what it computes at (`precisionFallback`: why not at the one asked for or trained at).
+ */
+export type ModelInfo = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished' | 'precision' | 'precisionFallback'> & {
+  runDir: string;
+};
+
+/** Photographs per forward pass in gradeBatch. */
+const GRADE_BATCH = 32;
 
 /** Name of an image given as bare bytes, in its record's `file`. */
 const BYTES_NAME = '<bytes>';
@@ -36,8 +44,15 @@ export class RetinaModel {
   /** Use `openModel`. */
   constructor(opened: OpenedModel) {
     this.#opened = opened;
-    const { modelConfig, ensemble, unfinished } = opened;
-    this.info = { modelConfig, ensemble, ...(unfinished ? { unfinished } : {}), runDir: opened.run.path };
+    const { modelConfig, ensemble, unfinished, precision, precisionFallback } = opened;
+    this.info = {
+      modelConfig,
+      ensemble,
+      ...(unfinished ? { unfinished } : {}),
+      precision,
+      ...(precisionFallback ? { precisionFallback } : {}),
+      runDir: opened.run.path,
+    };
   }
 
   /**
@@ -50,10 +65,22 @@ export class RetinaModel {
     return predictImage(this.#live(), toInput(image), { crop: options.crop ?? 'disc', force: options.force });
   }
 
-  /** Grades images one after another (the engine already uses every core for each). */
+  /**
+   * Grades images, the same records as `grade` gives one by one: each is decoded and cropped in
+   * turn (one full-size photograph in memory at a time), then up to GRADE_BATCH of them go
+   * through the model in one forward pass.
+   */
   async gradeBatch(images: readonly ImageSource[], options: GradeOptions = {}): Promise<Prediction[]> {
+    const opened = this.#live();
+    const predictOptions = { crop: options.crop ?? 'disc', force: options.force };
     const records: Prediction[] = [];
-    for (const image of images) records.push(await this.grade(image, options));
+    for (let start = 0; start < images.length; start += GRADE_BATCH) {
+      const loaded = [];
+      for (const image of images.slice(start, start + GRADE_BATCH))
+        loaded.push(await loadPhoto(opened, toInput(image), predictOptions.crop));
+      const graded = await gradeLoaded(opened, loaded.filter(isLoaded), predictOptions);
+      records.push(...loaded.map((record) => (isLoaded(record) ? graded.shift()! : record)));
+    }
     return records;
   }
 

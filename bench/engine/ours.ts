@@ -3,6 +3,7 @@
 //
 //   node --import tsx bench/engine/ours.ts --model resnet18 --size 28 [--batch 128]
 //        [--warmup 2] [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--no-yield]
+//        [--precision fp32|bf16]
 //
 // Like the trainer (src/train/loop.ts), every step ends by turning the event loop (await
 // setImmediate), inside the timing, so Node runs the deferred finalizers of disposed tensor
@@ -48,11 +49,21 @@ async function main(): Promise<void> {
   const inferSteps = intArg(args, 'infer-steps', 8);
   const threads = intArg(args, 'threads', 2);
   const yieldEach = !args.has('no-yield');
+  const precision = args.get('precision') ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`--precision must be fp32 or bf16, got '${precision}'`);
   torch.setNumThreads(threads);
 
   seedInit(0);
   torch.manualSeed(0);
-  const model = createModel({ name, inputSize: size, inChannels: 3, numClasses: NUM_GRADES, width: name === 'cnn' ? 32 : 64, dropout: 0 });
+  const model = createModel({
+    name,
+    inputSize: size,
+    inChannels: 3,
+    numClasses: NUM_GRADES,
+    width: name === 'cnn' ? 32 : 64,
+    dropout: 0,
+    precision,
+  });
   const optimizer = new Adam(model.parameters(), { lr: 1e-3 });
   const objective = new CrossEntropy(NUM_GRADES);
   const gen = new torch.Generator(1);
@@ -91,6 +102,7 @@ async function main(): Promise<void> {
     engine: `libtorch ${torch.libtorchVersion()} via Node-API, node ${process.version}`,
     model: name,
     size,
+    precision,
     batch,
     threads: torch.getNumThreads(),
     params: model.parameterCount(),

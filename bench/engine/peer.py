@@ -3,7 +3,10 @@ layer as src/nn/models.ts builds them), the same synthetic batch, Adam, cross-en
 and inference throughput, then peak RSS. Prints one JSON line.
 
     python3 bench/engine/peer.py --model resnet18 --size 28 [--batch 128] [--warmup 2]
-        [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2]
+        [--steps 8] [--infer-warmup 1] [--infer-steps 8] [--threads 2] [--precision fp32|bf16]
+
+bf16: torch.cpu.amp.autocast(dtype=torch.bfloat16) around the forward pass, the loss on float32
+logits (as ours: src/torch/precision.ts hands back float32), backward and Adam outside autocast.
 """
 import argparse
 import json
@@ -110,7 +113,14 @@ def main():
     p.add_argument('--infer-warmup', type=int, default=1)
     p.add_argument('--infer-steps', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
     a = p.parse_args()
+    bf16 = a.precision == 'bf16'
+
+    def forward(inputs):
+        with torch.cpu.amp.autocast(enabled=bf16, dtype=torch.bfloat16):
+            return model(inputs).float()
+
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
 
@@ -123,7 +133,7 @@ def main():
     model.train()
 
     def train_step():
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -139,7 +149,7 @@ def main():
 
     def infer_step():
         with torch.no_grad():
-            return model(x).sum().item()
+            return forward(x).sum().item()
 
     for _ in range(a.infer_warmup):
         infer_step()
@@ -153,6 +163,7 @@ def main():
         'engine': f'PyTorch {torch.__version__}, python {sys.version.split()[0]}',
         'model': a.model,
         'size': a.size,
+        'precision': a.precision,
         'batch': a.batch,
         'threads': torch.get_num_threads(),
         'params': sum(p.numel() for p in model.parameters()),

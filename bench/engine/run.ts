@@ -3,8 +3,14 @@
 // peer: Debian's python3), alternating peer/ours in ABBA order so that drift in the machine's
 // load hits both sides alike. Prints a markdown table and writes bench/engine/results.json.
 //
-//   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128]
-//        [--cases resnet18-28,cnn-64] [--variants noyield,heap,nocache] [--omp-wait-policy passive|active]
+//   npx tsx bench/engine/run.ts [--quick] [--rounds 2] [--threads 2] [--batch 128] [--steps N]
+//        [--cases resnet18-28,cnn-64] [--precisions fp32,bf16] [--variants noyield,heap,nocache]
+//        [--omp-wait-policy passive|active]
+//
+// --precisions runs each case at each precision on both sides (ours: the model's precision,
+// src/torch/precision.ts; the peer: torch.cpu.amp.autocast(dtype=torch.bfloat16) around the
+// forward pass), the precisions alternating within each round like the sides, and adds the
+// bf16/fp32 speed-up of each side.
 //
 // --omp-wait-policy sets OMP_WAIT_POLICY for both sides. Unset, ours spins briefly then sleeps
 // (src/torch/native.ts) and PyTorch spins long, which matters on a loaded machine.
@@ -28,7 +34,12 @@ interface Case {
 const CASES: Case[] = [
   { id: 'resnet18-28', model: 'resnet18', size: 28, label: 'ResNet-18 (MedMNIST 3x3 stem) @28' },
   { id: 'cnn-64', model: 'cnn', size: 64, label: '6-conv CNN (CompactCnn, width 32) @64' },
+  { id: 'resnet18-64', model: 'resnet18', size: 64, label: 'ResNet-18 (7x7/2 stem + max-pool) @64' },
+  { id: 'resnet18-128', model: 'resnet18', size: 128, label: 'ResNet-18 (7x7/2 stem + max-pool) @128' },
+  { id: 'cnn-28', model: 'cnn', size: 28, label: '6-conv CNN (CompactCnn, width 32) @28' },
 ];
+const PRECISIONS = ['fp32', 'bf16'] as const;
+type Precision = (typeof PRECISIONS)[number];
 
 type Side = 'peer' | 'ours' | 'ours-noyield' | 'ours-heap' | 'ours-nocache';
 const SIDE_LABEL: Record<Side, string> = {
@@ -42,6 +53,7 @@ const VARIANTS: Record<string, Side> = { noyield: 'ours-noyield', heap: 'ours-he
 
 interface Run {
   case: string;
+  precision: Precision;
   side: Side;
   round: number;
   trainImgPerSec: number;
@@ -57,13 +69,14 @@ interface Run {
 
 async function measure(
   c: Case,
+  precision: Precision,
   side: Side,
   round: number,
   stepArgs: string[],
   threads: number,
   baseEnv: Record<string, string>,
 ): Promise<Run> {
-  const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), ...stepArgs];
+  const args = ['--model', c.model, '--size', String(c.size), '--threads', String(threads), '--precision', precision, ...stepArgs];
   const env: Record<string, string> = { ...baseEnv, RETINAGRADE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   if (side === 'ours-heap') Object.assign(env, { RETINAGRADE_CPU_CACHE: '0', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '4000000000' });
   if (side === 'ours-nocache') env.RETINAGRADE_CPU_CACHE = '0';
@@ -76,6 +89,7 @@ async function measure(
   const trainSteps = (json.trainStepSeconds as number[] | undefined) ?? [];
   return {
     case: c.id,
+    precision,
     side,
     round,
     trainImgPerSec: num('trainImgPerSec'),
@@ -104,24 +118,29 @@ async function main(): Promise<void> {
   for (const v of variants)
     if (!(v in VARIANTS)) throw new Error(`--variants: unknown '${v}' (expected ${Object.keys(VARIANTS).join(', ')})`);
   const sides: Side[] = ['peer', 'ours', ...variants.map((v) => VARIANTS[v]!)];
+  const precisions = (args.get('precisions') ?? 'fp32').split(',') as Precision[];
+  for (const p of precisions)
+    if (!PRECISIONS.includes(p)) throw new Error(`--precisions: unknown '${p}' (expected ${PRECISIONS.join(', ')})`);
+  const units = precisions.flatMap((precision) => sides.map((side) => ({ precision, side })));
   const ompWaitPolicy = args.get('omp-wait-policy');
   if (ompWaitPolicy !== undefined && !['passive', 'active'].includes(ompWaitPolicy))
     throw new Error(`--omp-wait-policy must be passive or active`);
   const baseEnv: Record<string, string> = ompWaitPolicy ? { OMP_WAIT_POLICY: ompWaitPolicy.toUpperCase() } : {};
-  const stepArgs = quick
-    ? ['--batch', String(batch), '--warmup', '1', '--steps', '3', '--infer-warmup', '1', '--infer-steps', '3']
-    : ['--batch', String(batch), '--warmup', '2', '--steps', '10', '--infer-warmup', '1', '--infer-steps', '10'];
+  const timedSteps = intArg(args, 'steps', quick ? 3 : 10);
+  const warmupSteps = quick ? 1 : 2;
+  const stepArgs = ['--batch', String(batch), '--warmup', String(warmupSteps), '--steps', String(timedSteps)];
+  stepArgs.push('--infer-warmup', '1', '--infer-steps', String(timedSteps));
 
   const runs: Run[] = [];
   for (const c of cases) {
     for (let round = 0; round < rounds; round++) {
-      // ABBA: peer first in even rounds, last in odd ones.
-      const order = round % 2 === 0 ? sides : [...sides].reverse();
-      for (const side of order) {
-        const run = await measure(c, side, round, stepArgs, threads, baseEnv);
+      // ABBA: peer (and fp32) first in even rounds, last in odd ones.
+      const order = round % 2 === 0 ? units : [...units].reverse();
+      for (const { precision, side } of order) {
+        const run = await measure(c, precision, side, round, stepArgs, threads, baseEnv);
         runs.push(run);
         process.stderr.write(
-          `[engine] ${c.id} round ${round + 1}/${rounds} ${side}: train ${fmt(run.trainImgPerSec)} img/s, ` +
+          `[engine] ${c.id} ${precision} round ${round + 1}/${rounds} ${side}: train ${fmt(run.trainImgPerSec)} img/s, ` +
             `infer ${fmt(run.inferImgPerSec)} img/s, peak RSS ${fmt(run.peakRssMiB, 0)} MiB ` +
             `(load ${fmt(run.loadBefore, 2)}, ${fmt(run.processSeconds, 0)} s)\n`,
         );
@@ -129,10 +148,11 @@ async function main(): Promise<void> {
     }
   }
 
-  const summary = cases.map((c) => {
+  const measured = cases.flatMap((c) => precisions.map((precision) => ({ c, precision })));
+  const summary = measured.map(({ c, precision }) => {
     const bySide = Object.fromEntries(
       sides.map((side) => {
-        const mine = runs.filter((r) => r.case === c.id && r.side === side);
+        const mine = runs.filter((r) => r.case === c.id && r.precision === precision && r.side === side);
         return [
           side,
           {
@@ -162,8 +182,8 @@ async function main(): Promise<void> {
     const pairedRatio = (side: Side, key: 'trainImgPerSec' | 'inferImgPerSec' | 'peakRssMiB'): number =>
       median(
         Array.from({ length: rounds }, (_, round) => {
-          const ours = runs.find((r) => r.case === c.id && r.side === side && r.round === round);
-          const peer = runs.find((r) => r.case === c.id && r.side === 'peer' && r.round === round);
+          const at = (s: Side) => runs.find((r) => r.case === c.id && r.precision === precision && r.side === s && r.round === round);
+          const [ours, peer] = [at(side), at('peer')];
           return ours && peer ? ours[key] / peer[key] : Number.NaN;
         }),
       );
@@ -175,10 +195,32 @@ async function main(): Promise<void> {
           { train: pairedRatio(s, 'trainImgPerSec'), infer: pairedRatio(s, 'inferImgPerSec'), peakRss: pairedRatio(s, 'peakRssMiB') },
         ]),
     );
-    return { case: c.id, label: c.label, sides: bySide, ratios };
+    const label = precisions.length > 1 || precision !== 'fp32' ? `${c.label} ${precision}` : c.label;
+    return { case: c.id, precision, label, sides: bySide, ratios };
   });
+  // bf16 against fp32 on each side: per round (the two ran in the same round), then the median.
+  const speedups =
+    precisions.includes('bf16') && precisions.includes('fp32')
+      ? cases.map((c) => {
+          const ratio = (side: Side, key: 'trainImgPerSec' | 'inferImgPerSec'): number =>
+            median(
+              Array.from({ length: rounds }, (_, round) => {
+                const at = (p: Precision) => runs.find((r) => r.case === c.id && r.precision === p && r.side === side && r.round === round);
+                const [bf16, fp32] = [at('bf16'), at('fp32')];
+                return bf16 && fp32 ? bf16[key] / fp32[key] : Number.NaN;
+              }),
+            );
+          return {
+            case: c.id,
+            label: c.label,
+            sides: Object.fromEntries(
+              sides.map((side) => [side, { train: ratio(side, 'trainImgPerSec'), infer: ratio(side, 'inferImgPerSec') }]),
+            ),
+          };
+        })
+      : [];
 
-  const steps = quick ? 'quick (1 warm-up + 3 timed steps)' : '2 warm-up + 10 timed steps';
+  const steps = `${warmupSteps} warm-up + ${timedSteps} timed steps`;
   const load = `load average ${fmt(startLoad, 2)} at start, ${fmt(loadavg()[0]!, 2)} at end`;
   const lines: string[] = [];
   lines.push(
@@ -204,12 +246,19 @@ async function main(): Promise<void> {
       );
     }
   }
+  if (speedups.length > 0) {
+    lines.push('', '| model | side | bf16/fp32 train speed | bf16/fp32 infer speed |', '| --- | --- | ---: | ---: |');
+    for (const s of speedups) {
+      for (const side of sides)
+        lines.push(`| ${s.label} | ${SIDE_LABEL[side]} | ${bold(s.sides[side]!.train)} | ${bold(s.sides[side]!.infer)} |`);
+    }
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 
   const out = resolve(repoRoot, args.get('out') ?? 'bench/engine/results.json');
   writeResults(out, 'engine', startLoad, {
-    settings: { quick, rounds, threads, batch, stepArgs, sides, ompWaitPolicy: ompWaitPolicy ?? null },
-    summary,
+    settings: { quick, rounds, threads, batch, stepArgs, sides, precisions, ompWaitPolicy: ompWaitPolicy ?? null },
+    summary: { cases: summary, speedups },
     runs,
   });
 }

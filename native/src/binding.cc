@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include "binding.h"
 #include "cpu_allocator.h"
@@ -220,6 +221,8 @@ std::vector<at::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i) 
   return out;
 }
 
+Napi::Value TensorValue(Napi::Env env, at::Tensor t) { return TensorHandle::Wrap(env, std::move(t)); }
+
 }  // namespace retinagrade
 
 namespace {
@@ -239,8 +242,9 @@ at::ScalarType DtypeFromName(Napi::Env env, const std::string& name) {
   if (name == "int32") return at::kInt;
   if (name == "uint8") return at::kByte;
   if (name == "bool") return at::kBool;
+  if (name == "bfloat16") return at::kBFloat16;
   throw Napi::TypeError::New(env, "unknown dtype '" + name +
-                                      "' (expected float32, float64, int64, int32, uint8, bool)");
+                                      "' (expected float32, float64, int64, int32, uint8, bool, bfloat16)");
 }
 
 const char* DtypeName(at::ScalarType t) {
@@ -251,6 +255,7 @@ const char* DtypeName(at::ScalarType t) {
     case at::kInt: return "int32";
     case at::kByte: return "uint8";
     case at::kBool: return "bool";
+    case at::kBFloat16: return "bfloat16";
     default: return "unsupported";
   }
 }
@@ -433,6 +438,22 @@ Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
   bool previous = at::GradMode::is_enabled();
   at::GradMode::set_enabled(BoolArg(info, 0));
   return Napi::Boolean::New(info.Env(), previous);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU autocast. ATen keeps its state per thread: it applies to the ops of the thread that sets it.
+
+// Sets whether autocast is on and the dtype it casts to; returns whether it was on.
+Napi::Value SetAutocastCpu(const Napi::CallbackInfo& info) {
+  bool previous = at::autocast::is_cpu_enabled();
+  at::autocast::set_autocast_cpu_dtype(DtypeArg(info, 1));
+  at::autocast::set_cpu_enabled(BoolArg(info, 0));
+  return Napi::Boolean::New(info.Env(), previous);
+}
+// Autocast keeps the casts of weights until this is called (PyTorch calls it on leaving autocast).
+Napi::Value ClearAutocastCache(const Napi::CallbackInfo& info) {
+  at::autocast::clear_cache();
+  return info.Env().Undefined();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -901,6 +922,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("backward", Backward);
   EXPORT("detach", Detach);
   EXPORT("setGradEnabled", SetGradEnabled);
+  EXPORT("setAutocastCpu", SetAutocastCpu);
+  EXPORT("clearAutocastCache", ClearAutocastCache);
 
   EXPORT("add", Add);
   EXPORT("sub", Sub);

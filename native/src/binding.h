@@ -51,6 +51,8 @@ inline std::string StringArg(const Napi::CallbackInfo& info, size_t i) {
 // The tensor of a Tensor handle, and those of an array of them (binding.cc owns the handles).
 at::Tensor& TensorArg(const Napi::CallbackInfo& info, size_t i);
 std::vector<at::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i);
+// A new Tensor handle that owns `t`.
+Napi::Value TensorValue(Napi::Env env, at::Tensor t);
 
 // ---------------------------------------------------------------------------------------------
 // Error translation: every exported function runs inside this guard. In a worker thread being

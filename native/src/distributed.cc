@@ -18,6 +18,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
 #include <functional>
@@ -268,6 +269,34 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return Collective(info.Env(), [group]() mutable { return group->barrier(); });
 }
 
+// allreduceAutograd(group, tensor): a new tensor, the sum of `tensor` over all ranks, whose
+// gradient is the sum of the ranks' gradients (torch.distributed.nn.functional.all_reduce), for
+// statistics that span the ranks inside a forward pass (synchronized batch norm). It waits on
+// this thread, in the forward pass and in the backward pass alike: only for small tensors, whose
+// allreduce takes less than a millisecond on a local network.
+struct AllreduceSum : public torch::autograd::Function<AllreduceSum> {
+  static at::Tensor Reduce(const c10::intrusive_ptr<c10d::ProcessGroupGloo>& group, const at::Tensor& t) {
+    std::vector<at::Tensor> tensors{t.detach().clone(at::MemoryFormat::Contiguous)};
+    group->allreduce(tensors)->wait();
+    return tensors[0];
+  }
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            c10::intrusive_ptr<c10d::ProcessGroupGloo> group) {
+    ctx->saved_data["group"] = c10::IValue::make_capsule(group);
+    return Reduce(group, input);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto group = c10::static_intrusive_pointer_cast<c10d::ProcessGroupGloo>(ctx->saved_data["group"].toCapsule());
+    return {Reduce(group, grads[0]), at::Tensor()};
+  }
+};
+
+Napi::Value AllreduceAutograd(const Napi::CallbackInfo& info) {
+  auto group = GroupArg(info, 0);
+  return TensorValue(info.Env(), AllreduceSum::apply(TensorArg(info, 1), group));
+}
+
 }  // namespace
 
 void ExportDistributed(Napi::Env env, Napi::Object exports) {
@@ -284,6 +313,7 @@ void ExportDistributed(Napi::Env env, Napi::Object exports) {
   EXPORT("broadcast", Broadcast);
   EXPORT("allgather", Allgather);
   EXPORT("barrier", Barrier);
+  EXPORT("allreduceAutograd", AllreduceAutograd);
 #undef EXPORT
 }
 

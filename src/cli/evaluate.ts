@@ -14,7 +14,8 @@ import { UserError } from '../errors.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { addDataOptions, downloadBar, firstUse } from './data-download.js';
 import { splitFiguresText } from './figures-text.js';
-import { allowUnfinishedOption } from './options.js';
+import { allowUnfinishedOption, precisionOption } from './options.js';
+import type { Precision } from '../torch/index.js';
 
 const parseSensitivity = (value: string): number => {
   const x = Number(value);
@@ -25,6 +26,7 @@ const parseSensitivity = (value: string): number => {
 interface EvaluateFlags {
   model: string;
   allowUnfinished?: boolean;
+  precision?: Precision;
   dataDir?: string;
   download: boolean;
   mirror?: string;
@@ -44,6 +46,7 @@ export function evaluateCommand(program: Command): void {
     .option('--data <dir>', 'evaluate on a dataset folder made by `retinagrade prepare` (external validation)')
     .addOption(new Option('--split <name>', 'split to report (all: every split)').choices(['test', 'val', 'all']).default('test'))
     .addOption(allowUnfinishedOption())
+    .addOption(precisionOption('inference'))
     .option('--tta', 'average each prediction with that of the mirrored image')
     .option(
       '--min-sensitivity <x>',
@@ -57,7 +60,8 @@ export function evaluateCommand(program: Command): void {
         '\n  retinagrade evaluate --model runs/default --data data/clinic --split all   # external validation',
     )
     .action(async (flags: EvaluateFlags) => {
-      const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished });
+      const opened = openRun(flags.model, { allowUnfinished: flags.allowUnfinished, precision: flags.precision });
+      if (opened.precisionFallback) process.stderr.write(`warning: ${opened.precisionFallback}\n`);
       let calibration = opened.calibration;
       if (flags.minSensitivity !== undefined && !calibration) {
         throw new UserError(`--min-sensitivity needs the run's temperature, and ${opened.run.file('calibration')} is missing`);

@@ -1,5 +1,6 @@
 // Flag parsers and options shared by the subcommands.
 import { InvalidArgumentError, Option } from 'commander';
+import { PRECISIONS } from '../torch/index.js';
 
 export const parseInteger = (value: string): number => {
   const n = Number(value);
@@ -37,6 +38,14 @@ export const parseNumber = (value: string): number => {
 };
 export const dataDirOption = (): Option =>
   new Option('--data-dir <dir>', 'folder holding the MedMNIST .npz files (else $MEDMNIST_DIR, else ~/.medmnist)');
+/** `--precision`: train's sets the run's precision; evaluate's, predict's and serve's override the run's. */
+export const precisionOption = (command: 'train' | 'inference'): Option =>
+  new Option(
+    '--precision <p>',
+    command === 'train'
+      ? 'bf16: convolutions and matrix products in bfloat16 (CPUs with AVX512-BF16 or AMX; fp32 elsewhere) (default: fp32)'
+      : 'compute precision, bf16 only on CPUs with AVX512-BF16 or AMX (default: the one the run was trained at)',
+  ).choices(PRECISIONS);
 export const allowUnfinishedOption = (): Option =>
   new Option('--allow-unfinished', "use an unfinished run's best epoch so far (said in every output) instead of refusing it");
 

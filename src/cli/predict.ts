@@ -8,7 +8,8 @@ import { GRADE_NAMES } from '../data/grades.js';
 import { openModel } from '../api.js';
 import { UNCERTAIN_MESSAGE, type Prediction } from '../model/grade-photo.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
-import { allowUnfinishedOption } from './options.js';
+import { allowUnfinishedOption, precisionOption } from './options.js';
+import type { Precision } from '../torch/index.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.webp']);
 /** What --cam writes: left out of folders, so a second run over the same folder skips them. */
@@ -144,6 +145,7 @@ function toText(records: Prediction[]): string {
 interface PredictFlags {
   model: string;
   allowUnfinished?: boolean;
+  precision?: Precision;
   crop: 'disc' | 'none';
   cam?: string;
   force?: boolean;
@@ -161,6 +163,7 @@ export function predictCommand(program: Command): void {
     .argument('<images...>', 'image files or folders')
     .requiredOption('--model <dir>', 'run directory written by `train`')
     .addOption(allowUnfinishedOption())
+    .addOption(precisionOption('inference'))
     .addOption(
       new Option('--crop <mode>', "'disc': square around the retina disc (photographs); 'none': use the image as is")
         .choices(['disc', 'none'])
@@ -187,7 +190,8 @@ ${NOT_FOR_CLINICAL_USE}`,
     )
     .action(async (images: string[], flags: PredictFlags) => {
       const inputs = expandInputs(images);
-      const model = await openModel(flags.model, { allowUnfinished: flags.allowUnfinished });
+      const model = await openModel(flags.model, { allowUnfinished: flags.allowUnfinished, precision: flags.precision });
+      if (model.info.precisionFallback) process.stderr.write(`warning: ${model.info.precisionFallback}\n`);
       if (flags.cam) mkdirSync(flags.cam, { recursive: true });
       const cams = flags.cam
         ? camFiles(

@@ -3,13 +3,25 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { createServer, DEFAULT_MAX_BYTES, MAX_MAX_BYTES } from '../serve/server.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
-import { allowUnfinishedOption, integerBetween, parseInteger } from './options.js';
+import { DEFAULT_BATCH } from '../serve/prediction-worker.js';
+import { allowUnfinishedOption, integerAtLeast, integerBetween, parseInteger } from './options.js';
 
 const parsePort = (value: string): number => {
   const port = parseInteger(value);
   if (port < 0 || port > 65535) throw new InvalidArgumentError(`expected a port 0-65535, got '${value}'`);
   return port;
 };
+
+interface ServeFlags {
+  model: string;
+  allowUnfinished?: boolean;
+  host: string;
+  port: number;
+  maxBytes: number;
+  workers?: number;
+  batch: number;
+  batchWait: number;
+}
 
 export function serveCommand(program: Command): void {
   program
@@ -25,6 +37,18 @@ export function serveCommand(program: Command): void {
       integerBetween(1, MAX_MAX_BYTES),
       DEFAULT_MAX_BYTES,
     )
+    .option(
+      '--workers <n>',
+      'grading worker threads, each with an equal share of the libtorch threads (default: one per core)',
+      integerAtLeast(1),
+    )
+    .option('--batch <n>', 'photographs graded together in one forward pass at most', integerBetween(1, 256), DEFAULT_BATCH.max)
+    .option(
+      '--batch-wait <ms>',
+      'how long a forward pass may wait for photographs still being decoded to join it',
+      integerBetween(0, 1000),
+      DEFAULT_BATCH.waitMs,
+    )
     .addHelpText(
       'after',
       `
@@ -34,10 +58,12 @@ Examples:
 
 ${NOT_FOR_CLINICAL_USE}`,
     )
-    .action(async (flags: { model: string; allowUnfinished?: boolean; host: string; port: number; maxBytes: number }) => {
+    .action(async (flags: ServeFlags) => {
       const app = await createServer(flags.model, {
         allowUnfinished: flags.allowUnfinished,
         maxBytes: flags.maxBytes,
+        workers: flags.workers,
+        batch: { max: flags.batch, waitMs: flags.batchWait },
         logger: { level: 'warn' },
       });
       let url: string;

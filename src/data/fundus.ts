@@ -90,10 +90,14 @@ export async function findDisc(image: DecodedImage): Promise<Disc | null> {
   const scale = Math.min(1, ANALYSIS_SIZE / Math.max(image.width, image.height));
   const w = Math.max(1, Math.round(image.width * scale));
   const h = Math.max(1, Math.round(image.height * scale));
-  const small = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
-    .resize(w, h, { fit: 'fill', kernel: 'linear' })
-    .raw()
-    .toBuffer();
+  // An image already small enough is searched as it is (resizing to its own size changes no pixel).
+  const small =
+    scale === 1
+      ? image.rgb
+      : await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+          .resize(w, h, { fit: 'fill', kernel: 'linear' })
+          .raw()
+          .toBuffer();
   const found = locateDisc(small, w, h, 3);
   if (!found) return null;
   const sx = image.width / w;

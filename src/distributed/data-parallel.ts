@@ -2,7 +2,7 @@
 // starts from rank 0's state, takes its shard of each global batch, and applies the same averaged
 // gradient, so the ranks' weights stay identical bit for bit (checked after every epoch).
 import { createHash } from 'node:crypto';
-import type { Module } from '../nn/index.js';
+import { BatchNorm2d, type Module } from '../nn/index.js';
 import type { Optimizer } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import type { ProcessGroup } from './process-group.js';
@@ -19,13 +19,13 @@ export function shardOf(batch: Int32Array, rank: number, worldSize: number): Int
 export const rankSeed = (seed: number, rank: number): number => (rank === 0 ? seed : (seed * 31 + rank * 1_000_003) % 2 ** 31);
 
 /**
- * Replaces every rank's gradients by the gradient of the global batch's mean loss: each rank's
- * gradients scaled by `share` (its images over the global batch's) and summed over the ranks,
- * in one allreduce on a flat buffer.
+ * Replaces every rank's gradients by their sum over the ranks, in one allreduce on a flat buffer.
+ * Each rank's loss is its shard's mean loss times its share of the global batch (shard size over
+ * global batch size), so the sum is the gradient of the global batch's mean loss.
  */
-export async function reduceGradients(group: ProcessGroup, params: readonly torch.Tensor[], share: number): Promise<void> {
+export async function reduceGradients(group: ProcessGroup, params: readonly torch.Tensor[]): Promise<void> {
   const grads = params.map((p) => p.grad).filter((g): g is torch.Tensor => g !== undefined);
-  const flat = torch.tidy(() => torch.cat(grads.map((g) => g.reshape([-1]))).mul(share));
+  const flat = torch.tidy(() => torch.cat(grads.map((g) => g.reshape([-1]))));
   try {
     await group.allreduce(flat, 'sum');
     torch.tidy(() => {
@@ -39,6 +39,17 @@ export async function reduceGradients(group: ProcessGroup, params: readonly torc
     flat.dispose();
     for (const g of grads) g.dispose(); // the handles; the gradients stay with their parameters
   }
+}
+
+/**
+ * Makes `model`'s batch-norm layers normalize by the statistics of the global batch while they
+ * train (SyncBatchNorm): each sums its channel statistics over the ranks in the forward pass, and
+ * their gradients in the backward pass. Every rank must run the same layers on every step. Without
+ * a group, back to each process's own statistics.
+ */
+export function synchronizeBatchNorm(group: ProcessGroup | undefined, model: Module): void {
+  const sumOverRanks = group && ((t: torch.Tensor) => group.sumWithGradient(t));
+  for (const m of model.modules()) if (m instanceof BatchNorm2d) m.sumOverRanks = sumOverRanks;
 }
 
 /** Sums numbers over the ranks (in float64). */

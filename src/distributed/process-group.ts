@@ -89,6 +89,20 @@ export class ProcessGroup {
     if (op === 'avg') t.divInPlace(this.worldSize);
   }
 
+  /**
+   * A new tensor, the sum of `t` over the ranks, whose gradient in the backward pass is the sum of
+   * the ranks' gradients (torch.distributed.nn.functional.all_reduce). It waits on this thread,
+   * forward and backward: for the few numbers of a statistic inside a forward pass (synchronized
+   * batch norm), where an await cannot go. A rank that stops fails it after the group's timeout.
+   */
+  sumWithGradient(t: torch.Tensor): torch.Tensor {
+    try {
+      return new torch.Tensor(native.allreduceAutograd(this.#handle, t.handle));
+    } catch (error) {
+      throw this.#failure('allreduce', error);
+    }
+  }
+
   /** In place: every rank's `t` becomes rank `root`'s. */
   async broadcast(t: torch.Tensor, root = 0): Promise<void> {
     return this.#collective('broadcast', native.broadcast(this.#handle, t.handle, root));
@@ -134,11 +148,15 @@ export class ProcessGroup {
     try {
       await done;
     } catch (error) {
-      throw new UserError(
-        `rank ${this.rank} of ${this.worldSize}: ${what} failed (timeout ${seconds(this.timeoutMs)}): ${message(error)}: ` +
-          'another rank stopped, or did not reach this step',
-      );
+      throw this.#failure(what, error);
     }
+  }
+
+  #failure(what: string, error: unknown): UserError {
+    return new UserError(
+      `rank ${this.rank} of ${this.worldSize}: ${what} failed (timeout ${seconds(this.timeoutMs)}): ${message(error)}: ` +
+        'another rank stopped, or did not reach this step',
+    );
   }
 }
 

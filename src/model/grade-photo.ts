@@ -2,9 +2,9 @@
 // Used by the `predict` command and by the prediction worker a server runs.
 import * as torch from '../torch/index.js';
 import { decodeImage, preprocessFundus, type ImageInput } from '../data/fundus.js';
-import { GRADE_NAMES } from '../data/grades.js';
+import { GRADE_NAMES, NUM_GRADES } from '../data/grades.js';
 import { resizeBatch, toTensor } from '../data/preprocess.js';
-import { ModelOutputError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
 import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
 import { checkGradability } from './gradability.js';
 import { probabilitiesOfFeatures } from './inference.js';
@@ -77,53 +77,109 @@ export interface PredictOptions {
 /** The message of a refusal; the record's `reason` says why. */
 export const REFUSED_MESSAGE = 'not graded: this does not look like a gradable colour fundus photograph';
 
+/** A photograph decoded and cropped to the model's input, ready to be graded (with others, in one forward pass). */
+export interface LoadedPhoto {
+  file: string;
+  /** 1 x 3 x S x S in [-1, 1]; gradeLoaded disposes it. */
+  x: torch.Tensor;
+  /** Every warning from loading says the disc was not found (a reason to refuse). */
+  warnings: string[];
+}
+
+export const isLoaded = (photo: LoadedPhoto | Prediction): photo is LoadedPhoto => 'x' in photo;
+
+/** The record of an image that could not be read (`error`), or the image loaded as the model's input. */
+export async function loadPhoto(opened: OpenedModel, input: ImageInput, crop: CropMode): Promise<LoadedPhoto | Prediction> {
+  const file = inputName(input);
+  try {
+    return { file, ...(await loadInput(input, opened.modelConfig.inputSize, crop)) };
+  } catch (error) {
+    if (error instanceof UserError) return { file, warnings: [], error: error.message };
+    throw error;
+  }
+}
+
+/**
+ * Grades loaded photographs in one forward pass (their tensors are disposed): one pass through the
+ * feature extractor serves the gate and the grade. In eval mode each image's outputs do not depend
+ * on the others in the batch. A model whose outputs are not probabilities throws its
+ * ModelOutputError: no image can fix that.
+ */
+export async function gradeLoaded(opened: OpenedModel, photos: readonly LoadedPhoto[], options: PredictOptions): Promise<Prediction[]> {
+  if (photos.length === 0) return [];
+  let x = photos[0]!.x;
+  if (photos.length > 1) {
+    x = torch.cat(
+      photos.map((p) => p.x),
+      0,
+    );
+    for (const p of photos) p.x.dispose();
+  }
+  let features: torch.Tensor | undefined;
+  try {
+    const extracted = torch.noGrad(() => opened.model.features(x));
+    features = extracted;
+    const checks = checkGradability(opened.model, opened.gradability, x, extracted);
+    const probabilities = calibrated(probabilitiesOfFeatures(opened.model, opened.objective, extracted), opened.calibration);
+    const records: Prediction[] = [];
+    for (const [i, photo] of photos.entries()) {
+      const check = checks[i]!;
+      const reasons = [...photo.warnings, ...check.reasons];
+      const gate = check.ood_score === undefined ? {} : { ood_score: check.ood_score };
+      if (reasons.length > 0 && !options.force) {
+        records.push({ file: photo.file, status: 'refused', reason: `${REFUSED_MESSAGE}: ${reasons.join('; ')}`, ...gate, warnings: [] });
+        continue;
+      }
+      const row = Array.from(probabilities.subarray(i * NUM_GRADES, (i + 1) * NUM_GRADES));
+      records.push(await gradedRecord(opened, photo.file, x.slice(0, i, i + 1), row, gate, reasons, options));
+    }
+    return records;
+  } finally {
+    features?.dispose();
+    x.dispose();
+  }
+}
+
+/** The record of one graded image, with its Grad-CAM picture when asked for. */
+async function gradedRecord(
+  opened: OpenedModel,
+  file: string,
+  x: torch.Tensor,
+  probabilities: number[],
+  gate: { ood_score?: number },
+  warnings: string[],
+  options: PredictOptions,
+): Promise<Prediction> {
+  try {
+    const grade = probabilities.indexOf(Math.max(...probabilities));
+    if (opened.unfinished) warnings.unshift(opened.unfinished);
+    const screening = screeningFigures(probabilities, opened.calibration);
+    const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, ...screening, ...gate, warnings };
+    // One Grad-CAM per image, however many places it goes to.
+    const cam = options.camFile || options.camPng ? gradCam(opened.model, opened.objective, x, grade) : undefined;
+    const pixels = cam ? inputPixels(x) : undefined;
+    if (cam && options.camPng) record.camPng = await camOverlayPng(pixels!, cam);
+    if (cam && options.camFile) {
+      record.cam = options.camFile;
+      try {
+        await writeCamOverlay(record.cam, pixels!, cam);
+      } catch (error) {
+        return { file, warnings: [], error: `cannot write ${record.cam}: ${(error as Error).message}` };
+      }
+    }
+    return record;
+  } finally {
+    x.dispose();
+  }
+}
+
 /**
  * Grades one image; a problem with the image becomes the record's `error`, not an exception. A
  * model whose outputs are not probabilities throws its ModelOutputError: no image can fix that.
  */
 export async function predictImage(opened: OpenedModel, input: ImageInput, options: PredictOptions): Promise<Prediction> {
-  const file = inputName(input);
-  try {
-    const loaded = await loadInput(input, opened.modelConfig.inputSize, options.crop);
-    const { x } = loaded;
-    let features: torch.Tensor | undefined;
-    try {
-      // One pass through the feature extractor (the model is in eval mode) serves the gate and the grade.
-      const extracted = torch.noGrad(() => opened.model.features(x));
-      features = extracted;
-      // Every warning from loading says the disc was not found; with the gate's reasons, they refuse.
-      const [check] = checkGradability(opened.model, opened.gradability, x, extracted);
-      const reasons = [...loaded.warnings, ...check!.reasons];
-      const gate = check!.ood_score === undefined ? {} : { ood_score: check!.ood_score };
-      if (reasons.length > 0 && !options.force) {
-        return { file, status: 'refused', reason: `${REFUSED_MESSAGE}: ${reasons.join('; ')}`, ...gate, warnings: [] };
-      }
-      const warnings = reasons;
-      const modelProbabilities = probabilitiesOfFeatures(opened.model, opened.objective, extracted);
-      const probabilities = Array.from(calibrated(modelProbabilities, opened.calibration));
-      const grade = probabilities.indexOf(Math.max(...probabilities));
-      if (opened.unfinished) warnings.unshift(opened.unfinished);
-      const screening = screeningFigures(probabilities, opened.calibration);
-      const record: Prediction = { file, grade, grade_name: GRADE_NAMES[grade], probabilities, ...screening, ...gate, warnings };
-      // One Grad-CAM per image, however many places it goes to.
-      const cam = options.camFile || options.camPng ? gradCam(opened.model, opened.objective, x, grade) : undefined;
-      const pixels = cam ? inputPixels(x) : undefined;
-      if (cam && options.camPng) record.camPng = await camOverlayPng(pixels!, cam);
-      if (cam && options.camFile) {
-        record.cam = options.camFile;
-        try {
-          await writeCamOverlay(record.cam, pixels!, cam);
-        } catch (error) {
-          throw new UserError(`cannot write ${record.cam}: ${(error as Error).message}`);
-        }
-      }
-      return record;
-    } finally {
-      features?.dispose();
-      x.dispose();
-    }
-  } catch (error) {
-    if (error instanceof UserError && !(error instanceof ModelOutputError)) return { file, warnings: [], error: error.message };
-    throw error;
-  }
+  const loaded = await loadPhoto(opened, input, options.crop);
+  if (!isLoaded(loaded)) return loaded;
+  const [record] = await gradeLoaded(opened, [loaded], options);
+  return record!;
 }

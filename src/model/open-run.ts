@@ -16,7 +16,7 @@ import {
   type ModelConfig,
   type Objective,
 } from '../nn/index.js';
-import type { Tensor } from '../torch/index.js';
+import { resolvePrecision, type Precision, type Tensor } from '../torch/index.js';
 import { Ensemble } from './ensemble.js';
 import { gateFromTensors, type GradabilityGate } from './gradability.js';
 import { RunCalibrationSchema, type RunCalibration } from './run-calibration.js';
@@ -49,6 +49,10 @@ export interface OpenedModel {
   gradability?: GradabilityGate;
   /** Set when the run had not finished (opened with allowUnfinished): what the weights are, for every output. */
   unfinished?: string;
+  /** The precision the model computes at: the run's (its model config's), or the one asked for, where this CPU has it. */
+  precision: Precision;
+  /** Why the precision is not the one asked for or trained at (bf16 on a CPU without it). */
+  precisionFallback?: string;
 }
 
 /** The run's gradability gate, if it has one; a damaged one is a UserError naming it. */
@@ -121,6 +125,8 @@ function configDisagreement(run: RunDir, modelConfig: ModelConfig, ensemble: num
 export interface OpenRunOptions {
   /** Open an unfinished run's best epoch so far instead of refusing it (stated in `unfinished`). */
   allowUnfinished?: boolean;
+  /** Compute at this precision instead of the one the run was trained at. */
+  precision?: Precision;
 }
 
 /** Opens a run directory's model; anything unusable about it is a UserError naming the directory. */
@@ -138,12 +144,12 @@ export function openRun(path: string, options: OpenRunOptions = {}): OpenedModel
       );
     }
     const members = partialEnsembleMembers(run);
-    if (members) return openMembers(run, members, status.progress);
+    if (members) return openMembers(run, members, status.progress, options.precision);
   }
   if (!run.has('best')) throw new UserError(`${path} is not a finished run directory: ${run.file('best')} is missing`);
   const calibration = readCalibration(run);
   const gradability = readGradability(run);
-  const opened = openWeights(run, run.file('best'));
+  const opened = openWeights(run, run.file('best'), options.precision);
   if (calibration) opened.calibration = calibration;
   if (gradability) opened.gradability = gradability;
   if (status && !status.finished) {
@@ -171,8 +177,8 @@ function partialEnsembleMembers(run: RunDir): RunDir[] | undefined {
 }
 
 /** The members trained so far (each at its best epoch so far) as one ensemble. */
-function openMembers(run: RunDir, members: RunDir[], progress: string): OpenedModel {
-  const opened = members.map((member) => openWeights(member, member.file('best')));
+function openMembers(run: RunDir, members: RunDir[], progress: string, precision: Precision | undefined): OpenedModel {
+  const opened = members.map((member) => openWeights(member, member.file('best'), precision));
   const first = opened[0]!;
   const model = new Ensemble(
     opened.map((member) => member.model),
@@ -186,11 +192,14 @@ function openMembers(run: RunDir, members: RunDir[], progress: string): OpenedMo
     ensemble: opened.length,
     model,
     objective: new LogProbabilityObjective(first.modelConfig.numClasses),
+    precision: first.precision,
+    ...(first.precisionFallback ? { precisionFallback: first.precisionFallback } : {}),
     unfinished: `unfinished ensemble (${progress}): ${opened.length} member(s) at epochs ${epochs}, not final`,
   };
 }
 
-function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string | undefined } {
+/** The model `file` holds, at `requested` precision (default: the one it was trained at) where this CPU has it. */
+function openWeights(run: RunDir, file: string, requested: Precision | undefined): OpenedModel & { epoch: string | undefined } {
   const path = run.path;
   try {
     const weights = loadSafetensors(file);
@@ -202,11 +211,12 @@ function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string |
       const disagreement = configDisagreement(run, modelConfig, metadata.ensemble);
       if (disagreement) throw new UserError(disagreement);
       const memberObjective = createObjective(LossConfigSchema.parse({ kind: metadata.objective }), modelConfig.numClasses);
+      const { precision, fallback } = resolvePrecision(requested ?? modelConfig.precision ?? 'fp32');
       const single = metadata.ensemble === 1;
       const model = single
-        ? createModel(modelConfig)
+        ? createModel({ ...modelConfig, precision })
         : new Ensemble(
-            Array.from({ length: metadata.ensemble }, () => createModel(modelConfig)),
+            Array.from({ length: metadata.ensemble }, () => createModel({ ...modelConfig, precision })),
             memberObjective,
           );
       try {
@@ -218,7 +228,8 @@ function openWeights(run: RunDir, file: string): OpenedModel & { epoch: string |
       model.eval();
       const objective = single ? memberObjective : new LogProbabilityObjective(modelConfig.numClasses);
       const epoch = weights.metadata[WEIGHTS_METADATA.epoch];
-      return { run, modelConfig, ensemble: metadata.ensemble, model, objective, epoch };
+      const precisionFallback = fallback ? { precisionFallback: fallback } : {};
+      return { run, modelConfig, ensemble: metadata.ensemble, model, objective, epoch, precision, ...precisionFallback };
     } finally {
       for (const t of weights.tensors.values()) t.dispose();
     }

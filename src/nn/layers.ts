@@ -88,8 +88,16 @@ export class BatchNorm2d extends Module {
     this.#batchesTracked = this.buffer('num_batches_tracked', torch.zeros([], 'int64'));
   }
 
+  /**
+   * Set while data-parallel ranks train with synchronized batch norm (distributed/data-parallel.ts
+   * `synchronizeBatchNorm`): sums a per-channel statistic over the ranks, differentiably, so that
+   * training normalizes by the global batch's statistics instead of this rank's shard's.
+   */
+  sumOverRanks: ((t: Tensor) => Tensor) | undefined;
+
   forward(x: Tensor): Tensor {
     if (this.training) torch.noGrad(() => this.#batchesTracked.addInPlace(1));
+    if (this.training && this.sumOverRanks) return this.#normalizeOverRanks(x, this.sumOverRanks);
     return torch.batchNorm(x, {
       weight: this.weight,
       bias: this.bias,
@@ -99,6 +107,27 @@ export class BatchNorm2d extends Module {
       momentum: this.momentum,
       eps: this.eps,
     });
+  }
+
+  /**
+   * Training-mode batch norm with statistics of the global batch: the mean from the summed channel
+   * sums and image counts, then the (biased) variance from the summed squared deviations from it,
+   * two passes as at::batch_norm computes them. The running statistics take the unbiased variance.
+   */
+  #normalizeOverRanks(x: Tensor, sumOverRanks: (t: Tensor) => Tensor): Tensor {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const channels = [1, c, 1, 1];
+    const sums = sumOverRanks(torch.cat([x.sum([0, 2, 3]), torch.full([1], n * h * w)]));
+    const count = sums.slice(0, c, c + 1).item();
+    const mean = sums.slice(0, 0, c).div(count);
+    const centered = x.sub(mean.reshape(channels));
+    const variance = sumOverRanks(centered.mul(centered).sum([0, 2, 3])).div(count);
+    torch.noGrad(() => {
+      this.runningMean.lerpInPlace(mean, this.momentum);
+      this.runningVar.lerpInPlace(variance.mul(count / (count - 1)), this.momentum);
+    });
+    const scale = this.weight.div(variance.add(this.eps).sqrt());
+    return centered.mul(scale.reshape(channels)).add(this.bias.reshape(channels));
   }
 }
 

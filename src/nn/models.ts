@@ -7,6 +7,8 @@ import { BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, Sequent
 import { Module } from './module.js';
 
 export const ModelNameSchema = z.enum(['cnn', 'resnet18', 'resnet50']);
+/** fp32, or bf16 convolutions and matrix products (src/torch/precision.ts). */
+export const PrecisionSchema = z.enum(torch.PRECISIONS);
 
 export const ModelConfigSchema = z
   .object({
@@ -21,6 +23,8 @@ export const ModelConfigSchema = z
     stemStride: z.union([z.literal(1), z.literal(2)]).optional(),
     /** Number of outputs when the head is not one logit per class (the ordinal head has K-1). */
     outputs: z.number().int().positive().optional(),
+    /** The precision the model computes at (absent: fp32): the one it was trained at, unless overridden when opened. */
+    precision: PrecisionSchema.optional(),
   })
   .strict();
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
@@ -56,6 +60,34 @@ export interface FeatureClassifier extends Module {
   classify(features: Tensor): Tensor;
 }
 
+/**
+ * A model as a feature extractor and a head, both run at the model's precision; every output is
+ * float32 (a bf16 model casts its features and logits back), so callers never see bf16.
+ */
+abstract class PrecisionClassifier extends Module implements FeatureClassifier {
+  constructor(readonly precision: torch.Precision) {
+    super();
+  }
+  protected abstract computeFeatures(x: Tensor): Tensor;
+  protected abstract computeLogits(features: Tensor): Tensor;
+
+  features(x: Tensor): Tensor {
+    return torch.atPrecision(this.precision, () => this.computeFeatures(x));
+  }
+  classify(features: Tensor): Tensor {
+    return torch.atPrecision(this.precision, () => this.computeLogits(features));
+  }
+  /** One autocast region for both halves: the feature map stays in bf16 between them. */
+  forward(x: Tensor): Tensor {
+    return torch.atPrecision(this.precision, () => {
+      const features = this.computeFeatures(x);
+      const logits = this.computeLogits(features);
+      features.dispose();
+      return logits;
+    });
+  }
+}
+
 /** Global average pooling, dropout and the linear layer `fc`: the head both architectures share. */
 export class PooledHead {
   readonly #pool = GlobalAvgPool();
@@ -72,13 +104,13 @@ export class PooledHead {
  * Six 3x3 convolutions in three stages of two (`stage1.0.conv`, ..., `stage3.1.bn`), a 2x2 max-pool
  * between stages, global pooling and a linear head `fc`: fast on 2 cores.
  */
-export class CompactCnn extends Module implements FeatureClassifier {
+export class CompactCnn extends PrecisionClassifier {
   readonly stages: Sequential[];
   readonly head: PooledHead;
   readonly #pool = maxPool(MAX_POOLS.cnnStage);
 
   constructor(config: ModelConfig) {
-    super();
+    super(config.precision ?? 'fp32');
     const w = config.width ?? 32;
     let cin = config.inChannels;
     this.stages = [w, 2 * w, 4 * w].map((width, i) => {
@@ -90,7 +122,7 @@ export class CompactCnn extends Module implements FeatureClassifier {
     this.head = new PooledHead(dropout, this.child('fc', new Linear(cin, config.outputs ?? config.numClasses)));
   }
 
-  features(x: Tensor): Tensor {
+  protected computeFeatures(x: Tensor): Tensor {
     const [stage1, stage2, stage3] = this.stages as [Sequential, Sequential, Sequential];
     return pipe(x, [
       (h) => stage1.forward(h),
@@ -100,14 +132,8 @@ export class CompactCnn extends Module implements FeatureClassifier {
       (h) => stage3.forward(h),
     ]);
   }
-  classify(features: Tensor): Tensor {
+  protected computeLogits(features: Tensor): Tensor {
     return this.head.forward(features);
-  }
-  forward(x: Tensor): Tensor {
-    const features = this.features(x);
-    const logits = this.classify(features);
-    features.dispose();
-    return logits;
   }
 }
 
@@ -204,7 +230,7 @@ type Block = typeof BasicBlock | typeof Bottleneck;
  * the stem is `stem.conv` and `stem.bn`. MedMNIST's variant for 28x28 inputs replaces the 7x7
  * stride-2 stem and max-pool with one 3x3 stride-1 convolution; larger inputs keep the standard stem.
  */
-export class ResNet extends Module implements FeatureClassifier {
+export class ResNet extends PrecisionClassifier {
   readonly stem: ConvBnRelu;
   /** torchvision's max-pool after the 7x7 stem (MAX_POOLS.resnetStem); none for small inputs. */
   readonly stemPool: Module | undefined;
@@ -212,7 +238,7 @@ export class ResNet extends Module implements FeatureClassifier {
   readonly head: PooledHead;
 
   constructor(block: Block, depths: number[], config: ModelConfig) {
-    super();
+    super(config.precision ?? 'fp32');
     const w = config.width ?? 64;
     const smallInput = config.inputSize <= 32;
     this.stem = this.child(
@@ -244,7 +270,7 @@ export class ResNet extends Module implements FeatureClassifier {
     }
   }
 
-  features(x: Tensor): Tensor {
+  protected computeFeatures(x: Tensor): Tensor {
     const stemPool = this.stemPool;
     return pipe(x, [
       (h) => this.stem.forward(h),
@@ -252,14 +278,8 @@ export class ResNet extends Module implements FeatureClassifier {
       ...this.stages.map((stage) => (h: Tensor) => stage.forward(h)),
     ]);
   }
-  classify(features: Tensor): Tensor {
+  protected computeLogits(features: Tensor): Tensor {
     return this.head.forward(features);
-  }
-  forward(x: Tensor): Tensor {
-    const features = this.features(x);
-    const logits = this.classify(features);
-    features.dispose();
-    return logits;
   }
 }
 

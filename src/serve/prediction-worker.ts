@@ -1,5 +1,6 @@
 // Grading off the event loop: a worker thread owns the model (the libtorch binding loads per
 // thread) and answers requests by message, so a server keeps serving while a forward pass runs.
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ImageInput, PredictOptions, Prediction } from '../model/grade-photo.js';
 import type { OpenedModel } from '../model/open-run.js';
@@ -18,14 +19,23 @@ export interface CancelRequest {
 }
 /**
  * `started`: the thread has begun grading the request (the ones before it are answered).
+ * `batch`: the number (from 0) of the batch the thread graded the request's photographs in.
  * `modelError`: the error is the model's ModelOutputError (its outputs are not probabilities).
  */
 export type PredictReply =
   | { id: number; started: true }
-  | { id: number; predictions: Prediction[] }
+  | { id: number; predictions: Prediction[]; batch: number }
   | { id: number; error: string; modelError: boolean };
 /** The model the worker loaded, as its weights describe it. */
 export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'>;
+/** What the thread is started with. */
+export interface ThreadData {
+  runDir: string;
+  allowUnfinished?: boolean;
+  /** libtorch's intra-op threads for this thread's forward passes. */
+  threads: number;
+  batch: BatchOptions;
+}
 /** `userError`: the run directory is unusable (the user's to fix), not a bug. */
 export type WorkerReady = { ready: true; model: LoadedModel } | { ready: false; error: string; userError: boolean };
 
@@ -33,16 +43,34 @@ const fromSource = import.meta.url.endsWith('.ts');
 const threadFile = new URL(`./prediction-thread.${fromSource ? 'ts' : 'js'}`, import.meta.url);
 
 /** The compiled thread file; from TypeScript sources (tests, tsx) a bootstrap registers tsx first. */
-function startThread(workerData: unknown): Worker {
+function startThread(workerData: ThreadData): Worker {
   if (!fromSource) return new Worker(threadFile, { workerData });
   const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(threadFile.href)}); })`;
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
+/** The process's libtorch thread count as the binding sets it: RETINAGRADE_THREADS, else every core. */
+export function defaultThreads(): number {
+  const fromEnvironment = Number(process.env.RETINAGRADE_THREADS);
+  return Number.isInteger(fromEnvironment) && fromEnvironment >= 1 ? fromEnvironment : availableParallelism();
+}
+
 /** A request not graded within this once the thread has started on it means the thread is stuck. */
 export const DEFAULT_DEADLINE_MS = 120_000;
 
+/** How photographs that arrive together are graded together. */
+export interface BatchOptions {
+  /** Photographs in one forward pass at most. */
+  max: number;
+  /** How long a forward pass may wait for photographs still being decoded to join it. */
+  waitMs: number;
+}
+export const DEFAULT_BATCH: BatchOptions = { max: 16, waitMs: 2 };
+
 export interface WorkerOptions {
+  /** libtorch's intra-op threads in the worker (default: the process's count, RETINAGRADE_THREADS or every core). */
+  threads?: number;
+  batch?: BatchOptions;
   /** Milliseconds the thread may take over one request before it is stopped as stuck. */
   deadlineMs?: number;
   /** Serve an unfinished run's best epoch so far (openRun's allowUnfinished). */
@@ -62,11 +90,12 @@ export class PredictionWorker {
   readonly #pending = new Map<number, { resolve: (p: Prediction[]) => void; reject: (e: Error) => void }>();
   #nextId = 0;
   /**
-   * The request the thread is grading (it grades one at a time) and its deadline: kept apart
-   * from #pending, because a request cancelled while its `started` was on the way is still graded.
+   * The requests the thread is grading and their deadlines: kept apart from #pending, because a
+   * request cancelled while its `started` was on the way is still graded.
    */
-  #grading: { id: number; deadline: NodeJS.Timeout } | undefined;
+  readonly #grading = new Map<number, NodeJS.Timeout>();
   #started = 0;
+  #batches = 0;
   /** Set once the thread has died or been closed: later requests fail at once. */
   #dead: Error | undefined;
 
@@ -86,10 +115,12 @@ export class PredictionWorker {
           this.#failAll(new Error(`grading one request took over ${this.#deadlineMs / 1000} s; the prediction worker was stopped`));
           void this.#worker.terminate();
         }, this.#deadlineMs);
-        this.#grading = { id: reply.id, deadline };
+        this.#grading.set(reply.id, deadline);
         return;
       }
-      if (this.#grading?.id === reply.id) this.#stopDeadline();
+      clearTimeout(this.#grading.get(reply.id));
+      this.#grading.delete(reply.id);
+      if ('batch' in reply) this.#batches = Math.max(this.#batches, reply.batch + 1);
       const pending = this.#pending.get(reply.id);
       if (!pending) return; // cancelled while its grading had already begun
       this.#pending.delete(reply.id);
@@ -105,7 +136,12 @@ export class PredictionWorker {
    * An unusable run directory rejects with a UserError, as openRun would.
    */
   static open(runDir: string, options: WorkerOptions = {}): Promise<PredictionWorker> {
-    const worker = startThread({ runDir, allowUnfinished: options.allowUnfinished });
+    const worker = startThread({
+      runDir,
+      allowUnfinished: options.allowUnfinished,
+      threads: options.threads ?? defaultThreads(),
+      batch: options.batch ?? DEFAULT_BATCH,
+    });
     return new Promise((resolve, reject) => {
       worker.once('message', (status: WorkerReady) => {
         if (status.ready) resolve(new PredictionWorker(worker, status.model, options));
@@ -144,7 +180,7 @@ export class PredictionWorker {
     const id = this.#nextId++;
     return new Promise<Prediction[]>((resolve, reject) => {
       const cancel = (): void => {
-        if (!this.#pending.has(id) || this.#grading?.id === id) return; // answered, or being graded
+        if (!this.#pending.has(id) || this.#grading.has(id)) return; // answered, or being graded
         this.#pending.delete(id);
         this.#worker.postMessage({ cancel: id } satisfies CancelRequest);
         reject(new CancelledError());
@@ -165,6 +201,11 @@ export class PredictionWorker {
     });
   }
 
+  /** Batches the thread has graded so far (photographs that arrive together share one forward pass). */
+  get batches(): number {
+    return this.#batches;
+  }
+
   /** False once the thread has died or been closed. */
   get alive(): boolean {
     return this.#dead === undefined;
@@ -174,14 +215,10 @@ export class PredictionWorker {
     await this.#worker.terminate();
   }
 
-  #stopDeadline(): void {
-    clearTimeout(this.#grading?.deadline);
-    this.#grading = undefined;
-  }
-
   #failAll(error: Error): void {
     this.#dead ??= error;
-    this.#stopDeadline();
+    for (const deadline of this.#grading.values()) clearTimeout(deadline);
+    this.#grading.clear();
     for (const { reject } of this.#pending.values()) reject(error);
     this.#pending.clear();
   }

@@ -15,7 +15,8 @@ import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { BrowserGrading, ORT_FILES } from './browser-grading.js';
 import { INDEX_PAGE, INDEX_PAGE_CSP } from './page.js';
-import { CancelledError, PredictionWorker } from './prediction-worker.js';
+import { type BatchOptions, CancelledError } from './prediction-worker.js';
+import { WorkerPool } from './worker-pool.js';
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 /** The largest --max-bytes accepted: the largest image file `predict` reads. */
@@ -47,6 +48,10 @@ export interface ServerOptions {
   gradingDeadlineMs?: number;
   /** Serve an unfinished run's best epoch so far; every prediction says so in its warnings. */
   allowUnfinished?: boolean;
+  /** Grading worker threads (default: one per core, or per RETINAGRADE_THREADS thread). */
+  workers?: number;
+  /** Photographs graded together in one forward pass (DEFAULT_BATCH). */
+  batch?: BatchOptions;
 }
 
 type Scores = Pick<EvalMetrics, 'acc' | 'auc' | 'qwk'>;
@@ -109,8 +114,8 @@ function readMetrics(run: RunDir): ModelDescription['metrics'] {
 
 /**
  * Counts the uploads being received or graded and their bytes; each is released when its response
- * closes (sent, or its client gone). Grading is one photograph at a time: a queue beyond this would
- * only hold memory and time out.
+ * closes (sent, or its client gone). The workers grade a few photographs at a time: a queue beyond
+ * this would only hold memory and time out.
  */
 class UploadAdmission {
   #uploads = 0;
@@ -177,7 +182,12 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   if (maxBytesInFlight < maxBytes) throw new RangeError(`maxBytesInFlight (${maxBytesInFlight}) must be at least maxBytes (${maxBytes})`);
   const metrics = readMetrics(new RunDir(runDir));
   const calibration = readCalibration(new RunDir(runDir)) ?? null;
-  const worker = await PredictionWorker.open(runDir, { deadlineMs: options.gradingDeadlineMs, allowUnfinished: options.allowUnfinished });
+  const worker = await WorkerPool.open(runDir, {
+    deadlineMs: options.gradingDeadlineMs,
+    allowUnfinished: options.allowUnfinished,
+    workers: options.workers,
+    batch: options.batch,
+  });
   const { modelConfig, ensemble, unfinished } = worker.model;
   const browser = new BrowserGrading(runDir, { allowUnfinished: options.allowUnfinished });
   const description: ModelDescription = {

@@ -4,3 +4,12 @@ export * from './tensor.js';
 export type { CpuCacheStats } from './native.js';
 export { tidy, keep } from './scope.js';
 export { Generator, manualSeed } from './random.js';
+export {
+  PRECISIONS,
+  atPrecision,
+  cpuHasBf16,
+  cpuinfoHasBf16,
+  resolvePrecision,
+  type Precision,
+  type ResolvedPrecision,
+} from './precision.js';

@@ -51,6 +51,9 @@ export interface NativeBinding {
   backward(t: T, gradient?: T): void;
   detach(t: T): T;
   setGradEnabled(enabled: boolean): boolean;
+  /** Turns this thread's CPU autocast on or off, casting to `dtype`; returns whether it was on. */
+  setAutocastCpu(enabled: boolean, dtype: 'bfloat16'): boolean;
+  clearAutocastCache(): void;
 
   add(a: T, b: TOrNumber, alpha?: number): T;
   sub(a: T, b: TOrNumber, alpha?: number): T;
@@ -177,6 +180,8 @@ export interface NativeBinding {
   broadcast(group: ProcessGroupHandle, t: T, root: number): Promise<void>;
   allgather(group: ProcessGroupHandle, outputs: T[], input: T): Promise<void>;
   barrier(group: ProcessGroupHandle): Promise<void>;
+  /** Blocking and differentiable: the sum over the ranks, whose gradient is the sum of theirs. */
+  allreduceAutograd(group: ProcessGroupHandle, t: T): T;
 }
 
 /** The binding's cache of large freed tensor blocks (native/src/cpu_allocator.cc), in bytes. */

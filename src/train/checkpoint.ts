@@ -19,6 +19,22 @@ export interface LoopState {
   secondsSoFar: number;
   /** Early stopping ended the run: a resume goes straight to the final evaluation. */
   stopped: boolean;
+  /** How the epochs so far were drawn and split (absent in checkpoints written before it was recorded). */
+  sampler?: SamplerState;
+}
+
+/**
+ * Where the sampler stands at a checkpoint. Epoch e's order comes from the seed and e alone (as
+ * DistributedSampler's set_epoch), and each step takes the next `globalBatch` images of it, split
+ * over the ranks: so a resume continues with epoch `nextEpoch` on any number of ranks.
+ */
+export interface SamplerState {
+  kind: RunConfig['sampler'];
+  seed: number;
+  nextEpoch: number;
+  globalBatch: number;
+  /** The ranks that trained the epochs so far (informational: a resume may use another count). */
+  worldSize: number;
 }
 
 export const FRESH_STATE: Readonly<LoopState> = {
@@ -74,12 +90,19 @@ export function saveCheckpoint(run: RunDir, { model, ema, optimizer }: TrainedSt
 }
 
 /** Loads the checkpoint into `trained` and returns the loop state to continue from. */
-export function resumeFrom(run: RunDir, { model, ema, optimizer }: TrainedState): LoopState {
+export function resumeFrom(run: RunDir, { model, ema, optimizer }: TrainedState, config: RunConfig): LoopState {
   const checkpoint = loadSafetensors(run.file('checkpoint'));
   const saved = checkpoint.tensors;
   const state = JSON.parse(checkpoint.metadata[CHECKPOINT_STATE_KEY] ?? 'null') as LoopState | null;
   if (!state) throw new UserError(`${run.file('checkpoint')} has no training state: it is not a retinagrade checkpoint`);
   state.bestScore ??= -Infinity; // JSON stores -Infinity as null
+  const { sampler } = state;
+  if (sampler && (sampler.nextEpoch !== state.epochsDone || sampler.globalBatch !== config.batchSize)) {
+    throw new UserError(
+      `${run.file('checkpoint')}: its sampler stands at epoch ${sampler.nextEpoch} with global batches of ${sampler.globalBatch}, ` +
+        `but the run has done ${state.epochsDone} epochs with --batch-size ${config.batchSize}: the checkpoint is not this run's`,
+    );
+  }
   const part = (prefix: string): Map<string, Tensor> =>
     new Map([...saved].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   model.loadStateDict(renameLegacyKeys(part('model.')));

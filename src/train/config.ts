@@ -5,8 +5,9 @@ import { AugmentSchema } from '../data/augment/index.js';
 import { NUM_GRADES } from '../data/grades.js';
 import { MIN_PREPARED_SIZE } from '../data/prepared-dataset.js';
 import { DEFAULT_IMAGE_SIZE, IMAGE_SIZES, isImageSize } from '../data/registry.js';
-import { LossConfigSchema, ModelConfigSchema, ModelNameSchema, createObjective, type ModelConfig } from '../nn/index.js';
+import { LossConfigSchema, ModelConfigSchema, ModelNameSchema, PrecisionSchema, createObjective, type ModelConfig } from '../nn/index.js';
 import { OptimizerConfigSchema, ScheduleConfigSchema } from '../optim/index.js';
+import { resolvePrecision } from '../torch/index.js';
 
 /** Seeds are 32-bit unsigned integers (libtorch generators and our samplers take them so). */
 const MAX_SEED = 2 ** 32 - 1;
@@ -41,6 +42,8 @@ export const RunConfigSchema = z
     epochs: z.number().int().positive().default(100),
     /** At least 2: batch norm cannot train on one image. */
     batchSize: z.number().int().min(2).default(64),
+    /** bf16 trains (and grades) with bf16 convolutions and matrix products where the CPU has them; absent: fp32. */
+    precision: PrecisionSchema.optional(),
     /** Exponential moving average of the weights, evaluated instead of the raw ones; 0 disables. */
     ema: z.number().min(0).lt(1).default(0),
     /** Models trained from different seeds whose probabilities are averaged (1: a single model). */
@@ -49,6 +52,12 @@ export const RunConfigSchema = z
     /** Stop after this many epochs without improvement of `selectOn`; 0 never stops early. */
     patience: z.number().int().min(0).default(0),
     seed: z.number().int().min(0).max(MAX_SEED).default(0),
+    /**
+     * Data-parallel ranks normalize with batch-norm statistics over the whole global batch (summed
+     * over the ranks in every forward and backward pass); unset, each rank uses its own shard's, as
+     * DistributedDataParallel does. No effect on one process.
+     */
+    syncBatchNorm: z.boolean().optional(),
     threads: z.number().int().positive().optional(),
   })
   .strict()
@@ -96,11 +105,21 @@ export type RunConfigInput = z.input<typeof RunConfigSchema>;
  * The model config a run config implies: the head's width depends on the objective, and above
  * 32 px the compact CNN's first convolution has stride 2 unless the config says otherwise (like
  * ResNet's standard stem; at 64 px, upsampled from 28, it validated better at a quarter of the FLOPs).
+ * The precision is the one this CPU runs (bf16 falls back to fp32 where the CPU lacks it).
  */
 export function modelConfigOf(config: RunConfig): ModelConfig {
   const outputs = createObjective(config.loss, NUM_GRADES).outputs;
   const stem = config.model.name === 'cnn' && config.size > 32 ? { stemStride: config.model.stemStride ?? 2 } : {};
-  return ModelConfigSchema.parse({ ...config.model, ...stem, inputSize: config.size, inChannels: 3, numClasses: NUM_GRADES, outputs });
+  const precision = config.precision && resolvePrecision(config.precision).precision;
+  return ModelConfigSchema.parse({
+    ...config.model,
+    ...stem,
+    inputSize: config.size,
+    inChannels: 3,
+    numClasses: NUM_GRADES,
+    outputs,
+    precision,
+  });
 }
 
 /** What config.json holds: this configuration as `--config` accepts it, less the machine's thread count. */

@@ -15,6 +15,7 @@ import {
   shardOf,
   startFromRank0,
   sumOverRanks,
+  synchronizeBatchNorm,
 } from '../distributed/data-parallel.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { UserError } from '../errors.js';
@@ -129,7 +130,10 @@ export async function trainModel(run: RunDir, config: RunConfig, data: TrainingD
   const macs = countMacs(model, [3, config.size, config.size]);
   const megaParameters = (model.parameterCount() / 1e6).toFixed(2);
   const megaFlops = ((2 * macs) / 1e6).toFixed(1);
-  say(`model ${config.model.name} @${config.size}: ${megaParameters}M parameters, ${megaFlops} MFLOPs per image`);
+  const precision = modelConfig.precision ?? 'fp32';
+  say(`model ${config.model.name} @${config.size}: ${megaParameters}M parameters, ${megaFlops} MFLOPs per image, ${precision}`);
+  const { fallback } = torch.resolvePrecision(config.precision ?? 'fp32');
+  if (fallback) say(`warning: ${fallback}`);
   try {
     return await runEpochs(run, config, data, options, { model, ema, optimizer }, objective, sampler);
   } catch (error) {
@@ -160,13 +164,16 @@ async function runEpochs(
   if (writes) {
     beginRun(run, config, options.resume);
     if (options.resume && run.has('checkpoint')) {
-      state = resumeFrom(run, trained);
-      say(`resuming after epoch ${state.epochsDone}`);
+      state = resumeFrom(run, trained, config);
+      const ranksBefore = state.sampler?.worldSize ?? 1;
+      const ranks = ranksBefore === worldSize ? '' : ` (trained by ${ranksBefore} ranks so far, now ${worldSize})`;
+      say(`resuming after epoch ${state.epochsDone}${ranks}`);
     } else if (options.resume) {
       run.truncateLog(0); // interrupted before its first checkpoint: the same run, from the start
     }
   }
   if (group) state = await startFromRank0(group, [model, ema], optimizer, state);
+  if (group && config.syncBatchNorm) synchronizeBatchNorm(group, model);
 
   const evaluated = ema ?? model;
   const stepsPerEpoch = Math.ceil(sampler.length / config.batchSize);
@@ -196,12 +203,13 @@ async function runEpochs(
         const x = config.augment ? augment(batch.x, config.augment, augmentGenerator) : batch.x;
         const out = objective.loss(model.forward(x), batch.y);
         optimizer.zeroGrad();
-        out.backward();
+        // A rank's share of the global batch's mean loss: the ranks' gradients then add up to its gradient.
+        (group ? out.mul(batchIndex.length / globalBatch.length) : out).backward();
         if (!group) optimizer.step();
         return out.item();
       });
       if (group) {
-        await reduceGradients(group, model.parameters(), batchIndex.length / globalBatch.length);
+        await reduceGradients(group, model.parameters());
         optimizer.step();
       }
       if (!Number.isFinite(loss)) {
@@ -253,6 +261,7 @@ async function runEpochs(
     state.secondsSoFar = (performance.now() - started) / 1000;
     if (writes) {
       state.stopped = stopsEarly(config.patience, epoch + 1, state.bestEpoch);
+      state.sampler = { kind: config.sampler, seed: config.seed, nextEpoch: epoch + 1, globalBatch: config.batchSize, worldSize };
       saveCheckpoint(run, trained, state);
       if (state.stopped) say(`early stop: no ${config.selectOn} improvement for ${config.patience} epochs`);
     }
@@ -266,6 +275,7 @@ async function runEpochs(
     for (const t of best.tensors.values()) t.dispose();
   }
   if (group) await broadcastTensors(group, evaluated.stateDict().values()); // every rank returns the selected weights
+  if (group && config.syncBatchNorm) synchronizeBatchNorm(undefined, model); // the group ends with the run
   if (ema) model.dispose();
   optimizer.dispose();
   evaluated.eval();

@@ -1,12 +1,56 @@
 // The pieces of data parallelism, between two ranks of this process: batch shards, the gradient
-// reduction, the start from rank 0's state, and the check that the ranks agree.
+// reduction, the start from rank 0's state, and the check that the ranks agree; and synchronized
+// batch norm between two rank processes (batch-norm-rank.ts).
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkRanksAgree, reduceGradients, shardOf, startFromRank0 } from '../../src/distributed/data-parallel.js';
 import { ProcessGroup } from '../../src/distributed/process-group.js';
 import { Linear, seedInit } from '../../src/nn/index.js';
 import { Adam } from '../../src/optim/index.js';
 import * as torch from '../../src/torch/index.js';
+import { trainWithBatchNorm } from './batch-norm-rank.js';
 import { freePort } from './free-port.js';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+
+/** Runs batch-norm-rank.ts as two ranks with synchronized batch norm and returns each rank's state dict. */
+async function twoRankProcesses(): Promise<Record<string, number[]>[]> {
+  const port = String(await freePort());
+  const rank = (r: number) =>
+    new Promise<Record<string, number[]>>((done, fail) => {
+      const env = {
+        ...process.env,
+        RANK: String(r),
+        WORLD_SIZE: '2',
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: port,
+        RETINAGRADE_THREADS: '1',
+      };
+      const script = join(repoRoot, 'test/distributed/batch-norm-rank.ts');
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, env });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('close', (code) => (code === 0 ? done(JSON.parse(out)) : fail(new Error(`rank ${r} exited ${code}: ${err}`))));
+    });
+  return Promise.all([rank(0), rank(1)]);
+}
+
+/**
+ * How far `other` is from `reference` in units of the tolerance 1e-5 relative + 1e-7 absolute (the
+ * largest over all elements): at most 1 means every element is within it.
+ */
+function toleranceUsed(reference: Record<string, number[]>, other: Record<string, number[]>): number {
+  let worst = 0;
+  for (const [name, values] of Object.entries(reference)) {
+    values.forEach((v, k) => {
+      worst = Math.max(worst, Math.abs(other[name]![k]! - v) / (1e-5 * Math.abs(v) + 1e-7));
+    });
+  }
+  return worst;
+}
 
 async function twoRanks(): Promise<ProcessGroup[]> {
   const port = await freePort();
@@ -37,14 +81,18 @@ describe('data parallelism', () => {
     expect([...shardOf(batch, 2, 3)]).toEqual([7, 8]);
   });
 
-  it('reduces gradients to the share-weighted sum over ranks, the same bytes on every rank', async () => {
+  it('reduces gradients to their sum over ranks (of share-weighted losses), the same bytes on every rank', async () => {
     const groups = await twoRanks();
     const models = [layer(1), layer(1)];
     const inputs = [torch.tensor([1, 2, 3, -1, 0, 2], [2, 3]), torch.tensor([0.5, -2, 1], [1, 3])];
     models.forEach((m, r) => m.forward(inputs[r]).sum().backward());
     const own = models.map((m) => m.parameters().map((p) => p.grad!.toArray()));
     const shares = [2 / 3, 1 / 3];
-    await Promise.all(groups.map((g, r) => reduceGradients(g, models[r].parameters(), shares[r])));
+    // Each rank's gradient of its share-weighted loss, summed: here the gradients scaled after the fact.
+    models.forEach((m, r) => {
+      for (const p of m.parameters()) p.grad!.mulInPlace(shares[r]);
+    });
+    await Promise.all(groups.map((g, r) => reduceGradients(g, models[r].parameters())));
     const reduced = models.map((m) => m.parameters().map((p) => p.grad!.data() as Float32Array));
     expect(Buffer.from(reduced[0][0].buffer)).toEqual(Buffer.from(reduced[1][0].buffer));
     own[0].forEach((grad, i) => {
@@ -61,11 +109,11 @@ describe('data parallelism', () => {
     const y = data.uniform([21, 2], -1, 1);
     const [single, ...ranks] = [layer(3), layer(3), layer(3)];
     const [singleOpt, ...rankOpts] = [single, ...ranks].map((m) => new Adam(m.parameters(), { lr: 0.05 }));
-    const meanSquaredError = (model: Linear, index: Int32Array) =>
+    const meanSquaredError = (model: Linear, index: Int32Array, share = 1) =>
       torch.tidy(() => {
         const i = torch.tensor(index, [index.length], 'int64');
         const d = model.forward(x.indexSelect(0, i)).sub(y.indexSelect(0, i));
-        d.mul(d).mean().backward();
+        d.mul(d).mean().mul(share).backward();
       });
     for (let step = 0; step < 3; step++) {
       const batch = Int32Array.from({ length: 7 }, (_, k) => step * 7 + k); // shards of 4 and 3: the shares matter
@@ -76,8 +124,8 @@ describe('data parallelism', () => {
         groups.map(async (g, r) => {
           const shard = shardOf(batch, r, 2);
           rankOpts[r].zeroGrad();
-          meanSquaredError(ranks[r], shard);
-          await reduceGradients(g, ranks[r].parameters(), shard.length / batch.length);
+          meanSquaredError(ranks[r], shard, shard.length / batch.length);
+          await reduceGradients(g, ranks[r].parameters());
           rankOpts[r].step();
         }),
       );
@@ -94,6 +142,21 @@ describe('data parallelism', () => {
     expect(ranks[0].parameters()[0].toArray()).toEqual(ranks[1].parameters()[0].toArray());
     for (const g of groups) g.destroy();
   });
+
+  it('2 ranks with synchronized batch norm on shards end with the weights and statistics of 1 rank on whole batches (1e-5)', async () => {
+    const groups = await twoRanks(); // per-rank statistics wait on nothing but the gradient allreduce: one process will do
+    const [alone, [rank0, rank1], [perRank0]] = await Promise.all([
+      trainWithBatchNorm(undefined, false),
+      twoRankProcesses(),
+      Promise.all(groups.map((g) => trainWithBatchNorm(g, false))),
+    ]);
+    for (const g of groups) g.destroy();
+    expect(Object.keys(rank0)).toEqual(Object.keys(alone));
+    expect(toleranceUsed(alone, rank0)).toBeLessThanOrEqual(1);
+    expect(rank1).toEqual(rank0);
+    // Per-rank statistics (the default) normalize each shard by its own: a different run, so the check above can fail.
+    expect(toleranceUsed(alone, perRank0)).toBeGreaterThan(100);
+  }, 60_000);
 
   it("starts every rank from rank 0's weights, optimizer state and loop state, and checks that they agree", async () => {
     const groups = await twoRanks();

@@ -315,6 +315,10 @@ describe('bad input', () => {
       ["'--select-on <metric>'", 'auc, acc, qwk'],
     ],
     [
+      ['--precision', 'fp16'],
+      ["'--precision <p>'", 'fp32, bf16'],
+    ],
+    [
       ['--epochs', '0'],
       ["'--epochs <n>'", 'an integer >= 1'],
     ],

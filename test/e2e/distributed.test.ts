@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CHECKPOINT_STATE_KEY } from '../../src/model/run-dir.js';
 import { freePort } from '../distributed/free-port.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -47,6 +48,13 @@ const rankEnv = (rank: number, port: number, agentStore: boolean): NodeJS.Proces
   MASTER_PORT: String(port),
   ...(agentStore ? { TORCHELASTIC_USE_AGENT_STORE: 'True', TORCHELASTIC_RESTART_COUNT: '0' } : {}),
 });
+
+/** The sampler state in a run's checkpoint (the loop state in its safetensors header). */
+function samplerState(dir: string): Record<string, unknown> {
+  const file = readFileSync(join(dir, 'checkpoint.safetensors'));
+  const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString('utf8'));
+  return JSON.parse(header.__metadata__[CHECKPOINT_STATE_KEY]).sampler;
+}
 
 const digest = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 const epochsLogged = (dir: string): number[] =>
@@ -110,9 +118,10 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     expect(log('alone')).toEqual([0, 1, 2]);
   }, 240_000);
 
-  it('a stopped --nproc launcher stops its ranks', async () => {
+  it('a stopped --nproc launcher stops its ranks, and the run resumes on 1 rank from the sampler state it recorded', async () => {
     const out = join(work, 'stopped');
-    const launcher = train([...tiny, '--epochs', '50', '--nproc', '2', '--dist-timeout', '60', '--out', out]);
+    const args = [...tiny, '--epochs', '6', '--out', out];
+    const launcher = train([...args, '--nproc', '2', '--dist-timeout', '60']);
     const log = join(out, 'log.jsonl');
     await new Promise<void>((logged) => {
       const poll = setInterval(() => {
@@ -129,7 +138,16 @@ sys.stdin.read()  # hosts the store until the test closes stdin
     const epochs = epochsLogged(out).length;
     await new Promise((wait) => setTimeout(wait, 3000)); // an epoch takes about a second: orphaned ranks would log more
     expect(epochsLogged(out).length).toBe(epochs);
-  }, 120_000);
+
+    const before = samplerState(out);
+    expect(before).toEqual({ kind: 'shuffle', seed: 4, nextEpoch: before.nextEpoch, globalBatch: 64, worldSize: 2 });
+    expect(before.nextEpoch).toBeGreaterThanOrEqual(1);
+    const resumed = await train([...args, '--resume']).done;
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`resuming after epoch ${before.nextEpoch} (trained by 2 ranks so far, now 1)`);
+    expect(epochsLogged(out)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(samplerState(out)).toEqual({ ...before, nextEpoch: 6, worldSize: 1 });
+  }, 180_000);
 
   it('a rank killed mid-run fails the other within the timeout, and the run resumes', async () => {
     const out = join(work, 'killed');

@@ -3,7 +3,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveSafetensors } from '../../src/io/safetensors.js';
+import { loadRetinaTensors } from '../../src/data/retinamnist.js';
 import { Ensemble } from '../../src/model/ensemble.js';
+import { fitGradabilityGate, gradabilityTensors } from '../../src/model/gradability.js';
+import { predictSplit } from '../../src/model/inference.js';
+import { fitRunCalibration } from '../../src/model/run-calibration.js';
 import { RunDir } from '../../src/model/run-dir.js';
 import {
   ModelConfigSchema,
@@ -11,8 +15,10 @@ import {
   createObjective,
   LossConfigSchema,
   type LossConfig,
+  type FeatureClassifier,
   type ModelConfig,
   type Module,
+  type Objective,
 } from '../../src/nn/index.js';
 import * as torch from '../../src/torch/index.js';
 
@@ -31,6 +37,11 @@ export interface UntrainedRunOptions {
    * differ between images as a trained model's do, for comparisons with other engines.
    */
   randomNorm?: { seed: number; images: torch.Tensor };
+  /**
+   * Fit calibration.json and gradability.safetensors on RetinaMNIST in this folder as `train` does
+   * after training (same code), so the run is served with the gate and the temperature.
+   */
+  fitOn?: { dataDir: string };
 }
 
 function randomizeNorm(model: Module, { seed, images }: { seed: number; images: torch.Tensor }): void {
@@ -49,6 +60,15 @@ function randomizeNorm(model: Module, { seed, images }: { seed: number; images: 
   );
 }
 
+/** What `train` fits after training (src/train/outputs.ts): the temperature and thresholds, and the gradability gate. */
+function fitOutputs(run: RunDir, model: FeatureClassifier, objective: Objective, size: number, dataDir: string): void {
+  const data = loadRetinaTensors({ dataDir, size });
+  run.writeJson('calibration', fitRunCalibration(data.val.labels, predictSplit(model, objective, data.val)));
+  const { tensors, metadata } = gradabilityTensors(fitGradabilityGate(model, data.train, data.val));
+  saveSafetensors(run.file('gradability'), tensors, metadata);
+  for (const t of [...tensors.values(), ...[data.train, data.val, data.test].flatMap((split) => [split.x, split.y])]) t.dispose();
+}
+
 /** A run directory holding an untrained model, or an ensemble of `ensemble` of them. */
 export function untrainedRun(ensemble: number, options: UntrainedRunOptions = {}): string {
   const run = new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-untrained-')));
@@ -65,6 +85,7 @@ export function untrainedRun(ensemble: number, options: UntrainedRunOptions = {}
     objective: loss.kind,
     ensemble: String(ensemble),
   });
+  if (options.fitOn) fitOutputs(run, model, createObjective(loss, modelConfig.numClasses), modelConfig.inputSize, options.fitOn.dataDir);
   model.dispose();
   if (options.metrics) run.writeJson('metrics', options.metrics);
   return run.path;

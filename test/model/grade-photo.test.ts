@@ -1,18 +1,21 @@
 // Grading a photograph the way `evaluate` grades the dataset: a RetinaMNIST test image exported
 // to PNG is already a crop to the disc, and the default disc crop must leave it as it is.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMedMNIST } from '../../src/data/medmnist.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
-import { predictImage } from '../../src/model/grade-photo.js';
+import { gradeLoaded, isLoaded, loadPhoto, predictImage } from '../../src/model/grade-photo.js';
+import { ModelConfigSchema } from '../../src/nn/index.js';
 import { evaluateSplit } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
+import { withinRounding } from '../helpers/within-rounding.js';
 
 const dataDir = process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data');
+const samplesDir = resolve(import.meta.dirname, '../../../shared/samples');
 const tmp = mkdtempSync(join(tmpdir(), 'retinagrade-grade-photo-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -35,6 +38,38 @@ describe('predictImage with the default disc crop', () => {
       if (probabilities!.every((p, k) => Math.abs(p - own[k]!) < 1e-5)) agreeing++;
     }
     expect(agreeing).toBeGreaterThanOrEqual(99);
+    opened.model.dispose();
+  });
+});
+
+describe('gradeLoaded: several photographs in one forward pass', () => {
+  it('gives each photograph the record it gets alone: graded, refused by the gate, unreadable', async () => {
+    const config = ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 });
+    const images = loadRetinaTensors({ dataDir, size: 28 }).val.x.slice(0, 0, 16);
+    // Trained-like batch-norm statistics, and the gate and calibration `train` fits: records differ between photographs.
+    const runDir = untrainedRun(2, { modelConfig: config, randomNorm: { seed: 3, images }, fitOn: { dataDir } });
+    const opened = openRun(runDir);
+    expect(opened.gradability).toBeDefined();
+    const samples = readdirSync(samplesDir).map((name) => ({ name, bytes: readFileSync(join(samplesDir, name)) }));
+    const grey = {
+      name: 'grey.png',
+      bytes: await sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } })
+        .png()
+        .toBuffer(),
+    };
+    const inputs = [...samples, grey, { name: 'empty.jpg', bytes: new Uint8Array() }, samples[0]!];
+    for (const force of [false, true]) {
+      const alone = [];
+      for (const input of inputs) alone.push(await predictImage(opened, input, { crop: 'disc', force }));
+      const loaded = await Promise.all(inputs.map((input) => loadPhoto(opened, input, 'disc')));
+      const graded = await gradeLoaded(opened, loaded.filter(isLoaded), { crop: 'disc', force });
+      const together = loaded.map((photo) => (isLoaded(photo) ? graded.shift()! : photo));
+      expect(together).toEqual(withinRounding(alone));
+      // The batch mixes every kind of record: the grey square is refused by the gate unless forced.
+      if (force) expect(alone.at(-3)!.grade).toBeTypeOf('number');
+      else expect(alone.at(-3)!.status).toBe('refused');
+      expect(alone.at(-2)!.error).toMatch(/empty file/);
+    }
     opened.model.dispose();
   });
 });

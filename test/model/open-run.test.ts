@@ -34,6 +34,29 @@ describe('openRun', () => {
     expect(opened.model.training).toBe(false);
   });
 
+  it('computes at the precision the run was trained at unless told otherwise; a run without one is fp32', () => {
+    const precisionOf = (saved: object, requested?: torch.Precision) => {
+      const run = singleModelRun({ model: JSON.stringify(saved), objective: 'ce', ensemble: '2' });
+      saveSafetensors(
+        run.file('best'),
+        new Ensemble([createModel(modelConfig), createModel(modelConfig)], createObjective(LossConfigSchema.parse({}), 5)).stateDict(),
+        {
+          model: JSON.stringify(saved),
+          objective: 'ce',
+          ensemble: '2',
+        },
+      );
+      const opened = openRun(run.path, requested ? { precision: requested } : {});
+      const members = (opened.model as Ensemble).members.map((m) => (m as unknown as { precision: string }).precision);
+      return [opened.precision, ...members];
+    };
+    const bf16 = torch.cpuHasBf16() ? 'bf16' : 'fp32'; // bf16 only where the CPU has it
+    expect(precisionOf(modelConfig)).toEqual(['fp32', 'fp32', 'fp32']);
+    expect(precisionOf({ ...modelConfig, precision: 'bf16' })).toEqual([bf16, bf16, bf16]);
+    expect(precisionOf({ ...modelConfig, precision: 'bf16' }, 'fp32')).toEqual(['fp32', 'fp32', 'fp32']);
+    expect(precisionOf(modelConfig, 'bf16')).toEqual([bf16, bf16, bf16]);
+  });
+
   it('refuses weights that do not match the ensemble their metadata announces', () => {
     const run = singleModelRun({ model: JSON.stringify(modelConfig), objective: 'ce', ensemble: '3' });
     expect(() => openRun(run.path)).toThrow(/is not a usable run: state dict does not match the model: missing member0/);

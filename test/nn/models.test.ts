@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
-import { BatchNorm2d, Conv2d, Linear, ModelConfigSchema, Sequential, countMacs, createModel, seedInit } from '../../src/nn/index.js';
+import { loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { releaseTrainingData } from '../../src/data/training-data.js';
+import { predictProbabilities } from '../../src/model/inference.js';
+import {
+  BatchNorm2d,
+  Conv2d,
+  Linear,
+  LossConfigSchema,
+  ModelConfigSchema,
+  Sequential,
+  countMacs,
+  createModel,
+  createObjective,
+  seedInit,
+} from '../../src/nn/index.js';
 import { AdamW } from '../../src/optim/index.js';
 
 const model = (name: 'cnn' | 'resnet18' | 'resnet50', inputSize: number) =>
@@ -92,5 +106,73 @@ describe('models', () => {
     net.eval();
     const accuracy = torch.tidy(() => net.forward(x).argmax(1).eq(y).float().mean().item());
     expect(accuracy).toBe(1);
+  });
+});
+
+describe('bf16 precision (autocast around features and head)', () => {
+  const config = (name: 'cnn' | 'resnet18', inputSize: number, precision: 'fp32' | 'bf16') =>
+    ModelConfigSchema.parse({ name, inputSize, numClasses: 5, width: 8, precision });
+
+  it.each([
+    ['cnn', 28],
+    ['resnet18', 64],
+  ] as const)('a %s step at %i px in bf16 moves every fp32 weight and running statistic and stays finite', (name, size) => {
+    seedInit(3);
+    const net = createModel(config(name, size, 'bf16'));
+    const before = new Map([...net.stateDict()].map(([key, t]) => [key, t.clone()]));
+    const optimizer = new AdamW(net.parameters(), { lr: 1e-2, weightDecay: 0 });
+    const gen = new torch.Generator(5);
+    const x = gen.normal([8, 3, size, size]);
+    const y = gen.uniform([8]).mul(5).floor().to('int64');
+    torch.tidy(() => {
+      const logits = net.forward(x);
+      expect(logits.dtype).toBe('float32'); // the loss sees float32 logits
+      const loss = logits.logSoftmax(1).gather(1, y.unsqueeze(1)).mean().neg();
+      optimizer.zeroGrad();
+      loss.backward();
+      for (const p of net.parameters()) expect(p.grad?.dtype).toBe('float32');
+      optimizer.step();
+    });
+    for (const [key, t] of net.stateDict()) {
+      if (key.endsWith('num_batches_tracked')) continue;
+      expect(t.dtype, key).toBe('float32');
+      const values = t.data() as Float32Array;
+      expect(values.every(Number.isFinite), key).toBe(true);
+      expect(t.sub(before.get(key)!).abs().max().item(), key).toBeGreaterThan(0);
+    }
+  });
+
+  it('grades RetinaMNIST like fp32 once trained a little: same grade for nearly every image, probabilities within 0.05', () => {
+    const data = loadRetinaTensors({ dataDir: process.env.MEDMNIST_DIR, size: 28 });
+    seedInit(1);
+    const fp32 = createModel(config('cnn', 28, 'fp32'));
+    const optimizer = new AdamW(fp32.parameters(), { lr: 3e-3, weightDecay: 0 });
+    const gen = new torch.Generator(2);
+    for (let step = 0; step < 30; step++) {
+      torch.tidy(() => {
+        const index = gen.uniform([32]).mul(data.train.count).floor().to('int64');
+        const logits = fp32.forward(data.train.x.indexSelect(0, index));
+        const loss = logits.logSoftmax(1).gather(1, data.train.y.indexSelect(0, index).unsqueeze(1)).mean().neg();
+        optimizer.zeroGrad();
+        loss.backward();
+        optimizer.step();
+      });
+    }
+    const bf16 = createModel(config('cnn', 28, 'bf16'));
+    bf16.loadStateDict(fp32.stateDict());
+    const objective = createObjective(LossConfigSchema.parse({}), 5);
+    const [p32, p16] = [fp32, bf16].map((m) => predictProbabilities(m, objective, data.val.x));
+    const argmax = (p: Float32Array, row: number) =>
+      [0, 1, 2, 3, 4].reduce((best, k) => (p[row * 5 + k]! > p[row * 5 + best]! ? k : best), 0);
+    let agree = 0;
+    let maxDifference = 0;
+    for (let row = 0; row < data.val.count; row++) {
+      if (argmax(p32!, row) === argmax(p16!, row)) agree++;
+      for (let k = 0; k < 5; k++) maxDifference = Math.max(maxDifference, Math.abs(p32![row * 5 + k]! - p16![row * 5 + k]!));
+    }
+    expect(maxDifference).toBeGreaterThan(0); // bf16 did run
+    expect(maxDifference).toBeLessThan(0.05);
+    expect(agree / data.val.count).toBeGreaterThan(0.97);
+    releaseTrainingData(data);
   });
 });

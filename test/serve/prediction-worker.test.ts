@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Prediction } from '../../src/model/grade-photo.js';
 import { ModelConfigSchema } from '../../src/nn/index.js';
-import { CancelledError, PredictionWorker } from '../../src/serve/prediction-worker.js';
+import { CancelledError, DEFAULT_BATCH, PredictionWorker } from '../../src/serve/prediction-worker.js';
 import { untrainedRun } from '../helpers/untrained-run.js';
+import { withinRounding } from '../helpers/within-rounding.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
 let worker: PredictionWorker;
@@ -40,13 +42,13 @@ describe('PredictionWorker', () => {
   });
 
   it('times each request from when grading starts, so a long queue is not a stuck worker', async () => {
-    // ~15 ms a photograph here: 80 queued take far longer than the deadline, none alone does.
-    const patient = await PredictionWorker.open(untrainedRun(1), { deadlineMs: 250 });
+    // ~15 ms a photograph here, one at a time: 160 queued take far longer than the deadline, none alone does.
+    const patient = await PredictionWorker.open(untrainedRun(1), { deadlineMs: 1000, threads: 1, batch: { max: 1, waitMs: 0 } });
     try {
       const image = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
       const started = performance.now();
-      const answers = await Promise.all(Array.from({ length: 80 }, () => patient.predict([image])));
-      expect(performance.now() - started).toBeGreaterThan(250);
+      const answers = await Promise.all(Array.from({ length: 160 }, () => patient.predict([image])));
+      expect(performance.now() - started).toBeGreaterThan(1000);
       expect(answers.every(([record]) => record!.grade !== undefined)).toBe(true);
       expect(patient.alive).toBe(true);
     } finally {
@@ -59,19 +61,51 @@ describe('PredictionWorker', () => {
     const startedBefore = worker.started;
     const gone = new AbortController();
     const first = worker.predict([image]);
-    const waiting = Array.from({ length: 6 }, () => worker.predict([image], { crop: 'disc' }, gone.signal));
+    const waiting = Array.from({ length: 40 }, () => worker.predict([image], { crop: 'disc' }, gone.signal));
     const last = worker.predict([image]);
     gone.abort(); // while the thread is still on the first
     const outcomes = await Promise.allSettled(waiting);
     expect(outcomes.every((o) => o.status === 'rejected' && o.reason instanceof CancelledError)).toBe(true);
     expect((await first)[0]!.grade).toBeTypeOf('number');
     expect((await last)[0]!.grade).toBeTypeOf('number');
-    expect(worker.started - startedBefore).toBe(2); // the thread skipped the six
+    // The thread starts at most two batches (16 each) of photographs ahead: it skipped the rest.
+    expect(worker.started - startedBefore).toBeLessThanOrEqual(2 + 2 * DEFAULT_BATCH.max);
     expect(worker.pending).toBe(0);
     await expect(worker.predict([image], { crop: 'disc' }, gone.signal)).rejects.toBeInstanceOf(CancelledError);
   });
 
   it('refuses to open something that is not a run directory', async () => {
     await expect(PredictionWorker.open(tmpdir())).rejects.toThrow(/not a finished run directory/);
+  });
+});
+
+describe('PredictionWorker batching', () => {
+  it('grades photographs that arrive together in fewer forward passes, each with the record it gets alone', async () => {
+    const run = untrainedRun(3, { modelConfig: ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 }) });
+    const batching = await PredictionWorker.open(run, { threads: 1, batch: { max: 16, waitMs: 5 } });
+    try {
+      const photos = ['fundus_a.jpg', 'fundus_b.jpg', 'fundus_c.jpg'].map((name) => ({ name, bytes: readFileSync(join(samples, name)) }));
+      const alone: Prediction[] = [];
+      for (const photo of photos) alone.push(...(await batching.predict([photo])));
+      const before = batching.batches;
+      expect(before).toBe(3);
+      const requests = Array.from({ length: 12 }, (_, i) => photos[i % 3]!);
+      const together = await Promise.all(requests.map((photo) => batching.predict([photo])));
+      expect(batching.batches - before).toBeLessThan(12);
+      expect(together.flat()).toEqual(withinRounding(requests.map((_, i) => alone[i % 3]!)));
+    } finally {
+      await batching.close();
+    }
+  });
+
+  it('stops taking photographs into one forward pass at the batch size', async () => {
+    const photo = { name: 'fundus_a.jpg', bytes: readFileSync(join(samples, 'fundus_a.jpg')) };
+    const single = await PredictionWorker.open(untrainedRun(1), { threads: 1, batch: { max: 1, waitMs: 5 } });
+    try {
+      await Promise.all(Array.from({ length: 6 }, () => single.predict([photo])));
+      expect(single.batches).toBe(6);
+    } finally {
+      await single.close();
+    }
   });
 });

@@ -18,7 +18,7 @@ import { RunDir } from '../../model/run-dir.js';
 import { runStatus } from '../../model/run-status.js';
 import { addDataOptions, downloadBar, firstUse } from '../data-download.js';
 import { headlineText, splitFiguresText } from '../figures-text.js';
-import { integerAtLeast, parseNumber } from '../options.js';
+import { integerAtLeast, parseNumber, precisionOption } from '../options.js';
 import { distTimeoutOption, launchTrain, nprocOption, type LaunchFlags } from './launch.js';
 import { createProgress } from './progress.js';
 import { CONFIG_FLAGS, resolveRunConfig, resumedRunConfig, type TrainFlags } from './config-flags.js';
@@ -152,6 +152,7 @@ export function registerTrainCommands(program: Command): void {
     )
     .option('--epochs <n>', `training epochs${defaultOf(fields.epochs)}`, integerAtLeast(1))
     .option('--batch-size <n>', `images per step, at least 2${defaultOf(fields.batchSize)}`, integerAtLeast(2))
+    .addOption(precisionOption('train'))
     .addOption(choiceOption('--optimizer <name>', 'optimizer', optimizer.name))
     .option('--lr <rate>', `peak learning rate${defaultOf(optimizer.lr)}`, parseNumber)
     .option('--weight-decay <wd>', `weight decay${defaultOf(optimizer.weightDecay)}`, parseNumber)
@@ -175,6 +176,10 @@ export function registerTrainCommands(program: Command): void {
     )
     .option('--seed <n>', `random seed: same seed and config, same result${defaultOf(fields.seed)}`, integerAtLeast(0))
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', integerAtLeast(1))
+    .option(
+      '--sync-batch-norm',
+      "data-parallel ranks share batch-norm statistics over the global batch (default: each rank's own, as PyTorch DDP)",
+    )
     .addOption(nprocOption())
     .addOption(distTimeoutOption())
     .addOption(

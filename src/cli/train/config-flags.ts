@@ -28,6 +28,7 @@ export const CONFIG_FLAGS = [
   { option: 'size', flag: '--size', path: ['size'] },
   { option: 'epochs', flag: '--epochs', path: ['epochs'] },
   { option: 'batchSize', flag: '--batch-size', path: ['batchSize'] },
+  { option: 'precision', flag: '--precision', path: ['precision'] },
   { option: 'optimizer', flag: '--optimizer', path: ['optimizer', 'name'] },
   { option: 'lr', flag: '--lr', path: ['optimizer', 'lr'] },
   { option: 'weightDecay', flag: '--weight-decay', path: ['optimizer', 'weightDecay'] },
@@ -42,6 +43,7 @@ export const CONFIG_FLAGS = [
   { option: 'selectOn', flag: '--select-on', path: ['selectOn'] },
   { option: 'patience', flag: '--patience', path: ['patience'] },
   { option: 'seed', flag: '--seed', path: ['seed'] },
+  { option: 'syncBatchNorm', flag: '--sync-batch-norm', path: ['syncBatchNorm'] },
   { option: 'threads', flag: '--threads', path: ['threads'] },
 ] as const;
 

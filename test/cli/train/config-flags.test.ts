@@ -33,14 +33,18 @@ describe('the flag table', () => {
     ];
     const configFlags = train.options.map((o) => o.long!).filter((f) => ![...notConfig, '--print-config', '--json'].includes(f));
     expect(new Set(configFlags)).toEqual(new Set(CONFIG_FLAGS.map((e) => e.flag)));
-    const config = resolveRunConfig({ arch: 'resnet18', batchSize: 32, labelSmoothing: 0.1, augment: false, selectOn: 'qwk' });
-    expect([config.model.name, config.batchSize, config.loss.labelSmoothing, config.augment, config.selectOn]).toEqual([
+    const flags = { arch: 'resnet18', batchSize: 32, labelSmoothing: 0.1, augment: false, selectOn: 'qwk', syncBatchNorm: true };
+    const config = resolveRunConfig(flags);
+    const { model, batchSize, loss, augment, selectOn, syncBatchNorm } = config;
+    expect([model.name, batchSize, loss.labelSmoothing, augment, selectOn, syncBatchNorm]).toEqual([
       'resnet18',
       32,
       0.1,
       false,
       'qwk',
+      true,
     ]);
+    expect(resolveRunConfig({}).syncBatchNorm).toBeUndefined(); // per-rank statistics unless asked
   });
 });
 
@@ -117,5 +121,16 @@ describe('closestMatch', () => {
     expect(closestMatch('epoch', ['epochs', 'ensemble', 'ema'])).toBe('epochs');
     expect(closestMatch('BatchSize', ['batchSize', 'seed'])).toBe('batchSize');
     expect(closestMatch('colour', ['size', 'model', 'loss'])).toBeUndefined();
+  });
+});
+
+describe('--precision', () => {
+  it('sets the run precision (absent: fp32), and a config file naming another is refused with the flag and the choices', () => {
+    expect(resolveRunConfig({ precision: 'bf16' }).precision).toBe('bf16');
+    expect(resolveRunConfig({}).precision).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'retinagrade-precision-'));
+    const file = join(dir, 'fp16.json');
+    writeFileSync(file, JSON.stringify({ precision: 'fp16' }));
+    expect(() => resolveRunConfig({ config: file })).toThrow(/--precision \(precision\): .*"fp32"\|"bf16"/);
   });
 });
