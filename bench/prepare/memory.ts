@@ -1,60 +1,13 @@
 // Peak RSS of `train --data` on prepared datasets of different sizes: it must not grow with the
-// number of photographs (rows are read a batch at a time). The datasets are synthetic (a sparse
-// image file of zeros, grades 0..4 in turn) so that only their size differs.
+// number of photographs (rows are read a batch at a time). The datasets are synthetic
+// (synthetic.ts) so that only their size differs.
 //   npx tsx bench/prepare/memory.ts [--rows 2000,20000] [--stored 64] [--size 28] [--arch cnn]
 import { spawnSync } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GRADE_NAMES, NUM_GRADES } from '../../src/data/grades.js';
-import { NPY_HEADER_BYTES, npyHeader } from '../../src/data/npy.js';
-import { DATASET_FILE, DATASET_FORMAT, type DatasetJson, imagesFile, labelsFile, md5OfFile } from '../../src/data/prepared-dataset.js';
-import { SPLITS } from '../../src/data/registry.js';
-import { NOT_FOR_CLINICAL_USE } from '../../src/notice.js';
 import { fmt, intArg, parseArgs, repoRoot, runMain, writeResults } from '../common.js';
-
-function syntheticDataset(dir: string, rows: number, stored: number): void {
-  mkdirSync(dir, { recursive: true });
-  const counts = {
-    train: Math.round(rows * 0.7),
-    val: Math.round(rows * 0.1),
-    test: rows - Math.round(rows * 0.7) - Math.round(rows * 0.1),
-  };
-  const splits = {} as DatasetJson['splits'];
-  for (const split of SPLITS) {
-    const n = counts[split];
-    const fd = openSync(join(dir, imagesFile(split)), 'w');
-    writeSync(fd, npyHeader([n, stored, stored, 3]));
-    ftruncateSync(fd, NPY_HEADER_BYTES + n * stored * stored * 3);
-    closeSync(fd);
-    const grades = Array.from({ length: n }, (_, i) => i % NUM_GRADES);
-    writeFileSync(join(dir, labelsFile(split)), Buffer.concat([npyHeader([n]), Buffer.from(grades)]));
-    const perGrade = GRADE_NAMES.map((_, g) => grades.filter((x) => x === g).length);
-    splits[split] = {
-      count: n,
-      per_grade: perGrade,
-      images: imagesFile(split),
-      labels: labelsFile(split),
-      images_md5: md5OfFile(join(dir, imagesFile(split))),
-      labels_md5: md5OfFile(join(dir, labelsFile(split))),
-      sources: grades.map((_, i) => `synthetic/${split}/${i}`),
-    };
-  }
-  const card: DatasetJson = {
-    format: DATASET_FORMAT,
-    name: `synthetic-${rows}`,
-    request: {},
-    source: { layout: 'grade-folders', groups: 'none' },
-    grades: [...GRADE_NAMES],
-    size: stored,
-    channels: 3,
-    preprocessing: { crop: 'retina-disc', resize: 'synthetic zeros', decode: 'none' },
-    splits,
-    skipped: [],
-    disclaimer: NOT_FOR_CLINICAL_USE,
-  };
-  writeFileSync(join(dir, DATASET_FILE), JSON.stringify(card));
-}
+import { syntheticDataset } from './synthetic.js';
 
 runMain(async () => {
   const args = parseArgs(process.argv.slice(2));

@@ -2,13 +2,17 @@
 // MedMNIST reports them, each with its bootstrap 95% interval where there is one.
 import { GRADE_NAMES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
 import type { Interval, OperatingPointReport } from '../eval/index.js';
-import type { SplitFigures } from '../model/split-figures.js';
+import { type SplitFigures, straddles } from '../model/split-figures.js';
 
 const fraction = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const withInterval = (x: number, ci: Interval): string => `${fraction(x)} [${fraction(ci.lo)}, ${fraction(ci.hi)}]`;
 
-function operatingPointLine(label: string, cut: number, point: OperatingPointReport | undefined): string {
-  if (!point) return `  ${label} (grade >= ${cut}): no operating point (the run has no calibration.json)`;
+function operatingPointLine(label: string, cut: number, point: OperatingPointReport | undefined, f: SplitFigures): string {
+  if (!point) {
+    const present = GRADE_NAMES.flatMap((_, g) => (f.grades_absent?.includes(g) ? [] : [g]));
+    const why = straddles(present, cut) ? 'the run has no calibration.json' : 'no image on one side of it in this split';
+    return `  ${label} (grade >= ${cut}): not reported (${why})`;
+  }
   return (
     `  ${label} (grade >= ${cut}, ${point.positives} of ${point.positives + point.negatives}): ` +
     `AUC ${withInterval(point.auc, point.ci95.auc)}  sensitivity ${withInterval(point.sensitivity, point.ci95.sensitivity)}  ` +
@@ -32,13 +36,14 @@ export function splitFiguresText(split: string, f: SplitFigures): string {
   const perGrade = f.per_class.map(
     (c, g) =>
       `  ${gradeLabel(g)}${cell(c.support)}${cell(fraction(c.precision))}${cell(fraction(c.recall))}${cell(fraction(c.f1))}` +
-      cell(fraction(f.auc_per_grade[g]!)),
+      cell(f.auc_per_grade[g] == null ? '-' : fraction(f.auc_per_grade[g])),
   );
   const confusion = f.confusion.map((row, t) => `  ${gradeLabel(t)}${row.map((n) => cell(n, 6)).join('')}`);
   return [
     headlineText(split, f),
-    operatingPointLine('referable', REFERABLE_GRADE, f.referable),
-    operatingPointLine('vision-threatening', VISION_THREATENING_GRADE, f.vision_threatening),
+    ...(f.note ? [`  note: ${f.note}`] : []),
+    operatingPointLine('referable', REFERABLE_GRADE, f.referable, f),
+    operatingPointLine('vision-threatening', VISION_THREATENING_GRADE, f.vision_threatening, f),
     `  ${''.padEnd(nameWidth)}${['support', 'precision', 'recall', 'F1', 'AUC'].map((h) => cell(h)).join('')}`,
     ...perGrade,
     `  confusion matrix (rows: true grade, columns: predicted grade)`,

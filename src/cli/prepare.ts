@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DEFAULT_PREPARE_SIZE, prepareDataset } from '../data/prepare/prepare.js';
-import type { DatasetJson } from '../data/prepared-dataset.js';
+import { type DatasetJson, MIN_PREPARED_SIZE } from '../data/prepared-dataset.js';
 import { SPLITS } from '../data/registry.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { integerAtLeast, parseInteger, parseNumber } from './options.js';
@@ -45,8 +45,15 @@ export function prepareCommand(program: Command): void {
     .description('turn a folder of fundus photographs with grades (or a MedMNIST npz) into a dataset folder that train and evaluate read')
     .argument('<source>', 'folder of photographs (with --labels, or one subfolder per grade), or a retinamnist*.npz file')
     .requiredOption('--out <dir>', 'dataset folder to write (dataset.json + .npy arrays); re-running resumes')
-    .option('--size <px>', `side of the stored images (default: ${DEFAULT_PREPARE_SIZE}; an npz keeps its own)`, integerAtLeast(8))
-    .option('--labels <csv>', 'labels file naming each image (file name with or without extension, or path) and its grade')
+    .option(
+      '--size <px>',
+      `side of the stored images (default: ${DEFAULT_PREPARE_SIZE}; an npz keeps its own)`,
+      integerAtLeast(MIN_PREPARED_SIZE),
+    )
+    .option(
+      '--labels <file>',
+      'labels file, CSV or Excel (.xlsx/.xls, first sheet), naming each image (file name with or without extension, or path) and its grade',
+    )
     .option('--image-column <name>', 'column of the image names (default: detected, e.g. id_code, image, Image name)')
     .option('--grade-column <name>', 'column of the grades (default: detected, e.g. diagnosis, level, Retinopathy grade)')
     .option('--group-column <name>', 'column of the patient ids: no patient in two splits (default: detected, e.g. patient_id)')
@@ -64,6 +71,7 @@ export function prepareCommand(program: Command): void {
 Examples:
   retinagrade prepare aptos/train_images --labels aptos/train.csv --out data/aptos-224    # APTOS 2019
   retinagrade prepare eyepacs/train --labels eyepacs/trainLabels.csv --out data/eyepacs   # patients from 10_left/10_right
+  retinagrade prepare idrid/train --labels idrid/train_labels.xlsx --out data/idrid        # an Excel labels file
   retinagrade prepare clinic/ --out data/clinic --size 128                                # clinic/0/*.jpg ... clinic/4/*.jpg
   retinagrade prepare ~/.medmnist/retinamnist_224.npz --out data/retinamnist-224`,
     )

@@ -16,6 +16,11 @@ import { resizeBatch, toTensor } from './preprocess.js';
 import { SPLITS, type Split } from './registry.js';
 
 export const DATASET_FILE = 'dataset.json';
+
+/** The smallest side `prepare` stores and a model on a prepared dataset trains at. */
+export const MIN_PREPARED_SIZE = 8;
+/** What `train --data` trains at unless told: the RetinaMNIST datasheet's 64x64. */
+export const PREPARED_TRAINING_SIZE = 64;
 export const DATASET_FORMAT = 'retinagrade-prepared-1';
 export const imagesFile = (split: Split): string => `${split}_images.npy`;
 export const labelsFile = (split: Split): string => `${split}_labels.npy`;
@@ -48,7 +53,7 @@ export const DatasetJsonSchema = z.object({
   /** What was prepared, as given: compared on a re-run to resume or refuse. */
   request: z.record(z.string(), z.unknown()),
   source: z.object({
-    layout: z.enum(['labels-csv', 'grade-folders', 'medmnist-npz']),
+    layout: z.enum(['labels-csv', 'labels-excel', 'grade-folders', 'medmnist-npz']),
     columns: z.record(z.string(), z.string()).optional(),
     groups: z.enum(['column', 'eyepacs-names', 'none']),
   }),
@@ -84,6 +89,21 @@ export function readDatasetJson(dir: string): DatasetJson {
     throw new UserError(`${file}: grades ${result.data.grades.join(', ')} differ from this program's (${GRADE_NAMES.join(', ')})`);
   }
   return result.data;
+}
+
+/** The default input size for training on a dataset stored at `storedSize`: 64, or the stored size when smaller. */
+export const defaultTrainingSize = (storedSize: number): number => Math.min(PREPARED_TRAINING_SIZE, storedSize);
+
+/**
+ * Training reads a prepared dataset at its stored size or smaller: upsampling it would only blur
+ * what the photographs held (evaluating a model of another size on it still resizes either way).
+ */
+export function checkTrainingSize(dir: string, storedSize: number, size: number): void {
+  if (size <= storedSize) return;
+  throw new UserError(
+    `--size ${size} is larger than the ${storedSize}x${storedSize} images ${dir} was prepared at: ` +
+      `train at --size ${storedSize} or less, or prepare the photographs again with --size ${size}`,
+  );
 }
 
 /** md5 of a file, read in chunks (array files can be larger than memory). */

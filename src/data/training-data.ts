@@ -35,16 +35,21 @@ export function takeRange(split: SplitSource, start: number, end: number): Tenso
   return split.read(Array.from({ length: end - start }, (_, k) => start + k));
 }
 
-/** A prepared dataset at the model's input size `size` (resized per batch when the stored size differs). */
+/**
+ * A prepared dataset at the model's input size `size` (resized per batch when the stored size
+ * differs). A validation or test split may lack grades (its figures are then over the grades it
+ * has, `model/split-figures.ts`), but needs two: AUC compares a grade with the others.
+ */
 export function loadPreparedData(dir: string, size: number): TrainingData {
   const { card, train, val, test } = openPreparedDataset(dir, size);
   for (const split of ['val', 'test'] as const) {
-    const missing = card.splits[split].per_grade.flatMap((n, grade) => (n === 0 ? [grade] : []));
-    if (missing.length > 0) {
+    const present = card.splits[split].per_grade.flatMap((n, grade) => (n > 0 ? [grade] : []));
+    if (present.length < 2) {
       for (const source of [train, val, test]) source.close();
+      const holds = present.length === 0 ? 'no photographs' : `photographs of grade ${present[0]} only`;
       throw new UserError(
-        `${join(dir, DATASET_FILE)}: the ${split} split has no photographs of grade(s) ${missing.join(', ')}, so its one-vs-rest AUC ` +
-          'is undefined: prepare it again with a larger --val/--test, or with more photographs of those grades',
+        `${join(dir, DATASET_FILE)}: the ${split} split has ${holds}, ` +
+          'so no AUC can be computed on it: prepare it again with a larger --val/--test, or with more photographs',
       );
     }
   }

@@ -13,6 +13,8 @@ import {
 import { accuracy, multiclassAuc, quadraticWeightedKappa } from './metrics.js';
 
 export interface BootstrapOptions {
+  /** The classes whose one-vs-rest AUCs are averaged (default: all). */
+  classes?: readonly number[];
   /** Number of resamples B (default 1000). */
   resamples?: number;
   /** Coverage of the interval (default 0.95). */
@@ -74,7 +76,7 @@ function percentileInterval(name: string, estimate: number, draws: number[], lev
 }
 
 /** Checks the options and fills in their defaults. */
-function checkedOptions(options: BootstrapOptions): Required<BootstrapOptions> {
+function checkedOptions(options: BootstrapOptions): Required<Omit<BootstrapOptions, 'classes'>> {
   const { resamples = 1000, level = 0.95, seed = 0 } = options;
   if (!Number.isInteger(resamples) || resamples < 1) {
     throw new Error(`resamples must be a positive integer, got ${resamples}`);
@@ -115,7 +117,7 @@ export function bootstrapStatistics<Name extends string>(
 
 /**
  * Percentile bootstrap intervals of ACC, AUC and QWK, which share the same resamples. Resamples
- * lacking a class are skipped for AUC (it is undefined there), and those with undefined QWK for
+ * lacking one of `options.classes` (default: all) are skipped for AUC (it is undefined there), and those with undefined QWK for
  * QWK. Deterministic for a given seed. Throws as multiclassAuc does if AUC is undefined on the
  * full data.
  */
@@ -129,11 +131,12 @@ export function bootstrapMetrics(
   const input = checkInputs(labels, probs, numClasses);
   const { scores } = input;
   const preds = argmaxRows(input);
-  const orders = Array.from({ length: numClasses }, (_, cls) => orderByClassScore(scores, numClasses, cls));
+  const classes = options.classes ?? Array.from({ length: numClasses }, (_, cls) => cls);
+  const orders = classes.map((cls) => orderByClassScore(scores, numClasses, cls));
   // multiclassAuc throws, naming the class, when AUC is undefined on the full data.
   const estimates = {
     acc: accuracy(labels, probs, numClasses),
-    auc: multiclassAuc(labels, probs, numClasses),
+    auc: multiclassAuc(labels, probs, numClasses, classes),
     qwk: quadraticWeightedKappa(labels, probs, numClasses),
   };
   return bootstrapStatistics(
@@ -141,10 +144,10 @@ export function bootstrapMetrics(
     estimates,
     (counts) => {
       const confusion = confusionCounts(input.labels, preds, numClasses, counts);
-      const aucs = orders.map((order, cls) => oneVsRestAuc(input.labels, scores, numClasses, cls, order, counts));
+      const aucs = orders.map((order, k) => oneVsRestAuc(input.labels, scores, numClasses, classes[k]!, order, counts));
       return {
         acc: accuracyFromConfusion(confusion),
-        auc: aucs.reduce((a, b) => a + b, 0) / numClasses,
+        auc: aucs.reduce((a, b) => a + b, 0) / classes.length,
         qwk: qwkFromConfusion(confusion),
       };
     },

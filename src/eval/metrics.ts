@@ -37,8 +37,19 @@ export interface EvalMetrics {
 
 const confusionOf = (input: EvalInputs): number[][] => confusionCounts(input.labels, argmaxRows(input), input.numClasses);
 
-function perClassAucOf({ labels, scores, numClasses }: EvalInputs): number[] {
-  return Array.from({ length: numClasses }, (_, cls) => {
+const allClasses = (numClasses: number): number[] => Array.from({ length: numClasses }, (_, cls) => cls);
+
+/**
+ * The classes that occur in `labels`. A split lacking a grade (a set graded 0-3, a small set) has
+ * no one-vs-rest AUC for it; its AUC and macro F1 are then means over these classes.
+ */
+export function classesPresent(labels: ArrayLike<number>, numClasses: number): number[] {
+  const seen = new Set(Array.from(labels));
+  return allClasses(numClasses).filter((cls) => seen.has(cls));
+}
+
+function perClassAucOf({ labels, scores, numClasses }: EvalInputs, classes: readonly number[]): number[] {
+  return classes.map((cls) => {
     const auc = oneVsRestAuc(labels, scores, numClasses, cls, orderByClassScore(scores, numClasses, cls));
     if (Number.isNaN(auc)) {
       // MedMNIST's evaluator fails here as well (sklearn's roc_auc_score raises), so no
@@ -57,8 +68,8 @@ const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / v
 /** Mean recall over the classes present in the labels (sklearn's balanced_accuracy_score). */
 const balancedAccuracyOf = (perClass: ClassMetrics[]): number => mean(perClass.filter((c) => c.support > 0).map((c) => c.recall));
 
-/** Mean F1 over all K classes (sklearn's f1_score(average='macro', labels=range(K), zero_division=0)). */
-const macroF1Of = (perClass: ClassMetrics[]): number => mean(perClass.map((c) => c.f1));
+/** Mean F1 over `classes` (sklearn's f1_score(average='macro', labels=classes, zero_division=0)). */
+const macroF1Of = (perClass: ClassMetrics[], classes: readonly number[]): number => mean(classes.map((cls) => perClass[cls]!.f1));
 
 function calibrationErrorOf(input: EvalInputs, bins: number): number {
   if (!Number.isInteger(bins) || bins < 1) throw new Error(`bins must be a positive integer, got ${bins}`);
@@ -92,15 +103,20 @@ export function accuracy(labels: ArrayLike<number>, probs: Scores, numClasses: n
 /**
  * One-vs-rest ROC AUC of each class's score, ties scored as sklearn's roc_auc_score scores them.
  * Throws when a class is absent from the labels (or is the only class present), as MedMNIST's
- * evaluator does.
+ * evaluator does. `classes` (default: all) chooses which, in that order.
  */
-export function perClassAuc(labels: ArrayLike<number>, probs: Scores, numClasses: number): number[] {
-  return perClassAucOf(checkInputs(labels, probs, numClasses));
+export function perClassAuc(
+  labels: ArrayLike<number>,
+  probs: Scores,
+  numClasses: number,
+  classes: readonly number[] = allClasses(numClasses),
+): number[] {
+  return perClassAucOf(checkInputs(labels, probs, numClasses), classes);
 }
 
-/** MedMNIST's multi-class AUC: the mean of perClassAuc. */
-export function multiclassAuc(labels: ArrayLike<number>, probs: Scores, numClasses: number): number {
-  return mean(perClassAuc(labels, probs, numClasses));
+/** MedMNIST's multi-class AUC: the mean of perClassAuc (over `classes`, default all). */
+export function multiclassAuc(labels: ArrayLike<number>, probs: Scores, numClasses: number, classes?: readonly number[]): number {
+  return mean(perClassAuc(labels, probs, numClasses, classes));
 }
 
 /**
@@ -133,7 +149,7 @@ export function balancedAccuracy(labels: ArrayLike<number>, probs: Scores, numCl
  * f1_score(average='macro', labels=range(K), zero_division=0).
  */
 export function macroF1(labels: ArrayLike<number>, probs: Scores, numClasses: number): number {
-  return macroF1Of(perClassMetrics(labels, probs, numClasses));
+  return macroF1Of(perClassMetrics(labels, probs, numClasses), allClasses(numClasses));
 }
 
 /**
@@ -150,16 +166,24 @@ export function expectedCalibrationError(
   return calibrationErrorOf(checkInputs(labels, probs, numClasses), bins);
 }
 
-/** All metrics at once from probabilities (softmax outputs), validating the inputs once. */
-export function computeMetrics(labels: ArrayLike<number>, probs: Scores, numClasses: number): EvalMetrics {
+/**
+ * All metrics at once from probabilities (softmax outputs), validating the inputs once. AUC and
+ * macro F1 are means over `classes` (default: all K, as MedMNIST's evaluator; each must occur).
+ */
+export function computeMetrics(
+  labels: ArrayLike<number>,
+  probs: Scores,
+  numClasses: number,
+  classes: readonly number[] = allClasses(numClasses),
+): EvalMetrics {
   const input = checkInputs(labels, probs, numClasses);
   const confusion = confusionOf(input);
   const perClass = classMetricsFromConfusion(confusion);
   return {
     acc: accuracyFromConfusion(confusion),
-    auc: mean(perClassAucOf(input)),
+    auc: mean(perClassAucOf(input, classes)),
     qwk: qwkFromConfusion(confusion),
-    macro_f1: macroF1Of(perClass),
+    macro_f1: macroF1Of(perClass, classes),
     balanced_acc: balancedAccuracyOf(perClass),
     ece: calibrationErrorOf(input, DEFAULT_CALIBRATION_BINS),
     confusion,

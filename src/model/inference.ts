@@ -2,7 +2,7 @@
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { withEval, type FeatureClassifier, type Module, type Objective } from '../nn/index.js';
-import { computeMetrics, type EvalMetrics } from '../eval/index.js';
+import { classesPresent, computeMetrics, type EvalMetrics } from '../eval/index.js';
 import { type SplitSource, takeRange } from '../data/training-data.js';
 import { ModelOutputError } from '../errors.js';
 
@@ -102,7 +102,8 @@ export function predictSplit(model: Module, objective: Objective, split: SplitSo
 export function evaluateSplit(model: Module, objective: Objective, split: SplitSource, options: InferenceOptions = {}): SplitEvaluation {
   const probs = predictSplit(model, objective, split, options);
   const numClasses = probs.length / split.count;
-  const metrics = computeMetrics(split.labels, probs, numClasses);
+  // Over the grades the split has: a small or 0-3 graded validation split still selects epochs.
+  const metrics = computeMetrics(split.labels, probs, numClasses, classesPresent(split.labels, numClasses));
   let nll = 0;
   split.labels.forEach((label, i) => {
     nll -= Math.log(Math.max(1e-12, probs[i * numClasses + label]));

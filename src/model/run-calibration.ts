@@ -3,6 +3,7 @@
 // vision-threatening decisions, and the uncertainty above which a prediction goes to a human.
 // Written by train (src/train/outputs.ts), read by openRun only.
 import { z } from 'zod';
+import { UserError } from '../errors.js';
 import { NUM_GRADES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
 import {
   applyTemperature,
@@ -60,6 +61,13 @@ export function chooseOperatingPoints(
       probabilityAtLeast(tempered.subarray(i * NUM_GRADES, (i + 1) * NUM_GRADES), cut),
     );
     const positive = Array.from(labels, (label) => label >= cut);
+    if (!positive.includes(true) || !positive.includes(false)) {
+      const side = positive.includes(true) ? `below grade ${cut}` : `of grade >= ${cut}`;
+      throw new UserError(
+        `the validation split has no image ${side}, so the operating point of that cut-off cannot be chosen on it: ` +
+          'prepare the dataset again with a larger --val',
+      );
+    }
     return { threshold: chooseThreshold(positive, scores, minSensitivity), minSensitivity };
   };
   return { referable: operatingPoint(REFERABLE_GRADE), vision_threatening: operatingPoint(VISION_THREATENING_GRADE) };

@@ -84,30 +84,35 @@ const rocValues = (name: string, points: RocPoint[]) => [
 
 /**
  * One-vs-rest ROC of each grade and the referable ROC (P(grade >= 2)), with the operating point
- * chosen on validation marked on the referable curve.
+ * chosen on validation marked on the referable curve. Grades the split lacks have no curve, and
+ * without an operating point (no image on one side of the cut-off) neither has referable DR.
  */
 export function rocChart(
   labels: number[],
   probs: number[][],
   referableGrade: number,
-  operatingPoint: { sensitivity: number; specificity: number },
+  operatingPoint: { sensitivity: number; specificity: number } | undefined,
 ): TopLevelSpec {
   const perGrade = GRADE_NAMES.flatMap((name, g) =>
-    rocValues(
-      `${g} ${name}`,
-      rocCurve(
-        labels.map((l) => l === g),
-        probs.map((p) => p[g]!),
-      ),
-    ),
+    !labels.includes(g)
+      ? []
+      : rocValues(
+          `${g} ${name}`,
+          rocCurve(
+            labels.map((l) => l === g),
+            probs.map((p) => p[g]!),
+          ),
+        ),
   );
-  const referable = rocValues(
-    `referable (>= ${referableGrade})`,
-    rocCurve(
-      labels.map((l) => l >= referableGrade),
-      probs.map((p) => p.slice(referableGrade).reduce((a, b) => a + b, 0)),
-    ),
-  );
+  const referable = operatingPoint
+    ? rocValues(
+        `referable (>= ${referableGrade})`,
+        rocCurve(
+          labels.map((l) => l >= referableGrade),
+          probs.map((p) => p.slice(referableGrade).reduce((a, b) => a + b, 0)),
+        ),
+      )
+    : [];
   return {
     width: WIDTH,
     height: WIDTH,
@@ -122,11 +127,15 @@ export function rocChart(
           strokeWidth: { condition: { test: "indexof(datum.curve, 'referable') === 0", value: 3 }, value: 1.2 },
         },
       },
-      {
-        data: { values: [{ fpr: 1 - operatingPoint.specificity, tpr: operatingPoint.sensitivity, label: 'operating point' }] },
-        mark: { type: 'point', shape: 'diamond', size: 140, filled: true, color: 'black' },
-        encoding: { x: { field: 'fpr', type: 'quantitative' }, y: { field: 'tpr', type: 'quantitative' } },
-      },
+      ...(operatingPoint
+        ? [
+            {
+              data: { values: [{ fpr: 1 - operatingPoint.specificity, tpr: operatingPoint.sensitivity, label: 'operating point' }] },
+              mark: { type: 'point' as const, shape: 'diamond', size: 140, filled: true, color: 'black' },
+              encoding: { x: { field: 'fpr', type: 'quantitative' as const }, y: { field: 'tpr', type: 'quantitative' as const } },
+            },
+          ]
+        : []),
     ],
   };
 }

@@ -33,7 +33,9 @@ function splitRow(name: string, f: SplitFigures): string {
   );
 }
 
-function operatingRow(name: string, split: string, key: string, p: OperatingPointReport): string {
+function operatingRow(name: string, split: string, key: string, p: OperatingPointReport | undefined): string {
+  if (!p)
+    return `<tr><th scope="row">${name}</th><td>${split}</td><td colspan="5">not reported: no image on one side of the cut-off</td></tr>`;
   return (
     `<tr><th scope="row">${name}</th><td>${split}</td><td>${p.positives} / ${p.positives + p.negatives}</td>` +
     `${cell(`${split}.${key}.auc`, withInterval(p.auc, p.ci95.auc), p.auc)}<td>${fixed(p.threshold)}</td>` +
@@ -71,7 +73,7 @@ export function reportableMetrics(path: string): RunMetrics {
     if (!run.has(name)) throw new UserError(`${path} is not a finished run: ${run.file(name)} is missing`);
   }
   const metrics = run.readJson<RunMetrics>('metrics');
-  if (!metrics.test.referable || !metrics.calibration) {
+  if (!metrics.val.referable || !metrics.calibration) {
     throw new UserError(`${run.file('metrics')} has no referable figures or calibration: retrain the run with this version to report it`);
   }
   return metrics;
@@ -97,7 +99,7 @@ export async function writeReport(path: string, testImages: SplitSource): Promis
     [
       'roc',
       'ROC on test: each grade one-vs-rest, and referable DR with the operating point chosen on validation',
-      renderSvg(rocChart(labels, probs, REFERABLE_GRADE, test.referable!)),
+      renderSvg(rocChart(labels, probs, REFERABLE_GRADE, test.referable)),
     ],
     [
       'reliability',
@@ -120,11 +122,13 @@ export async function writeReport(path: string, testImages: SplitSource): Promis
   const gradeIntervals = bootstrapPerGrade(labels, probs, NUM_GRADES);
   const gradeRows = test.per_class.map((c, g) => {
     const { recall, precision, auc } = gradeIntervals[g]!;
-    const aucOfGrade = test.auc_per_grade[g]!;
+    const aucOfGrade = test.auc_per_grade[g];
+    // null: the split has no image of this grade, so its one-vs-rest AUC is undefined.
+    const aucCell = aucOfGrade == null ? '<td>-</td>' : intervalCell(`test.auc.${g}`, aucOfGrade, auc);
     return (
       `<tr><th scope="row">${g} ${escapeHtml(GRADE_NAMES[g]!)}</th><td>${c.support}</td>` +
       `${intervalCell(`test.recall.${g}`, c.recall, recall)}${intervalCell(`test.precision.${g}`, c.precision, precision)}` +
-      `<td>${fixed(c.f1)}</td>${intervalCell(`test.auc.${g}`, aucOfGrade, auc)}</tr>`
+      `<td>${fixed(c.f1)}</td>${aucCell}</tr>`
     );
   });
   const picks = galleryPicks(labels, probs);
@@ -140,7 +144,7 @@ export async function writeReport(path: string, testImages: SplitSource): Promis
   const screening = [
     [`referable (grade &ge; ${REFERABLE_GRADE})`, 'referable'] as const,
     [`vision-threatening (grade &ge; ${VISION_THREATENING_GRADE})`, 'vision_threatening'] as const,
-  ].flatMap(([name, key]) => [operatingRow(name, 'val', key, val[key]!), operatingRow(name, 'test', key, test[key]!)]);
+  ].flatMap(([name, key]) => [operatingRow(name, 'val', key, val[key]), operatingRow(name, 'test', key, test[key])]);
   const html = `<!doctype html>
 <html lang="en">
 <head>

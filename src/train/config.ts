@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { AugmentSchema } from '../data/augment/index.js';
 import { NUM_GRADES } from '../data/grades.js';
-import { DEFAULT_IMAGE_SIZE, IMAGE_SIZES } from '../data/registry.js';
+import { MIN_PREPARED_SIZE } from '../data/prepared-dataset.js';
+import { DEFAULT_IMAGE_SIZE, IMAGE_SIZES, isImageSize } from '../data/registry.js';
 import { LossConfigSchema, ModelConfigSchema, ModelNameSchema, PrecisionSchema, createObjective, type ModelConfig } from '../nn/index.js';
 import { OptimizerConfigSchema, ScheduleConfigSchema } from '../optim/index.js';
 import { resolvePrecision } from '../torch/index.js';
@@ -21,8 +22,12 @@ export const RunConfigSchema = z
     data: z.string().min(1).optional(),
     /** A finished single-model run whose selected weights the model starts from (`train/init.ts`). */
     init: z.string().min(1).optional(),
-    /** Model input size; images from a smaller file are upsampled (recorded in metrics.json). */
-    size: z.literal([...IMAGE_SIZES]).default(DEFAULT_IMAGE_SIZE),
+    /**
+     * Model input size. On RetinaMNIST one of its files' sizes (images from a smaller file are
+     * upsampled, recorded in metrics.json); on a prepared dataset any size up to the stored one,
+     * by default 64 or the stored size when smaller (resolved from dataset.json by the CLI).
+     */
+    size: z.number().int().min(MIN_PREPARED_SIZE).default(DEFAULT_IMAGE_SIZE),
     /** The architecture; the input size, channels and head width follow from the rest (modelConfigOf). */
     model: ModelConfigSchema.pick({ width: true, dropout: true, stemStride: true })
       .extend({ name: ModelNameSchema.default('cnn') })
@@ -76,6 +81,13 @@ export const RunConfigSchema = z
         code: 'custom',
         path: ['seed'],
         message: `with an ensemble of ${config.ensemble}, the seed must be at most ${largestSeed}`,
+      });
+    }
+    if (config.data === undefined && !isImageSize(config.size)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['size'],
+        message: `expected one of ${IMAGE_SIZES.join(', ')} (RetinaMNIST's files); other sizes need a prepared dataset (--data)`,
       });
     }
     if (config.model.stemStride !== undefined && config.model.name !== 'cnn') {

@@ -10,6 +10,8 @@ import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import type { RunConfig } from './config.js';
 
 const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+/** A grade's AUC, '-' for a grade the split lacks. */
+const aucText = (auc: number | null | undefined): string => (auc == null ? '-' : fixed(auc));
 const withInterval = (x: number, ci: Interval): string => `${fixed(x)} [${fixed(ci.lo)}, ${fixed(ci.hi)}]`;
 const tableRow = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
 
@@ -60,26 +62,36 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
       fixed(f.balanced_acc),
       fixed(f.ece),
     ]);
-  const valRow = splitRow(`validation (${dataset.splitSizes.val})`, val);
-  const testRow = splitRow(`test (${dataset.splitSizes.test})`, test);
+  // The images each split's figures are over (a prepared dataset's splits are not RetinaMNIST's).
+  const imagesOf = (f: typeof val): number => f.per_class.reduce((sum, c) => sum + c.support, 0);
+  const valRow = splitRow(`validation (${imagesOf(val)})`, val);
+  const testRow = splitRow(`test (${imagesOf(test)})`, test);
   const gradeRows = test.per_class.map((c, i) =>
-    tableRow([`${i} ${GRADE_NAMES[i]}`, c.support, fixed(c.precision), fixed(c.recall), fixed(c.f1), fixed(test.auc_per_grade[i]!)]),
+    tableRow([`${i} ${GRADE_NAMES[i]}`, c.support, fixed(c.precision), fixed(c.recall), fixed(c.f1), aucText(test.auc_per_grade[i])]),
   );
   const confusionRows = test.confusion.map((row, t) => tableRow([`${t} ${GRADE_NAMES[t]}`, ...row]));
-  const operatingRow = (name: string, split: string, point: OperatingPointReport) =>
-    tableRow([
-      name,
-      split,
-      `${point.positives} / ${point.positives + point.negatives}`,
-      withInterval(point.auc, point.ci95.auc),
-      fixed(point.threshold),
-      withInterval(point.sensitivity, point.ci95.sensitivity),
-      withInterval(point.specificity, point.ci95.specificity),
-    ]);
+  const operatingRow = (name: string, split: string, point: OperatingPointReport | undefined) =>
+    point === undefined
+      ? tableRow([name, split, 'not reported: no image on one side of the cut-off', '', '', '', ''])
+      : tableRow([
+          name,
+          split,
+          `${point.positives} / ${point.positives + point.negatives}`,
+          withInterval(point.auc, point.ci95.auc),
+          fixed(point.threshold),
+          withInterval(point.sensitivity, point.ci95.sensitivity),
+          withInterval(point.specificity, point.ci95.specificity),
+        ]);
   const screeningRows = [
     [`referable (grade >= ${REFERABLE_GRADE})`, 'referable'] as const,
     [`vision-threatening (grade >= ${VISION_THREATENING_GRADE})`, 'vision_threatening'] as const,
-  ].flatMap(([name, key]) => [operatingRow(name, 'validation', val[key]!), operatingRow(name, 'test', test[key]!)]);
+  ].flatMap(([name, key]) => [operatingRow(name, 'validation', val[key]), operatingRow(name, 'test', test[key])]);
+  const absentNotes = (
+    [
+      ['Validation', val],
+      ['Test', test],
+    ] as const
+  ).flatMap(([name, f]) => (f.note ? [`- ${name}: ${f.note}.`] : []));
   const { calibration, uncertainty } = metrics;
 
   const rarest = test.per_class.reduce((low, c, i) => (c.support > 0 && c.support < test.per_class[low]!.support ? i : low), 0);
@@ -124,7 +136,7 @@ intervals over the split's images.
 | --- | --- | --- | --- | --- | --- | --- |
 ${valRow}
 ${testRow}
-
+${absentNotes.length > 0 ? `\n${absentNotes.join('\n')}\n` : ''}
 Per grade on test (AUC: one-vs-rest):
 
 | grade | support | precision | recall | F1 | AUC |

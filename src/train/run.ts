@@ -1,6 +1,8 @@
 // `train`: the whole run. Decides what may happen to the --out folder, loads the data, trains a
 // single model (loop.ts) or an ensemble (ensemble.ts), and writes the outputs (outputs.ts).
 import { existsSync, rmSync } from 'node:fs';
+import { checkTrainingSize } from '../data/prepared-dataset.js';
+import type { ImageSize } from '../data/registry.js';
 import { loadRetinaTensors } from '../data/retinamnist.js';
 import { loadPreparedData, releaseTrainingData, type TrainingData } from '../data/training-data.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
@@ -59,10 +61,11 @@ export async function train(options: TrainOptions): Promise<{ runDir: RunDir; me
   // Missing or unreadable data: nothing made yet.
   const data: TrainingData = config.data
     ? loadPreparedData(config.data, config.size)
-    : loadRetinaTensors({ dataDir: options.dataDir, size: config.size });
+    : loadRetinaTensors({ dataDir: options.dataDir, size: config.size as ImageSize });
   // Preparing the splits freed large blocks of sizes training will not ask for: give them back.
   torch.emptyCpuCache();
   try {
+    if (config.data) checkTrainingSize(config.data, data.source.size, config.size);
     if (!writes) return await trainWith(run, data, options);
     const existedBefore = existsSync(options.outDir);
     run.create();

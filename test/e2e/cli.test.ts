@@ -308,7 +308,11 @@ describe('bad input', () => {
   it.each([
     [
       ['--size', '33'],
-      ["'--size <px>'", '28, 64, 128, 224'],
+      ['--size (size)', '28, 64, 128, 224', 'other sizes need a prepared dataset (--data)'],
+    ],
+    [
+      ['--size', '4'],
+      ["'--size <px>'", 'an integer >= 8'],
     ],
     [
       ['--arch', 'vgg'],

@@ -13,6 +13,7 @@ const work = mkdtempSync(join(tmpdir(), 'retinagrade-e2e-prepare-'));
 const source = join(work, 'aptos', 'train_images');
 const labels = join(work, 'aptos', 'train.csv');
 const PHOTOS = 50;
+let exported: Awaited<ReturnType<typeof exportMany>> = [];
 
 function cli(args: string[]) {
   const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
@@ -45,7 +46,7 @@ function prepareUntil(out: string, lines: number): Promise<number> {
 
 beforeAll(async () => {
   if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
-  const exported = await exportMany(source, PHOTOS, (i, ext) => `p${String(i).padStart(3, '0')}.${ext}`, 0, gradesInTurn(PHOTOS, 500));
+  exported = await exportMany(source, PHOTOS, (i, ext) => `p${String(i).padStart(3, '0')}.${ext}`, 0, gradesInTurn(PHOTOS, 500));
   const samples = copySamples(source, (f) => f);
   writeCsv(
     labels,
@@ -112,5 +113,54 @@ describe('train --data, --init and evaluate --data', () => {
     const misfit = cli(['train', ...quick, '--width', '16', '--data', dataset(), '--init', base, '--out', join(work, 'run-misfit')]);
     expect(misfit.code).toBe(1);
     expect(misfit.stderr).toMatch(/--init .*run-retinamnist: its weights do not fit this model/);
+  });
+});
+
+describe('train --data: input sizes, and a set graded 0-3', () => {
+  const graded03 = join(work, 'graded-0-3');
+  const run = join(work, 'run-0-3');
+  beforeAll(() => {
+    const labels03 = join(work, 'graded-0-3.csv');
+    writeCsv(
+      labels03,
+      ['id_code', 'diagnosis'],
+      exported.filter((e) => e.grade < 4).map((e) => [e.name.replace(/\.[a-z]+$/, ''), e.grade]),
+    );
+    const prepared = cli(['prepare', source, '--labels', labels03, '--out', graded03, '--size', '256', '--val', '0.2', '--test', '0.2']);
+    expect(prepared.code, prepared.stderr).toBe(0);
+  }, 120_000);
+
+  it("defaults to the datasheet's 64x64, trains above 224 up to the prepared size, and refuses more naming both", () => {
+    const printed = cli(['train', '--data', graded03, '--print-config']);
+    expect(JSON.parse(printed.stdout).size).toBe(64);
+    const refused = cli(['train', ...quick, '--data', graded03, '--size', '320', '--out', join(work, 'run-too-big')]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `--size 320 is larger than the 256x256 images ${graded03} was prepared at: train at --size 256 or less, ` +
+        'or prepare the photographs again with --size 320',
+    );
+    expect(existsSync(join(work, 'run-too-big'))).toBe(false);
+    const trained = cli(['train', ...quick, '--data', graded03, '--size', '240', '--out', run]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(json(join(run, 'config.json')).size).toBe(240);
+  });
+
+  it('reports the figures over grades 0-3 with a note in metrics.json, the model card and evaluate', () => {
+    const note = 'no image of grade 4 in this split: AUC and macro F1 are means over grades 0, 1, 2, 3';
+    const metrics = json(join(run, 'metrics.json'));
+    for (const split of ['val', 'test']) {
+      expect(metrics[split].grades_absent).toEqual([4]);
+      expect(metrics[split].note).toBe(note);
+      expect(metrics[split].auc_per_grade[4]).toBeNull();
+    }
+    expect(readFileSync(join(run, 'MODEL_CARD.md'), 'utf8')).toContain(`- Test: ${note}.`);
+    const evaluated = cli(['evaluate', '--model', run, '--data', graded03, '--split', 'test', '--json']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    const report = JSON.parse(evaluated.stdout);
+    expect(report.note).toBe(note);
+    expect(report.auc).toBeGreaterThanOrEqual(0);
+    expect(report.notes).toContain('no photographs of grade(s) Proliferative DR: this dataset may grade on another scale');
+    const text = cli(['evaluate', '--model', run, '--data', graded03, '--split', 'test']);
+    expect(text.stdout).toContain(`note: ${note}`);
   });
 });

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { GRADE_NAMES } from '../../data/grades.js';
 import { writeMontage } from '../../data/montage.js';
+import { MIN_PREPARED_SIZE, PREPARED_TRAINING_SIZE } from '../../data/prepared-dataset.js';
 import { IMAGE_SIZES } from '../../data/registry.js';
 import { ensureRetinaFile, loadRetinaTensors } from '../../data/retinamnist.js';
 import { UserError } from '../../errors.js';
@@ -17,7 +18,7 @@ import { RunDir } from '../../model/run-dir.js';
 import { runStatus } from '../../model/run-status.js';
 import { addDataOptions, downloadBar, firstUse } from '../data-download.js';
 import { headlineText, splitFiguresText } from '../figures-text.js';
-import { integerAtLeast, integerChoice, parseNumber, precisionOption } from '../options.js';
+import { integerAtLeast, parseNumber, precisionOption } from '../options.js';
 import { distTimeoutOption, launchTrain, nprocOption, type LaunchFlags } from './launch.js';
 import { createProgress } from './progress.js';
 import { CONFIG_FLAGS, resolveRunConfig, resumedRunConfig, type TrainFlags } from './config-flags.js';
@@ -50,6 +51,7 @@ function summary(metrics: RunMetrics): string {
       ? `ensemble of ${metrics.best_epoch.length}, best epochs ${metrics.best_epoch.join(', ')}, ${metrics.seconds.toFixed(0)} s`
       : `best epoch ${metrics.best_epoch}, ${metrics.seconds.toFixed(0)} s`,
     headlineText('val ', metrics.val),
+    metrics.val.note ? `  note: ${metrics.val.note}` : '',
     splitFiguresText('test', metrics.test),
     calibrationText(metrics),
     metrics.data.upsampled_from ? `(inputs upsampled from ${metrics.data.upsampled_from}x${metrics.data.upsampled_from})` : '',
@@ -142,7 +144,12 @@ export function registerTrainCommands(program: Command): void {
     .addOption(new Option('--model <name>', 'not a train flag: --arch sets the architecture').hideHelp())
     .option('--width <n>', "channels of the first stage (default: the architecture's)", integerAtLeast(1))
     .option('--dropout <p>', `dropout before the classifier${defaultOf(model.dropout)}`, parseNumber)
-    .option('--size <px>', `model input size: ${IMAGE_SIZES.join(', ')}${defaultOf(fields.size)}`, integerChoice(IMAGE_SIZES))
+    .option(
+      '--size <px>',
+      `model input size: ${IMAGE_SIZES.join(', ')} on RetinaMNIST${defaultOf(fields.size)}; with --data any size up to the ` +
+        `prepared one (default: ${PREPARED_TRAINING_SIZE}, or the prepared size when smaller)`,
+      integerAtLeast(MIN_PREPARED_SIZE),
+    )
     .option('--epochs <n>', `training epochs${defaultOf(fields.epochs)}`, integerAtLeast(1))
     .option('--batch-size <n>', `images per step, at least 2${defaultOf(fields.batchSize)}`, integerAtLeast(2))
     .addOption(precisionOption('train'))

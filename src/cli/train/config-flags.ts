@@ -1,11 +1,13 @@
 // Turns `train` flags, an optional --config file and a recipe (or, on --resume, the run's own
 // config.json) into one validated RunConfig, and speaks of its keys the way the user typed them.
-// Precedence, lowest first: schema defaults, the recipe, the config file, the flags.
+// Precedence, lowest first: schema defaults, a prepared dataset's default size, the recipe, the
+// config file, the flags.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 import { UserError } from '../../errors.js';
+import { defaultTrainingSize, readDatasetJson } from '../../data/prepared-dataset.js';
 import { MAX_JSON_BYTES, readRegularFileSync } from '../../io/regular-file.js';
 import { RUN_FILES } from '../../model/run-dir.js';
 import { RunConfigSchema, configOfSaved, type RunConfig } from '../../train/config.js';
@@ -140,7 +142,10 @@ export function resolveRunConfig(flags: TrainFlags): RunConfig {
   }
   let merged = layer({ recipe }, RECIPES[recipe] as Plain);
   if (flags.config) merged = layer(merged, readConfigFile(flags.config));
-  return parseRunConfig(layer(merged, flagsToConfig(flags)), flags.config ? `flags and ${flags.config}` : 'flags');
+  merged = layer(merged, flagsToConfig(flags));
+  // Training on a prepared dataset defaults to the datasheet's 64x64 where its stored size allows.
+  if (typeof merged.data === 'string' && merged.size === undefined) merged.size = defaultTrainingSize(readDatasetJson(merged.data).size);
+  return parseRunConfig(merged, flags.config ? `flags and ${flags.config}` : 'flags');
 }
 
 /** Leaf paths where two JSON values differ (a whole subtree when one side is not an object). */

@@ -1,9 +1,12 @@
 // What a source folder holds, before any photograph is decoded: the list of (image file, grade,
 // patient, split) it names, and every input that cannot be used with the reason why. Two layouts:
-// a labels CSV naming the images (APTOS, EyePACS, IDRiD, Messidor, DeepDRiD exports: columns are
-// detected by name), or one subfolder per grade.
+// a labels file naming the images (CSV, or an Excel workbook's first sheet as IDRiD and Messidor ship
+// them; APTOS, EyePACS, IDRiD, Messidor, DeepDRiD exports: columns are detected by name), or one
+// subfolder per grade.
 import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, sep } from 'node:path';
+import { createRequire } from 'node:module';
+import type * as Sheets from '@e965/xlsx';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../../errors.js';
 import { readRegularFileSync } from '../../io/regular-file.js';
@@ -40,7 +43,7 @@ export interface Columns {
 }
 
 export interface SourceListing {
-  layout: 'labels-csv' | 'grade-folders';
+  layout: 'labels-csv' | 'labels-excel' | 'grade-folders';
   columns?: Columns;
   /** How patients were found: a column, EyePACS-style names (`10_left`), or not at all. */
   groups: 'column' | 'eyepacs-names' | 'none';
@@ -153,14 +156,39 @@ function deriveGroups(entries: SourceEntry[]): boolean {
   return true;
 }
 
-export function listFromLabels(root: string, labelsFile: string, flags: ColumnFlags): SourceListing {
-  const text = readRegularFileSync(labelsFile, MAX_LABELS_BYTES, 'a labels file (CSV)').toString('utf8');
-  let rows: string[][];
+/** Excel workbooks (IDRiD's .xlsx, Messidor's .xls); any other labels file is read as CSV. */
+const EXCEL_EXTENSIONS = new Set(['.xlsx', '.xls']);
+const isExcel = (labelsFile: string): boolean => EXCEL_EXTENSIONS.has(extname(labelsFile).toLowerCase());
+
+/** The first sheet's cells as text, row by row, as Excel displays them (a grade cell 2 reads '2'). */
+function readExcelRows(labelsFile: string, bytes: Buffer): string[][] {
+  // Loaded on use: SheetJS adds ~35 ms to the start of every command otherwise.
+  const XLSX = createRequire(import.meta.url)('@e965/xlsx') as typeof Sheets;
+  let sheet: Sheets.WorkSheet | undefined;
   try {
-    rows = parse(text, { bom: true, skip_empty_lines: true, relax_column_count: true, trim: true });
+    const book = XLSX.read(bytes, { type: 'buffer', dense: true });
+    sheet = book.Sheets[book.SheetNames[0] ?? ''];
+  } catch (error) {
+    throw new UserError(`${labelsFile}: not a readable Excel workbook (${(error as Error).message})`);
+  }
+  if (!sheet) throw new UserError(`${labelsFile}: the workbook has no sheet`);
+  const rows = XLSX.utils.sheet_to_json<unknown[]>(sheet, { header: 1, raw: false, defval: '', blankrows: false });
+  return rows.map((row) => row.map((cell) => String(cell).trim()));
+}
+
+/** A labels file's rows, header first: CSV (quoting, BOM, ragged rows) or an Excel workbook's first sheet. */
+function readLabelRows(labelsFile: string): string[][] {
+  const bytes = readRegularFileSync(labelsFile, MAX_LABELS_BYTES, `a labels file (${isExcel(labelsFile) ? 'Excel' : 'CSV'})`);
+  if (isExcel(labelsFile)) return readExcelRows(labelsFile, bytes);
+  try {
+    return parse(bytes.toString('utf8'), { bom: true, skip_empty_lines: true, relax_column_count: true, trim: true });
   } catch (error) {
     throw new UserError(`${labelsFile}: not a readable CSV file (${(error as Error).message})`);
   }
+}
+
+export function listFromLabels(root: string, labelsFile: string, flags: ColumnFlags): SourceListing {
+  const rows = readLabelRows(labelsFile);
   const [header, ...body] = rows;
   if (!header) throw new UserError(`${labelsFile}: empty labels file`);
   const columns = detectColumns(header, flags, labelsFile);
@@ -211,7 +239,7 @@ export function listFromLabels(root: string, labelsFile: string, flags: ColumnFl
     if (!named.has(image)) skipped.push({ input: image, reason: `no row in ${basename(labelsFile)}` });
   }
   const groups = groupAt >= 0 ? 'column' : deriveGroups(entries) ? 'eyepacs-names' : 'none';
-  return { layout: 'labels-csv', columns, groups, entries, skipped };
+  return { layout: isExcel(labelsFile) ? 'labels-excel' : 'labels-csv', columns, groups, entries, skipped };
 }
 
 /** Subfolders `0`..`4` or named after the grades (any case); images elsewhere are skipped. */

@@ -1,11 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../../src/cli/main.js';
 import { closestMatch } from '../../../src/cli/options.js';
 import { CONFIG_FLAGS, resolveRunConfig, resumedRunConfig } from '../../../src/cli/train/config-flags.js';
+import { prepareDataset } from '../../../src/data/prepare/prepare.js';
 import { legacySavedConfigOf, savedConfigOf } from '../../../src/train/config.js';
+import { dataDir } from '../../data/prepare/make-sources.js';
 
 /** A folder holding a run's config.json, as train writes it (or in the legacy form). */
 function runWithConfig(saved: object): string {
@@ -46,6 +48,39 @@ describe('the flag table', () => {
   });
 });
 
+describe('the input size on a prepared dataset', async () => {
+  // One prepared card, copied with other stored sizes: resolving the config reads only dataset.json.
+  const work = mkdtempSync(join(tmpdir(), 'retinagrade-config-size-'));
+  await prepareDataset({ source: join(dataDir, 'retinamnist.npz'), out: join(work, 'npz') });
+  const card = JSON.parse(readFileSync(join(work, 'npz', 'dataset.json'), 'utf8'));
+  const preparedAt = (size: number): string => {
+    const dir = join(work, `at-${size}`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'dataset.json'), JSON.stringify({ ...card, size }));
+    return dir;
+  };
+  const [at28, at128, at320] = [preparedAt(28), preparedAt(128), preparedAt(320)];
+
+  it("defaults to the datasheet's 64 where the stored size allows, else the stored size; RetinaMNIST keeps 28", () => {
+    expect(resolveRunConfig({ data: at128 }).size).toBe(64);
+    expect(resolveRunConfig({ data: at320 }).size).toBe(64);
+    expect(resolveRunConfig({ data: at28 }).size).toBe(28);
+    expect(resolveRunConfig({}).size).toBe(28);
+    expect(resolveRunConfig({ data: at128, size: 96 }).size).toBe(96);
+    const file = join(work, 'sized.json');
+    writeFileSync(file, JSON.stringify({ size: 128 }));
+    expect(resolveRunConfig({ data: at320, config: file }).size).toBe(128);
+  });
+
+  it('takes sizes above 224 with --data (the stored size is checked when training starts); RetinaMNIST only its files', () => {
+    expect(resolveRunConfig({ data: at320, size: 288 }).size).toBe(288);
+    expect(() => resolveRunConfig({ size: 288 })).toThrow(
+      "--size (size): expected one of 28, 64, 128, 224 (RetinaMNIST's files); other sizes need a prepared dataset (--data)",
+    );
+    expect(() => resolveRunConfig({ data: join(work, 'nothing') })).toThrow(/nothing is not a prepared dataset/);
+  });
+});
+
 describe('resuming from config.json', () => {
   const config = resolveRunConfig({ epochs: 100, arch: 'cnn' });
 
@@ -66,7 +101,7 @@ describe('resuming from config.json', () => {
   });
 
   it('keeps --data and --init of a run on a prepared dataset, and names them when they contradict it', () => {
-    const prepared = resolveRunConfig({ arch: 'cnn', data: 'data/aptos-224', init: 'runs/base' });
+    const prepared = resolveRunConfig({ arch: 'cnn', data: 'data/aptos-224', init: 'runs/base', size: 224 });
     const dir = runWithConfig(savedConfigOf(prepared));
     expect(resumedRunConfig(dir, {})).toMatchObject({ data: 'data/aptos-224', init: 'runs/base' });
     expect(() => resumedRunConfig(dir, { data: 'data/other' })).toThrow(`--data "data/other" differs from the run's "data/aptos-224"`);

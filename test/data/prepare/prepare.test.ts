@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as XLSX from '@e965/xlsx';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { preprocessFundus } from '../../../src/data/fundus.js';
@@ -173,6 +174,41 @@ describe('prepare: given splits, grade folders, a MedMNIST npz', () => {
     expect(card.splits.test.sources).toEqual(exported.slice(15).map((e) => e.name));
     expect(card.splits.train.count + card.splits.val.count).toBe(15);
     expect(card.splits.val.count).toBeGreaterThan(0);
+  });
+
+  it('an Excel labels file (IDRiD .xlsx, numeric grade cells, the first sheet) is read with the same column detection', async () => {
+    const source = join(work, 'idrid-xlsx');
+    const exported = await exportMany(source, 10, (i, ext) => `IDRiD_${String(i).padStart(3, '0')}.${ext}`, 320);
+    const stem = (name: string) => name.replace(/\.[a-z]+$/, '');
+    const sheet = XLSX.utils.aoa_to_sheet([
+      ['Image name', 'Retinopathy grade', 'Risk of macular edema '],
+      ...exported.map((e) => [stem(e.name), e.grade, 0]),
+      ['IDRiD_999', 2, 0], // no such image
+    ]);
+    const book = XLSX.utils.book_new();
+    XLSX.utils.book_append_sheet(book, sheet, 'Training Set');
+    XLSX.utils.book_append_sheet(book, XLSX.utils.aoa_to_sheet([['unrelated']]), 'Notes');
+    const labels = join(work, 'IDRiD_Disease Grading_Training Labels.xlsx');
+    writeFileSync(labels, XLSX.write(book, { type: 'buffer', bookType: 'xlsx' }));
+    const { card } = await prepareDataset({ source, labels, out: join(work, 'idrid-xlsx-prepared'), size: SIZE });
+    expect(card.source.layout).toBe('labels-excel');
+    expect(card.source.columns).toEqual({ image: 'Image name', grade: 'Retinopathy grade' });
+    expect(total(card)).toBe(10);
+    const gradeOf = new Map(exported.map((e) => [e.name, e.grade]));
+    for (const split of SPLITS) {
+      const bytes = readFileSync(join(work, 'idrid-xlsx-prepared', card.splits[split].labels));
+      const grades = Array.from(bytes.subarray(parseNpyHeader(bytes, split).offset));
+      expect(grades).toEqual(card.splits[split].sources.map((id) => gradeOf.get(id)));
+    }
+    expect(reasonsOf(card)).toEqual({
+      'IDRiD_Disease Grading_Training Labels.xlsx row 12 (IDRiD_999)': "no image file named 'IDRiD_999' under the source folder",
+    });
+
+    const broken = join(work, 'broken.xlsx');
+    writeFileSync(broken, 'PK\u0003\u0004 not really a workbook');
+    await expect(prepareDataset({ source, labels: broken, out: join(work, 'broken-prepared') })).rejects.toThrow(
+      /broken.xlsx: not a readable Excel workbook/,
+    );
   });
 
   it('one folder per grade, by number or by name; images outside them are skipped', async () => {
