@@ -168,32 +168,36 @@ export interface GradeIntervals {
 /**
  * Per grade: percentile bootstrap intervals of recall, precision and one-vs-rest AUC, all on the
  * same resamples. A resample lacking the grade is skipped for its recall and AUC (undefined
- * there). The estimates are those of computeMetrics' `per_class` and perClassAuc.
+ * there). The estimates are those of computeMetrics' `per_class` and perClassAuc. A grade the
+ * data lack altogether gets `undefined`: its recall and AUC are undefined on every resample.
  */
 export function bootstrapPerGrade(
   labels: ArrayLike<number>,
   probs: Scores,
   numClasses: number,
   options: BootstrapOptions = {},
-): GradeIntervals[] {
+): (GradeIntervals | undefined)[] {
   checkedOptions(options);
   const input = checkInputs(labels, probs, numClasses);
   const preds = argmaxRows(input);
+  const present = Array.from({ length: numClasses }, (_, g) => Array.prototype.includes.call(input.labels, g));
   const orders = Array.from({ length: numClasses }, (_, cls) => orderByClassScore(input.scores, numClasses, cls));
   const figures = (counts?: Float64Array): Record<string, number> => {
     const perClass = classMetricsFromConfusion(confusionCounts(input.labels, preds, numClasses, counts));
     return Object.fromEntries(
-      perClass.flatMap((c, g) => [
-        [`recall ${g}`, c.support > 0 ? c.recall : Number.NaN],
-        [`precision ${g}`, c.precision],
-        [`auc ${g}`, oneVsRestAuc(input.labels, input.scores, numClasses, g, orders[g]!, counts)],
-      ]),
+      perClass.flatMap((c, g): [string, number][] =>
+        present[g]
+          ? [
+              [`recall ${g}`, c.support > 0 ? c.recall : Number.NaN],
+              [`precision ${g}`, c.precision],
+              [`auc ${g}`, oneVsRestAuc(input.labels, input.scores, numClasses, g, orders[g]!, counts)],
+            ]
+          : [],
+      ),
     );
   };
   const intervals = bootstrapStatistics(input.count, figures(), figures, options);
-  return Array.from({ length: numClasses }, (_, g) => ({
-    recall: intervals[`recall ${g}`]!,
-    precision: intervals[`precision ${g}`]!,
-    auc: intervals[`auc ${g}`]!,
-  }));
+  return Array.from({ length: numClasses }, (_, g) =>
+    present[g] ? { recall: intervals[`recall ${g}`]!, precision: intervals[`precision ${g}`]!, auc: intervals[`auc ${g}`]! } : undefined,
+  );
 }

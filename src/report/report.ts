@@ -121,14 +121,14 @@ export async function writeReport(path: string, testImages: SplitSource): Promis
   // Intervals from predictions.csv's probabilities, around metrics.json's figures.
   const gradeIntervals = bootstrapPerGrade(labels, probs, NUM_GRADES);
   const gradeRows = test.per_class.map((c, g) => {
-    const { recall, precision, auc } = gradeIntervals[g]!;
-    const aucOfGrade = test.auc_per_grade[g];
-    // null: the split has no image of this grade, so its one-vs-rest AUC is undefined.
-    const aucCell = aucOfGrade == null ? '<td>-</td>' : intervalCell(`test.auc.${g}`, aucOfGrade, auc);
+    const name = `<th scope="row">${g} ${escapeHtml(GRADE_NAMES[g]!)}</th><td>${c.support}</td>`;
+    const intervals = gradeIntervals[g];
+    // A grade the split lacks: its recall and one-vs-rest AUC are undefined (metrics.json has null).
+    if (!intervals) return `<tr>${name}<td>-</td><td>${fixed(c.precision)}</td><td>${fixed(c.f1)}</td><td>-</td></tr>`;
     return (
-      `<tr><th scope="row">${g} ${escapeHtml(GRADE_NAMES[g]!)}</th><td>${c.support}</td>` +
-      `${intervalCell(`test.recall.${g}`, c.recall, recall)}${intervalCell(`test.precision.${g}`, c.precision, precision)}` +
-      `<td>${fixed(c.f1)}</td>${aucCell}</tr>`
+      `<tr>${name}${intervalCell(`test.recall.${g}`, c.recall, intervals.recall)}` +
+      `${intervalCell(`test.precision.${g}`, c.precision, intervals.precision)}` +
+      `<td>${fixed(c.f1)}</td>${intervalCell(`test.auc.${g}`, test.auc_per_grade[g]!, intervals.auc)}</tr>`
     );
   });
   const picks = galleryPicks(labels, probs);

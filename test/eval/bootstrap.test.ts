@@ -81,7 +81,7 @@ describe('bootstrapPerGrade', () => {
     const point = computeMetrics(labels, probs, K);
     const aucs = perClassAuc(labels, probs, K);
     expect(grades).toHaveLength(K);
-    for (const [g, intervals] of grades.entries()) {
+    for (const [g, intervals = expect.unreachable()] of grades.entries()) {
       expect(intervals.recall.estimate).toBe(point.per_class[g]!.recall);
       expect(intervals.precision.estimate).toBe(point.per_class[g]!.precision);
       expect(intervals.auc.estimate).toBe(aucs[g]);
@@ -91,7 +91,16 @@ describe('bootstrapPerGrade', () => {
       }
     }
     // 200 samples: each AUC's interval spans several points (a grade never predicted has recall 0 on every resample).
-    for (const { auc } of grades) expect(auc.hi - auc.lo).toBeGreaterThan(0.03);
+    for (const grade of grades) expect(grade!.auc.hi - grade!.auc.lo).toBeGreaterThan(0.03);
+  });
+
+  it('gives no intervals for a grade the data lack, and still brackets the others', () => {
+    // Grades 0 and 1 only, scored over three: grade 2 has no sample (a split graded 0-1).
+    const twoGrades = Array.from({ length: 30 }, (_, i) => i % 2);
+    const twoGradeProbs = twoGrades.map((label, i) => (i % 5 === 0 ? [0.3, 0.5, 0.2] : label === 0 ? [0.7, 0.2, 0.1] : [0.2, 0.7, 0.1]));
+    const [zero, one, absent] = bootstrapPerGrade(twoGrades, twoGradeProbs, 3, { resamples: 200 });
+    expect(absent).toBeUndefined();
+    for (const grade of [zero, one]) expect(grade!.auc.resamplesUsed).toBe(200);
   });
 
   it("skips the resamples that miss a grade for that grade's recall and AUC, not its precision", () => {

@@ -15,13 +15,13 @@ import { ModelConfigSchema } from './src/nn/index.ts';
 import { PredictionWorker } from './src/serve/prediction-worker.ts';
 import { untrainedRun } from './test/helpers/untrained-run.ts';
 
-// An untrained ResNet-18 at 64 px: eight photographs take longer than any deadline here.
+// An untrained ResNet-18 at 64 px: 32 photographs (two batches) take longer than any deadline here.
 const runDir = untrainedRun(1, { modelConfig: ModelConfigSchema.parse({ name: 'resnet18', inputSize: 64, numClasses: 5 }) });
 const image = { name: 'fundus_a.jpg', bytes: readFileSync(${JSON.stringify(samples)} + '/fundus_a.jpg') };
 let stopped = 0;
 for (let run = 0; run < ${RUNS}; run++) {
   const worker = await PredictionWorker.open(runDir, { deadlineMs: 20 + (run % 5) * 10 });
-  await worker.predict(Array.from({ length: 8 }, () => image)).catch(() => stopped++);
+  await worker.predict(Array.from({ length: 32 }, () => image)).catch(() => stopped++);
   await worker.close();
 }
 console.log(JSON.stringify({ stopped }));
