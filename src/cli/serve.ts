@@ -1,10 +1,11 @@
 // `serve`: an HTTP server grading uploaded photographs with a trained run (src/serve/server.ts).
+import type { Precision } from '../torch/index.js';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { createServer, DEFAULT_MAX_BYTES, MAX_MAX_BYTES } from '../serve/server.js';
+import { createServer, DEFAULT_MAX_BYTES, MAX_MAX_BYTES, type ModelDescription } from '../serve/server.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
 import { DEFAULT_BATCH } from '../serve/prediction-worker.js';
-import { allowUnfinishedOption, integerAtLeast, integerBetween, parseInteger } from './options.js';
+import { allowUnfinishedOption, integerAtLeast, integerBetween, parseInteger, precisionOption } from './options.js';
 
 const parsePort = (value: string): number => {
   const port = parseInteger(value);
@@ -15,6 +16,7 @@ const parsePort = (value: string): number => {
 interface ServeFlags {
   model: string;
   allowUnfinished?: boolean;
+  precision?: Precision;
   host: string;
   port: number;
   maxBytes: number;
@@ -29,6 +31,7 @@ export function serveCommand(program: Command): void {
     .description('serve a trained run over HTTP: a web page at /, POST /v1/predict, GET /v1/model, GET /health')
     .requiredOption('--model <dir>', 'run directory written by `train`')
     .addOption(allowUnfinishedOption())
+    .addOption(precisionOption('inference'))
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', parsePort, 8080)
     .option(
@@ -60,7 +63,7 @@ ${NOT_FOR_CLINICAL_USE}`,
     )
     .action(async (flags: ServeFlags) => {
       const app = await createServer(flags.model, {
-        allowUnfinished: flags.allowUnfinished,
+        open: { allowUnfinished: flags.allowUnfinished, precision: flags.precision },
         maxBytes: flags.maxBytes,
         workers: flags.workers,
         batch: { max: flags.batch, waitMs: flags.batchWait },
@@ -73,8 +76,9 @@ ${NOT_FOR_CLINICAL_USE}`,
         await app.close(); // stops the worker thread, which would otherwise keep the process alive
         throw error;
       }
-      const { unfinished } = (await app.inject({ url: '/v1/model' })).json<{ unfinished?: string }>();
-      const warning = unfinished ? `warning: serving an ${unfinished}\n` : '';
+      const { unfinished, precision_fallback } = (await app.inject({ url: '/v1/model' })).json<ModelDescription>();
+      const warnings = [unfinished && `serving an ${unfinished}`, precision_fallback].filter(Boolean);
+      const warning = warnings.map((text) => `warning: ${text}\n`).join('');
       process.stdout.write(`retinagrade: serving ${flags.model} on ${url} (Ctrl-C stops)\n${warning}${NOT_FOR_CLINICAL_USE}\n`);
       // Stop accepting, finish the requests in flight, stop the worker; a second signal kills.
       const stop = (signal: NodeJS.Signals): void => {

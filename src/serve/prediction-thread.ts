@@ -21,9 +21,9 @@ const MAX_DECODING = 8;
 
 const port = parentPort!;
 try {
-  const { runDir, allowUnfinished, threads, batch } = workerData as ThreadData;
+  const { runDir, open, threads, batch } = workerData as ThreadData;
   torch.setNumThreads(threads);
-  const opened = openRun(runDir, { allowUnfinished });
+  const opened = openRun(runDir, open);
 
   const waiting: PredictRequest[] = [];
   /** Cancels of requests not started yet; a request starts in id order, so older ids are stale. */
@@ -166,8 +166,8 @@ try {
       void admit();
     }
   });
-  const { modelConfig, ensemble, unfinished } = opened;
-  port.postMessage({ ready: true, model: { modelConfig, ensemble, unfinished } } satisfies WorkerReady);
+  const { modelConfig, ensemble, unfinished, precision, precisionFallback } = opened;
+  port.postMessage({ ready: true, model: { modelConfig, ensemble, unfinished, precision, precisionFallback } } satisfies WorkerReady);
 } catch (error) {
   port.postMessage({ ready: false, error: (error as Error).message, userError: error instanceof UserError } satisfies WorkerReady);
 }

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ImageInput, PredictOptions, Prediction } from '../model/grade-photo.js';
-import type { OpenedModel } from '../model/open-run.js';
+import type { OpenRunOptions, OpenedModel } from '../model/open-run.js';
 import { ModelOutputError, UserError } from '../errors.js';
 
 /** What a worker may be asked for per request (no files: a server has no folder to write into). */
@@ -27,11 +27,11 @@ export type PredictReply =
   | { id: number; predictions: Prediction[]; batch: number }
   | { id: number; error: string; modelError: boolean };
 /** The model the worker loaded, as its weights describe it. */
-export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished'>;
+export type LoadedModel = Pick<OpenedModel, 'modelConfig' | 'ensemble' | 'unfinished' | 'precision' | 'precisionFallback'>;
 /** What the thread is started with. */
 export interface ThreadData {
   runDir: string;
-  allowUnfinished?: boolean;
+  open: OpenRunOptions;
   /** libtorch's intra-op threads for this thread's forward passes. */
   threads: number;
   batch: BatchOptions;
@@ -73,8 +73,8 @@ export interface WorkerOptions {
   batch?: BatchOptions;
   /** Milliseconds the thread may take over one request before it is stopped as stuck. */
   deadlineMs?: number;
-  /** Serve an unfinished run's best epoch so far (openRun's allowUnfinished). */
-  allowUnfinished?: boolean;
+  /** How the run is opened: an unfinished run's best epoch so far, another precision (openRun's options). */
+  open?: OpenRunOptions;
 }
 
 /** The rejection of a request whose signal aborted before the thread started on it. */
@@ -138,7 +138,7 @@ export class PredictionWorker {
   static open(runDir: string, options: WorkerOptions = {}): Promise<PredictionWorker> {
     const worker = startThread({
       runDir,
-      allowUnfinished: options.allowUnfinished,
+      open: options.open ?? {},
       threads: options.threads ?? defaultThreads(),
       batch: options.batch ?? DEFAULT_BATCH,
     });

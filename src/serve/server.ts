@@ -9,7 +9,8 @@ import { MAX_IMAGE_FILE_BYTES } from '../data/fundus.js';
 import { GRADE_NAMES } from '../data/grades.js';
 import type { CropMode, Prediction } from '../model/grade-photo.js';
 import { RunDir } from '../model/run-dir.js';
-import { readCalibration } from '../model/open-run.js';
+import { type OpenRunOptions, readCalibration } from '../model/open-run.js';
+import type { Precision } from '../torch/index.js';
 import type { RunCalibration, ScreeningFigures, Status } from '../model/run-calibration.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
@@ -46,8 +47,11 @@ export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   /** Milliseconds the worker may take over one photograph before it is stopped as stuck. */
   gradingDeadlineMs?: number;
-  /** Serve an unfinished run's best epoch so far; every prediction says so in its warnings. */
-  allowUnfinished?: boolean;
+  /**
+   * How the run is opened: `allowUnfinished` serves an unfinished run's best epoch so far (every
+   * prediction says so in its warnings); `precision` overrides the one the run was trained at.
+   */
+  open?: OpenRunOptions;
   /** Grading worker threads (default: one per core, or per RETINAGRADE_THREADS thread). */
   workers?: number;
   /** Photographs graded together in one forward pass (DEFAULT_BATCH). */
@@ -69,6 +73,10 @@ export interface ModelDescription {
   calibration: RunCalibration | null;
   /** Set when serving an unfinished run (--allow-unfinished): what the weights are. */
   unfinished?: string;
+  /** The precision the model computes at (the run's, or serve's --precision where this CPU has it). */
+  precision: Precision;
+  /** Why the precision is not the one asked for (bf16 on a CPU without it). */
+  precision_fallback?: string;
   disclaimer: string;
 }
 
@@ -184,12 +192,12 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
   const calibration = readCalibration(new RunDir(runDir)) ?? null;
   const worker = await WorkerPool.open(runDir, {
     deadlineMs: options.gradingDeadlineMs,
-    allowUnfinished: options.allowUnfinished,
+    open: options.open,
     workers: options.workers,
     batch: options.batch,
   });
-  const { modelConfig, ensemble, unfinished } = worker.model;
-  const browser = new BrowserGrading(runDir, { allowUnfinished: options.allowUnfinished });
+  const { modelConfig, ensemble, unfinished, precision, precisionFallback } = worker.model;
+  const browser = new BrowserGrading(runDir, options.open);
   const description: ModelDescription = {
     model: modelConfig.name,
     width: modelConfig.width ?? null,
@@ -200,6 +208,8 @@ export async function createServer(runDir: string, options: ServerOptions = {}):
     browser_grading: browser.available,
     calibration,
     ...(unfinished ? { unfinished } : {}),
+    precision,
+    ...(precisionFallback ? { precision_fallback: precisionFallback } : {}),
     disclaimer: NOT_FOR_CLINICAL_USE,
   };
 

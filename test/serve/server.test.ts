@@ -16,6 +16,7 @@ import { UserError } from '../../src/errors.js';
 import { LossConfigSchema, ModelConfigSchema } from '../../src/nn/index.js';
 import * as ort from 'onnxruntime-node';
 import { RunDir } from '../../src/model/run-dir.js';
+import { resolvePrecision } from '../../src/torch/index.js';
 
 const samples = resolve(process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), '../samples');
 const photo = readFileSync(join(samples, 'fundus_a.jpg'));
@@ -184,6 +185,7 @@ describe('the other routes', () => {
       metrics: { val: { acc: 0.5, auc: 0.7, qwk: 0.4 }, test: { acc: 0.55, auc: 0.72, qwk: 0.45 } },
       browser_grading: true,
       calibration: null, // an untrained run has no calibration.json
+      precision: 'fp32',
       disclaimer: NOT_FOR_CLINICAL_USE,
     });
     expect((await ensembleApp.inject('/v1/model')).json()).toMatchObject({ ensemble: 2, metrics: null });
@@ -380,13 +382,37 @@ describe('createServer', () => {
     expect((error as Error).message).toBe(`--max-bytes must be an integer from 1 to ${MAX_MAX_BYTES} (256 MiB), got ${MAX_MAX_BYTES + 1}`);
   });
 
+  it("grades at the run's precision, or at the one asked for where this CPU has it, and says which in /v1/model", async () => {
+    const runDir = untrainedRun(1);
+    const single = async (open: { precision?: 'bf16' }) => {
+      const server = await createServer(runDir, { open, workers: 1 });
+      try {
+        const model = (await server.inject({ url: '/v1/model' })).json();
+        const graded = await server.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'image/jpeg' }, body: photo });
+        return { model, probabilities: graded.json().probabilities as number[] };
+      } finally {
+        await server.close();
+      }
+    };
+    const trained = await single({});
+    expect(trained.model.precision).toBe('fp32');
+    expect(trained.model.precision_fallback).toBeUndefined();
+    const asked = await single({ precision: 'bf16' });
+    const expected = resolvePrecision('bf16');
+    expect(asked.model.precision).toBe(expected.precision);
+    expect(asked.model.precision_fallback).toBe(expected.fallback);
+    // bf16 rounds the activations: close to the fp32 grade's probabilities, not equal to them.
+    for (const [g, p] of asked.probabilities.entries()) expect(Math.abs(p - trained.probabilities[g]!)).toBeLessThan(0.05);
+    if (expected.precision === 'bf16') expect(asked.probabilities).not.toEqual(trained.probabilities);
+  });
+
   it('refuses an unfinished run, and with allowUnfinished says so in /v1/model and in every prediction', async () => {
     const run = new RunDir(untrainedRun(1));
     run.writeJson('config', { epochs: 5, ensemble: 1 }); // training, no epoch checkpointed yet
     const error = await createServer(run.path).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toContain(`retinagrade train --out ${run.path} --resume`);
-    const server = await createServer(run.path, { allowUnfinished: true });
+    const server = await createServer(run.path, { open: { allowUnfinished: true } });
     try {
       const model = (await server.inject({ url: '/v1/model' })).json();
       expect(model.unfinished).toMatch(/^unfinished run \(0 of 5 epochs done\)/);
