@@ -8,7 +8,7 @@
 //   npx tsx bench/serve/run.ts                                   # 16 clients, 10 s, the run below
 //   npx tsx bench/serve/run.ts --concurrency 1 --seconds 10      # one client: per-request cost
 //   npx tsx bench/serve/run.ts --requests 20000                  # RSS over 20,000 requests
-//   npx tsx bench/serve/run.ts --model runs/a --cam --workers 1 --batch 1
+//   npx tsx bench/serve/run.ts --model runs/a --cam --workers 1 --batch 1 --precision bf16
 //
 // Without --model it serves a run trained by `retinagrade train --epochs 1` (the default recipe:
 // an ensemble of 5 compact CNNs at 28 px; grading time does not depend on the epochs) with its
@@ -36,6 +36,7 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     batch: { type: 'string' },
     'batch-wait': { type: 'string' },
+    precision: { type: 'string' },
   },
 });
 
@@ -129,6 +130,7 @@ async function main(): Promise<void> {
     ...(values.workers ? ['--workers', values.workers] : []),
     ...(values.batch ? ['--batch', values.batch] : []),
     ...(values['batch-wait'] ? ['--batch-wait', values['batch-wait']] : []),
+    ...(values.precision ? ['--precision', values.precision] : []),
   ];
   const { child, match } = await startCommand(['serve', '--model', runDir, '--port', '0', ...serverFlags], /on (http:\/\/\S+) /);
   const url = match![1]!;
