@@ -130,15 +130,39 @@ function straightEdges(brightness: Float32Array, h: number, w: number): number {
   return Math.max(peak(rowSteps), peak(columnSteps));
 }
 
+/** Per pixel of an H x W plane: its region (0 between, 1 centre, 2 corner) and its ring; the same for every image of a size. */
+interface PlaneLayout {
+  region: Uint8Array;
+  regionSize: number[];
+  ring: Uint8Array;
+}
+const layouts = new Map<string, PlaneLayout>();
+
+function planeLayout(h: number, w: number): PlaneLayout {
+  const key = `${h}x${w}`;
+  let layout = layouts.get(key);
+  if (!layout) {
+    const radius = Float64Array.from(
+      { length: h * w },
+      (_, p) => Math.hypot((p % w) + 0.5 - w / 2, Math.floor(p / w) + 0.5 - h / 2) / (Math.min(h, w) / 2),
+    );
+    const region = radius.map((r) => (r < CENTRE_RADIUS ? 1 : r > CORNER_RADIUS ? 2 : 0));
+    layout = {
+      region: Uint8Array.from(region),
+      regionSize: [0, 1, 2].map((r) => region.filter((v) => v === r).length),
+      ring: Uint8Array.from(radius, (r) => Math.min(RINGS - 1, Math.floor((RINGS * r) / Math.SQRT2))),
+    };
+    layouts.set(key, layout);
+  }
+  return layout;
+}
+
 /** Per image: IMAGE_STATISTICS of N x 3 x S x S inputs in [-1, 1]. */
 export function imageStatistics(x: Tensor): number[][] {
   const [n, , h, w] = x.shape as [number, number, number, number];
   const data = torch.tidy(() => x.add(1).div(2).contiguous().data() as Float32Array);
   const plane = h * w;
-  const radius = (p: number) => Math.hypot((p % w) + 0.5 - w / 2, Math.floor(p / w) + 0.5 - h / 2) / (Math.min(h, w) / 2);
-  const region = Array.from({ length: plane }, (_, p) => (radius(p) < CENTRE_RADIUS ? 1 : radius(p) > CORNER_RADIUS ? 2 : 0));
-  const regionSize = [0, 1, 2].map((r) => region.filter((v) => v === r).length);
-  const ring = Uint8Array.from({ length: plane }, (_, p) => Math.min(RINGS - 1, Math.floor((RINGS * radius(p)) / Math.SQRT2)));
+  const { region, regionSize, ring } = planeLayout(h, w);
   const brightnessPlane = new Float32Array(plane);
   return Array.from({ length: n }, (_, i) => {
     const regionBrightness = [0, 0, 0];
