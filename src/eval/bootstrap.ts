@@ -11,6 +11,7 @@ import {
   qwkFromConfusion,
 } from './weighted-counts.js';
 import { accuracy, multiclassAuc, quadraticWeightedKappa } from './metrics.js';
+import { seededRandom } from '../random.js';
 
 export interface BootstrapOptions {
   /** The classes whose one-vs-rest AUCs are averaged (default: all). */
@@ -38,18 +39,6 @@ export interface BootstrapIntervals {
   acc: Interval;
   auc: Interval;
   qwk: Interval;
-}
-
-/** mulberry32: a small, fast 32-bit generator; uniform numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Quantile of sorted values with linear interpolation between order statistics (numpy's default). */
@@ -102,7 +91,7 @@ export function bootstrapStatistics<Name extends string>(
   const { resamples, level, seed } = checkedOptions(options);
   const names = Object.keys(estimates) as Name[];
   const draws = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<Name, number[]>;
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const counts = new Float64Array(count);
   for (let b = 0; b < resamples; b++) {
     counts.fill(0);

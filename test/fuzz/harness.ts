@@ -2,7 +2,7 @@
 // Every input must end in a correct result or a clean error (an error a user can act on, naming
 // what was wrong): never a crash (any other exception), a hang (no answer within HANG_MS), or a
 // silently wrong answer (a result that fails the target's checks).
-import { seededRandom } from '../../src/data/prepare/splits.js';
+import { seededRandom } from '../../src/random.js';
 
 /** Seconds each target runs: two in CI, more with RETINAGRADE_FUZZ_SECONDS. */
 export const FUZZ_SECONDS = Number(process.env.RETINAGRADE_FUZZ_SECONDS ?? 2);

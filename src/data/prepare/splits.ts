@@ -3,22 +3,11 @@
 // for a given seed, and independent of the order in which photographs are later decoded.
 import type { Split } from '../registry.js';
 import type { SourceEntry } from './source.js';
+import { seededRandom } from '../../random.js';
 
 export interface SplitFractions {
   val: number;
   test: number;
-}
-
-/** mulberry32: a small seeded generator, uniform in [0, 1): enough to shuffle groups reproducibly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 function shuffle<T>(items: T[], next: () => number): T[] {
