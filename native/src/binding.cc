@@ -13,6 +13,7 @@
 #include "binding.h"
 #include "cpu_allocator.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -884,6 +885,18 @@ int DefaultNumThreads() {
   return cores;
 }
 
+// A libtorch linked against OpenBLAS's pthread build (Debian's) gets a second pool of threads,
+// one per core, beside libtorch's own: every matrix product above OpenBLAS's size threshold is
+// split over them, and they then spin in sched_yield for a while. libtorch already runs its ops
+// on its own threads, so the pool only takes cores from them: a grading server lost a third of
+// its CPU to it (BENCHMARKS.md, Serving). OpenBLAS runs in the calling thread instead, unless
+// OPENBLAS_NUM_THREADS is set. Looked up at run time: a libtorch built with MKL has no such symbol.
+void KeepOpenBlasInCallingThread() {
+  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return;
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -897,6 +910,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::call_once(configured, [] {
     retinagrade::InstallCpuAllocator();
     at::set_num_threads(DefaultNumThreads());
+    KeepOpenBlasInCallingThread();
   });
   auto* data = new AddonData();
   data->tensorCtor = Napi::Persistent(TensorHandle::Define(env));
