@@ -44,11 +44,30 @@ export const NOT_FUNDUS_WARNING = 'does not look like a fundus photograph (no da
 
 export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
   const { name, bytes } = await readInput(input);
+  const { format } = await readHeader({ name, bytes });
+  try {
+    const decoder = sharp(bytes, { failOn: 'warning', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
+    const { data, info } = await decoder
+      .flatten({ background: '#000000' })
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    return { rgb, width: info.width, height: info.height, format };
+  } catch (error) {
+    throw new UserError(`${name}: truncated or corrupt image data (${(error as Error).message})`);
+  }
+}
+
+/**
+ * An image's format and size from its header alone (safe before the size check): a UserError names
+ * what is wrong with an empty, unreadable, unsupported or oversized image.
+ */
+export async function readHeader({ name, bytes }: Exclude<ImageInput, string>): Promise<{ format: string; width: number; height: number }> {
   const expected = 'expected a PNG, JPEG, TIFF or WebP image';
   if (bytes.length === 0) throw new UserError(`${name}: empty file (${expected})`);
   let metadata: Metadata;
   try {
-    // Reads the header only, so it is safe before the size check.
     metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (error) {
     throw new UserError(`${name}: not a readable image (${(error as Error).message}); ${expected}`);
@@ -63,18 +82,7 @@ export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
         `${MAX_INPUT_PIXELS / 1e6} megapixel limit (refused as a possible decompression bomb; downscale it first)`,
     );
   }
-  try {
-    const decoder = sharp(bytes, { failOn: 'warning', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
-    const { data, info } = await decoder
-      .flatten({ background: '#000000' })
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    const rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
-    return { rgb, width: info.width, height: info.height, format: metadata.format };
-  } catch (error) {
-    throw new UserError(`${name}: truncated or corrupt image data (${(error as Error).message})`);
-  }
+  return { format: metadata.format, width, height };
 }
 
 async function readInput(input: ImageInput): Promise<{ name: string; bytes: Uint8Array }> {
@@ -84,6 +92,38 @@ async function readInput(input: ImageInput): Promise<{ name: string; bytes: Uint
 
 /** Longest side of the downscaled copy the disc is searched on (the page's in-browser grading uses the same). */
 export const ANALYSIS_SIZE = 256;
+
+/**
+ * How a photograph becomes the model's square input: `disc` crops a square around the retina disc
+ * (real photographs); `none` takes a square image as it is (e.g. a MedMNIST image exported to PNG).
+ */
+export type CropMode = 'disc' | 'none';
+
+/**
+ * A photograph as side x side x 3 RGB, ready to become the model's input: cropped to the disc and
+ * resized to the model's size with `disc`; as decoded with `none` (the model's resize comes after,
+ * the way training resizes the dataset's images).
+ */
+export interface SquarePixels {
+  rgb: Uint8Array;
+  side: number;
+  /** Every warning says the disc was not found (a reason to refuse). */
+  warnings: string[];
+}
+
+/** Decodes and crops a photograph for a model of input `size` (no libtorch: runs in any thread). */
+export async function squarePixels(input: ImageInput, size: number, crop: CropMode): Promise<SquarePixels> {
+  if (crop === 'disc') {
+    const fundus = await preprocessFundus(input, size);
+    return { rgb: fundus.pixels, side: size, warnings: fundus.warnings };
+  }
+  const image = await decodeImage(input);
+  if (image.width !== image.height) {
+    const name = typeof input === 'string' ? input : input.name;
+    throw new UserError(`${name}: crop 'none' needs a square image, got ${image.width}x${image.height}`);
+  }
+  return { rgb: image.rgb, side: image.width, warnings: [] };
+}
 
 /** The retina disc (`locateDisc`) on a copy downscaled to at most ANALYSIS_SIZE, in the image's own pixels. */
 export async function findDisc(image: DecodedImage): Promise<Disc | null> {

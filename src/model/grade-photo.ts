@@ -1,7 +1,7 @@
 // Grading one photograph with an opened run: decode, crop, resize, normalize, forward, softmax.
 // Used by the `predict` command and by the prediction worker a server runs.
 import * as torch from '../torch/index.js';
-import { decodeImage, preprocessFundus, type ImageInput } from '../data/fundus.js';
+import { squarePixels, type CropMode, type ImageInput, type SquarePixels } from '../data/fundus.js';
 import { GRADE_NAMES, NUM_GRADES } from '../data/grades.js';
 import { resizeBatch, toTensor } from '../data/preprocess.js';
 import { UserError } from '../errors.js';
@@ -36,28 +36,15 @@ export interface Prediction extends Partial<Omit<ScreeningFigures, 'status'>> {
   camPng?: Uint8Array;
 }
 
-/**
- * The model input for one file. `disc` crops a square around the retina disc (real photographs);
- * `none` takes the image as it is (e.g. a MedMNIST image exported to PNG), resized the way
- * training resizes the dataset's images.
- */
-async function loadInput(input: ImageInput, size: number, crop: CropMode): Promise<{ x: torch.Tensor; warnings: string[] }> {
-  if (crop === 'disc') {
-    const fundus = await preprocessFundus(input, size);
-    return { x: toTensor(fundus.pixels, 1, size, 3), warnings: fundus.warnings };
-  }
-  const image = await decodeImage(input);
-  if (image.width !== image.height) {
-    throw new UserError(`${inputName(input)}: crop 'none' needs a square image, got ${image.width}x${image.height}`);
-  }
-  const x = torch.tidy(() => {
-    const decoded = toTensor(image.rgb, 1, image.width, 3);
-    return image.width === size ? decoded : resizeBatch(decoded, size);
+/** The model's 1 x 3 x S x S input in [-1, 1], resized the way training resizes the dataset's images when the sides differ. */
+function modelInput(pixels: SquarePixels, size: number): torch.Tensor {
+  return torch.tidy(() => {
+    const x = toTensor(pixels.rgb, 1, pixels.side, 3);
+    return pixels.side === size ? x : resizeBatch(x, size);
   });
-  return { x, warnings: [] };
 }
 
-export type CropMode = 'disc' | 'none';
+export type { CropMode };
 const inputName = (input: ImageInput): string => (typeof input === 'string' ? input : input.name);
 
 /** The model input back as size x size x 3 RGB bytes, for pictures of what the model saw. */
@@ -92,12 +79,22 @@ export const isLoaded = (photo: LoadedPhoto | Prediction): photo is LoadedPhoto 
 export async function loadPhoto(opened: OpenedModel, input: ImageInput, crop: CropMode): Promise<LoadedPhoto | Prediction> {
   const file = inputName(input);
   try {
-    return { file, ...(await loadInput(input, opened.modelConfig.inputSize, crop)) };
+    return loadedPhoto(opened, file, await squarePixels(input, opened.modelConfig.inputSize, crop));
   } catch (error) {
-    if (error instanceof UserError) return { file, warnings: [], error: error.message };
+    if (error instanceof UserError) return unreadable(file, error.message);
     throw error;
   }
 }
+
+/** A photograph decoded and cropped elsewhere (squarePixels, e.g. in another thread), loaded as the model's input. */
+export const loadedPhoto = (opened: OpenedModel, file: string, pixels: SquarePixels): LoadedPhoto => ({
+  file,
+  x: modelInput(pixels, opened.modelConfig.inputSize),
+  warnings: pixels.warnings,
+});
+
+/** The record of an image that could not be read. */
+export const unreadable = (file: string, error: string): Prediction => ({ file, warnings: [], error });
 
 /**
  * Grades loaded photographs in one forward pass (their tensors are disposed): one pass through the

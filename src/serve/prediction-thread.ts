@@ -1,15 +1,17 @@
 // The worker thread behind PredictionWorker: loads the run once, then grades what it is sent.
-// Photographs are decoded and cropped (by sharp, off this thread) while earlier ones go through
-// the model, and the ones ready together go through it in one forward pass (gradeLoaded).
+// Photographs are decoded and cropped in a thread of their own (decode-thread.ts) while earlier
+// ones go through the model, and the ones ready together go through it in one forward pass
+// (gradeLoaded).
 import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import sharp from 'sharp';
-import { MAX_INPUT_PIXELS } from '../data/fundus.js';
+import { MAX_INPUT_PIXELS, readHeader } from '../data/fundus.js';
 import { ModelOutputError, UserError } from '../errors.js';
-import { gradeLoaded, isLoaded, loadPhoto, type LoadedPhoto, type Prediction } from '../model/grade-photo.js';
+import { gradeLoaded, isLoaded, loadedPhoto, unreadable, type LoadedPhoto, type Prediction } from '../model/grade-photo.js';
 import { openRun } from '../model/open-run.js';
 import * as torch from '../torch/index.js';
+import type { DecodeReply, DecodeRequest } from './decode-thread.js';
 import type { CancelRequest, PredictReply, PredictRequest, ThreadData, WorkerReady } from './prediction-worker.js';
+import { startThread } from './start-thread.js';
 
 /**
  * Pixels being decoded at once: as many as the largest accepted photograph has, so small ones
@@ -19,11 +21,48 @@ const DECODE_PIXEL_BUDGET = MAX_INPUT_PIXELS;
 /** Requests being decoded at once at most, however small. */
 const MAX_DECODING = 8;
 
+/** An image's pixel count from its header, or the record of an image whose header is unusable. */
+type Header = number | Prediction;
+
 const port = parentPort!;
 try {
   const { runDir, open, threads, batch } = workerData as ThreadData;
   torch.setNumThreads(threads);
   const opened = openRun(runDir, open);
+
+  // The decoding thread; if it dies, so does this thread (PredictionWorker then fails its requests).
+  const decoder = startThread('decode-thread');
+  const awaitingDecode = new Map<number, (reply: DecodeReply) => void>();
+  decoder.on('message', (reply: DecodeReply) => {
+    awaitingDecode.get(reply.id)?.(reply);
+    awaitingDecode.delete(reply.id);
+  });
+  decoder.on('error', (error) => {
+    throw error;
+  });
+  decoder.on('exit', (code) => {
+    throw new Error(`the decoding thread stopped (exit code ${code})`);
+  });
+  /**
+   * The request's photographs decoded and cropped in the decoding thread, then loaded as the
+   * model's input; `headers` has the record of each image whose header is unusable (not sent).
+   */
+  const load = (request: PredictRequest, headers: readonly Header[]): Promise<(LoadedPhoto | Prediction)[]> =>
+    new Promise((resolve, reject) => {
+      const images = request.images.filter((_, i) => typeof headers[i] === 'number');
+      if (images.length === 0) return resolve(headers as Prediction[]);
+      awaitingDecode.set(request.id, (reply) => {
+        if ('error' in reply) return reject(new Error(reply.error));
+        const decoded = reply.photos.map((p) => ('pixels' in p ? loadedPhoto(opened, p.file, p.pixels) : unreadable(p.file, p.unreadable)));
+        resolve(headers.map((header) => (typeof header === 'number' ? decoded.shift()! : header)));
+      });
+      decoder.postMessage({
+        id: request.id,
+        images,
+        crop: request.options.crop,
+        size: opened.modelConfig.inputSize,
+      } satisfies DecodeRequest);
+    });
 
   const waiting: PredictRequest[] = [];
   /** Cancels of requests not started yet; a request starts in id order, so older ids are stale. */
@@ -51,18 +90,22 @@ try {
   const fail = (id: number, error: unknown): void =>
     reply({ id, error: (error as Error).message, modelError: error instanceof ModelOutputError });
 
-  // The header's pixel count, read before anything is decoded; an unreadable header counts as
-  // nothing (the decode then fails at once with its reason).
-  const pixelsOf = async ({ images }: PredictRequest): Promise<number> => {
-    let pixels = 0;
-    for (const { bytes } of images) {
-      const { width = 0, height = 0 } = await sharp(bytes, { limitInputPixels: false })
-        .metadata()
-        .catch(() => ({ width: 0, height: 0 }));
-      pixels += width * height;
-    }
-    return pixels;
-  };
+  /**
+   * Each image's pixel count from its header, read before anything is decoded, or the record of an
+   * image whose header is unusable: it is answered without being decoded.
+   */
+  const headersOf = ({ images }: PredictRequest): Promise<Header[]> =>
+    Promise.all(
+      images.map(async (image) => {
+        try {
+          const { width, height } = await readHeader(image);
+          return width * height;
+        } catch (error) {
+          if (error instanceof UserError) return unreadable(image.name, error.message);
+          throw error;
+        }
+      }),
+    );
 
   /**
    * Whether a request of `pixels` may start decoding now: within the pixel budget and MAX_DECODING,
@@ -84,25 +127,24 @@ try {
       while (waiting.length > 0) {
         const request = waiting.shift()!;
         if (cancelled.delete(request.id)) continue;
-        const pixels = await pixelsOf(request);
+        const headers = await headersOf(request);
+        const pixels = headers.reduce<number>((sum, header) => sum + (typeof header === 'number' ? header : 0), 0);
         while (!mayStart(pixels)) await progress;
         if (cancelled.delete(request.id)) continue; // its asker went while the budget was full
         for (const id of cancelled) if (id < request.id) cancelled.delete(id); // came after their request started
-        void decode(request, pixels);
+        void decode(request, headers, pixels);
       }
     } finally {
       admitting = false;
     }
   };
 
-  const decode = async (request: PredictRequest, pixels: number): Promise<void> => {
+  const decode = async (request: PredictRequest, headers: readonly Header[], pixels: number): Promise<void> => {
     reply({ id: request.id, started: true }); // the grading deadline runs from here
     decoding++;
     decodingPixels += pixels;
     try {
-      const photos = [];
-      for (const image of request.images) photos.push(await loadPhoto(opened, image, request.options.crop));
-      ready.push({ request, photos });
+      ready.push({ request, photos: await load(request, headers) });
     } catch (error) {
       fail(request.id, error);
     } finally {

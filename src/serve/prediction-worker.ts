@@ -1,10 +1,11 @@
 // Grading off the event loop: a worker thread owns the model (the libtorch binding loads per
 // thread) and answers requests by message, so a server keeps serving while a forward pass runs.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { ImageInput, PredictOptions, Prediction } from '../model/grade-photo.js';
 import type { OpenRunOptions, OpenedModel } from '../model/open-run.js';
 import { ModelOutputError, UserError } from '../errors.js';
+import { startThread } from './start-thread.js';
 
 /** What a worker may be asked for per request (no files: a server has no folder to write into). */
 export type WorkerPredictOptions = Pick<PredictOptions, 'crop' | 'camPng' | 'force'>;
@@ -38,16 +39,6 @@ export interface ThreadData {
 }
 /** `userError`: the run directory is unusable (the user's to fix), not a bug. */
 export type WorkerReady = { ready: true; model: LoadedModel } | { ready: false; error: string; userError: boolean };
-
-const fromSource = import.meta.url.endsWith('.ts');
-const threadFile = new URL(`./prediction-thread.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-
-/** The compiled thread file; from TypeScript sources (tests, tsx) a bootstrap registers tsx first. */
-function startThread(workerData: ThreadData): Worker {
-  if (!fromSource) return new Worker(threadFile, { workerData });
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(threadFile.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
-}
 
 /** The process's libtorch thread count as the binding sets it: RETINAGRADE_THREADS, else every core. */
 export function defaultThreads(): number {
@@ -136,7 +127,7 @@ export class PredictionWorker {
    * An unusable run directory rejects with a UserError, as openRun would.
    */
   static open(runDir: string, options: WorkerOptions = {}): Promise<PredictionWorker> {
-    const worker = startThread({
+    const worker = startThread('prediction-thread', {
       runDir,
       open: options.open ?? {},
       threads: options.threads ?? defaultThreads(),
