@@ -35,11 +35,28 @@ describe('maxPool2d on a batch', () => {
           const image = x.slice(0, i, i + 1).clone();
           image.requiresGrad = true;
           const pooled = pool(image);
-          pooled.mul(projection.slice(0, i, i + 1)).sum().backward();
+          pooled
+            .mul(projection.slice(0, i, i + 1))
+            .sum()
+            .backward();
           return { pooled, grad: image.grad! };
         });
-        expect(out.toArray()).toEqual(torch.cat(images.map((image) => image.pooled.detach()), 0).toArray());
-        expect(batched.grad!.toArray()).toEqual(torch.cat(images.map((image) => image.grad), 0).toArray());
+        expect(out.toArray()).toEqual(
+          torch
+            .cat(
+              images.map((image) => image.pooled.detach()),
+              0,
+            )
+            .toArray(),
+        );
+        expect(batched.grad!.toArray()).toEqual(
+          torch
+            .cat(
+              images.map((image) => image.grad),
+              0,
+            )
+            .toArray(),
+        );
         // Without autograd, the same values.
         expect(torch.noGrad(() => pool(x)).toArray()).toEqual(out.toArray());
       }));
