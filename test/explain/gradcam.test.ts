@@ -94,6 +94,6 @@ describe('Grad-CAM', () => {
       for (let x = 0; x < width / 2; x++) if (data[(y * width + x) * 3]! < 100) lastColumn = Math.max(lastColumn, x);
     }
     expect(lastColumn).toBeGreaterThan(width / 4); // there is a caption, and it is not tiny
-    expect(lastColumn).toBeLessThan(width / 2 - 2); // and it ends before the half does
+    expect(lastColumn).toBeLessThan(width / 2 - 6); // and it ends short of the half (cut-off text runs to its edge)
   });
 });
