@@ -84,6 +84,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const batch = takeBatch(train, batchIndex);
       const x = augment(batch.x, datasheetAugment, generator);
+      batch.x.dispose(); // as the trainer's loop does
       dataSeconds += (performance.now() - t0) / 1000;
       const out = objective.loss(model.forward(x), batch.y);
       optimizer.zeroGrad();

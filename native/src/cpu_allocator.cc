@@ -15,12 +15,14 @@
 // a recent window (the last kWindowRequests to 2 x kWindowRequests large requests), of the bytes
 // live blocks were asked for. So a spike (a whole split resized at once, an evaluation at another
 // batch size) stops counting once that many requests have passed. A request the cache cannot fit
-// that would pass the cap takes the smallest larger cached block as it is (already resident:
-// nothing is faulted in, RSS does not grow), else grows the largest cached block with mremap (its
-// pages kept: only the growth is faulted in); cached blocks beyond the cap are unmapped, least
-// recently freed first. So a one-off smaller batch (an epoch's last) or batch sizes that vary
-// from step to step run in the blocks already mapped. Small requests go to libtorch's own
-// `alloc_cpu` (glibc) as before.
+// that would pass the cap takes the front of the smallest larger cached block (already resident:
+// nothing is faulted in) and the rest stays cached as a block of its own (unmapped if under the
+// large size), else grows the largest cached block with mremap (its pages kept: only the growth is
+// faulted in); cached blocks beyond the cap are unmapped, least recently freed first. So a
+// one-off smaller batch (an epoch's last) or batch sizes that vary from step to step run in the
+// blocks already mapped, and live blocks stay the size they were asked for: a large block taken
+// whole by a small request (parameters' gradients, optimizer state) would hold its excess for
+// the whole run. Small requests go to libtorch's own `alloc_cpu` (glibc) as before.
 #include "cpu_allocator.h"
 
 #include <c10/core/Allocator.h>
@@ -151,11 +153,12 @@ class CachingCpuAllocator final : public c10::Allocator {
     return ptr;
   }
 
-  // Mapping more would pass the cap, so a cached block has to serve: the smallest one larger than
-  // the request as it is (its pages are resident already, nothing is faulted in), else the largest
-  // one grown to the request's size (mremap keeps its pages: only the growth is faulted in).
-  // Returns the block and sets `bytes` to its size; null if mremap failed.
-  void* TakeOverCap(size_t& bytes) {
+  // Mapping more would pass the cap, so a cached block has to serve: the front of the smallest one
+  // larger than the request (its pages are resident already, nothing is faulted in; the rest is
+  // cached on its own, a mapping can be unmapped or remapped by parts), else the largest one grown
+  // to the request's size (mremap keeps its pages: only the growth is faulted in). Returns the
+  // block (of `bytes`); null if mremap failed.
+  void* TakeOverCap(size_t bytes) {
     auto larger = cache_.end(), smaller = cache_.end();
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
       if (it->bytes >= bytes) {
@@ -170,11 +173,16 @@ class CachingCpuAllocator final : public c10::Allocator {
       ptr = mremap(pick->ptr, pick->bytes, bytes, MREMAP_MAYMOVE);
       if (ptr == MAP_FAILED) return nullptr;
       grownBytes_ += bytes - pick->bytes;
-    } else {
-      bytes = pick->bytes;
     }
+    const size_t tail = pick->bytes - std::min(pick->bytes, bytes);
     cached_ -= pick->bytes;
     cache_.erase(pick);
+    if (tail >= minBytes_) {
+      cache_.push_back({static_cast<char*>(ptr) + bytes, tail});
+      cached_ += tail;
+    } else if (tail > 0) {
+      munmap(static_cast<char*>(ptr) + bytes, tail);
+    }
     return ptr;
   }
 
