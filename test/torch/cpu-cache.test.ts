@@ -1,7 +1,7 @@
 // The binding's CPU allocator (native/src/cpu_allocator.cc) keeps freed large tensor blocks
 // mapped and hands them back to requests that need all but at most 1/8 of them; what it keeps
-// mapped follows the peak of live blocks over a recent window (past it, a larger block is split);
-// small tensors still go to malloc.
+// mapped follows the peak of live blocks over a recent window (past it, a larger block is split,
+// and its parts are joined again once freed); small tensors still go to malloc.
 import { beforeEach, describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 
@@ -87,6 +87,14 @@ describe.skipIf(process.env.RETINAGRADE_CPU_CACHE !== undefined)('the CPU alloca
     expect(torch.tidy(() => rest.sum().item())).toBe((5 * 2 * MiB) / FLOAT);
     t.dispose();
     rest.dispose();
+    // Both parts freed are one 8 MiB block again: the next step's 8 MiB request takes it.
+    expect(torch.cpuCacheStats().cachedBytes).toBe(8 * MiB);
+    const whole = block(8 * MiB);
+    const afterWhole = torch.cpuCacheStats();
+    expect(afterWhole.hits).toBe(afterRest.hits + 1);
+    expect(afterWhole.grownBytes).toBe(before.grownBytes);
+    expect(afterWhole.cachedBytes).toBe(0);
+    whole.dispose();
   });
 
   it('past its cap, unmaps what is left of a larger cached block when that is under the size it caches', () => {
