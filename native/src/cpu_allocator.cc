@@ -13,18 +13,17 @@
 //
 // The memory mapped for large blocks (live + cached) is kept within a cap: 5/4 of the peak, over
 // a recent window (the last kWindowRequests to 2 x kWindowRequests large requests), of the bytes
-// live blocks were asked for. So a spike (a whole split resized at once, an evaluation at another
-// batch size) stops counting once that many requests have passed. A request the cache cannot fit
-// that would pass the cap takes the front of the smallest larger cached block (already resident:
-// nothing is faulted in) and the rest stays cached as a block of its own (unmapped if under the
-// large size), else grows the largest cached block with mremap (its pages kept: only the growth is
-// faulted in); cached blocks beyond the cap are unmapped, least recently freed first. Parts of
-// one mapping are joined again when both are cached, so the next step finds the block whole (no
-// page faults from one step to the next). So a one-off smaller batch (an epoch's last) or batch
-// sizes that vary from step to step run in the blocks already mapped, and live blocks stay the
-// size they were asked for: a large block taken whole by a small request (parameters'
-// gradients, optimizer state) would hold its excess for the whole run. Small requests go to
-// libtorch's own `alloc_cpu` (glibc) as before.
+// live blocks were asked for. So a spike (an evaluation at another batch size) stops counting
+// once that many requests have passed. A request the cache cannot fit that would pass the cap
+// takes the front of the smallest larger cached block (already resident: nothing is faulted in)
+// and the rest stays cached as a block of its own, else grows the largest cached block with
+// mremap (its pages kept: only the growth is faulted in); cached blocks beyond the cap are
+// unmapped, least recently freed first. Parts of one mapping are joined again when both are
+// cached, so the next step finds the block whole (no page faults from one step to the next). So a
+// one-off smaller batch (an epoch's last) or batch sizes that vary from step to step run in the
+// blocks already mapped, and live blocks stay the size they were asked for: a large block taken
+// whole by a small request (parameters' gradients, optimizer state) would hold its excess for the
+// whole run. Small requests go to libtorch's own `alloc_cpu` (glibc) as before.
 #include "cpu_allocator.h"
 
 #include <c10/core/Allocator.h>
@@ -163,7 +162,8 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   // Mapping more would pass the cap, so a cached block has to serve: the front of the smallest one
   // larger than the request (its pages are resident already, nothing is faulted in; the rest is
-  // cached on its own, a mapping can be unmapped or remapped by parts), else the largest one grown
+  // cached on its own, however small, to be joined again: a mapping can be unmapped or remapped by
+  // parts), else the largest one grown
   // to the request's size (mremap keeps its pages: only the growth is faulted in). Returns the
   // block (of `bytes`) and sets `mapping`; null if mremap failed.
   void* TakeOverCap(size_t bytes, void*& mapping) {
@@ -187,11 +187,9 @@ class CachingCpuAllocator final : public c10::Allocator {
     const size_t tail = pick->bytes - std::min(pick->bytes, bytes);
     cached_ -= pick->bytes;
     cache_.erase(pick);
-    if (tail >= minBytes_) {
+    if (tail > 0) {
       cache_.push_back({static_cast<char*>(ptr) + bytes, tail, mapping});
       cached_ += tail;
-    } else if (tail > 0) {
-      munmap(static_cast<char*>(ptr) + bytes, tail);
     }
     return ptr;
   }
