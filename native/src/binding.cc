@@ -679,16 +679,46 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
 }
 // libtorch 1.13's CPU max pooling of a contiguous (NCHW) batch of more than one image is 3-10x
 // slower than pooling the same batch channels-last, conversions both ways included (a grading
-// server's batches spent a third of their forward pass in it). Without autograd the input is
-// pooled channels-last and the result made contiguous again: the same values. With autograd the
-// kernel is left as it is: its backward gains nothing from the detour.
+// server's batches spent a third of their forward pass in it), while its backward pass is faster
+// on contiguous tensors. So such a batch is pooled channels-last and the result made contiguous;
+// under autograd, the backward pass scatters the gradient through the argmax indices (positions
+// within each plane, whatever the memory layout) on contiguous tensors, as at::max_pool2d's own
+// backward does: the same values and gradients (test/torch/max-pool.test.ts).
+struct ChannelsLastMaxPool : public torch::autograd::Function<ChannelsLastMaxPool> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, std::vector<int64_t> kernel,
+                            std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                            bool ceil) {
+    auto [pooled, indices] =
+        at::max_pool2d_with_indices(input.contiguous(at::MemoryFormat::ChannelsLast), kernel, stride, padding, dilation, ceil);
+    ctx->save_for_backward({input, indices.contiguous()});
+    ctx->saved_data["kernel"] = kernel;
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["dilation"] = dilation;
+    ctx->saved_data["ceil"] = ceil;
+    return pooled.contiguous();
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto list = [&](const char* key) { return ctx->saved_data[key].toIntVector(); };
+    at::Tensor grad = at::max_pool2d_with_indices_backward(grads[0].contiguous(), saved[0], list("kernel"), list("stride"),
+                                                           list("padding"), list("dilation"), ctx->saved_data["ceil"].toBool(),
+                                                           saved[1]);
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
   at::Tensor input = TensorArg(info, 0);
-  bool inference = !(at::GradMode::is_enabled() && input.requires_grad());
-  bool detour = inference && input.dim() == 4 && input.size(0) > 1 && input.is_contiguous();
-  at::Tensor pooled = at::max_pool2d(detour ? input.contiguous(at::MemoryFormat::ChannelsLast) : input, IntListArg(info, 1),
-                                     IntListArg(info, 2), IntListArg(info, 3), IntListArg(info, 4), BoolArg(info, 5));
-  return Out(info, detour ? pooled.contiguous() : pooled);
+  auto kernel = IntListArg(info, 1), stride = IntListArg(info, 2), padding = IntListArg(info, 3), dilation = IntListArg(info, 4);
+  bool ceil = BoolArg(info, 5);
+  if (input.dim() != 4 || input.size(0) < 2 || !input.is_contiguous()) {
+    return Out(info, at::max_pool2d(input, kernel, stride, padding, dilation, ceil));
+  }
+  if (at::GradMode::is_enabled() && input.requires_grad()) {
+    return Out(info, ChannelsLastMaxPool::apply(input, kernel, stride, padding, dilation, ceil));
+  }
+  at::Tensor pooled = at::max_pool2d(input.contiguous(at::MemoryFormat::ChannelsLast), kernel, stride, padding, dilation, ceil);
+  return Out(info, pooled.contiguous());
 }
 Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
   return Out(info, at::avg_pool2d(TensorArg(info, 0), IntListArg(info, 1), IntListArg(info, 2),

@@ -38,6 +38,10 @@ const SplitCardSchema = z.object({
   sources: z.array(z.string()),
 });
 
+/** How a prepared dataset's photographs and grades were found. */
+export const SOURCE_LAYOUTS = ['labels-csv', 'labels-excel', 'grade-folders', 'medmnist-npz'] as const;
+export type SourceLayout = (typeof SOURCE_LAYOUTS)[number];
+
 /** What a prepared dataset's images went through: compared by `evaluate --data` with a run's training data. */
 export const PreprocessingSchema = z.object({
   /** 'retina-disc': cropped to the disc found in each photograph (src/data/fundus.ts); 'medmnist': as MedMNIST published them. */
@@ -53,7 +57,7 @@ export const DatasetJsonSchema = z.object({
   /** What was prepared, as given: compared on a re-run to resume or refuse. */
   request: z.record(z.string(), z.unknown()),
   source: z.object({
-    layout: z.enum(['labels-csv', 'labels-excel', 'grade-folders', 'medmnist-npz']),
+    layout: z.enum(SOURCE_LAYOUTS),
     columns: z.record(z.string(), z.string()).optional(),
     groups: z.enum(['column', 'eyepacs-names', 'none']),
   }),

@@ -10,7 +10,7 @@ import { locateDatasetFile } from './locate.js';
 import { IMAGE_SIZES, getDatasetFile, type ImageSize } from './registry.js';
 import { locateOrDownload, type FirstUseOptions } from './download.js';
 import { UserError } from '../errors.js';
-import type { Preprocessing } from './prepared-dataset.js';
+import type { Preprocessing, SourceLayout } from './prepared-dataset.js';
 import { pixelTensor } from './preprocess.js';
 
 export interface SplitTensors {
@@ -32,7 +32,7 @@ export interface DataSource {
   /** Set when the images were resized to the model's input: the file's size. */
   upsampled_from: number | null;
   /** Set for a prepared dataset (`retinagrade prepare`): what it is and how its images were made. */
-  prepared?: { name: string; layout: string; preprocessing: Preprocessing };
+  prepared?: { name: string; layout: SourceLayout; preprocessing: Preprocessing };
 }
 
 export interface RetinaTensors {

@@ -59,6 +59,12 @@ function heatColour(v: number): [number, number, number] {
 export const CAPTION_HEIGHT = 36;
 const SCALE_BAR_HEIGHT = 8;
 
+/**
+ * The caption's font size, at most 12 px, small enough for `text` to fit in `width` pixels (DejaVu
+ * Sans averages under 0.62 em a character), so that "Proliferative" is not cut off at 28 px.
+ */
+const fittingFontSize = (text: string, width: number): number => Math.min(12, Math.floor((width - 6) / (0.62 * text.length)));
+
 /** The colour scale: heatColour from 0 (left) to 1 (right), `width` x SCALE_BAR_HEIGHT RGB. */
 function colourScale(width: number): Buffer {
   const bar = Buffer.alloc(width * SCALE_BAR_HEIGHT * 3);
@@ -98,10 +104,11 @@ export async function camOverlayPng(rgb: Uint8Array, cam: ClassActivationMap, sc
   const half = width / 2;
   const scaleWidth = half - 6;
   const textRow = CAPTION_HEIGHT - SCALE_BAR_HEIGHT - 6;
+  const caption = `grade ${cam.grade} ${GRADE_NAMES[cam.grade]}`;
   return sharp({ create: { width, height: height + CAPTION_HEIGHT, channels: 3, background: '#ffffff' } })
     .composite([
       { input: pictures, raw: { width, height, channels: 3 }, top: 0, left: 0 },
-      { input: textSvg(half, textRow, `grade ${cam.grade} ${GRADE_NAMES[cam.grade]}`, { fontSize: 12 }), top: height + 2, left: 0 },
+      { input: textSvg(half, textRow, caption, { fontSize: fittingFontSize(caption, half) }), top: height + 2, left: 0 },
       { input: textSvg(half, textRow, 'weak', { fontSize: 11 }), top: height + 2, left: half },
       { input: textSvg(half, textRow, 'strong', { fontSize: 11, anchor: 'end' }), top: height + 2, left: half },
       {

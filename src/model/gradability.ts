@@ -270,8 +270,9 @@ function oodScores(gate: Pick<GradabilityGate, 'bank' | 'mean' | 'std'>, pooled:
   });
   const banked = bank.shape[0]!;
   return Array.from({ length: pooled.shape[0]! }, (_, i) => {
-    const row = Array.from(similarity.subarray(i * banked, (i + 1) * banked)).sort((a, b) => b - a);
-    return 1 - row[Math.min(NEIGHBOURS, banked) - 1]!;
+    // A typed array sorts numerically in ascending order (and several times faster than an array with a comparator).
+    const row = similarity.slice(i * banked, (i + 1) * banked).sort();
+    return 1 - row[banked - Math.min(NEIGHBOURS, banked)]!;
   });
 }
 

@@ -3,6 +3,7 @@
 // forward passes, and the photographs that arrive during one are ready together for the next (one
 // batch) instead of each waiting for that thread between its decoding steps.
 import { parentPort } from 'node:worker_threads';
+import sharp from 'sharp';
 import { squarePixels, type CropMode, type SquarePixels } from '../data/fundus.js';
 import { UserError } from '../errors.js';
 
@@ -17,6 +18,10 @@ export interface DecodeRequest {
 export type DecodeReply =
   | { id: number; photos: ({ file: string; pixels: SquarePixels } | { file: string; unreadable: string })[] }
   | { id: number; error: string };
+
+// libvips' operation cache keeps recent pipelines and their results for reuse: a server never sees
+// the same photograph's pixels twice, so it would only cost memory and lookups.
+sharp.cache(false);
 
 const port = parentPort!;
 port.on('message', async ({ id, images, crop, size }: DecodeRequest) => {

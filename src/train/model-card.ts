@@ -4,6 +4,7 @@
 import { basename } from 'node:path';
 import { GRADE_NAMES, REFERABLE_GRADE, VISION_THREATENING_GRADE } from '../data/grades.js';
 import type { Interval, OperatingPointReport } from '../eval/index.js';
+import type { SourceLayout } from '../data/prepared-dataset.js';
 import { getDataset } from '../data/registry.js';
 import type { RunMetrics } from '../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../notice.js';
@@ -13,6 +14,13 @@ const fixed = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : 'n/a')
 /** A grade's AUC, '-' for a grade the split lacks. */
 const aucText = (auc: number | null | undefined): string => (auc == null ? '-' : fixed(auc));
 const withInterval = (x: number, ci: Interval): string => `${fixed(x)} [${fixed(ci.lo)}, ${fixed(ci.hi)}]`;
+/** How a prepared dataset's source was laid out (its dataset.json `source.layout`), in words. */
+const layoutWords: Record<SourceLayout, string> = {
+  'labels-csv': 'photographs with a CSV labels file',
+  'labels-excel': 'photographs with an Excel labels file',
+  'grade-folders': 'photographs in one folder per grade',
+  'medmnist-npz': 'a MedMNIST .npz file',
+};
 const tableRow = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
 
 /** The blockquote that opens the card. */
@@ -94,6 +102,33 @@ export function modelCard(metrics: RunMetrics, config: RunConfig): string {
   ).flatMap(([name, f]) => (f.note ? [`- ${name}: ${f.note}.`] : []));
   const { calibration, uncertainty } = metrics;
 
+  const { prepared } = data;
+  const dataSection = prepared
+    ? `- A dataset prepared by \`retinagrade prepare\`: \`${prepared.name}\`, from ${layoutWords[prepared.layout]}; images
+  ${prepared.preprocessing.crop === 'retina-disc' ? 'cropped to the retina disc found in each photograph' : 'as MedMNIST published them'},
+  ${data.size}x${data.size} (${prepared.preprocessing.resize}); ${imagesOf(val)} validation and ${imagesOf(test)} test images.
+- File \`${basename(data.file)}\` (md5 \`${data.md5}\`)${upsampling}.`
+    : `- ${dataset.title} (MedMNIST v2), licence ${dataset.licence}: fundus photographs from the DeepDRiD
+  challenge, downsampled to ${data.size}x${data.size}; official splits ${dataset.splitSizes.train} train /
+  ${dataset.splitSizes.val} validation / ${dataset.splitSizes.test} test.
+- File \`${basename(data.file)}\` (md5 \`${data.md5}\`)${upsampling}.
+- Cite: ${dataset.citations.join(' ')}`;
+  const intendedUse = prepared
+    ? `Research: seeing how well a grader learns from these photographs and what it attends to
+(Grad-CAM). Out of scope: any clinical or screening use; photographs from other cameras, clinics or
+populations than these; any decision about a person.`
+    : `Research and teaching: comparing methods on the RetinaMNIST benchmark, and seeing what such a
+model attends to (Grad-CAM). Out of scope: any clinical or screening use; photographs from other
+cameras, clinics or populations than DeepDRiD's; any decision about a person.`;
+  // Microaneurysms are around 1/100 of the disc across: a pixel or less at 64 px and below.
+  const resolution =
+    data.size <= 64
+      ? `- The images are ${data.size}x${data.size}: the small lesions that define the milder grades
+  (microaneurysms, small haemorrhages) are a pixel or less, so grading rests on coarse cues.`
+      : `- The images are ${data.size}x${data.size}: the smallest lesions (microaneurysms) span a few pixels
+  at most, less than a grader sees in the full-resolution photograph.`;
+  const trainingImages = prepared ? 'the prepared training split' : `${dataset.splitSizes.train} training images`;
+
   const rarest = test.per_class.reduce((low, c, i) => (c.support > 0 && c.support < test.per_class[low]!.support ? i : low), 0);
   const rarestClass = test.per_class[rarest]!;
 
@@ -113,17 +148,11 @@ ${WARNING}
 
 ## Data
 
-- ${dataset.title} (MedMNIST v2), licence ${dataset.licence}: fundus photographs from the DeepDRiD
-  challenge, downsampled to ${data.size}x${data.size}; official splits ${dataset.splitSizes.train} train /
-  ${dataset.splitSizes.val} validation / ${dataset.splitSizes.test} test.
-- File \`${basename(data.file)}\` (md5 \`${data.md5}\`)${upsampling}.
-- Cite: ${dataset.citations.join(' ')}
+${dataSection}
 
 ## Intended use
 
-Research and teaching: comparing methods on the RetinaMNIST benchmark, and seeing what such a
-model attends to (Grad-CAM). Out of scope: any clinical or screening use; photographs from other
-cameras, clinics or populations than DeepDRiD's; any decision about a person.
+${intendedUse}
 
 ## Results
 
@@ -169,9 +198,8 @@ ${screeningRows.join('\n')}
 
 ## Limitations
 
-- The images are ${data.size}x${data.size}: the small lesions that define the milder grades
-  (microaneurysms, small haemorrhages) are a pixel or less, so grading rests on coarse cues.
-- Small and imbalanced data: ${dataset.splitSizes.train} training images; the rarest test grade
+${resolution}
+- Small and imbalanced data: ${trainingImages}; the rarest test grade
   (${rarest} ${GRADE_NAMES[rarest]}) has ${rarestClass.support} images, and its recall is ${fixed(rarestClass.recall)}.
   The intervals above are wide for the same reason.
 - One source dataset, no external validation, no subgroup analysis (age, sex, ethnicity, camera).

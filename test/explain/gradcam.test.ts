@@ -81,4 +81,19 @@ describe('Grad-CAM', () => {
     for (let y = 28 * 4; y < 28 * 4 + CAPTION_HEIGHT; y++) for (let x = 0; x < width / 2; x++) if (pixel(x, y)[0]! < 100) dark++;
     expect(dark).toBeGreaterThan(30);
   });
+
+  it('fits the longest grade\'s caption in its half at 28 px ("grade 4 Proliferative DR" is not cut off)', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gradcam-')), 'cam.png');
+    const cam = { ...gradCam(cnn28, new CrossEntropy(5), image28, 4), grade: 4 };
+    await writeCamOverlay(path, new Uint8Array(28 * 28 * 3).fill(100), cam, 4);
+    const width = 2 * 28 * 4;
+    const { data } = await sharp(path).raw().toBuffer({ resolveWithObject: true });
+    // The last text column: the rightmost dark pixel of the caption band's left half.
+    let lastColumn = -1;
+    for (let y = 28 * 4; y < 28 * 4 + CAPTION_HEIGHT; y++) {
+      for (let x = 0; x < width / 2; x++) if (data[(y * width + x) * 3]! < 100) lastColumn = Math.max(lastColumn, x);
+    }
+    expect(lastColumn).toBeGreaterThan(width / 4); // there is a caption, and it is not tiny
+    expect(lastColumn).toBeLessThan(width / 2 - 6); // and it ends short of the half (cut-off text runs to its edge)
+  });
 });

@@ -38,6 +38,26 @@ describe('modelCard', () => {
     expect(card).toContain(`| test (400) | ${metrics.test.acc.toFixed(3)} [`);
   });
 
+  it("describes a prepared dataset's photographs, not RetinaMNIST, and the lesions at its size", () => {
+    const config = RunConfigSchema.parse({ ensemble: 1, epochs: 10, size: 224 });
+    const metrics = metricsOf(config, { best_epoch: 7, epochs_run: 10 });
+    metrics.data = {
+      ...metrics.data,
+      file: 'clinic-a/dataset.json',
+      size: 224,
+      upsampled_from: null,
+      prepared: { name: 'clinic-a', layout: 'labels-csv', preprocessing: { crop: 'retina-disc', resize: 'sharp linear', decode: 'sharp' } },
+    };
+    const card = modelCard(metrics, config);
+    expect(card).toContain('`clinic-a`, from photographs with a CSV labels file; images\n  cropped to the retina disc');
+    expect(card).toContain('224x224 (sharp linear); 400 validation and 400 test images.');
+    expect(card).toContain('File `dataset.json` (md5 `');
+    expect(card).toContain('the smallest lesions (microaneurysms) span a few pixels');
+    expect(card).toContain('Small and imbalanced data: the prepared training split;');
+    for (const retinamnist of ['DeepDRiD', 'RetinaMNIST', 'a pixel or less']) expect(card).not.toContain(retinamnist);
+    expect(card).toContain(NOT_FOR_CLINICAL_USE);
+  });
+
   it('says when early stopping ended training, per member of an ensemble', () => {
     const config = RunConfigSchema.parse({ ensemble: 2, epochs: 10, patience: 3 });
     const card = modelCard(metricsOf(config, { best_epoch: [4, 10], epochs_run: [7, 10] }), config);
