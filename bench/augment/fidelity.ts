@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import * as torch from '../../src/torch/index.js';
 import { applyAugment, datasheetAugment, sampleParams, type AugmentConfig, type Interpolation } from '../../src/data/augment/index.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { takeRange } from '../../src/data/training-data.js';
 import { preprocessFundus } from '../../src/data/fundus.js';
 import { toTensor } from '../../src/data/preprocess.js';
 
@@ -44,7 +45,7 @@ async function sourceImages(): Promise<{ images: Uint8Array; description: string
   if (args.photos === undefined) {
     const train = loadRetinaTensors({ size }).train;
     if (count > train.count) throw new Error(`--count ${count}: the training split has ${train.count} images`);
-    return { images: toBytes(train.x.slice(0, 0, count)), description: `${count} RetinaMNIST training images` };
+    return { images: toBytes(takeRange(train, 0, count)), description: `${count} RetinaMNIST training images` };
   }
   const files = readdirSync(args.photos)
     .filter((name) => /\.(jpe?g|png|tiff?|webp)$/i.test(name))

@@ -46,6 +46,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const batch = takeBatch(data.train, batchIndex);
       const x = config.augment ? augment(batch.x, config.augment, generator) : batch.x;
+      if (x !== batch.x) batch.x.dispose(); // as the trainer's loop does
       dataSeconds += (performance.now() - t0) / 1000;
       const out = objective.loss(model.forward(x), batch.y);
       optimizer.zeroGrad();

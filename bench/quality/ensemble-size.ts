@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { openRun } from '../../src/model/open-run.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { takeRange } from '../../src/data/training-data.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import { NUM_GRADES } from '../../src/data/grades.js';
 import { computeMetrics } from '../../src/eval/index.js';
@@ -28,7 +29,7 @@ const saved = runDirs.map((dir) => openRun(dir));
 const size = saved[0]!.modelConfig.inputSize;
 if (saved.some((s) => s.modelConfig.inputSize !== size)) throw new Error('all runs must have the same input size');
 const val = loadRetinaTensors({ dataDir: values['data-dir'], size }).val;
-const probabilities = saved.map((s) => predictProbabilities(s.model, s.objective, val.x));
+const probabilities = saved.map((s) => predictProbabilities(s.model, s.objective, takeRange(val, 0, val.count)));
 
 process.stdout.write('| members | ensembles | val ACC | val AUC | val QWK |\n| ---: | ---: | --- | --- | --- |\n');
 for (const k of values.sizes.split(',').map(Number)) {

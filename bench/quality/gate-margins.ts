@@ -19,6 +19,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadMedMNIST, type SplitData } from '../../src/data/medmnist.js';
 import { loadRetinaTensors, type SplitTensors } from '../../src/data/retinamnist.js';
+import { takeRange } from '../../src/data/training-data.js';
 import { checkGradability, fitGradabilityGate, GATE_MARGINS, type GateMargins } from '../../src/model/gradability.js';
 import { predictImage } from '../../src/model/grade-photo.js';
 import { openRun, type OpenedModel } from '../../src/model/open-run.js';
@@ -68,7 +69,8 @@ function trainRun(seed: number): Promise<OpenedModel> {
 
 /** Rows start..end-1 of a split. */
 const rowsOf = (split: SplitTensors, start: number, end: number): SplitTensors => ({
-  x: split.x.slice(0, start, end),
+  pixels: split.pixels.slice(0, start, end),
+  size: split.size,
   y: split.y.slice(0, start, end),
   labels: split.labels.subarray(start, end),
   count: end - start,
@@ -81,7 +83,7 @@ function refusedOutOfFold(opened: OpenedModel, train: SplitTensors, val: SplitTe
   let refusedCount = 0;
   for (const [h, checked] of halves.entries()) {
     const gate = fitGradabilityGate(opened.model, train, halves[1 - h]!, margins);
-    refusedCount += checkGradability(opened.model, gate, checked.x).filter((c) => c.reasons.length > 0).length;
+    refusedCount += checkGradability(opened.model, gate, takeRange(checked, 0, checked.count)).filter((c) => c.reasons.length > 0).length;
     for (const t of [gate.bank, gate.mean, gate.std]) t.dispose();
   }
   return refusedCount / val.count;
@@ -99,7 +101,9 @@ if (values['measure-test']) {
     process.stderr.write(`seed ${seed}\n`);
     const opened = await trainRun(seed);
     const tensors = loadRetinaTensors({ dataDir, size: opened.modelConfig.inputSize });
-    const testRefused = checkGradability(opened.model, opened.gradability, tensors.test.x).filter((c) => c.reasons.length > 0).length;
+    const testRefused = checkGradability(opened.model, opened.gradability, takeRange(tensors.test, 0, tensors.test.count)).filter(
+      (c) => c.reasons.length > 0,
+    ).length;
     const photographs = samples.map((path) => ({ name: path, bytes: readFileSync(path) }));
     const samplesRefused = (await refused(opened, photographs, 'disc')) * photographs.length;
     const [disc, none] = [await refused(opened, testNegatives, 'disc'), await refused(opened, testNegatives, 'none')];

@@ -1,8 +1,10 @@
 // One timed training epoch in our stack (run as a child process by run.ts), with the trainer's
-// own pieces and the steps of its loop (src/train/loop.ts): shuffle sampler, indexSelect,
-// batched datasheet augmentation, ResNet-18 (or --arch cnn), cross-entropy, AdamW. The data are synthetic uint8
-// 28x28 RGB images, preprocessed (and upsampled when --size > 28) once before timing, as
-// loadRetinaTensors does. Prints one JSON line.
+// own pieces and the steps of its loop (src/train/loop.ts): shuffle sampler, takeBatch (rows of
+// uint8 pixels converted to float), batched datasheet augmentation, ResNet-18 (or --arch cnn),
+// cross-entropy, AdamW. The data are synthetic uint8 28x28 RGB images, upsampled once when
+// --size > 28 and kept as uint8 at that size: what the peer holds, and what loadRetinaTensors holds
+// when the file at that size is there (with only the 28 px file it holds 28 px and resizes each
+// batch). Prints one JSON line.
 //
 //   node --import tsx bench/train/ours.ts --size 28 [--arch resnet18|cnn] [--n 1080] [--batch 128] [--warmup 2]
 //        [--threads 2] [--seed 0] [--no-yield]
@@ -14,7 +16,9 @@ import { NUM_GRADES } from '../../src/data/grades.js';
 import * as torch from '../../src/torch/index.js';
 import { createModel, seedInit } from '../../src/nn/index.js';
 import { augment, datasheetAugment } from '../../src/data/augment/index.js';
-import { resizeBatch, toTensor } from '../../src/data/preprocess.js';
+import { pixelTensor, resizeBatch } from '../../src/data/preprocess.js';
+import type { SplitTensors } from '../../src/data/retinamnist.js';
+import { takeBatch } from '../../src/data/training-data.js';
 import { ShuffleSampler } from '../../src/data/sampler.js';
 import { createObjective } from '../../src/nn/index.js';
 import { createOptimizer } from '../../src/optim/index.js';
@@ -52,13 +56,16 @@ async function main(): Promise<void> {
   const images = torch.tidy(() => gen.randint(0, 256, [n, SOURCE_SIZE, SOURCE_SIZE, 3]).to('uint8').data() as Uint8Array);
   const labels = torch.tidy(() => gen.randint(0, NUM_GRADES, [n]).data() as BigInt64Array);
   const prepStart = performance.now();
-  const trainX = torch.keep(
+  const pixels = torch.keep(
     torch.tidy(() => {
-      const x = toTensor(images, n, SOURCE_SIZE, 3);
-      return size === SOURCE_SIZE ? x : resizeBatch(x, size);
+      const source = pixelTensor(images, n, SOURCE_SIZE, 3);
+      if (size === SOURCE_SIZE) return source;
+      const resized = resizeBatch(source.permute([0, 3, 1, 2]).to('float32'), size);
+      return resized.round().clamp(0, 255).permute([0, 2, 3, 1]).contiguous().to('uint8');
     }),
   );
-  const trainY = torch.keep(torch.tensor(labels, [n], 'int64'));
+  const grades = Uint8Array.from(labels, Number);
+  const train: SplitTensors = { pixels, size, y: torch.tensor(labels, [n], 'int64'), labels: grades, count: n };
   const prepSeconds = (performance.now() - prepStart) / 1000;
   torch.emptyCpuCache(); // as train() does once the data are loaded
 
@@ -75,11 +82,11 @@ async function main(): Promise<void> {
   const step = (batchIndex: Int32Array, generator: torch.Generator): number =>
     torch.tidy(() => {
       const t0 = performance.now();
-      const index = torch.tensor(batchIndex, [batchIndex.length], 'int64');
-      let x = trainX.indexSelect(0, index);
-      x = augment(x, datasheetAugment, generator);
+      const batch = takeBatch(train, batchIndex);
+      const x = augment(batch.x, datasheetAugment, generator);
+      batch.x.dispose(); // as the trainer's loop does
       dataSeconds += (performance.now() - t0) / 1000;
-      const out = objective.loss(model.forward(x), trainY.indexSelect(0, index));
+      const out = objective.loss(model.forward(x), batch.y);
       optimizer.zeroGrad();
       out.backward();
       optimizer.step();

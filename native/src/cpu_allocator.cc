@@ -13,14 +13,17 @@
 //
 // The memory mapped for large blocks (live + cached) is kept within a cap: 5/4 of the peak, over
 // a recent window (the last kWindowRequests to 2 x kWindowRequests large requests), of the bytes
-// live blocks were asked for. So a spike (a whole split resized at once, an evaluation at another
-// batch size) stops counting once that many requests have passed. A request the cache cannot fit
-// that would pass the cap takes the smallest larger cached block as it is (already resident:
-// nothing is faulted in, RSS does not grow), else grows the largest cached block with mremap (its
-// pages kept: only the growth is faulted in); cached blocks beyond the cap are unmapped, least
-// recently freed first. So a one-off smaller batch (an epoch's last) or batch sizes that vary
-// from step to step run in the blocks already mapped. Small requests go to libtorch's own
-// `alloc_cpu` (glibc) as before.
+// live blocks were asked for. So a spike (an evaluation at another batch size) stops counting
+// once that many requests have passed. A request the cache cannot fit that would pass the cap
+// takes the front of the smallest larger cached block (already resident: nothing is faulted in)
+// and the rest stays cached as a block of its own, else grows the largest cached block with
+// mremap (its pages kept: only the growth is faulted in); cached blocks beyond the cap are
+// unmapped, least recently freed first. Parts of one mapping are joined again when both are
+// cached, so the next step finds the block whole (no page faults from one step to the next). So a
+// one-off smaller batch (an epoch's last) or batch sizes that vary from step to step run in the
+// blocks already mapped, and live blocks stay the size they were asked for: a large block taken
+// whole by a small request (parameters' gradients, optimizer state) would hold its excess for the
+// whole run. Small requests go to libtorch's own `alloc_cpu` (glibc) as before.
 #include "cpu_allocator.h"
 
 #include <c10/core/Allocator.h>
@@ -55,19 +58,23 @@ constexpr size_t kSpareDivisor = 8;
 // training steps (a ResNet-18 step of bench/train, augmentation included, makes about 320 at 28 and
 // 64 px), so the peak of every step in the window is in it.
 constexpr size_t kWindowRequests = 2048;
-// The cap, in quarters of the window's peak. bench/train's ResNet-18 steps at 28 and 64 px grow no
-// block within 5/4 of it (at 11/10 a 28 px step grows blocks by about 870 MB every step); at 128 px
-// a step still grows about 370 MB (BENCHMARKS.md).
+// The cap, in quarters of the window's peak: what is cached at a step's peak of live blocks adds
+// to peak RSS (bench/train's ResNet-18 at 128 px: 1.09 GiB live, 1.33 GiB mapped), and the
+// training steps of bench/train at 28, 64 and 128 px grow no block within it (BENCHMARKS.md).
 constexpr size_t kCapQuarters = 5;
 
+// `mapping`: the start of the mmap (or moving mremap) a block is part of. Blocks split past the
+// cap are parts of one mapping, and only such parts are joined again when both are cached.
 struct CachedBlock {
   void* ptr;
   size_t bytes;
+  void* mapping;
 };
 
 struct LiveBlock {
   size_t bytes;  // mapped
   size_t asked;  // the request's size, page-rounded: at most `bytes`
+  void* mapping;
 };
 
 class CachingCpuAllocator final : public c10::Allocator {
@@ -117,23 +124,25 @@ class CachingCpuAllocator final : public c10::Allocator {
       if (fits && (best == cache_.end() || it->bytes <= best->bytes)) best = it;
     }
     void* ptr = nullptr;
+    void* mapping = nullptr;
     if (best != cache_.end()) {
       ptr = best->ptr;
       bytes = best->bytes;
+      mapping = best->mapping;
       cached_ -= bytes;
       cache_.erase(best);
       ++hits_;
     } else {
       ++misses_;
-      if (live_ + cached_ + bytes > Cap() && !cache_.empty()) ptr = TakeOverCap(bytes);
+      if (live_ + cached_ + bytes > Cap() && !cache_.empty()) ptr = TakeOverCap(bytes, mapping);
       if (ptr == nullptr) {
-        ptr = Map(bytes);
+        ptr = mapping = Map(bytes);
         grownBytes_ += bytes;
       }
     }
     live_ += bytes;
     asked_ += asked;
-    blocks_.emplace(ptr, LiveBlock{bytes, asked});
+    blocks_.emplace(ptr, LiveBlock{bytes, asked, mapping});
     peakLive_ = std::max(peakLive_, live_);
     windowPeak_ = std::max(windowPeak_, asked_);
     if (++windowRequests_ == kWindowRequests) {
@@ -151,11 +160,13 @@ class CachingCpuAllocator final : public c10::Allocator {
     return ptr;
   }
 
-  // Mapping more would pass the cap, so a cached block has to serve: the smallest one larger than
-  // the request as it is (its pages are resident already, nothing is faulted in), else the largest
-  // one grown to the request's size (mremap keeps its pages: only the growth is faulted in).
-  // Returns the block and sets `bytes` to its size; null if mremap failed.
-  void* TakeOverCap(size_t& bytes) {
+  // Mapping more would pass the cap, so a cached block has to serve: the front of the smallest one
+  // larger than the request (its pages are resident already, nothing is faulted in; the rest is
+  // cached on its own, however small, to be joined again: a mapping can be unmapped or remapped by
+  // parts), else the largest one grown
+  // to the request's size (mremap keeps its pages: only the growth is faulted in). Returns the
+  // block (of `bytes`) and sets `mapping`; null if mremap failed.
+  void* TakeOverCap(size_t bytes, void*& mapping) {
     auto larger = cache_.end(), smaller = cache_.end();
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
       if (it->bytes >= bytes) {
@@ -166,15 +177,20 @@ class CachingCpuAllocator final : public c10::Allocator {
     }
     auto pick = larger != cache_.end() ? larger : smaller;
     void* ptr = pick->ptr;
+    mapping = pick->mapping;
     if (pick == smaller) {
       ptr = mremap(pick->ptr, pick->bytes, bytes, MREMAP_MAYMOVE);
       if (ptr == MAP_FAILED) return nullptr;
+      if (ptr != pick->ptr) mapping = ptr;  // moved: a mapping of its own
       grownBytes_ += bytes - pick->bytes;
-    } else {
-      bytes = pick->bytes;
     }
+    const size_t tail = pick->bytes - std::min(pick->bytes, bytes);
     cached_ -= pick->bytes;
     cache_.erase(pick);
+    if (tail > 0) {
+      cache_.push_back({static_cast<char*>(ptr) + bytes, tail, mapping});
+      cached_ += tail;
+    }
     return ptr;
   }
 
@@ -196,11 +212,25 @@ class CachingCpuAllocator final : public c10::Allocator {
     auto it = blocks_.find(ptr);
     if (it == blocks_.end()) return false;
     size_t bytes = it->second.bytes;
+    void* mapping = it->second.mapping;
     live_ -= bytes;
     asked_ -= it->second.asked;
     blocks_.erase(it);
     cached_ += bytes;
-    cache_.push_back({ptr, bytes});
+    // Join the cached parts of the same mapping that end where this block starts or start where
+    // it ends (a block split past the cap), so the next step's request for the whole finds it.
+    char* start = static_cast<char*>(ptr);
+    for (auto next = cache_.begin(); next != cache_.end();) {
+      char* at = static_cast<char*>(next->ptr);
+      if (next->mapping == mapping && (at + next->bytes == start || start + bytes == at)) {
+        start = std::min(start, at);
+        bytes += next->bytes;
+        next = cache_.erase(next);
+      } else {
+        ++next;
+      }
+    }
+    cache_.push_back({start, bytes, mapping});
     return true;
   }
 

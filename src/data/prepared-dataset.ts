@@ -12,7 +12,7 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { GRADE_NAMES, NUM_GRADES } from './grades.js';
 import { NPY_HEADER_BYTES, NpyRowReader, parseNpyHeader } from './npy.js';
-import { resizeBatch, toTensor } from './preprocess.js';
+import { pixelTensor, toModelInput } from './preprocess.js';
 import { SPLITS, type Split } from './registry.js';
 
 export const DATASET_FILE = 'dataset.json';
@@ -161,10 +161,7 @@ export function openSplit(dir: string, card: SplitCard, datasetSize: number, siz
     count: card.count,
     labels,
     read(indices) {
-      return torch.tidy(() => {
-        const stored = toTensor(images.read(indices), indices.length, datasetSize, 3);
-        return datasetSize === size ? stored : resizeBatch(stored, size);
-      });
+      return torch.tidy(() => toModelInput(pixelTensor(images.read(indices), indices.length, datasetSize, 3), size));
     },
     close: () => images.close(),
   };

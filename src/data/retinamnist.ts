@@ -1,7 +1,8 @@
-// RetinaMNIST at a model's input size, as training and evaluation use it: each split as
-// float32 NCHW in [-1,1] at the model's input size, plus int64 labels. When the file's images
-// are smaller than the model's input (only the 28x28 file here), they are upsampled once,
-// bilinearly, and the run records that it did.
+// RetinaMNIST at a model's input size, as training and evaluation use it: each split's images
+// as the file stores them (uint8, a quarter of float32's memory), plus int64 labels; a batch of
+// them becomes float32 NCHW in [-1,1] at the model's input size when it is taken
+// (`training-data.ts`). When the file's images are smaller than the model's input (only the
+// 28x28 file here), each batch is upsampled bilinearly, and the run records that it was.
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { loadMedMNIST, type LoadedDataset, type SplitData } from './medmnist.js';
@@ -10,11 +11,13 @@ import { IMAGE_SIZES, getDatasetFile, type ImageSize } from './registry.js';
 import { locateOrDownload, type FirstUseOptions } from './download.js';
 import { UserError } from '../errors.js';
 import type { Preprocessing, SourceLayout } from './prepared-dataset.js';
-import { resizeBatch, toTensor } from './preprocess.js';
+import { pixelTensor } from './preprocess.js';
 
 export interface SplitTensors {
-  /** N x 3 x S x S float32 in [-1, 1]. */
-  x: Tensor;
+  /** N x S x S x C uint8 pixels at the file's size S. */
+  pixels: Tensor;
+  /** The model's input size: what `takeBatch` and `takeRange` resize batches to. */
+  size: number;
   /** N int64 grades. */
   y: Tensor;
   labels: Uint8Array;
@@ -40,12 +43,13 @@ export interface RetinaTensors {
 }
 
 function splitTensors(split: SplitData, loaded: LoadedDataset, size: number): SplitTensors {
-  return torch.tidy(() => {
-    const stored = toTensor(split.images, split.count, loaded.size, loaded.channels);
-    const x = loaded.size === size ? stored : resizeBatch(stored, size);
-    const y = torch.tensor(split.labels, [split.count], 'int64');
-    return { x, y, labels: split.labels, count: split.count };
-  });
+  return {
+    pixels: pixelTensor(split.images, split.count, loaded.size, loaded.channels),
+    size,
+    y: torch.tensor(split.labels, [split.count], 'int64'),
+    labels: split.labels,
+    count: split.count,
+  };
 }
 
 const DATASET = 'retinamnist';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
+import { toModelInput } from './preprocess.js';
 import { DATASET_FILE, md5OfFile, openPreparedDataset, type Preprocessing, type RowSource } from './prepared-dataset.js';
 import type { DataSource, SplitTensors } from './retinamnist.js';
 
@@ -17,13 +18,13 @@ export interface TrainingData {
   source: DataSource;
 }
 
-const inMemory = (split: SplitSource): split is SplitTensors => 'x' in split;
+const inMemory = (split: SplitSource): split is SplitTensors => 'pixels' in split;
 
 /** Images and grades of rows `indices`: float32 NCHW in [-1, 1] at the model's size, and int64. */
 export function takeBatch(split: SplitSource, indices: Int32Array | number[]): { x: Tensor; y: Tensor } {
   if (inMemory(split)) {
     const index = torch.tensor(indices, [indices.length], 'int64');
-    return { x: split.x.indexSelect(0, index), y: split.y.indexSelect(0, index) };
+    return { x: toModelInput(split.pixels.indexSelect(0, index), split.size), y: split.y.indexSelect(0, index) };
   }
   const grades = Array.from(indices, (i) => split.labels[i]!);
   return { x: split.read(indices), y: torch.tensor(grades, [indices.length], 'int64') };
@@ -31,7 +32,7 @@ export function takeBatch(split: SplitSource, indices: Int32Array | number[]): {
 
 /** Images of rows start..end-1. */
 export function takeRange(split: SplitSource, start: number, end: number): Tensor {
-  if (inMemory(split)) return split.x.slice(0, start, end);
+  if (inMemory(split)) return toModelInput(split.pixels.slice(0, start, end), split.size);
   return split.read(Array.from({ length: end - start }, (_, k) => start + k));
 }
 
@@ -72,7 +73,7 @@ export function loadPreparedData(dir: string, size: number): TrainingData {
 export function releaseTrainingData(data: TrainingData): void {
   for (const split of [data.train, data.val, data.test]) {
     if (!inMemory(split)) split.close();
-    else for (const tensor of [split.x, split.y]) tensor.dispose();
+    else for (const tensor of [split.pixels, split.y]) tensor.dispose();
   }
 }
 

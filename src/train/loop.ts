@@ -201,6 +201,7 @@ async function runEpochs(
       const loss = torch.tidy(() => {
         const batch = takeBatch(data.train, batchIndex);
         const x = config.augment ? augment(batch.x, config.augment, augmentGenerator) : batch.x;
+        if (x !== batch.x) batch.x.dispose(); // not needed through the forward and backward passes
         const out = objective.loss(model.forward(x), batch.y);
         optimizer.zeroGrad();
         // A rank's share of the global batch's mean loss: the ranks' gradients then add up to its gradient.

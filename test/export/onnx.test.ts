@@ -10,6 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { GRADE_NAMES } from '../../src/data/grades.js';
 import { toTensor } from '../../src/data/preprocess.js';
+import { takeRange } from '../../src/data/training-data.js';
 import { exportRun, type InputStyle } from '../../src/export/onnx.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
@@ -57,13 +58,14 @@ async function compare(runDir: string, style: InputStyle): Promise<{ ours: Float
   const n = test.count;
   let ours: Float32Array;
   let input: ort.Tensor;
+  const images = takeRange(test, 0, n);
   if (style === 'tensor') {
-    ours = Float32Array.from(calibrated(predictProbabilities(opened.model, opened.objective, test.x), opened.calibration));
-    input = new ort.Tensor('float32', test.x.data() as Float32Array, [n, 3, size, size]);
+    ours = Float32Array.from(calibrated(predictProbabilities(opened.model, opened.objective, images), opened.calibration));
+    input = new ort.Tensor('float32', images.data() as Float32Array, [n, 3, size, size]);
   } else {
-    // The split's pixels, NHWC (exact at the file's own size, where x came from bytes).
+    // The split's pixels at the model's size, NHWC (the file's own bytes at its size).
     const pixels = torch.tidy(
-      () => test.x.add(1).mul(127.5).round().clamp(0, 255).permute([0, 2, 3, 1]).contiguous().to('uint8').data() as Uint8Array,
+      () => images.add(1).mul(127.5).round().clamp(0, 255).permute([0, 2, 3, 1]).contiguous().to('uint8').data() as Uint8Array,
     );
     const x = toTensor(pixels, n, size, 3);
     ours = Float32Array.from(calibrated(predictProbabilities(opened.model, opened.objective, x), opened.calibration));
@@ -71,6 +73,7 @@ async function compare(runDir: string, style: InputStyle): Promise<{ ours: Float
     input = new ort.Tensor('uint8', pixels, [n, size, size, 3]);
   }
   opened.model.dispose();
+  images.dispose();
   const theirs = await runOnnx(file, input);
   expect(theirs.length).toBe(ours.length);
   return { ours, theirs };
@@ -79,7 +82,7 @@ async function compare(runDir: string, style: InputStyle): Promise<{ ours: Float
 const config = (name: 'cnn' | 'resnet18' | 'resnet50', extra: object = {}): ModelConfig =>
   ModelConfigSchema.parse({ name, inputSize: 28, width: 8, numClasses: 5, ...extra });
 const run = (modelConfig: ModelConfig, ensemble = 1, metrics?: object): string =>
-  untrainedRun(ensemble, { modelConfig, metrics, randomNorm: { seed: 2, images: testSplit(modelConfig.inputSize).x.slice(0, 0, 64) } });
+  untrainedRun(ensemble, { modelConfig, metrics, randomNorm: { seed: 2, images: takeRange(testSplit(modelConfig.inputSize), 0, 64) } });
 
 describe('onnxruntime-node agrees with predict within 1e-4 on the 400 test images', () => {
   it.each([

@@ -14,6 +14,7 @@ import type { RunConfig } from '../../src/train/config.js';
 import { modelCard } from '../../src/train/model-card.js';
 import { predictionsCsv } from '../../src/train/outputs.js';
 import * as torch from '../../src/torch/index.js';
+import { syntheticSplit } from './synthetic-split.js';
 import { untrainedRun } from './untrained-run.js';
 
 const labels = Uint8Array.from({ length: 400 }, (_, i) => i % 5);
@@ -84,12 +85,6 @@ export function syntheticRunDir(config: RunConfig): { path: string; metrics: Run
   writeFileSync(run.file('log'), log.map((l) => `${JSON.stringify(l)}\n`).join(''));
   writeFileSync(run.file('predictions'), predictionsCsv(labels, tempered));
   writeFileSync(run.file('card'), modelCard(metrics, config));
-  const generator = new torch.Generator(5);
-  const testImages = {
-    x: generator.uniform([labels.length, 3, 28, 28], -1, 1),
-    y: torch.tensor(labels, [labels.length], 'int64'),
-    labels,
-    count: labels.length,
-  };
+  const testImages = syntheticSplit(new torch.Generator(5), labels.length, labels);
   return { path: run.path, metrics, testImages };
 }

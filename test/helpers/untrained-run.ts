@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveSafetensors } from '../../src/io/safetensors.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { releaseTrainingData } from '../../src/data/training-data.js';
 import { Ensemble } from '../../src/model/ensemble.js';
 import { fitGradabilityGate, gradabilityTensors } from '../../src/model/gradability.js';
 import { predictSplit } from '../../src/model/inference.js';
@@ -66,7 +67,8 @@ function fitOutputs(run: RunDir, model: FeatureClassifier, objective: Objective,
   run.writeJson('calibration', fitRunCalibration(data.val.labels, predictSplit(model, objective, data.val)));
   const { tensors, metadata } = gradabilityTensors(fitGradabilityGate(model, data.train, data.val));
   saveSafetensors(run.file('gradability'), tensors, metadata);
-  for (const t of [...tensors.values(), ...[data.train, data.val, data.test].flatMap((split) => [split.x, split.y])]) t.dispose();
+  for (const t of tensors.values()) t.dispose();
+  releaseTrainingData(data);
 }
 
 /** A run directory holding an untrained model, or an ensemble of `ensemble` of them. */

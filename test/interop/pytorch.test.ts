@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { takeRange } from '../../src/data/training-data.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import { openRun } from '../../src/model/open-run.js';
 import { ModelConfigSchema } from '../../src/nn/index.js';
@@ -26,7 +27,7 @@ const IMAGES = 100;
 /** Largest absolute difference between our probabilities and PyTorch's for `runDir` on the first IMAGES test images. */
 function largestDifference(runDir: string): number {
   const opened = openRun(runDir);
-  const images = testSplit(opened.modelConfig.inputSize).x.slice(0, 0, IMAGES);
+  const images = takeRange(testSplit(opened.modelConfig.inputSize), 0, IMAGES);
   const ours = predictProbabilities(opened.model, opened.objective, images);
   opened.model.dispose();
   const dir = mkdtempSync(join(tmpdir(), 'retinagrade-interop-'));
@@ -59,7 +60,7 @@ describe('PyTorch loads best.safetensors and agrees within 1e-4 on 100 test imag
     (_, modelConfig, ensemble) => {
       const run = untrainedRun(ensemble, {
         modelConfig,
-        randomNorm: { seed: 1, images: testSplit(modelConfig.inputSize).x.slice(0, 0, 64) },
+        randomNorm: { seed: 1, images: takeRange(testSplit(modelConfig.inputSize), 0, 64) },
       });
       expect(largestDifference(run)).toBeLessThan(1e-4);
     },

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMedMNIST } from '../../src/data/medmnist.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
+import { takeRange } from '../../src/data/training-data.js';
 import { gradeLoaded, isLoaded, loadPhoto, predictImage } from '../../src/model/grade-photo.js';
 import { ModelConfigSchema } from '../../src/nn/index.js';
 import { evaluateSplit } from '../../src/model/inference.js';
@@ -45,7 +46,7 @@ describe('predictImage with the default disc crop', () => {
 describe('gradeLoaded: several photographs in one forward pass', () => {
   it('gives each photograph the record it gets alone: graded, refused by the gate, unreadable', async () => {
     const config = ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 8, numClasses: 5 });
-    const images = loadRetinaTensors({ dataDir, size: 28 }).val.x.slice(0, 0, 16);
+    const images = takeRange(loadRetinaTensors({ dataDir, size: 28 }).val, 0, 16);
     // Trained-like batch-norm statistics, and the gate and calibration `train` fits: records differ between photographs.
     const runDir = untrainedRun(2, { modelConfig: config, randomNorm: { seed: 3, images }, fitOn: { dataDir } });
     const opened = openRun(runDir);

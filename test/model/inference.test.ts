@@ -5,15 +5,14 @@ import { NUM_GRADES } from '../../src/data/grades.js';
 import { evaluateSplit } from '../../src/model/inference.js';
 import { ModelConfigSchema, createModel, createObjective, LossConfigSchema } from '../../src/nn/index.js';
 import * as torch from '../../src/torch/index.js';
+import { syntheticSplit } from '../helpers/synthetic-split.js';
 
 describe.skipIf(process.env.RETINAGRADE_CPU_CACHE === '0')('evaluateSplit', () => {
   it('empties the CPU cache of large blocks once the split is scored', () => {
     const count = 64;
     const model = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize: 28, width: 16, numClasses: NUM_GRADES }));
     const objective = createObjective(LossConfigSchema.parse({ kind: 'ce' }), NUM_GRADES);
-    const labels = Uint8Array.from({ length: count }, (_, i) => i % NUM_GRADES);
-    const gen = new torch.Generator(3);
-    const split = { x: gen.normal([count, 3, 28, 28]), y: torch.tensor(Array.from(labels), [count], 'int64'), labels, count };
+    const split = syntheticSplit(new torch.Generator(3), count);
     const before = torch.cpuCacheStats();
     const { probs } = evaluateSplit(model, objective, split);
     const after = torch.cpuCacheStats();
@@ -23,7 +22,6 @@ describe.skipIf(process.env.RETINAGRADE_CPU_CACHE === '0')('evaluateSplit', () =
     expect(after.cachedBytes).toBe(0);
     expect(probs.length).toBe(count * NUM_GRADES);
     model.dispose();
-    split.x.dispose();
-    split.y.dispose();
+    for (const t of [split.pixels, split.y]) t.dispose();
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
-import { releaseTrainingData } from '../../src/data/training-data.js';
+import { releaseTrainingData, takeBatch, takeRange } from '../../src/data/training-data.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import {
   BatchNorm2d,
@@ -150,9 +150,9 @@ describe('bf16 precision (autocast around features and head)', () => {
     const gen = new torch.Generator(2);
     for (let step = 0; step < 30; step++) {
       torch.tidy(() => {
-        const index = gen.uniform([32]).mul(data.train.count).floor().to('int64');
-        const logits = fp32.forward(data.train.x.indexSelect(0, index));
-        const loss = logits.logSoftmax(1).gather(1, data.train.y.indexSelect(0, index).unsqueeze(1)).mean().neg();
+        const batch = takeBatch(data.train, Int32Array.from(gen.uniform([32]).mul(data.train.count).floor().data() as Float32Array));
+        const logits = fp32.forward(batch.x);
+        const loss = logits.logSoftmax(1).gather(1, batch.y.unsqueeze(1)).mean().neg();
         optimizer.zeroGrad();
         loss.backward();
         optimizer.step();
@@ -161,7 +161,7 @@ describe('bf16 precision (autocast around features and head)', () => {
     const bf16 = createModel(config('cnn', 28, 'bf16'));
     bf16.loadStateDict(fp32.stateDict());
     const objective = createObjective(LossConfigSchema.parse({}), 5);
-    const [p32, p16] = [fp32, bf16].map((m) => predictProbabilities(m, objective, data.val.x));
+    const [p32, p16] = [fp32, bf16].map((m) => predictProbabilities(m, objective, takeRange(data.val, 0, data.val.count)));
     const argmax = (p: Float32Array, row: number) =>
       [0, 1, 2, 3, 4].reduce((best, k) => (p[row * 5 + k]! > p[row * 5 + best]! ? k : best), 0);
     let agree = 0;

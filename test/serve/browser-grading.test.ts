@@ -9,7 +9,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRADE_NAMES } from '../../src/data/grades.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
-import { releaseTrainingData } from '../../src/data/training-data.js';
+import { releaseTrainingData, takeRange } from '../../src/data/training-data.js';
 import { RunDir } from '../../src/model/run-dir.js';
 import { BROWSER_NOT_CHECKED_WARNING } from '../../src/serve/page.js';
 import { createServer } from '../../src/serve/server.js';
@@ -26,7 +26,7 @@ let url: string;
 beforeAll(async () => {
   // Batch-norm statistics from real images: probabilities that differ between photographs.
   const data = loadRetinaTensors({ dataDir, size: 28 });
-  const run = untrainedRun(2, { randomNorm: { seed: 4, images: data.test.x.slice(0, 0, 64) } });
+  const run = untrainedRun(2, { randomNorm: { seed: 4, images: takeRange(data.test, 0, 64) } });
   releaseTrainingData(data);
   // Thresholds no prediction can miss (every one uncertain and referable): the page must apply them too.
   const calibration = {

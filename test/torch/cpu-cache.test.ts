@@ -1,6 +1,7 @@
 // The binding's CPU allocator (native/src/cpu_allocator.cc) keeps freed large tensor blocks
 // mapped and hands them back to requests that need all but at most 1/8 of them; what it keeps
-// mapped follows the peak of live blocks over a recent window; small tensors still go to malloc.
+// mapped follows the peak of live blocks over a recent window (past it, a larger block is split,
+// and its parts are joined again once freed); small tensors still go to malloc.
 import { beforeEach, describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 
@@ -61,7 +62,7 @@ describe.skipIf(process.env.RETINAGRADE_CPU_CACHE !== undefined)('the CPU alloca
     unfitted.dispose();
   });
 
-  it('past its cap, serves a request from a larger cached block as it is rather than map more', () => {
+  it('past its cap, serves a request from the front of a larger cached block and keeps the rest cached', () => {
     // Two windows of 1 MiB requests: earlier tests' peaks no longer set the cap.
     passRequests(2 * torch.cpuCacheStats().windowRequests);
     torch.emptyCpuCache();
@@ -73,10 +74,49 @@ describe.skipIf(process.env.RETINAGRADE_CPU_CACHE !== undefined)('the CPU alloca
     const after = torch.cpuCacheStats();
     expect(after.misses).toBe(before.misses + 1);
     expect(after.grownBytes).toBe(before.grownBytes);
-    expect(after.liveBytes - before.liveBytes).toBe(8 * MiB);
-    expect(after.cachedBytes).toBe(0);
+    // Live grows by what was asked, not by the whole block: the other 2 MiB stay cached...
+    expect(after.liveBytes - before.liveBytes).toBe(6 * MiB);
+    expect(after.cachedBytes).toBe(2 * MiB);
+    // ...and serve the next 2 MiB request without mapping anything, next to t and apart from it.
+    const rest = torch.full([(2 * MiB) / FLOAT], 5);
+    const afterRest = torch.cpuCacheStats();
+    expect(afterRest.hits).toBe(after.hits + 1);
+    expect(afterRest.grownBytes).toBe(before.grownBytes);
+    expect(afterRest.cachedBytes).toBe(0);
     expect(torch.tidy(() => t.sum().item())).toBe((2 * 6 * MiB) / FLOAT);
+    expect(torch.tidy(() => rest.sum().item())).toBe((5 * 2 * MiB) / FLOAT);
     t.dispose();
+    rest.dispose();
+    // Both parts freed are one 8 MiB block again: the next step's 8 MiB request takes it.
+    expect(torch.cpuCacheStats().cachedBytes).toBe(8 * MiB);
+    const whole = block(8 * MiB);
+    const afterWhole = torch.cpuCacheStats();
+    expect(afterWhole.hits).toBe(afterRest.hits + 1);
+    expect(afterWhole.grownBytes).toBe(before.grownBytes);
+    expect(afterWhole.cachedBytes).toBe(0);
+    whole.dispose();
+  });
+
+  it('past its cap, keeps even a part under 1 MiB cached, to join it again with the rest', () => {
+    passRequests(2 * torch.cpuCacheStats().windowRequests);
+    torch.emptyCpuCache();
+    block(4 * MiB).dispose();
+    const before = torch.cpuCacheStats();
+    // 3.25 MiB leaves more than 1/8 of the 4 MiB block, and mapping it would pass the cap.
+    expect(before.cachedBytes + 3.25 * MiB).toBeGreaterThan(before.capBytes);
+    const t = block(3.25 * MiB);
+    const after = torch.cpuCacheStats();
+    expect(after.misses).toBe(before.misses + 1);
+    expect(after.liveBytes - before.liveBytes).toBe(3.25 * MiB);
+    expect(after.cachedBytes).toBe(0.75 * MiB);
+    t.dispose();
+    // Whole again: a 4 MiB request maps nothing (with varying batch sizes, parts that were unmapped
+    // instead had to be mapped anew by the larger batches that followed).
+    const whole = block(4 * MiB);
+    const afterWhole = torch.cpuCacheStats();
+    expect(afterWhole.hits).toBe(after.hits + 1);
+    expect(afterWhole.grownBytes).toBe(before.grownBytes);
+    whole.dispose();
   });
 
   it('maps nothing more for a sequence of requests repeated, and stays within its cap', () => {

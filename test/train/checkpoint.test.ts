@@ -6,7 +6,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { RetinaTensors, SplitTensors } from '../../src/data/retinamnist.js';
+import type { RetinaTensors } from '../../src/data/retinamnist.js';
+import { releaseTrainingData } from '../../src/data/training-data.js';
 import { UserError } from '../../src/errors.js';
 import { loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import { RunDir } from '../../src/model/run-dir.js';
@@ -14,6 +15,7 @@ import * as torch from '../../src/torch/index.js';
 import { beginRun } from '../../src/train/checkpoint.js';
 import { RunConfigSchema, modelConfigOf, savedConfigOf, type RunConfig, type RunConfigInput } from '../../src/train/config.js';
 import { trainModel, type EpochLog, type TrainedModel } from '../../src/train/loop.js';
+import { syntheticSplit } from '../helpers/synthetic-split.js';
 
 const tempRun = (): RunDir => new RunDir(mkdtempSync(join(tmpdir(), 'retinagrade-checkpoint-')));
 const jsonOf = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
@@ -89,12 +91,6 @@ describe('beginRun', () => {
 // ---------------------------------------------------------------------------------------------
 // trainModel on synthetic data
 
-/** n images of 3x28x28 in [-1,1] from `generator`, labels cycling through the 5 grades. */
-function syntheticSplit(generator: torch.Generator, n: number): SplitTensors {
-  const labels = Uint8Array.from({ length: n }, (_, i) => i % 5);
-  return { x: generator.uniform([n, 3, 28, 28], -1, 1), y: torch.tensor(labels, [n], 'int64'), labels, count: n };
-}
-
 function syntheticData(): RetinaTensors {
   const generator = new torch.Generator(2024);
   return {
@@ -164,10 +160,7 @@ beforeAll(() => {
   torch.setNumThreads(1);
   data = syntheticData();
   return () => {
-    for (const split of [data.train, data.val, data.test]) {
-      split.x.dispose();
-      split.y.dispose();
-    }
+    releaseTrainingData(data);
   };
 });
 

@@ -2,13 +2,15 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RetinaTensors, SplitTensors } from '../../src/data/retinamnist.js';
+import type { RetinaTensors } from '../../src/data/retinamnist.js';
+import { releaseTrainingData } from '../../src/data/training-data.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { RunDir } from '../../src/model/run-dir.js';
 import * as torch from '../../src/torch/index.js';
 import { RunConfigSchema, savedConfigOf } from '../../src/train/config.js';
 import { memberSeed, trainEnsemble } from '../../src/train/ensemble.js';
 import type { Progress } from '../../src/train/loop.js';
+import { syntheticSplit } from '../helpers/synthetic-split.js';
 
 describe('memberSeed', () => {
   it('gives the members of different ensemble seeds disjoint seeds', () => {
@@ -20,27 +22,19 @@ describe('memberSeed', () => {
 });
 
 describe('trainEnsemble on synthetic data', () => {
-  /** n images of 3x28x28 in [-1,1], labels cycling through the 5 grades. */
-  function split(generator: torch.Generator, n: number): SplitTensors {
-    const labels = Uint8Array.from({ length: n }, (_, i) => i % 5);
-    return { x: generator.uniform([n, 3, 28, 28], -1, 1), y: torch.tensor(labels, [n], 'int64'), labels, count: n };
-  }
   let data: RetinaTensors;
   beforeAll(() => {
     torch.setNumThreads(1);
     const generator = new torch.Generator(7);
     data = {
-      train: split(generator, 24),
-      val: split(generator, 8),
-      test: split(generator, 8),
+      train: syntheticSplit(generator, 24),
+      val: syntheticSplit(generator, 8),
+      test: syntheticSplit(generator, 8),
       source: { file: 'synthetic', md5: '', size: 28, upsampled_from: null },
     };
   });
   afterAll(() => {
-    for (const s of [data.train, data.val, data.test]) {
-      s.x.dispose();
-      s.y.dispose();
-    }
+    releaseTrainingData(data);
   });
 
   const config = RunConfigSchema.parse({

@@ -6,6 +6,7 @@ import { writeMontage } from '../../data/montage.js';
 import { MIN_PREPARED_SIZE, PREPARED_TRAINING_SIZE } from '../../data/prepared-dataset.js';
 import { IMAGE_SIZES } from '../../data/registry.js';
 import { ensureRetinaFile, loadRetinaTensors } from '../../data/retinamnist.js';
+import { takeBatch } from '../../data/training-data.js';
 import { UserError } from '../../errors.js';
 import type { RunMetrics } from '../../model/run-metrics.js';
 import { NOT_FOR_CLINICAL_USE } from '../../notice.js';
@@ -292,7 +293,7 @@ Examples:
           throw new UserError(`--count ${flags.count} is more than the ${data.train.count} training images`);
         // Grades in turn (0, 1, 2, 3, 4, 0, ...), each row labelled with its grade.
         const rows = rowsByGrade(data.train.labels, flags.count);
-        const images = torch.tidy(() => data.train.x.indexSelect(0, torch.tensor(Int32Array.from(rows), [rows.length], 'int64')));
+        const images = takeBatch(data.train, Int32Array.from(rows)).x;
         const labels = rows.map((i) => `${data.train.labels[i]} ${GRADE_NAMES[data.train.labels[i]!]}`);
         const { width, height } = await writeMontage(flags.out, images, augment, new torch.Generator(flags.seed), {
           count: flags.count,

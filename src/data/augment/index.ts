@@ -26,16 +26,10 @@ import { colorJitter, isColourIdentity } from './colour.js';
 import type { AugmentConfig, Interpolation } from './config.js';
 import { isGeometryIdentity, warp } from './geometry.js';
 import { sampleParams, type SampleParams } from './params.js';
-import { ScratchCache } from './scratch.js';
+import { takeScratch } from './scratch.js';
 
 export { AugmentSchema, datasheetAugment, type AugmentConfig, type Interpolation } from './config.js';
 export { identityParams, sampleParams, type CropBox, type JitterOp, type SampleParams } from './params.js';
-
-/**
- * applyAugment's scratch tensors. One cache serves every call: applyAugment is synchronous and
- * JavaScript runs one call at a time, and training augments batches of one shape.
- */
-const scratch = new ScratchCache();
 
 /** Samples parameters from `gen` and applies them: the training-time entry point. */
 export function augment(x: torch.Tensor, config: AugmentConfig, gen: torch.Generator): torch.Tensor {
@@ -60,10 +54,9 @@ export function applyAugment(x: torch.Tensor, params: readonly SampleParams[], i
   // rounding changes), so the result is exactly twice the [0, 1] computation, without the two
   // passes that scaling to [0, 1] and back would cost.
   //
-  // Everything up to the warp runs in place in reused scratch tensors (scratch.ts): only the
-  // returned batch is new memory.
+  // Everything up to the warp runs in place in scratch tensors made once per call (scratch.ts).
   return torch.tidy(() => {
-    const work = scratch.take(n, channels, height, width);
+    const work = takeScratch(n, channels, height, width);
     const image = colour ? colorJitter(x, params, work) : work.image.copyInPlace(x).addInPlace(1); // [0, 2], original order
     const result = geometric ? warp(image, params, interpolation, work.grid) : image.clone();
     return result.addInPlace(-1);
