@@ -5,7 +5,7 @@
 // blocks below it (the threshold grows dynamically to 32 MiB) land in the heap between the small
 // allocations of Node and the binding, where freed space fragments and the heap keeps growing.
 //
-// This allocator takes the large requests (>= 1 MiB by default) out of glibc: each is an
+// This allocator takes the large requests (>= 64 KiB by default) out of glibc: each is an
 // anonymous mapping of its own, and a freed block is kept mapped in a cache. A later request takes
 // back the smallest cached block that fits it with at most 1/8 of the block to spare (the most
 // recently freed among equals), without a system call or page faults, so from the second step on
@@ -51,7 +51,12 @@
 namespace retinagrade {
 namespace {
 
-constexpr size_t kDefaultMinBytes = size_t{1} << 20;
+// 64 KiB: below glibc's default mmap threshold (128 KiB). glibc serves an aligned request of a
+// few hundred KiB from the top of its heap, and a freed one cannot serve the next request of the
+// same size (an aligned request asks for more); with the small objects beside it freed only by
+// the garbage collector, every such request can take fresh pages: 98 page faults for a 400 KB
+// tensor, each time. The cache reuses them.
+constexpr size_t kDefaultMinBytes = size_t{64} << 10;
 // A cached block serves a request when the request needs all but at most 1/8 of it.
 constexpr size_t kSpareDivisor = 8;
 // The cap follows the peak over the last kWindowRequests to twice that many large requests: a few
