@@ -42,9 +42,17 @@ export interface FundusImage {
 
 export const NOT_FUNDUS_WARNING = 'does not look like a fundus photograph (no dark border around a bright disc found); used a centre crop';
 
-export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
+/** An image's format and size, from its header (readHeader). */
+export interface ImageHeader {
+  format: string;
+  width: number;
+  height: number;
+}
+
+/** Decodes an image; `header`, when given, is its readHeader result (read already, the size check passed). */
+export async function decodeImage(input: ImageInput, header?: ImageHeader): Promise<DecodedImage> {
   const { name, bytes } = await readInput(input);
-  const { format } = await readHeader({ name, bytes });
+  const { format } = header ?? (await readHeader({ name, bytes }));
   try {
     const decoder = sharp(bytes, { failOn: 'warning', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
     const { data, info } = await decoder
@@ -63,7 +71,7 @@ export async function decodeImage(input: ImageInput): Promise<DecodedImage> {
  * An image's format and size from its header alone (safe before the size check): a UserError names
  * what is wrong with an empty, unreadable, unsupported or oversized image.
  */
-export async function readHeader({ name, bytes }: Exclude<ImageInput, string>): Promise<{ format: string; width: number; height: number }> {
+export async function readHeader({ name, bytes }: Exclude<ImageInput, string>): Promise<ImageHeader> {
   const expected = 'expected a PNG, JPEG, TIFF or WebP image';
   if (bytes.length === 0) throw new UserError(`${name}: empty file (${expected})`);
   let metadata: Metadata;
@@ -111,13 +119,16 @@ export interface SquarePixels {
   warnings: string[];
 }
 
-/** Decodes and crops a photograph for a model of input `size` (no libtorch: runs in any thread). */
-export async function squarePixels(input: ImageInput, size: number, crop: CropMode): Promise<SquarePixels> {
+/**
+ * Decodes and crops a photograph for a model of input `size` (no libtorch: runs in any thread);
+ * `header` as decodeImage takes it.
+ */
+export async function squarePixels(input: ImageInput, size: number, crop: CropMode, header?: ImageHeader): Promise<SquarePixels> {
   if (crop === 'disc') {
-    const fundus = await preprocessFundus(input, size);
+    const fundus = await preprocessFundus(input, size, header);
     return { rgb: fundus.pixels, side: size, warnings: fundus.warnings };
   }
-  const image = await decodeImage(input);
+  const image = await decodeImage(input, header);
   if (image.width !== image.height) {
     const name = typeof input === 'string' ? input : input.name;
     throw new UserError(`${name}: crop 'none' needs a square image, got ${image.width}x${image.height}`);
@@ -150,11 +161,11 @@ export async function findDisc(image: DecodedImage): Promise<Disc | null> {
  * disc (padded with black where the disc runs past the image edge), or a centre crop with a
  * warning when no disc is found.
  */
-export async function preprocessFundus(input: ImageInput, size: number): Promise<FundusImage> {
+export async function preprocessFundus(input: ImageInput, size: number, header?: ImageHeader): Promise<FundusImage> {
   if (!Number.isInteger(size) || size < 1) {
     throw new RangeError(`preprocessFundus: size must be a positive integer, got ${size}`);
   }
-  const image = await decodeImage(input);
+  const image = await decodeImage(input, header);
   const disc = await findDisc(image);
   const warnings: string[] = [];
   let square: { left: number; top: number; side: number };

@@ -4,12 +4,13 @@
 // batch) instead of each waiting for that thread between its decoding steps.
 import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
-import { squarePixels, type CropMode, type SquarePixels } from '../data/fundus.js';
+import { squarePixels, type CropMode, type ImageHeader, type SquarePixels } from '../data/fundus.js';
 import { UserError } from '../errors.js';
 
 export interface DecodeRequest {
   id: number;
-  images: { name: string; bytes: Uint8Array }[];
+  /** With the header the prediction thread read (the size check passed). */
+  images: { name: string; bytes: Uint8Array; header: ImageHeader }[];
   crop: CropMode;
   /** The model's input size. */
   size: number;
@@ -29,7 +30,7 @@ port.on('message', async ({ id, images, crop, size }: DecodeRequest) => {
     const photos: Extract<DecodeReply, { photos: unknown }>['photos'] = [];
     for (const image of images) {
       try {
-        photos.push({ file: image.name, pixels: await squarePixels(image, size, crop) });
+        photos.push({ file: image.name, pixels: await squarePixels(image, size, crop, image.header) });
       } catch (error) {
         if (!(error instanceof UserError)) throw error;
         photos.push({ file: image.name, unreadable: error.message });

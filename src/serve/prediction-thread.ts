@@ -4,7 +4,7 @@
 // (gradeLoaded).
 import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import { MAX_INPUT_PIXELS, readHeader } from '../data/fundus.js';
+import { MAX_INPUT_PIXELS, readHeader, type ImageHeader } from '../data/fundus.js';
 import { ModelOutputError, UserError } from '../errors.js';
 import { gradeLoaded, isLoaded, loadedPhoto, unreadable, type LoadedPhoto, type Prediction } from '../model/grade-photo.js';
 import { openRun } from '../model/open-run.js';
@@ -21,8 +21,9 @@ const DECODE_PIXEL_BUDGET = MAX_INPUT_PIXELS;
 /** Requests being decoded at once at most, however small. */
 const MAX_DECODING = 8;
 
-/** An image's pixel count from its header, or the record of an image whose header is unusable. */
-type Header = number | Prediction;
+/** An image's header, or the record of an image whose header is unusable. */
+type Header = ImageHeader | Prediction;
+const isReadable = (header: Header): header is ImageHeader => 'format' in header;
 
 const port = parentPort!;
 try {
@@ -45,16 +46,20 @@ try {
   });
   /**
    * The request's photographs decoded and cropped in the decoding thread, then loaded as the
-   * model's input; `headers` has the record of each image whose header is unusable (not sent).
+   * model's input; `headers` has each image's header (sent along: the decoding thread does not
+   * read it again) or the record of an image whose header is unusable (not sent).
    */
   const load = (request: PredictRequest, headers: readonly Header[]): Promise<(LoadedPhoto | Prediction)[]> =>
     new Promise((resolve, reject) => {
-      const images = request.images.filter((_, i) => typeof headers[i] === 'number');
+      const images = request.images.flatMap((image, i) => {
+        const header = headers[i]!;
+        return isReadable(header) ? [{ ...image, header }] : [];
+      });
       if (images.length === 0) return resolve(headers as Prediction[]);
       awaitingDecode.set(request.id, (reply) => {
         if ('error' in reply) return reject(new Error(reply.error));
         const decoded = reply.photos.map((p) => ('pixels' in p ? loadedPhoto(opened, p.file, p.pixels) : unreadable(p.file, p.unreadable)));
-        resolve(headers.map((header) => (typeof header === 'number' ? decoded.shift()! : header)));
+        resolve(headers.map((header) => (isReadable(header) ? decoded.shift()! : header)));
       });
       decoder.postMessage({
         id: request.id,
@@ -91,15 +96,14 @@ try {
     reply({ id, error: (error as Error).message, modelError: error instanceof ModelOutputError });
 
   /**
-   * Each image's pixel count from its header, read before anything is decoded, or the record of an
-   * image whose header is unusable: it is answered without being decoded.
+   * Each image's header (its pixel count is what admission budgets), read before anything is
+   * decoded, or the record of an image whose header is unusable: it is answered without being decoded.
    */
   const headersOf = ({ images }: PredictRequest): Promise<Header[]> =>
     Promise.all(
       images.map(async (image) => {
         try {
-          const { width, height } = await readHeader(image);
-          return width * height;
+          return await readHeader(image);
         } catch (error) {
           if (error instanceof UserError) return unreadable(image.name, error.message);
           throw error;
@@ -128,7 +132,7 @@ try {
         const request = waiting.shift()!;
         if (cancelled.delete(request.id)) continue;
         const headers = await headersOf(request);
-        const pixels = headers.reduce<number>((sum, header) => sum + (typeof header === 'number' ? header : 0), 0);
+        const pixels = headers.reduce((sum, header) => sum + (isReadable(header) ? header.width * header.height : 0), 0);
         while (!mayStart(pixels)) await progress;
         if (cancelled.delete(request.id)) continue; // its asker went while the budget was full
         for (const id of cancelled) if (id < request.id) cancelled.delete(id); // came after their request started
