@@ -84,6 +84,10 @@ class StorageLedger {
     if (change != 0) napi_adjust_external_memory(env, change, &total);
   }
   std::unordered_map<const c10::StorageImpl*, Entry> entries_;
+
+ public:
+  // Storages some handle of this thread still holds (not disposed, not yet collected).
+  size_t LiveStorages() const { return entries_.size(); }
 };
 
 // Per-environment state, so the addon also loads in worker threads. Handles share the ledger, so
@@ -910,6 +914,11 @@ Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(total));
 }
 
+// Storages this thread's tensor handles hold: what a leak check counts.
+Napi::Value LiveStorages(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Data(info.Env()).ledger->LiveStorages()));
+}
+
 // RETINAGRADE_THREADS, else every core the process may run on (Node's availableParallelism).
 int DefaultNumThreads() {
   cpu_set_t cpus;
@@ -1076,6 +1085,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("cpuCacheStats", CpuCacheStats);
   EXPORT("emptyCpuCache", EmptyCpuCache);
   EXPORT("externalMemory", ExternalMemory);
+  EXPORT("liveStorages", LiveStorages);
 #undef EXPORT
   retinagrade::ExportDistributed(env, exports);
   return exports;

@@ -33,9 +33,11 @@ export class Ensemble extends Module implements FeatureClassifier {
 
   /** The members' feature maps side by side on the channel axis (Grad-CAM weighs all of them). */
   features(x: Tensor): Tensor {
-    return torch.cat(
-      this.members.map((m) => m.features(x)),
-      1,
+    return torch.tidy(() =>
+      torch.cat(
+        this.members.map((m) => m.features(x)),
+        1,
+      ),
     );
   }
 

@@ -206,9 +206,11 @@ function quadrantPool(features: Tensor): Tensor {
     [0, Math.ceil(size / 2)],
     [Math.floor(size / 2), size],
   ];
-  return torch.cat(
-    halves(h).flatMap(([y0, y1]) => halves(w).map(([x0, x1]) => features.slice(2, y0, y1).slice(3, x0, x1).mean([2, 3]))),
-    1,
+  return torch.tidy(() =>
+    torch.cat(
+      halves(h).flatMap(([y0, y1]) => halves(w).map(([x0, x1]) => features.slice(2, y0, y1).slice(3, x0, x1).mean([2, 3]))),
+      1,
+    ),
   );
 }
 

@@ -159,6 +159,7 @@ export interface NativeBinding {
   cpuCacheStats(): CpuCacheStats;
   emptyCpuCache(): void;
   externalMemory(): number;
+  liveStorages(): number;
 
   // c10d (native/src/distributed.cc): what waits on peers returns a promise.
   tcpStore(host: string, port: number, isServer: boolean, timeoutMs: number): Promise<StoreHandle>;

@@ -461,3 +461,5 @@ export const cpuCacheStats = (): CpuCacheStats => native.cpuCacheStats();
 export const emptyCpuCache = (): void => native.emptyCpuCache();
 /** Bytes this thread's V8 heap counts as held outside it (tensors, typed arrays): what drives GC to free unreferenced tensors. */
 export const externalMemory = (): number => native.externalMemory();
+/** Tensor storages this thread's handles hold (not disposed, not yet collected): what a leak check counts. */
+export const liveStorages = (): number => native.liveStorages();
