@@ -675,6 +675,28 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
                               IntListArg(info, 3), IntListArg(info, 4), IntListArg(info, 5),
                               IntArg(info, 6)));
 }
+// Inference in oneDNN's own blocked layout ("mkldnn" tensors): libtorch's CPU convolution runs
+// in oneDNN, and given contiguous tensors it reorders the input, the weights and the output
+// around every call; at a grading server's batch sizes those reorders cost more than the
+// arithmetic. Weights reordered once (mkldnnConvWeight) and activations kept in oneDNN's layout
+// between layers leave one reorder in and one out per forward pass. No autograd.
+Napi::Value ToMkldnn(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).to_mkldnn());
+}
+Napi::Value ToDense(const Napi::CallbackInfo& info) {
+  return Out(info, TensorArg(info, 0).to_dense());
+}
+Napi::Value MkldnnConvWeight(const Napi::CallbackInfo& info) {
+  // (weight, padding, stride, dilation, groups)
+  return Out(info, at::mkldnn_reorder_conv2d_weight(TensorArg(info, 0).to_mkldnn(), IntListArg(info, 1), IntListArg(info, 2),
+                                                     IntListArg(info, 3), IntArg(info, 4)));
+}
+Napi::Value MkldnnConv2d(const Napi::CallbackInfo& info) {
+  // (x, weight, bias?, padding, stride, dilation, groups): x and weight mkldnn tensors
+  return Out(info, at::mkldnn_convolution(TensorArg(info, 0), TensorArg(info, 1), OptTensorArg(info, 2),
+                                          IntListArg(info, 3), IntListArg(info, 4), IntListArg(info, 5),
+                                          IntArg(info, 6)));
+}
 Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   // (input, weight?, bias?, runningMean?, runningVar?, training, momentum, eps)
   return Out(info, at::batch_norm(TensorArg(info, 0), OptTensorArg(info, 1), OptTensorArg(info, 2),
@@ -715,7 +737,7 @@ Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
   at::Tensor input = TensorArg(info, 0);
   auto kernel = IntListArg(info, 1), stride = IntListArg(info, 2), padding = IntListArg(info, 3), dilation = IntListArg(info, 4);
   bool ceil = BoolArg(info, 5);
-  if (input.dim() != 4 || input.size(0) < 2 || !input.is_contiguous()) {
+  if (input.is_mkldnn() || input.dim() != 4 || input.size(0) < 2 || !input.is_contiguous()) {
     return Out(info, at::max_pool2d(input, kernel, stride, padding, dilation, ceil));
   }
   if (at::GradMode::is_enabled() && input.requires_grad()) {
@@ -1050,6 +1072,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   EXPORT("linear", Linear);
   EXPORT("conv2d", Conv2d);
+  EXPORT("toMkldnn", ToMkldnn);
+  EXPORT("toDense", ToDense);
+  EXPORT("mkldnnConvWeight", MkldnnConvWeight);
+  EXPORT("mkldnnConv2d", MkldnnConv2d);
   EXPORT("batchNorm", BatchNorm);
   EXPORT("maxPool2d", MaxPool2d);
   EXPORT("avgPool2d", AvgPool2d);

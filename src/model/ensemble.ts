@@ -3,7 +3,7 @@
 // training images leave in a single model (RESULTS.md measures it on validation).
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { Module, type FeatureClassifier } from '../nn/index.js';
+import { Module, type FeatureClassifier, type FrozenFeatures } from '../nn/index.js';
 import type { Objective } from '../nn/index.js';
 
 /** The smallest probability whose log an ensemble outputs (keeps log(0) out of losses and metrics). */
@@ -39,6 +39,31 @@ export class Ensemble extends Module implements FeatureClassifier {
         1,
       ),
     );
+  }
+
+  /** The members' frozen extractors side by side, when every member has one. */
+  frozenFeatures(): FrozenFeatures | undefined {
+    const frozen: FrozenFeatures[] = [];
+    for (const member of this.members) {
+      const f = member.frozenFeatures?.();
+      if (!f) {
+        for (const made of frozen) made.dispose();
+        return undefined;
+      }
+      frozen.push(f);
+    }
+    return {
+      features: (x) =>
+        torch.tidy(() =>
+          torch.cat(
+            frozen.map((f) => f.features(x)),
+            1,
+          ),
+        ),
+      dispose: () => {
+        for (const f of frozen) f.dispose();
+      },
+    };
   }
 
   classify(features: Tensor): Tensor {

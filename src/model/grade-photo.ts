@@ -9,6 +9,7 @@ import { camOverlayPng, gradCam, writeCamOverlay } from '../explain/gradcam.js';
 import { checkGradability } from './gradability.js';
 import { probabilitiesOfFeatures } from './inference.js';
 import type { OpenedModel } from './open-run.js';
+import type { FrozenFeatures } from '../nn/index.js';
 import { calibrated, screeningFigures, type ScreeningFigures, type Status } from './run-calibration.js';
 
 export type { ImageInput };
@@ -96,6 +97,16 @@ export const loadedPhoto = (opened: OpenedModel, file: string, pixels: SquarePix
 /** The record of an image that could not be read. */
 export const unreadable = (file: string, error: string): Prediction => ({ file, warnings: [], error });
 
+/** Each model's frozen feature extractor (FeatureClassifier.frozenFeatures), made on its first photograph: an opened run's weights do not change. */
+const frozenExtractors = new WeakMap<OpenedModel['model'], FrozenFeatures | null>();
+
+/** The model's features of `x` for grading: through its frozen extractor where it has one. */
+function gradingFeatures(model: OpenedModel['model'], x: torch.Tensor): torch.Tensor {
+  if (!frozenExtractors.has(model)) frozenExtractors.set(model, model.frozenFeatures?.() ?? null);
+  const frozen = frozenExtractors.get(model);
+  return frozen ? frozen.features(x) : torch.noGrad(() => model.features(x));
+}
+
 /**
  * Grades loaded photographs in one forward pass (their tensors are disposed): one pass through the
  * feature extractor serves the gate and the grade. In eval mode each image's outputs do not depend
@@ -114,7 +125,7 @@ export async function gradeLoaded(opened: OpenedModel, photos: readonly LoadedPh
   }
   let features: torch.Tensor | undefined;
   try {
-    const extracted = torch.noGrad(() => opened.model.features(x));
+    const extracted = gradingFeatures(opened.model, x);
     features = extracted;
     const checks = checkGradability(opened.model, opened.gradability, x, extracted);
     const probabilities = calibrated(probabilitiesOfFeatures(opened.model, opened.objective, extracted), opened.calibration);

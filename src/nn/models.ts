@@ -49,6 +49,26 @@ export class ConvBnRelu extends Module {
   forward(x: Tensor): Tensor {
     return pipe(x, [(h) => this.conv.forward(h), (h) => this.bn.forward(h), (h) => h.relu()]);
   }
+
+  /**
+   * The layer at inference on tensors in oneDNN's layout (torch `toOneDnn`): batch norm's running
+   * statistics folded into the convolution, whose weight is packed once. Computes what `forward`
+   * does in eval mode with the weights as they are now; the caller disposes the packed tensors.
+   * Undefined when folding overflows float32 (damaged weights): `forward` then reports them.
+   */
+  frozen(): { apply: (h: Tensor) => Tensor; tensors: Tensor[] } | undefined {
+    return torch.tidy(() =>
+      torch.noGrad(() => {
+        const { bn, conv } = this;
+        const scale = bn.weight.div(bn.runningVar.add(bn.eps).sqrt());
+        const folded = conv.weight.mul(scale.reshape([-1, 1, 1, 1]));
+        const bias = bn.bias.sub(bn.runningMean.mul(scale));
+        if (![folded, bias].every((t) => Number.isFinite(t.abs().max().item()))) return undefined;
+        const weight = torch.packConv2dWeight(folded, conv.options);
+        return { apply: (h: Tensor) => torch.packedConv2d(h, weight, bias, conv.options).relu(), tensors: [weight, bias] };
+      }),
+    );
+  }
 }
 
 /**
@@ -58,6 +78,17 @@ export class ConvBnRelu extends Module {
 export interface FeatureClassifier extends Module {
   features(x: Tensor): Tensor;
   classify(features: Tensor): Tensor;
+  /**
+   * `features` for inference only (no autograd, eval mode), computed faster from weights prepared
+   * once, where the architecture has such a path; it reflects the weights at the time of the call.
+   */
+  frozenFeatures?(): FrozenFeatures | undefined;
+}
+
+/** A frozen feature extractor: `features(x)` as the model computed it when frozen; `dispose` frees what it holds. */
+export interface FrozenFeatures {
+  features: (x: Tensor) => Tensor;
+  dispose: () => void;
 }
 
 /**
@@ -134,6 +165,25 @@ export class CompactCnn extends PrecisionClassifier {
   }
   protected computeLogits(features: Tensor): Tensor {
     return this.head.forward(features);
+  }
+
+  /** The stages as ConvBnRelu.frozen layers on oneDNN's layout (fp32 only: bf16 runs under autocast). */
+  frozenFeatures(): FrozenFeatures | undefined {
+    if (this.precision !== 'fp32') return undefined;
+    const frozen = this.stages.map((stage) => stage.layers.map((layer) => (layer as ConvBnRelu).frozen()));
+    const made = frozen.flat().filter((layer) => layer !== undefined);
+    const dispose = () => {
+      for (const t of made.flatMap((layer) => layer.tensors)) t.dispose();
+    };
+    if (made.length < frozen.flat().length) {
+      dispose();
+      return undefined;
+    }
+    const stages = frozen as NonNullable<ReturnType<ConvBnRelu['frozen']>>[][];
+    const pool = (h: Tensor) => this.#pool.forward(h);
+    // As computeFeatures: a max-pool between stages.
+    const layers = stages.flatMap((stage, i) => [...(i > 0 ? [pool] : []), ...stage.map((layer) => layer.apply)]);
+    return { features: (x) => torch.tidy(() => torch.noGrad(() => torch.fromOneDnn(pipe(torch.toOneDnn(x), layers)))), dispose };
   }
 }
 

@@ -115,6 +115,10 @@ export interface NativeBinding {
 
   linear(x: T, weight: T, bias?: T): T;
   conv2d(x: T, weight: T, bias: T | undefined, stride: number[], padding: number[], dilation: number[], groups: number): T;
+  toMkldnn(t: T): T;
+  toDense(t: T): T;
+  mkldnnConvWeight(weight: T, padding: number[], stride: number[], dilation: number[], groups: number): T;
+  mkldnnConv2d(x: T, weight: T, bias: T | undefined, padding: number[], stride: number[], dilation: number[], groups: number): T;
   batchNorm(
     x: T,
     weight: T | undefined,

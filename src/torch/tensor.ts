@@ -371,6 +371,28 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor, options: Conv2d
   return new Tensor(native.conv2d(x.handle, weight.handle, bias?.handle, pair(stride), pair(padding), pair(dilation), groups));
 }
 
+/*
+ * Inference in oneDNN's blocked layout: given contiguous tensors, libtorch's CPU convolution
+ * reorders input, weights and output around every call, which at small batches costs more than
+ * the arithmetic. A weight packed once (packConv2dWeight) and activations kept in the layout
+ * between layers (toOneDnn ... fromOneDnn) leave one reorder in and one out. Convolution, ReLU and
+ * max pooling accept such tensors; they have no autograd and no data() until fromOneDnn.
+ */
+/** `x` (float32 NCHW) in oneDNN's layout. */
+export const toOneDnn = (x: Tensor): Tensor => new Tensor(native.toMkldnn(x.contiguous().handle));
+/** A tensor in oneDNN's layout back as a contiguous one. */
+export const fromOneDnn = (x: Tensor): Tensor => new Tensor(native.toDense(x.handle));
+/** A convolution weight reordered once for packedConv2d with these options. */
+export function packConv2dWeight(weight: Tensor, options: Conv2dOptions = {}): Tensor {
+  const { stride = 1, padding = 0, dilation = 1, groups = 1 } = options;
+  return new Tensor(native.mkldnnConvWeight(weight.handle, pair(padding), pair(stride), pair(dilation), groups));
+}
+/** conv2d of `x` in oneDNN's layout with a packed weight (the options it was packed with); the result stays in the layout. */
+export function packedConv2d(x: Tensor, packedWeight: Tensor, bias?: Tensor, options: Conv2dOptions = {}): Tensor {
+  const { stride = 1, padding = 0, dilation = 1, groups = 1 } = options;
+  return new Tensor(native.mkldnnConv2d(x.handle, packedWeight.handle, bias?.handle, pair(padding), pair(stride), pair(dilation), groups));
+}
+
 export interface BatchNormOptions {
   weight?: Tensor;
   bias?: Tensor;

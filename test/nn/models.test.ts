@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
 import { releaseTrainingData, takeBatch, takeRange } from '../../src/data/training-data.js';
+import { Ensemble } from '../../src/model/ensemble.js';
 import { predictProbabilities } from '../../src/model/inference.js';
 import {
   BatchNorm2d,
@@ -174,5 +175,67 @@ describe('bf16 precision (autocast around features and head)', () => {
     expect(maxDifference).toBeLessThan(0.05);
     expect(agree / data.val.count).toBeGreaterThan(0.97);
     releaseTrainingData(data);
+  });
+});
+
+describe('frozen feature extractors (inference on oneDNN layouts)', () => {
+  /** A compact CNN in eval mode whose batch norms have non-trivial weights and running statistics. */
+  const trainedLike = (inputSize: number, seed: number, precision: 'fp32' | 'bf16' = 'fp32') => {
+    seedInit(seed);
+    const net = createModel(ModelConfigSchema.parse({ name: 'cnn', inputSize, numClasses: 5, width: 8, precision }));
+    const gen = new torch.Generator(seed);
+    torch.noGrad(() => {
+      for (const [name, t] of net.stateDict()) {
+        if (/bn\.(weight|bias)$/.test(name))
+          t.copyInPlace(
+            gen
+              .normal(t.shape)
+              .mul(0.5)
+              .add(name.endsWith('weight') ? 1 : 0),
+          );
+      }
+      torch.tidy(() => net.forward(gen.normal([16, 3, inputSize, inputSize]).mul(0.6))); // training mode: running statistics
+    });
+    net.eval();
+    return net;
+  };
+  const close = (a: torch.Tensor, b: torch.Tensor) => torch.tidy(() => a.sub(b).abs().max().item() / b.abs().max().item());
+
+  it.each([
+    [28, 1],
+    [28, 5],
+    [64, 3],
+  ])('a compact CNN at %i px gives features(x) at batch %i', (size, n) => {
+    const net = trainedLike(size, n);
+    const frozen = net.frozenFeatures!()!;
+    const x = torch.keep(new torch.Generator(9).normal([n, 3, size, size]).clamp(-1, 1));
+    expect(
+      close(
+        frozen.features(x),
+        torch.noGrad(() => net.features(x)),
+      ),
+    ).toBeLessThan(1e-5);
+    frozen.dispose();
+  });
+
+  it('an ensemble of compact CNNs gives its members features side by side', () => {
+    const members = [trainedLike(28, 1), trainedLike(28, 2)];
+    const ensemble = new Ensemble(members, createObjective(LossConfigSchema.parse({ kind: 'ce' }), 5));
+    const x = torch.keep(new torch.Generator(4).normal([3, 3, 28, 28]).clamp(-1, 1));
+    expect(
+      close(
+        ensemble.frozenFeatures()!.features(x),
+        torch.noGrad(() => ensemble.features(x)),
+      ),
+    ).toBeLessThan(1e-5);
+  });
+
+  it('has none in bf16 (autocast) or when folding batch norm overflows float32', () => {
+    expect(trainedLike(28, 1, 'bf16').frozenFeatures!()).toBeUndefined();
+    const damaged = trainedLike(28, 1);
+    torch.noGrad(() => {
+      for (const t of damaged.parameters()) t.mulInPlace(1e30);
+    });
+    expect(damaged.frozenFeatures!()).toBeUndefined();
   });
 });
