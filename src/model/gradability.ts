@@ -260,16 +260,24 @@ function embed(pooled: Tensor, mean: Tensor, std: Tensor): Tensor {
   });
 }
 
+/**
+ * Each bank's transpose (D x N), made contiguous once: a matrix product with the transposed view
+ * would copy the whole bank (10 MB for a 5-member ensemble) on every call.
+ */
+const transposedBanks = new WeakMap<Tensor, Tensor>();
+function transposedBank(bank: Tensor): Tensor {
+  let transposed = transposedBanks.get(bank);
+  if (!transposed) {
+    transposed = torch.keep(bank.permute([1, 0]).contiguous());
+    transposedBanks.set(bank, transposed);
+  }
+  return transposed;
+}
+
 /** OOD score of each of N inputs against the bank: 1 - cosine similarity to the k-th nearest. */
 function oodScores(gate: Pick<GradabilityGate, 'bank' | 'mean' | 'std'>, pooled: Tensor): number[] {
   const { bank } = gate;
-  const similarity = torch.tidy(() => {
-    const features = embed(pooled, gate.mean, gate.std);
-    return features
-      .matmul(bank.permute([1, 0]))
-      .contiguous()
-      .data() as Float32Array;
-  });
+  const similarity = torch.tidy(() => embed(pooled, gate.mean, gate.std).matmul(transposedBank(bank)).data() as Float32Array);
   const banked = bank.shape[0]!;
   return Array.from({ length: pooled.shape[0]! }, (_, i) => {
     // A typed array sorts numerically in ascending order (and several times faster than an array with a comparator).
