@@ -279,11 +279,22 @@ function oodScores(gate: Pick<GradabilityGate, 'bank' | 'mean' | 'std'>, pooled:
   const { bank } = gate;
   const similarity = torch.tidy(() => embed(pooled, gate.mean, gate.std).matmul(transposedBank(bank)).data() as Float32Array);
   const banked = bank.shape[0]!;
-  return Array.from({ length: pooled.shape[0]! }, (_, i) => {
-    // A typed array sorts numerically in ascending order (and several times faster than an array with a comparator).
-    const row = similarity.slice(i * banked, (i + 1) * banked).sort();
-    return 1 - row[banked - Math.min(NEIGHBOURS, banked)]!;
-  });
+  return Array.from(
+    { length: pooled.shape[0]! },
+    (_, i) => 1 - kthLargest(similarity.subarray(i * banked, (i + 1) * banked), Math.min(NEIGHBOURS, banked)),
+  );
+}
+
+/** The k-th largest of `values` (1 <= k <= length, k small): one pass keeping the k largest so far, largest first. */
+export function kthLargest(values: Float32Array, k: number): number {
+  const top = new Float64Array(k).fill(Number.NEGATIVE_INFINITY);
+  for (const v of values) {
+    if (!(v > top[k - 1]!)) continue;
+    let j = k - 1;
+    for (; j > 0 && top[j - 1]! < v; j--) top[j] = top[j - 1]!;
+    top[j] = v;
+  }
+  return top[k - 1]!;
 }
 
 /**

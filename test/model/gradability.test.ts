@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMedMNIST } from '../../src/data/medmnist.js';
 import { loadRetinaTensors, type RetinaTensors } from '../../src/data/retinamnist.js';
 import { releaseTrainingData, takeRange } from '../../src/data/training-data.js';
-import { checkGradability, gateFromTensors, gradabilityTensors, IMAGE_STATISTICS, imageStatistics } from '../../src/model/gradability.js';
+import {
+  checkGradability,
+  gateFromTensors,
+  gradabilityTensors,
+  IMAGE_STATISTICS,
+  imageStatistics,
+  kthLargest,
+} from '../../src/model/gradability.js';
 import * as torch from '../../src/torch/index.js';
 import { predictImage, type Prediction } from '../../src/model/grade-photo.js';
 import { openRun, type OpenedModel } from '../../src/model/open-run.js';
@@ -150,5 +157,20 @@ describe('the layout statistics', () => {
         picture(() => 0.5),
       ),
     ).toBe(0);
+  });
+});
+
+describe('kthLargest (the nearest-neighbour rank of the OOD score)', () => {
+  it('is the k-th value from the top of the sorted values, ties included', () => {
+    let seed = 7;
+    const next = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    for (let trial = 0; trial < 50; trial++) {
+      // Rounded to two decimals: many ties.
+      const values = Float32Array.from({ length: 1 + Math.floor(next() * 300) }, () => Math.round(next() * 100) / 100 - 0.5);
+      const sorted = values.slice().sort();
+      for (const k of [1, 2, 5].filter((k) => k <= values.length)) {
+        expect(kthLargest(values, k)).toBe(sorted[values.length - k]);
+      }
+    }
   });
 });
