@@ -97,7 +97,7 @@ export const loadedPhoto = (opened: OpenedModel, file: string, pixels: SquarePix
 /** The record of an image that could not be read. */
 export const unreadable = (file: string, error: string): Prediction => ({ file, warnings: [], error });
 
-/** Each model's frozen feature extractor (FeatureClassifier.frozenFeatures), made on its first photograph: an opened run's weights do not change. */
+/** Each model's frozen feature extractor (FeatureClassifier.frozenFeatures), made on its first photograph (a run's weights stay). */
 const frozenExtractors = new WeakMap<OpenedModel['model'], FrozenFeatures | null>();
 
 /** The model's features of `x` for grading: through its frozen extractor where it has one. */

@@ -163,7 +163,10 @@ describe('the layout statistics', () => {
 describe('kthLargest (the nearest-neighbour rank of the OOD score)', () => {
   it('is the k-th value from the top of the sorted values, ties included', () => {
     let seed = 7;
-    const next = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const next = (): number => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
     for (let trial = 0; trial < 50; trial++) {
       // Rounded to two decimals: many ties.
       const values = Float32Array.from({ length: 1 + Math.floor(next() * 300) }, () => Math.round(next() * 100) / 100 - 0.5);
