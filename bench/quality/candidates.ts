@@ -8,7 +8,16 @@ const config = (name: string): string => fileURLToPath(new URL(`./configs/${name
 const light = config('light-augment');
 const datasheetAugment = config('datasheet-augment');
 
-export const CANDIDATES: Record<string, TrainFlags> = {
+/**
+ * Every candidate but `default-28` in fp32 unless it says otherwise: all were compared at fp32
+ * (the default recipe trains in bf16 on a CPU with native bf16).
+ */
+const atFp32 = (candidates: Record<string, TrainFlags>): Record<string, TrainFlags> =>
+  Object.fromEntries(
+    Object.entries(candidates).map(([name, flags]) => [name, name === 'default-28' ? flags : { precision: 'fp32', ...flags }]),
+  );
+
+export const CANDIDATES: Record<string, TrainFlags> = atFp32({
   // References: the datasheet's recipe and MedMNIST's official one.
   'datasheet-resnet18-28': { recipe: 'datasheet', arch: 'resnet18', size: 28, epochs: 30 },
   'medmnist-resnet18-28': { recipe: 'medmnist', arch: 'resnet18', size: 28, epochs: 30 },
@@ -26,6 +35,9 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   'resnet18-64-light': { ensemble: 1, arch: 'resnet18', size: 64, epochs: 30, config: light },
   // The default recipe (src/train/config.ts, 60 epochs), at 28 and upsampled to 64.
   'default-28': { epochs: 60 },
+  // The default recipe, and the same in fp32 (bf16 is the default on a CPU with native bf16).
+  'default-28-fp32': { epochs: 60 },
+  'default-28-bf16': { epochs: 60, precision: 'bf16' },
   'default-64': { size: 64, epochs: 60 },
   // At 64 (upsampled from 28), a stride-2 first convolution: the rest of the net works at 32x32.
   'default-64-stem2': { size: 64, epochs: 60, config: config('stem-stride-2') },
@@ -42,4 +54,4 @@ export const CANDIDATES: Record<string, TrainFlags> = {
   // The default recipe at 100 epochs; its members can be adopted from single-28-epochs100 runs
   // (adopt-members.ts).
   'default-28-epochs100': { epochs: 100 },
-};
+});

@@ -43,7 +43,8 @@ export const precisionOption = (command: 'train' | 'inference'): Option =>
   new Option(
     '--precision <p>',
     command === 'train'
-      ? 'bf16: convolutions and matrix products in bfloat16 (CPUs with AVX512-BF16 or AMX; fp32 elsewhere) (default: fp32)'
+      ? 'bf16: convolutions and matrix products in bfloat16 (CPUs with AVX512-BF16 or AMX; fp32 elsewhere) ' +
+          '(default: bf16 for the default recipe where the CPU has it, else fp32)'
       : 'compute precision, bf16 only on CPUs with AVX512-BF16 or AMX (default: the one the run was trained at)',
   ).choices(PRECISIONS);
 export const allowUnfinishedOption = (): Option =>

@@ -108,14 +108,16 @@ abstract class PrecisionClassifier extends Module implements FeatureClassifier {
   classify(features: Tensor): Tensor {
     return torch.atPrecision(this.precision, () => this.computeLogits(features));
   }
-  /** One autocast region for both halves: the feature map stays in bf16 between them. */
+  /**
+   * classify(features(x)): the two halves as grading runs them (it needs the feature map between
+   * them, for the gate and Grad-CAM), so that a photograph graded and the same image evaluated get
+   * the same probabilities at bf16 too (the feature map is pooled in float32 either way).
+   */
   forward(x: Tensor): Tensor {
-    return torch.atPrecision(this.precision, () => {
-      const features = this.computeFeatures(x);
-      const logits = this.computeLogits(features);
-      features.dispose();
-      return logits;
-    });
+    const features = this.features(x);
+    const logits = this.classify(features);
+    features.dispose();
+    return logits;
   }
 }
 

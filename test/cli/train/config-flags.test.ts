@@ -7,6 +7,7 @@ import { closestMatch } from '../../../src/cli/options.js';
 import { CONFIG_FLAGS, resolveRunConfig, resumedRunConfig } from '../../../src/cli/train/config-flags.js';
 import { prepareDataset } from '../../../src/data/prepare/prepare.js';
 import { legacySavedConfigOf, savedConfigOf } from '../../../src/train/config.js';
+import { cpuHasBf16 } from '../../../src/torch/index.js';
 import { dataDir } from '../../data/prepare/make-sources.js';
 
 /** A folder holding a run's config.json, as train writes it (or in the legacy form). */
@@ -125,9 +126,13 @@ describe('closestMatch', () => {
 });
 
 describe('--precision', () => {
-  it('sets the run precision (absent: fp32), and a config file naming another is refused with the flag and the choices', () => {
+  it('sets the run precision (the default recipe: bf16 where the CPU has it), and a config file naming another is refused', () => {
     expect(resolveRunConfig({ precision: 'bf16' }).precision).toBe('bf16');
-    expect(resolveRunConfig({}).precision).toBeUndefined();
+    expect(resolveRunConfig({ precision: 'fp32' }).precision).toBe('fp32');
+    expect(resolveRunConfig({}).precision).toBe(cpuHasBf16() ? 'bf16' : undefined);
+    // The published recipes stay fp32 (absent).
+    expect(resolveRunConfig({ recipe: 'datasheet' }).precision).toBeUndefined();
+    expect(resolveRunConfig({ recipe: 'medmnist' }).precision).toBeUndefined();
     const dir = mkdtempSync(join(tmpdir(), 'retinagrade-precision-'));
     const file = join(dir, 'fp16.json');
     writeFileSync(file, JSON.stringify({ precision: 'fp16' }));
