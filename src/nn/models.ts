@@ -65,7 +65,13 @@ export class ConvBnRelu extends Module {
         const bias = bn.bias.sub(bn.runningMean.mul(scale));
         if (![folded, bias].every((t) => Number.isFinite(t.abs().max().item()))) return undefined;
         const weight = torch.packConv2dWeight(folded, conv.options);
-        return { apply: (h: Tensor) => torch.packedConv2d(h, weight, bias, conv.options).relu(), tensors: [weight, bias] };
+        const apply = (h: Tensor): Tensor => {
+          const convolved = torch.packedConv2d(h, weight, bias, conv.options);
+          const activated = convolved.relu();
+          convolved.dispose();
+          return activated;
+        };
+        return { apply, tensors: [weight, bias] };
       }),
     );
   }
@@ -172,20 +178,24 @@ export class CompactCnn extends PrecisionClassifier {
   /** The stages as ConvBnRelu.frozen layers on oneDNN's layout (fp32 only: bf16 runs under autocast). */
   frozenFeatures(): FrozenFeatures | undefined {
     if (this.precision !== 'fp32') return undefined;
-    const frozen = this.stages.map((stage) => stage.layers.map((layer) => (layer as ConvBnRelu).frozen()));
-    const made = frozen.flat().filter((layer) => layer !== undefined);
+    const packed: Tensor[] = [];
     const dispose = () => {
-      for (const t of made.flatMap((layer) => layer.tensors)) t.dispose();
+      for (const t of packed) t.dispose();
     };
-    if (made.length < frozen.flat().length) {
-      dispose();
-      return undefined;
+    const steps: ((h: Tensor) => Tensor)[] = [];
+    for (const [i, stage] of this.stages.entries()) {
+      if (i > 0) steps.push((h) => this.#pool.forward(h)); // as computeFeatures: a max-pool between stages
+      for (const layer of stage.layers as ConvBnRelu[]) {
+        const frozen = layer.frozen();
+        if (!frozen) {
+          dispose();
+          return undefined;
+        }
+        packed.push(...frozen.tensors);
+        steps.push(frozen.apply);
+      }
     }
-    const stages = frozen as NonNullable<ReturnType<ConvBnRelu['frozen']>>[][];
-    const pool = (h: Tensor) => this.#pool.forward(h);
-    // As computeFeatures: a max-pool between stages.
-    const layers = stages.flatMap((stage, i) => [...(i > 0 ? [pool] : []), ...stage.map((layer) => layer.apply)]);
-    return { features: (x) => torch.tidy(() => torch.noGrad(() => torch.fromOneDnn(pipe(torch.toOneDnn(x), layers)))), dispose };
+    return { features: (x) => torch.tidy(() => torch.noGrad(() => torch.fromOneDnn(pipe(torch.toOneDnn(x), steps)))), dispose };
   }
 }
 
