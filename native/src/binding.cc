@@ -1114,6 +1114,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("liveStorages", LiveStorages);
 #undef EXPORT
   retinagrade::ExportDistributed(env, exports);
+  retinagrade::ExportOptimizers(env, exports);
   return exports;
 }
 

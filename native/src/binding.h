@@ -76,5 +76,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 
 // Registers c10d's stores, process groups and collectives (distributed.cc).
 void ExportDistributed(Napi::Env env, Napi::Object exports);
+// Registers the optimizers' fused updates (adam.cc).
+void ExportOptimizers(Napi::Env env, Napi::Object exports);
 
 }  // namespace retinagrade

@@ -35,19 +35,18 @@ export class Adam extends Optimizer {
 
   protected override update(param: Tensor, grad: Tensor, state: ParamState): void {
     const [beta1, beta2] = this.betas;
-    if (this.weightDecay !== 0) {
-      if (this.decoupledWeightDecay) param.mulInPlace(1 - this.lr * this.weightDecay);
-      else grad = grad.add(param, this.weightDecay);
-    }
     const expAvg = state.buffers.get('exp_avg') ?? this.setBuffer(state, 'exp_avg', torch.zeros(param.shape, param.dtype));
     const expAvgSq = state.buffers.get('exp_avg_sq') ?? this.setBuffer(state, 'exp_avg_sq', torch.zeros(param.shape, param.dtype));
-    expAvg.lerpInPlace(grad, 1 - beta1);
-    torch.addcmul(expAvgSq.mulInPlace(beta2), grad, grad, expAvgSq, 1 - beta2);
-
-    const biasCorrection1 = 1 - beta1 ** state.step;
-    const biasCorrection2 = 1 - beta2 ** state.step;
-    const denominator = expAvgSq.sqrt().div(Math.sqrt(biasCorrection2)).add(this.eps);
-    torch.addcdiv(param, expAvg, denominator, param, -this.lr / biasCorrection1);
+    const decay = this.weightDecay;
+    torch.adamStep(param, grad, expAvg, expAvgSq, {
+      l2Decay: this.decoupledWeightDecay ? 0 : decay,
+      decayFactor: this.decoupledWeightDecay ? 1 - this.lr * decay : 1,
+      beta1,
+      beta2,
+      biasCorrection2Sqrt: Math.sqrt(1 - beta2 ** state.step),
+      eps: this.eps,
+      stepSize: -this.lr / (1 - beta1 ** state.step),
+    });
   }
 
   protected override bufferNames(): string[] {

@@ -141,6 +141,19 @@ export interface NativeBinding {
   addcmul(self: T, t1: T, t2: T, out?: T, value?: number): T | undefined;
   addcdiv(self: T, t1: T, t2: T, out?: T, value?: number): T | undefined;
   lerpInPlace(a: T, end: T, weight: number): void;
+  adamStep(
+    param: T,
+    grad: T,
+    expAvg: T,
+    expAvgSq: T,
+    l2Decay: number,
+    decayFactor: number,
+    beta1: number,
+    beta2: number,
+    biasCorrection2Sqrt: number,
+    eps: number,
+    stepSize: number,
+  ): void;
   divInPlace(a: T, b: TOrNumber): void;
   clampInPlace(t: T, min?: number, max?: number): void;
   absInPlace(t: T): void;

@@ -345,6 +345,40 @@ export function addcmul(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor, valu
 export function addcdiv(self: Tensor, t1: Tensor, t2: Tensor, out?: Tensor, value = 1): Tensor {
   return into(out, native.addcdiv(self.handle, t1.handle, t2.handle, out?.handle, value));
 }
+/** The scalars of one Adam step (see adamStep). */
+export interface AdamStepScalars {
+  /** Adam's weight decay: the gradient gains l2Decay * param (0 for none). */
+  l2Decay: number;
+  /** AdamW's decoupled decay: the parameter is multiplied by this first (1 for none). */
+  decayFactor: number;
+  beta1: number;
+  beta2: number;
+  /** sqrt(1 - beta2^step). */
+  biasCorrection2Sqrt: number;
+  eps: number;
+  /** -lr / (1 - beta1^step). */
+  stepSize: number;
+}
+/**
+ * One Adam update of `param` and its moments, in place and in one pass (torch.optim.Adam's
+ * arithmetic, rounding for rounding): m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2;
+ * param += stepSize * m / (sqrt(v) / biasCorrection2Sqrt + eps).
+ */
+export function adamStep(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, s: AdamStepScalars): void {
+  native.adamStep(
+    param.handle,
+    grad.handle,
+    expAvg.handle,
+    expAvgSq.handle,
+    s.l2Decay,
+    s.decayFactor,
+    s.beta1,
+    s.beta2,
+    s.biasCorrection2Sqrt,
+    s.eps,
+    s.stepSize,
+  );
+}
 /**
  * input + batch1 @ batch2 for each batch entry ([b, n, m] @ [b, m, p]); `input` broadcasts to
  * [b, n, p]. Written into `out` when given (it must not overlap batch1 or batch2), and `out` returned.
