@@ -82,13 +82,16 @@ async function main(): Promise<void> {
   // Training: the trainer's step (src/train/loop.ts) without augmentation or data loading.
   model.train();
   let lastLoss = 0;
+  const optimizerSeconds: number[] = []; // each training step's optimizer.step()
   const trainStep = (): void => {
     const rowsNow = trainBatches[trainStepIndex++]!;
     lastLoss = torch.tidy(() => {
       const loss = objective.loss(model.forward(x.slice(0, 0, rowsNow)), y.slice(0, 0, rowsNow));
       optimizer.zeroGrad();
       loss.backward();
+      const t0 = performance.now();
       optimizer.step();
+      optimizerSeconds.push((performance.now() - t0) / 1000);
       return loss.item();
     });
   };
@@ -130,6 +133,7 @@ async function main(): Promise<void> {
     trainImgPerSec: rate(train, trainImages),
     inferImgPerSec: rate(infer, infer.length * batch),
     trainStepSeconds: train.map((r) => r.wall),
+    optimizerStepSeconds: optimizerSeconds.slice(warmup),
     inferStepSeconds: infer.map((r) => r.wall),
     trainCpuSeconds: sum(train.map((r) => r.cpu)),
     inferCpuSeconds: sum(infer.map((r) => r.cpu)),

@@ -158,12 +158,16 @@ def main():
 
     model.train()
 
+    optimizer_seconds = []  # each training step's optimizer.step()
+
     def train_step():
         b = next(batch_iter)
         loss = F.cross_entropy(forward(x[:b]), y[:b])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        t0 = time.perf_counter()
         optimizer.step()
+        optimizer_seconds.append(time.perf_counter() - t0)
         train_step.last = loss.item()
 
     for _ in range(a.warmup):
@@ -200,6 +204,7 @@ def main():
         'trainImgPerSec': rate(train, sum(train_batches[a.warmup:])),
         'inferImgPerSec': rate(infer, len(infer) * a.batch),
         'trainStepSeconds': [w for w, _ in train],
+        'optimizerStepSeconds': optimizer_seconds[a.warmup:],
         'inferStepSeconds': [w for w, _ in infer],
         'trainCpuSeconds': sum(c for _, c in train),
         'inferCpuSeconds': sum(c for _, c in infer),

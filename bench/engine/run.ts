@@ -79,6 +79,8 @@ interface Run {
   trainMemory: Record<string, number>;
   trainCpuSeconds: number;
   trainWallSeconds: number;
+  /** Median over the timed training steps of optimizer.step()'s wall time. */
+  optimizerStepMs: number;
   loadBefore: number;
   processSeconds: number;
   raw: Record<string, unknown>;
@@ -116,6 +118,7 @@ async function measure(
     trainMemory: (json.train as Record<string, number> | undefined) ?? {},
     trainCpuSeconds: num('trainCpuSeconds'),
     trainWallSeconds: trainSteps.reduce((a, b) => a + b, 0),
+    optimizerStepMs: 1000 * median((json.optimizerStepSeconds as number[] | undefined) ?? []),
     loadBefore,
     processSeconds: seconds,
     raw: json,
@@ -181,6 +184,7 @@ async function main(): Promise<void> {
             inferImgPerSec: median(mine.map((r) => r.inferImgPerSec)),
             peakRssMiB: median(mine.map((r) => r.peakRssMiB)),
             trainCpuPerImageMs: median(mine.map((r) => (1000 * r.trainCpuSeconds) / (r.trainImgPerSec * r.trainWallSeconds))),
+            optimizerStepMs: median(mine.map((r) => r.optimizerStepMs)),
             trainRuns: mine.map((r) => r.trainImgPerSec),
             inferRuns: mine.map((r) => r.inferImgPerSec),
             rssRuns: mine.map((r) => r.peakRssMiB),
@@ -198,6 +202,7 @@ async function main(): Promise<void> {
         inferImgPerSec: number;
         peakRssMiB: number;
         trainCpuPerImageMs: number;
+        optimizerStepMs: number;
         trainRuns: number[];
         inferRuns: number[];
         rssRuns: number[];
@@ -257,9 +262,9 @@ async function main(): Promise<void> {
     `Engine benchmark: ${batches}, ${threads} threads, Adam, synthetic data, ${steps}, ` +
       `${rounds} rounds alternating (ABBA); medians. OMP_WAIT_POLICY: ${ompWaitPolicy ?? 'unset'}; ${load}.`,
     '',
-    '| model | side | train img/s | infer img/s | peak RSS MiB | train CPU ms/img | faulted in training MiB | ' +
+    '| model | side | train img/s | infer img/s | peak RSS MiB | train CPU ms/img | Adam step ms | faulted in training MiB | ' +
       'cache hits / misses, peak live MiB | runs (train / infer img/s) |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   );
   const bold = (ratio: number): string => `**${fmt(ratio, 2)}**`;
   for (const s of summary) {
@@ -269,12 +274,12 @@ async function main(): Promise<void> {
       const cacheCell = Number.isFinite(v.cacheHits) ? `${fmt(v.cacheHits, 0)} / ${fmt(v.cacheMisses, 0)}, ${fmt(v.peakLiveMiB, 0)}` : '';
       lines.push(
         `| ${s.label} | ${SIDE_LABEL[side]} | ${fmt(v.trainImgPerSec)} | ${fmt(v.inferImgPerSec)} | ${fmt(v.peakRssMiB, 0)} | ` +
-          `${fmt(v.trainCpuPerImageMs)} | ${fmt(v.trainFaultedMiB, 0)} | ${cacheCell} | ${sideRuns} |`,
+          `${fmt(v.trainCpuPerImageMs)} | ${fmt(v.optimizerStepMs)} | ${fmt(v.trainFaultedMiB, 0)} | ${cacheCell} | ${sideRuns} |`,
       );
     }
     for (const [side, r] of Object.entries(s.ratios)) {
       lines.push(
-        `| ${s.label} | **ratio ${side}/peer** | ${bold(r.train)} | ${bold(r.infer)} | ${bold(r.peakRss)} | | | | ` +
+        `| ${s.label} | **ratio ${side}/peer** | ${bold(r.train)} | ${bold(r.infer)} | ${bold(r.peakRss)} | | | | | ` +
           'median of per-round ratios |',
       );
     }

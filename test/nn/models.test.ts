@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as torch from '../../src/torch/index.js';
 import { loadRetinaTensors } from '../../src/data/retinamnist.js';
@@ -144,7 +145,7 @@ describe('bf16 precision (autocast around features and head)', () => {
   });
 
   it('grades RetinaMNIST like fp32 once trained a little: same grade for nearly every image, probabilities within 0.05', () => {
-    const data = loadRetinaTensors({ dataDir: process.env.MEDMNIST_DIR, size: 28 });
+    const data = loadRetinaTensors({ dataDir: process.env.MEDMNIST_DIR ?? resolve(import.meta.dirname, '../../../shared/data'), size: 28 });
     seedInit(1);
     const fp32 = createModel(config('cnn', 28, 'fp32'));
     const optimizer = new AdamW(fp32.parameters(), { lr: 3e-3, weightDecay: 0 });
