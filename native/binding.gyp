@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "retinagrade_torch",
-      "sources": ["src/binding.cc", "src/cpu_allocator.cc", "src/distributed.cc", "src/adam.cc"],
+      "sources": ["src/binding.cc", "src/cpu_allocator.cc", "src/distributed.cc", "src/adam.cc", "src/small_map_conv.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
@@ -21,10 +21,10 @@
       "conditions": [
         ["libtorch==''", {
           "include_dirs": ["/usr/include", "/usr/include/torch/csrc/api/include"],
-          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
+          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"]
         }, {
           "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
-          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10"],
+          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"],
           "defines": ["_GLIBCXX_USE_CXX11_ABI=<!(node -p \"process.env.LIBTORCH_CXX11_ABI || '1'\")"]
         }]
       ]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything a fresh Debian machine needs: libtorch (the engine), the PyTorch peer used by
+# Everything a fresh Debian machine needs: libtorch (the engine) and oneDNN's headers, the PyTorch peer used by
 # benchmarks, fixture checks and interop/, ONNX's checker, chromium (the web page's and the report's browser tests), the
 # DejaVu fonts (captions on Grad-CAM pictures and montages), Node packages, the native binding and
 # the TypeScript build.
@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(
-  libtorch-dev libgloo-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil python3-onnx chromium
+  libtorch-dev libgloo-dev libdnnl-dev python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil python3-onnx chromium
   fonts-dejavu-core
 )
 missing=()

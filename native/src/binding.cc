@@ -671,9 +671,8 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   return Out(info, at::linear(TensorArg(info, 0), TensorArg(info, 1), OptTensorArg(info, 2)));
 }
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
-  return Out(info, at::conv2d(TensorArg(info, 0), TensorArg(info, 1), OptTensorArg(info, 2),
-                              IntListArg(info, 3), IntListArg(info, 4), IntListArg(info, 5),
-                              IntArg(info, 6)));
+  return Out(info, retinagrade::Conv2d(TensorArg(info, 0), TensorArg(info, 1), OptTensorArg(info, 2), IntListArg(info, 3),
+                                       IntListArg(info, 4), IntListArg(info, 5), IntArg(info, 6)));
 }
 // Inference in oneDNN's own blocked layout ("mkldnn" tensors): libtorch's CPU convolution runs
 // in oneDNN, and given contiguous tensors it reorders the input, the weights and the output

@@ -76,6 +76,9 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 
 // Registers c10d's stores, process groups and collectives (distributed.cc).
 void ExportDistributed(Napi::Env env, Napi::Object exports);
+// at::conv2d, except where training under bf16 autocast with few output positions (small_map_conv.cc).
+at::Tensor Conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, std::vector<int64_t> stride,
+                  std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups);
 // Registers the optimizers' fused updates (adam.cc).
 void ExportOptimizers(Napi::Env env, Napi::Object exports);
 

@@ -247,7 +247,7 @@ function loadBinding(): NativeBinding {
     throw new Error(
       `retinagrade: the libtorch binding could not be loaded (${reason}).\n` +
         `It is built for one Node ABI (this is Node ${process.version}, ABI ${process.versions.modules}). ` +
-        `Rebuild it with \`npm run build:native\` (needs Debian's libtorch-dev, or LIBTORCH=/path/to/libtorch).`,
+        `Rebuild it with \`npm run build:native\` (needs Debian's libtorch-dev and libdnnl-dev, or LIBTORCH=/path/to/libtorch).`,
     );
   }
 }
