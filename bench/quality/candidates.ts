@@ -33,6 +33,7 @@ export const CANDIDATES: Record<string, TrainFlags> = atFp32({
   'cnn28-light-ema': { ensemble: 1, arch: 'cnn', size: 28, epochs: 60, ema: 0.99, config: light },
   'cnn64-light': { ensemble: 1, arch: 'cnn', size: 64, epochs: 40, config: light },
   'resnet18-64-light': { ensemble: 1, arch: 'resnet18', size: 64, epochs: 30, config: light },
+  'resnet18-64-light-bf16': { ensemble: 1, arch: 'resnet18', size: 64, epochs: 30, config: light, precision: 'bf16' },
   // The default recipe (src/train/config.ts, 60 epochs), at 28 and upsampled to 64.
   'default-28': { epochs: 60 },
   // The default recipe, and the same in fp32 (bf16 is the default on a CPU with native bf16).

@@ -2,8 +2,8 @@
 // image (ResNet-18's last stage at 64 px: 2x2). There libtorch's bf16 weight gradient (oneDNN's
 // convolution, which walks the feature map in its own blocked layout) is no faster than fp32's;
 // the same gradient as one matrix product (the input unfolded into columns, times the output
-// gradient) in oneDNN's bf16 GEMM takes a third of its time or less, at one thread and at two.
-// Forward pass and input gradient stay libtorch's.
+// gradient) in oneDNN's bf16 GEMM takes a fraction of its time, at one thread and at two
+// (BENCHMARKS.md, bf16). Forward pass and input gradient stay libtorch's.
 #include <ATen/autocast_mode.h>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <torch/torch.h>
@@ -13,9 +13,9 @@
 namespace retinagrade {
 namespace {
 
-// At most this many output positions per image take the matrix-product weight gradient: measured
-// per layer (bench/engine's ResNet-18 shapes and the compact CNN's, batch 32 and 64), it wins at
-// 2x2 and loses from 4x4 on.
+// At most this many output positions per image take the matrix-product weight gradient: timed
+// both ways on each convolution shape of ResNet-18 at 64 px and of the compact CNN, batch 32 and
+// 64, it wins at 2x2 and loses from 4x4 on.
 constexpr int64_t kMaxOutputPositions = 4;
 
 // a [m, k] times b [k, n], both contiguous bf16, accumulated and returned in float32. (at::mm of
