@@ -14,17 +14,18 @@
       "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
-      # -fopenmp: at::parallel_for (adam.cc) runs on libtorch's OpenMP threads only when compiled
-      # with it; -fno-math-errno: std::sqrt without an errno branch, so loops over it vectorize.
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-fopenmp", "-fno-math-errno", "-Wno-unused-parameter"],
-      "ldflags": ["-fopenmp"],
+      # -fopenmp-simd: `#pragma omp simd` (adam.cc) without an OpenMP runtime of our own;
+      # -fno-math-errno: std::sqrt without an errno branch, so loops over it vectorize.
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-fopenmp-simd", "-fno-math-errno", "-Wno-unused-parameter"],
       "conditions": [
         ["libtorch==''", {
           "include_dirs": ["/usr/include", "/usr/include/torch/csrc/api/include"],
-          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"]
+          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"],
+          # Debian's libtorch runs on the system's oneDNN (libdnnl-dev): small_map_conv.cc calls it too.
+          "defines": ["RETINAGRADE_SYSTEM_ONEDNN"]
         }, {
           "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
-          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"],
+          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10"],
           "defines": ["_GLIBCXX_USE_CXX11_ABI=<!(node -p \"process.env.LIBTORCH_CXX11_ABI || '1'\")"]
         }]
       ]

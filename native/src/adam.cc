@@ -10,8 +10,8 @@
 // on its own (binding.gyp compiles with -std=c++17, under which GCC contracts nothing).
 // test/torch/adam-step.test.ts holds the two to the bit.
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <cmath>
 
@@ -19,9 +19,6 @@
 
 namespace retinagrade {
 namespace {
-
-// Elements per parallel chunk: below this one thread does the whole parameter (ATen's own grain).
-constexpr int64_t kGrainSize = 32768;
 
 // The step's scalars, each computed by the caller in double and rounded to the tensors' type here,
 // as ATen rounds a Scalar argument.
@@ -43,7 +40,8 @@ inline T Lerp(T self, T end, T weight) {
   return std::abs(weight) < T(0.5) ? std::fma(weight, end - self, self) : end - (end - self) * (T(1) - weight);
 }
 
-// L2 and Decoupled are compile-time so that the loop has no branch and vectorizes.
+// L2 and Decoupled are compile-time so that the loop has no branch and vectorizes. One thread:
+// the pass is bound by memory bandwidth, and a second thread did not shorten it on 2 cores.
 template <bool L2, bool Decoupled, typename T>
 __attribute__((always_inline)) inline void AdamUpdate(T* param, const T* grad, T* expAvg, T* expAvgSq, int64_t begin, int64_t end,
                                                       const AdamScalars<T>& s) {
@@ -113,10 +111,11 @@ Napi::Value AdamStep(const Napi::CallbackInfo& info) {
     const T* g = grad.data_ptr<T>();
     T* m = expAvg.data_ptr<T>();
     T* v = expAvgSq.data_ptr<T>();
-    at::parallel_for(0, param.numel(), kGrainSize, [&](int64_t begin, int64_t end) {
-      AdamUpdatePerIsa(p, g, m, v, begin, end, s);
-    });
+    AdamUpdatePerIsa(p, g, m, v, 0, param.numel(), s);
   });
+  // Written through raw pointers: count the writes as in-place ops do, so that a graph which saved
+  // one of these tensors refuses to backpropagate through the old values.
+  for (const at::Tensor* t : {&param, &expAvg, &expAvgSq}) torch::autograd::impl::bump_version(*t);
   return info.Env().Undefined();
 }
 
