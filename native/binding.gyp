@@ -21,8 +21,11 @@
         ["libtorch==''", {
           "include_dirs": ["/usr/include", "/usr/include/torch/csrc/api/include"],
           "libraries": ["-ltorch", "-ltorch_cpu", "-lc10", "-ldnnl"],
-          # Debian's libtorch runs on the system's oneDNN (libdnnl-dev): small_map_conv.cc calls it too.
-          "defines": ["RETINAGRADE_SYSTEM_ONEDNN"]
+          # Debian's libtorch runs on the system's oneDNN (libdnnl-dev) and OpenMP (libgomp):
+          # small_map_conv.cc calls the one, adam.cc's at::parallel_for runs on the other.
+          "defines": ["RETINAGRADE_SYSTEM_ONEDNN"],
+          "cflags_cc": ["-fopenmp"],
+          "ldflags": ["-fopenmp"]
         }, {
           "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
           "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10"],

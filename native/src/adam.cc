@@ -3,13 +3,15 @@
 // allocates three temporaries; for ResNet-18's 11 M weights that takes about as long as bf16's
 // forward pass.
 //
-// Each element follows the arithmetic of torch.optim.Adam's single-tensor update as ATen's CPU
-// kernels compute it (add with alpha, lerp_, mul_, addcmul_, sqrt, div, add, addcdiv_), rounding
-// for rounding: where those kernels fuse a multiply and an add into one rounding (add's alpha term,
-// lerp and addcmul on CPUs with FMA), so does this, with std::fma; elsewhere each operation rounds
-// on its own (binding.gyp compiles with -std=c++17, under which GCC contracts nothing).
-// test/torch/adam-step.test.ts holds the two to the bit.
+// Each element follows the arithmetic of torch.optim.Adam's single-tensor update as ATen's AVX2
+// and AVX-512 kernels compute it (add with alpha, lerp_, mul_, addcmul_, sqrt, div, add,
+// addcdiv_), rounding for rounding: where those kernels fuse a multiply and an add into one
+// rounding (add's alpha term, lerp, addcmul), so does this, with std::fma; elsewhere each
+// operation rounds on its own (binding.gyp compiles with -std=c++17, under which GCC contracts
+// nothing). test/torch/adam-step.test.ts holds the two to the bit there, and to float32's
+// precision where ATen runs its baseline kernels, which fuse nothing.
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <torch/csrc/autograd/variable.h>
 
@@ -40,8 +42,12 @@ inline T Lerp(T self, T end, T weight) {
   return std::abs(weight) < T(0.5) ? std::fma(weight, end - self, self) : end - (end - self) * (T(1) - weight);
 }
 
-// L2 and Decoupled are compile-time so that the loop has no branch and vectorizes. One thread:
-// the pass is bound by memory bandwidth, and a second thread did not shorten it on 2 cores.
+// Elements per parallel chunk (ATen's own grain). The chunks run on libtorch's OpenMP threads
+// where binding.gyp builds with OpenMP (Debian's libtorch, whose libgomp is the system's); against
+// another libtorch, which carries an OpenMP runtime of its own, on the calling thread.
+constexpr int64_t kGrainSize = 32768;
+
+// L2 and Decoupled are compile-time so that the loop has no branch and vectorizes.
 template <bool L2, bool Decoupled, typename T>
 __attribute__((always_inline)) inline void AdamUpdate(T* param, const T* grad, T* expAvg, T* expAvgSq, int64_t begin, int64_t end,
                                                       const AdamScalars<T>& s) {
@@ -111,7 +117,7 @@ Napi::Value AdamStep(const Napi::CallbackInfo& info) {
     const T* g = grad.data_ptr<T>();
     T* m = expAvg.data_ptr<T>();
     T* v = expAvgSq.data_ptr<T>();
-    AdamUpdatePerIsa(p, g, m, v, 0, param.numel(), s);
+    at::parallel_for(0, param.numel(), kGrainSize, [&](int64_t begin, int64_t end) { AdamUpdatePerIsa(p, g, m, v, begin, end, s); });
   });
   // Written through raw pointers: count the writes as in-place ops do, so that a graph which saved
   // one of these tensors refuses to backpropagate through the old values.
